@@ -1,0 +1,245 @@
+"""The storage contract: what the domain asks of a database, in canonical values.
+
+Adapters turn these calls into one SQL statement each (bound parameters only). Names reaching an
+adapter were already validated by ``domain/names.py``; adapters quote them all the same.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from bastion.domain.query import ir
+from bastion.domain.schema import ClassSchema
+from bastion.domain.types import FieldType
+
+# Columns every class table has, besides its fields.
+BASE_COLUMNS = ("objectId", "createdAt", "updatedAt", "_rperm", "_wperm")
+
+Record = dict[str, Any]
+
+
+# --- update operations, applied atomically inside one UPDATE -------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Set:
+    column: str
+    value: Any  # canonical; None clears the field
+
+
+@dataclass(frozen=True, slots=True)
+class SetPath:
+    """Set (or, with ``delete``, remove) a key inside an Object column: ``{"a.b": 1}``."""
+
+    column: str
+    path: tuple[str, ...]
+    value: Any = None
+    delete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Increment:
+    column: str
+    amount: float | int
+    path: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class AddItems:
+    column: str
+    items: tuple[Any, ...]
+    unique: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveItems:
+    column: str
+    items: tuple[Any, ...]
+
+
+UpdateOp = Set | SetPath | Increment | AddItems | RemoveItems
+
+
+@dataclass(frozen=True, slots=True)
+class FindQuery:
+    where: ir.Node = ir.TRUE
+    order: tuple[ir.OrderKey, ...] = ()
+    limit: int | None = None
+    skip: int = 0
+    columns: tuple[str, ...] | None = None  # None: every column
+
+
+@dataclass(slots=True)
+class Access:
+    """Whose rows a statement may touch: None for the master key, else the ACL entries acted as."""
+
+    acting_as: list[str] | None = None
+    subquery_acting_as: list[str] | None = field(default=None)
+
+    @property
+    def is_master(self) -> bool:
+        return self.acting_as is None
+
+
+MASTER = Access(None)
+
+
+class DuplicateValue(Exception):
+    """A unique index refused the write."""
+
+
+class StorageAdapter(ABC):
+    """One database. Every method is a coroutine and never blocks the event loop."""
+
+    name: str = "storage"
+
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    # --- schema ---------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def load_schemas(self) -> list[dict[str, Any]]:
+        """Every ``_SCHEMA`` document."""
+
+    @abstractmethod
+    async def create_class(self, schema: ClassSchema) -> None:
+        """Create the class table (and join tables of its relations) and its ``_SCHEMA`` row."""
+
+    @abstractmethod
+    async def add_fields(self, schema: ClassSchema, fields: dict[str, FieldType]) -> None:
+        """Add columns for new fields (join tables for relations) and store the new schema."""
+
+    @abstractmethod
+    async def delete_fields(self, schema: ClassSchema, fields: dict[str, FieldType]) -> None:
+        """Drop the columns of deleted fields and store the new schema."""
+
+    @abstractmethod
+    async def save_schema(self, schema: ClassSchema) -> None:
+        """Store the schema document (permissions, index list) without touching tables."""
+
+    @abstractmethod
+    async def create_index(self, class_name: str, name: str, spec: dict[str, Any], unique: bool = False) -> None: ...
+
+    @abstractmethod
+    async def drop_index(self, class_name: str, name: str) -> None: ...
+
+    @abstractmethod
+    async def delete_class(self, class_name: str) -> None:
+        """Drop the table, its join tables and its ``_SCHEMA`` row."""
+
+    @abstractmethod
+    async def purge(self, class_name: str) -> None:
+        """Delete every object of the class, keeping its schema."""
+
+    # --- objects --------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def insert(self, schema: ClassSchema, record: Record) -> None:
+        """Insert one object (canonical values). Raises DuplicateValue on a unique index."""
+
+    @abstractmethod
+    async def update(self, schema: ClassSchema, object_id: str, ops: list[UpdateOp], access: Access,
+                     where: ir.Node = ir.TRUE) -> Record | None:
+        """Apply ops to one object the access may write (and that matches ``where``), atomically.
+
+        Returns the whole record after the update, or None when no such object may be written.
+        """
+
+    @abstractmethod
+    async def delete(self, schema: ClassSchema, object_id: str, access: Access) -> bool: ...
+
+    @abstractmethod
+    async def find(self, schema: ClassSchema, query: FindQuery, access: Access) -> list[Record]: ...
+
+    @abstractmethod
+    async def count(self, schema: ClassSchema, where: ir.Node, access: Access) -> int: ...
+
+    @abstractmethod
+    async def distinct(self, schema: ClassSchema, field: ir.Field, where: ir.Node, access: Access) -> list[Any]: ...
+
+    # --- relations ------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def add_relations(self, owning_class: str, key: str, target_class: str, owning_id: str,
+                            related_ids: list[str]) -> None: ...
+
+    @abstractmethod
+    async def remove_relations(self, owning_class: str, key: str, target_class: str, owning_id: str,
+                               related_ids: list[str]) -> None: ...
+
+    # --- key/value rows of internal classes (config) ---------------------------------------------
+
+    @abstractmethod
+    async def get_config(self) -> dict[str, Any] | None:
+        """The ``_GlobalConfig`` row's ``params`` and ``masterKeyOnly`` (None when unset)."""
+
+    @abstractmethod
+    async def set_config(self, params: dict[str, Any], master_key_only: dict[str, Any]) -> None: ...
+
+
+# --- the meaning of update operations, for adapters that apply them in Python ---------------------
+
+
+def _json_contains(items: list[Any], value: Any) -> bool:
+    from bastion.domain.query.matcher import json_equal
+
+    return any(json_equal(item, value) for item in items)
+
+
+def apply_op(current: Any, op: UpdateOp) -> Any:
+    """The column's new value after ``op``; the SQL adapters must compute exactly this."""
+    if isinstance(op, Set):
+        return op.value
+    if isinstance(op, Increment):
+        if not op.path:
+            base_value = current if isinstance(current, (int, float)) and not isinstance(current, bool) else 0
+            return base_value + op.amount
+        doc = dict(current) if isinstance(current, dict) else {}
+        return _set_path(doc, op.path, lambda old: (old if isinstance(old, (int, float))
+                                                      and not isinstance(old, bool) else 0) + op.amount)
+    if isinstance(op, SetPath):
+        doc = dict(current) if isinstance(current, dict) else {}
+        if op.delete:
+            return _delete_path(doc, op.path)
+        return _set_path(doc, op.path, lambda _old: op.value)
+    items = list(current) if isinstance(current, list) else []
+    if isinstance(op, AddItems):
+        if not op.unique:
+            return items + list(op.items)
+        for item in op.items:
+            if not _json_contains(items, item):
+                items.append(item)
+        return items
+    if isinstance(op, RemoveItems):
+        return [item for item in items if not _json_contains(list(op.items), item)]
+    raise TypeError(f"unknown update op {op!r}")
+
+
+def _set_path(doc: dict[str, Any], path: tuple[str, ...], compute: Any) -> dict[str, Any]:
+    node = doc
+    for key in path[:-1]:
+        child = node.get(key)
+        child = dict(child) if isinstance(child, dict) else {}
+        node[key] = child
+        node = child
+    node[path[-1]] = compute(node.get(path[-1]))
+    return doc
+
+
+def _delete_path(doc: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    node = doc
+    for key in path[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            return doc
+        child = dict(child)
+        node[key] = child
+        node = child
+    node.pop(path[-1], None)
+    return doc

@@ -1,0 +1,129 @@
+"""SQL shared by the SQLite and PostgreSQL adapters: statements, boolean structure, ordering.
+
+A dialect supplies placeholders, parameter encoding and the leaves of the query IR (comparisons,
+arrays, JSON paths, regular expressions); everything else is here. Every leaf compiles to an
+expression that is TRUE or FALSE, never NULL, so that NOT means what the matcher means by it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from bastion.adapters.storage.base import Access, FindQuery
+from bastion.domain.query import ir
+from bastion.domain.schema import ClassSchema
+from bastion.errors import Code, ParseError
+
+MAX_SQL_DEPTH = 64
+
+
+def quote(name: str) -> str:
+    """A quoted identifier. Names were validated upstream; quoting is the second line of defence."""
+    if "\x00" in name:
+        raise ParseError(Code.INVALID_KEY_NAME, "Invalid name.")
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Params:
+    """Collects bound parameters while a statement is built."""
+
+    def __init__(self, dialect: SqlDialect) -> None:
+        self.dialect = dialect
+        self.values: list[Any] = []
+
+    def add(self, value: Any) -> str:
+        self.values.append(value)
+        return self.dialect.placeholder(len(self.values))
+
+
+class SqlDialect(ABC):
+    """How one database spells what the IR means."""
+
+    subquery_access: Access | None = None
+
+    @abstractmethod
+    def placeholder(self, index: int) -> str: ...
+
+    @abstractmethod
+    def leaf(self, node: ir.Node, params: Params, schema_lookup: Any, access: Access) -> str:
+        """SQL for one leaf node (Compare, In, ArrayContains, ContainsAll, ContainedBy, Exists, Regex)."""
+
+    @abstractmethod
+    def read_access(self, access: Access, params: Params, table: str | None = None) -> str:
+        """A predicate admitting the rows ``access`` may read (``TRUE`` for the master key)."""
+
+    @abstractmethod
+    def write_access(self, access: Access, params: Params) -> str: ...
+
+    @abstractmethod
+    def order_term(self, key: ir.OrderKey) -> str: ...
+
+    @abstractmethod
+    def column_value(self, type_name: str, value: Any) -> Any:
+        """A canonical value as the driver wants it bound for a column of that type."""
+
+    def true(self) -> str:
+        return "TRUE"
+
+    def false(self) -> str:
+        return "FALSE"
+
+    # --- structure ------------------------------------------------------------------------------
+
+    def where(self, node: ir.Node, params: Params, schema_lookup: Any, access: Access, depth: int = 0) -> str:
+        if depth > MAX_SQL_DEPTH:
+            raise ParseError(Code.INVALID_QUERY, "Query is nested too deeply.")
+        if isinstance(node, ir.Const):
+            return self.true() if node.value else self.false()
+        if isinstance(node, ir.And):
+            return "(" + " AND ".join(self.where(c, params, schema_lookup, access, depth + 1)
+                                      for c in node.children) + ")"
+        if isinstance(node, ir.Or):
+            return "(" + " OR ".join(self.where(c, params, schema_lookup, access, depth + 1)
+                                     for c in node.children) + ")"
+        if isinstance(node, ir.Not):
+            return "(NOT " + self.where(node.child, params, schema_lookup, access, depth + 1) + ")"
+        if isinstance(node, ir.InSubQuery):
+            return self.in_subquery(node, params, schema_lookup, access, depth)
+        return self.leaf(node, params, schema_lookup, access)
+
+    def in_subquery(self, node: ir.InSubQuery, params: Params, schema_lookup: Any, access: Access,
+                    depth: int) -> str:
+        sub = node.sub
+        table = quote(sub.class_name)
+        inner = self.where(sub.where, params, schema_lookup, access, depth + 1)
+        acl = self.read_access(access, params, table)
+        key_sql = self.subquery_key(sub.key)
+        return self.membership(node.field, f"SELECT {key_sql} FROM {table} WHERE {inner} AND {acl}", params)
+
+    @abstractmethod
+    def subquery_key(self, key: ir.Field) -> str: ...
+
+    @abstractmethod
+    def membership(self, field: ir.Field, select_sql: str, params: Params) -> str:
+        """A predicate that ``field`` (or, for an Array of pointers, one element) is in the select."""
+
+    # --- statements -----------------------------------------------------------------------------
+
+    def select(self, schema: ClassSchema, query: FindQuery, access: Access, schema_lookup: Any,
+               columns: list[str]) -> tuple[str, list[Any]]:
+        params = Params(self)
+        where = self.where(query.where, params, schema_lookup, access)
+        acl = self.read_access(access, params)
+        sql = f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(schema.class_name)} WHERE {where} AND {acl}"
+        if query.order:
+            sql += " ORDER BY " + ", ".join(self.order_term(k) for k in query.order)
+        if query.limit is not None:
+            sql += f" LIMIT {params.add(int(query.limit))}"
+        if query.skip:
+            if query.limit is None:
+                sql += f" LIMIT {params.add(-1) if self.placeholder(1) == '?' else 'ALL'}"
+            sql += f" OFFSET {params.add(int(query.skip))}"
+        return sql, params.values
+
+    def count(self, schema: ClassSchema, where: ir.Node, access: Access, schema_lookup: Any) -> tuple[str, list[Any]]:
+        params = Params(self)
+        predicate = self.where(where, params, schema_lookup, access)
+        acl = self.read_access(access, params)
+        return f"SELECT COUNT(*) FROM {quote(schema.class_name)} WHERE {predicate} AND {acl}", params.values

@@ -1,0 +1,596 @@
+"""SQLite storage: the embedded default. Parse Server's PostgreSQL layout, mirrored.
+
+Tables are one per class with the same column names; arrays, objects and ``_rperm``/``_wperm`` are
+JSON text, dates ISO-8601 text (which sorts as time does), booleans 0/1. Queries run on a small pool
+of reader threads and every write on one writer thread, so the event loop never waits on SQLite
+and writers never contend (WAL lets readers go on meanwhile).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from bastion.adapters.storage.base import (
+    BASE_COLUMNS,
+    Access,
+    DuplicateValue,
+    FindQuery,
+    Record,
+    StorageAdapter,
+    UpdateOp,
+    apply_op,
+)
+from bastion.adapters.storage.sql import Params, SqlDialect, quote
+from bastion.domain.query import ir
+from bastion.domain.query.matcher import compiled_regex
+from bastion.domain.schema import ClassSchema
+from bastion.domain.types import FieldType, format_iso, is_number, parse_iso
+from bastion.errors import Code, ParseError
+
+T = TypeVar("T")
+
+COLUMN_TYPES = {"String": "TEXT", "Number": "REAL", "Boolean": "INTEGER", "Date": "TEXT"}
+JSON_TYPES = frozenset({"Object", "Array", "GeoPoint", "Polygon"})
+INDEX_NAME = re.compile(r"^[A-Za-z0-9_]{1,63}\Z")
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _sqlite_regex(pattern: str, flags: int, value: Any) -> int:
+    if not isinstance(value, str):
+        return 0
+    regex = compiled_regex(pattern, bool(flags & 1), bool(flags & 2), bool(flags & 4))
+    return 1 if regex.search(value) else 0
+
+
+def json_path(path: tuple[str, ...]) -> str:
+    return "$" + "".join('."' + part + '"' for part in path)
+
+
+class SqliteDialect(SqlDialect):
+    def placeholder(self, index: int) -> str:
+        return "?"
+
+    def true(self) -> str:
+        return "1"
+
+    def false(self) -> str:
+        return "0"
+
+    def column_value(self, type_name: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if type_name == "Date":
+            return format_iso(value) if isinstance(value, datetime) else value
+        if type_name == "Boolean":
+            return 1 if value else 0
+        if type_name in JSON_TYPES:
+            return dumps(value)
+        if type_name == "Number":
+            return float(value)
+        return value
+
+    # --- access ---------------------------------------------------------------------------------
+
+    def _perm_predicate(self, column: str, access: Access, params: Params, table: str | None) -> str:
+        if access.acting_as is None:
+            return "1"
+        col = f"{table}.{quote(column)}" if table else quote(column)
+        marks = ", ".join(params.add(entry) for entry in access.acting_as)
+        if not marks:
+            return f"({col} IS NULL)"
+        return f"({col} IS NULL OR EXISTS (SELECT 1 FROM json_each({col}) WHERE json_each.value IN ({marks})))"
+
+    def read_access(self, access: Access, params: Params, table: str | None = None) -> str:
+        return self._perm_predicate("_rperm", access, params, table)
+
+    def write_access(self, access: Access, params: Params) -> str:
+        return self._perm_predicate("_wperm", access, params, None)
+
+    def order_term(self, key: ir.OrderKey) -> str:
+        expr = self.value_expr(key.field)
+        if key.descending:
+            return f"({expr} IS NULL) DESC, {expr} DESC"
+        return f"({expr} IS NULL), {expr}"
+
+    def value_expr(self, field: ir.Field) -> str:
+        col = quote(field.column)
+        if not field.path:
+            return col
+        return f"json_extract({col}, '{json_path(field.path)}')"
+
+    # --- leaves ---------------------------------------------------------------------------------
+
+    def leaf(self, node: ir.Node, params: Params, schema_lookup: Any, access: Access) -> str:
+        if isinstance(node, ir.Compare):
+            return self.compare(node, params)
+        if isinstance(node, ir.In):
+            return self.in_values(node, params)
+        if isinstance(node, ir.ArrayContains):
+            return self.array_any(node.field, (node.value,), params)
+        if isinstance(node, ir.ContainsAll):
+            checks = [self.array_any(node.field, (value,), params) for value in node.values]
+            return "(" + " AND ".join([f"json_type({quote(node.field.column)}) = 'array'", *checks]) + ")"
+        if isinstance(node, ir.ContainedBy):
+            col = quote(node.field.column)
+            inside = self.json_item_in("j", node.values, params)
+            return f"(json_type({col}) = 'array' AND NOT EXISTS (SELECT 1 FROM json_each({col}) j WHERE NOT {inside}))"
+        if isinstance(node, ir.Exists):
+            if node.field.path:
+                jt = self.json_type_expr(node.field, params)
+                return f"({jt} IS NOT NULL AND {jt} != 'null')"
+            return f"({quote(node.field.column)} IS NOT NULL)"
+        if isinstance(node, ir.Regex):
+            flags = (1 if node.ignore_case else 0) | (2 if node.multiline else 0) | (4 if node.extended else 0)
+            value = self.value_expr(node.field)
+            guard = f"{self.json_type_expr(node.field, params)} = 'text' AND " if node.field.path else ""
+            return f"({guard}bastion_regex({params.add(node.pattern)}, {flags}, {value}) = 1)"
+        raise ParseError(Code.INVALID_QUERY, f"unsupported query node {type(node).__name__}")
+
+    def json_type_expr(self, field: ir.Field, params: Params) -> str:
+        return f"json_type({quote(field.column)}, '{json_path(field.path)}')"
+
+    def compare(self, node: ir.Compare, params: Params) -> str:
+        field = node.field
+        if field.path:
+            return self.compare_json(node, params)
+        col = quote(field.column)
+        if node.value is None:
+            return f"({col} IS NULL)" if node.op == ir.EQ else f"({col} IS NOT NULL)"
+        value = params.add(self.column_value(field.type, node.value))
+        if node.op == ir.EQ:
+            return f"({col} IS NOT NULL AND {col} = {value})"
+        if node.op == ir.NE:
+            return f"({col} IS NULL OR {col} != {value})"
+        sql_op = {ir.LT: "<", ir.LTE: "<=", ir.GT: ">", ir.GTE: ">="}[node.op]
+        return f"({col} IS NOT NULL AND {col} {sql_op} {value})"
+
+    def compare_json(self, node: ir.Compare, params: Params) -> str:
+        jt = self.json_type_expr(node.field, params)
+        if node.value is None:
+            is_null = f"({jt} IS NULL OR {jt} = 'null')"
+            return is_null if node.op == ir.EQ else f"(NOT {is_null})"
+        if node.op in (ir.EQ, ir.NE):
+            equal = self.json_scalar_equals(jt, self.value_expr(node.field), node.value, params)
+            return equal if node.op == ir.EQ else f"(NOT {equal})"
+        sql_op = {ir.LT: "<", ir.LTE: "<=", ir.GT: ">", ir.GTE: ">="}[node.op]
+        kinds = "('integer', 'real')" if is_number(node.value) else "('text')"
+        return f"(COALESCE({jt} IN {kinds}, 0) AND {self.value_expr(node.field)} {sql_op} {params.add(node.value)})"
+
+    def json_scalar_equals(self, type_expr: str, value_expr: str, value: Any, params: Params) -> str:
+        """``value_expr`` (a JSON value split into SQL value and json type) equals ``value``."""
+        if isinstance(value, bool):
+            return f"COALESCE({type_expr} = '{'true' if value else 'false'}', 0)"
+        if is_number(value):
+            return f"COALESCE({type_expr} IN ('integer', 'real') AND {value_expr} = {params.add(value)}, 0)"
+        if isinstance(value, str):
+            return f"COALESCE({type_expr} = 'text' AND {value_expr} = {params.add(value)}, 0)"
+        if isinstance(value, (dict, list)):
+            kind = "object" if isinstance(value, dict) else "array"
+            return f"COALESCE({type_expr} = '{kind}' AND json({value_expr}) = json({params.add(dumps(value))}), 0)"
+        return "0"
+
+    def json_item_in(self, alias: str, values: tuple[Any, ...], params: Params) -> str:
+        if not values:
+            return "0"
+        parts = [self.json_scalar_equals(f"{alias}.type", f"{alias}.value", v, params) for v in values]
+        return "(" + " OR ".join(parts) + ")"
+
+    def array_any(self, field: ir.Field, values: tuple[Any, ...], params: Params) -> str:
+        col = quote(field.column)
+        inside = self.json_item_in("j", values, params)
+        return f"(json_type({col}) = 'array' AND EXISTS (SELECT 1 FROM json_each({col}) j WHERE {inside}))"
+
+    def in_values(self, node: ir.In, params: Params) -> str:
+        field = node.field
+        if not node.values:
+            return "0"
+        if field.type == "Array" and not field.path:
+            return self.array_any(field, node.values, params)
+        if field.path:
+            jt = self.json_type_expr(field, params)
+            value = self.value_expr(field)
+            return "(" + " OR ".join(self.json_scalar_equals(jt, value, v, params) for v in node.values) + ")"
+        col = quote(field.column)
+        marks = ", ".join(params.add(self.column_value(field.type, v)) for v in node.values)
+        return f"({col} IS NOT NULL AND {col} IN ({marks}))"
+
+    def subquery_key(self, key: ir.Field) -> str:
+        return self.value_expr(key)
+
+    def membership(self, field: ir.Field, select_sql: str, params: Params) -> str:
+        col = quote(field.column)
+        if field.type == "Array" and not field.path:
+            return (f"(json_type({col}) = 'array' AND EXISTS (SELECT 1 FROM json_each({col}) j "
+                    f"WHERE json_extract(j.value, '$.objectId') IN ({select_sql})))")
+        return f"({col} IS NOT NULL AND {col} IN ({select_sql}))"
+
+
+class SqliteStorage(StorageAdapter):
+    name = "sqlite"
+
+    def __init__(self, path: str | Path, readers: int = 4) -> None:
+        self.path = str(path)
+        self.dialect = SqliteDialect()
+        self._readers = readers
+        self._read_pool: ThreadPoolExecutor | None = None
+        self._write_pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self.schema_lookup: Callable[[str], ClassSchema | None] = lambda _name: None
+
+    # --- threads and connections ----------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=OFF")
+            conn.create_function("bastion_regex", 3, _sqlite_regex, deterministic=True)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._read_pool is not None, "storage is not open"
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._read_pool, lambda: fn(self._connection()))
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._write_pool is not None, "storage is not open"
+
+        def run() -> T:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._write_pool, run)
+
+    async def open(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._read_pool = ThreadPoolExecutor(self._readers, thread_name_prefix="sqlite-read")
+        self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-write")
+
+        def init(conn: sqlite3.Connection) -> None:
+            conn.execute('CREATE TABLE IF NOT EXISTS "_SCHEMA" ("className" TEXT PRIMARY KEY, '
+                         '"schema" TEXT, "isParseClass" INTEGER)')
+            conn.execute('CREATE TABLE IF NOT EXISTS "_GlobalConfig" ("objectId" TEXT PRIMARY KEY, '
+                         '"params" TEXT, "masterKeyOnly" TEXT)')
+
+        await self._write(init)
+
+    async def close(self) -> None:
+        for pool in (self._read_pool, self._write_pool):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+    # --- encoding -------------------------------------------------------------------------------
+
+    def _encode_record(self, schema: ClassSchema, record: Record) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for column, value in record.items():
+            if column in ("_rperm", "_wperm"):
+                out[column] = dumps(value) if value is not None else None
+            elif column in ("createdAt", "updatedAt"):
+                out[column] = self.dialect.column_value("Date", value)
+            else:
+                ft = schema.fields.get(column)
+                out[column] = self.dialect.column_value(ft.type if ft else "String", value)
+        return out
+
+    def _decode_row(self, schema: ClassSchema, columns: list[str], row: tuple[Any, ...]) -> Record:
+        record: Record = {}
+        for column, value in zip(columns, row, strict=True):
+            if value is None:
+                record[column] = None
+            elif column in ("_rperm", "_wperm"):
+                record[column] = orjson.loads(value)
+            elif column in ("createdAt", "updatedAt"):
+                record[column] = parse_iso(value)
+            else:
+                ft = schema.fields.get(column)
+                record[column] = self._decode_value(ft, value)
+        return record
+
+    @staticmethod
+    def _decode_value(ft: FieldType | None, value: Any) -> Any:
+        kind = ft.type if ft else "String"
+        if kind == "Date":
+            return parse_iso(value)
+        if kind == "Boolean":
+            return bool(value)
+        if kind == "GeoPoint":
+            lat, lng = orjson.loads(value)
+            return (lat, lng)
+        if kind in JSON_TYPES:
+            return orjson.loads(value)
+        return value
+
+    def _columns(self, schema: ClassSchema) -> list[str]:
+        cols = list(BASE_COLUMNS)
+        cols.extend(name for name, ft in schema.fields.items()
+                    if name not in BASE_COLUMNS and ft.type not in ("Relation", "ACL"))
+        return cols
+
+    # --- schema ---------------------------------------------------------------------------------
+
+    async def load_schemas(self) -> list[dict[str, Any]]:
+        rows = await self._read(lambda c: c.execute('SELECT "schema" FROM "_SCHEMA"').fetchall())
+        return [orjson.loads(row[0]) for row in rows]
+
+    @staticmethod
+    def _column_ddl(name: str, ft: FieldType) -> str:
+        return f"{quote(name)} {COLUMN_TYPES.get(ft.type, 'TEXT')}"
+
+    @staticmethod
+    def _join_ddl(class_name: str, key: str, target: str | None) -> str:
+        table = quote(f"_Join:{key}:{class_name}")
+        return (f'CREATE TABLE IF NOT EXISTS {table} ("relatedId" TEXT NOT NULL, "owningId" TEXT NOT NULL, '
+                f'PRIMARY KEY ("relatedId", "owningId"))')
+
+    async def create_class(self, schema: ClassSchema) -> None:
+        columns = ['"objectId" TEXT PRIMARY KEY', '"createdAt" TEXT', '"updatedAt" TEXT',
+                   '"_rperm" TEXT', '"_wperm" TEXT']
+        for name, ft in schema.fields.items():
+            if name in BASE_COLUMNS or ft.type in ("Relation", "ACL"):
+                continue
+            columns.append(self._column_ddl(name, ft))
+        doc = dumps(schema.to_storage())
+
+        def run(conn: sqlite3.Connection) -> None:
+            exists = conn.execute('SELECT 1 FROM "_SCHEMA" WHERE "className" = ?', (schema.class_name,)).fetchone()
+            if exists:
+                raise ParseError(Code.INVALID_CLASS_NAME, f"Class {schema.class_name} already exists.")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {quote(schema.class_name)} ({', '.join(columns)})")
+            for name, ft in schema.relation_fields().items():
+                conn.execute(self._join_ddl(schema.class_name, name, ft.target_class))
+            conn.execute('INSERT INTO "_SCHEMA" ("className", "schema", "isParseClass") VALUES (?, ?, 1)',
+                         (schema.class_name, doc))
+
+        await self._write(run)
+
+    async def add_fields(self, schema: ClassSchema, fields: dict[str, FieldType]) -> None:
+        doc = dumps(schema.to_storage())
+
+        def run(conn: sqlite3.Connection) -> None:
+            existing = {row[1] for row in conn.execute(f"PRAGMA table_info({quote(schema.class_name)})")}
+            for name, ft in fields.items():
+                if ft.type == "Relation":
+                    conn.execute(self._join_ddl(schema.class_name, name, ft.target_class))
+                elif ft.type != "ACL" and name not in existing:
+                    conn.execute(f"ALTER TABLE {quote(schema.class_name)} ADD COLUMN {self._column_ddl(name, ft)}")
+            conn.execute('UPDATE "_SCHEMA" SET "schema" = ? WHERE "className" = ?', (doc, schema.class_name))
+
+        await self._write(run)
+
+    async def delete_fields(self, schema: ClassSchema, fields: dict[str, FieldType]) -> None:
+        doc = dumps(schema.to_storage())
+
+        def run(conn: sqlite3.Connection) -> None:
+            for name, ft in fields.items():
+                if ft.type == "Relation":
+                    conn.execute(f"DROP TABLE IF EXISTS {quote(f'_Join:{name}:{schema.class_name}')}")
+                else:
+                    for (index_name,) in conn.execute(
+                        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql LIKE ?",
+                        (schema.class_name, f'%"{name}"%'),
+                    ).fetchall():
+                        conn.execute(f"DROP INDEX IF EXISTS {quote(index_name)}")
+                    conn.execute(f"ALTER TABLE {quote(schema.class_name)} DROP COLUMN {quote(name)}")
+            conn.execute('UPDATE "_SCHEMA" SET "schema" = ? WHERE "className" = ?', (doc, schema.class_name))
+
+        await self._write(run)
+
+    async def save_schema(self, schema: ClassSchema) -> None:
+        doc = dumps(schema.to_storage())
+        await self._write(lambda c: c.execute('UPDATE "_SCHEMA" SET "schema" = ? WHERE "className" = ?',
+                                              (doc, schema.class_name)))
+
+    async def create_index(self, class_name: str, name: str, spec: dict[str, Any], unique: bool = False) -> None:
+        if not INDEX_NAME.match(name):
+            raise ParseError(Code.INVALID_QUERY, f"Invalid index name: {name[:64]}")
+        terms = []
+        for column, direction in spec.items():
+            if direction == "text":
+                continue
+            terms.append(f"{quote(column)} {'DESC' if direction == -1 else 'ASC'}")
+        if not terms:
+            return
+        kind = "UNIQUE INDEX" if unique else "INDEX"
+        sql = (f"CREATE {kind} IF NOT EXISTS {quote(class_name + '_' + name)} "
+               f"ON {quote(class_name)} ({', '.join(terms)})")
+
+        def run(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(sql)
+            except sqlite3.IntegrityError:
+                raise ParseError(Code.DUPLICATE_VALUE,
+                                 "A duplicate value for a field with unique values was provided") from None
+
+        await self._write(run)
+
+    async def drop_index(self, class_name: str, name: str) -> None:
+        await self._write(lambda c: c.execute(f"DROP INDEX IF EXISTS {quote(class_name + '_' + name)}"))
+
+    async def delete_class(self, class_name: str) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(f"DROP TABLE IF EXISTS {quote(class_name)}")
+            prefix = "_Join:"
+            suffix = ":" + class_name
+            for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+                if table.startswith(prefix) and table.endswith(suffix):
+                    conn.execute(f"DROP TABLE IF EXISTS {quote(table)}")
+            conn.execute('DELETE FROM "_SCHEMA" WHERE "className" = ?', (class_name,))
+
+        await self._write(run)
+
+    async def purge(self, class_name: str) -> None:
+        await self._write(lambda c: c.execute(f"DELETE FROM {quote(class_name)}"))
+
+    # --- objects --------------------------------------------------------------------------------
+
+    async def insert(self, schema: ClassSchema, record: Record) -> None:
+        row = self._encode_record(schema, record)
+        cols = list(row)
+        sql = (f"INSERT INTO {quote(schema.class_name)} ({', '.join(quote(c) for c in cols)}) "
+               f"VALUES ({', '.join('?' for _ in cols)})")
+        values = tuple(row.values())
+
+        def run(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(sql, values)
+            except sqlite3.IntegrityError as exc:
+                raise DuplicateValue(str(exc)) from None
+
+        await self._write(run)
+
+    async def update(self, schema: ClassSchema, object_id: str, ops: list[UpdateOp], access: Access,
+                     where: ir.Node = ir.TRUE) -> Record | None:
+        columns = self._columns(schema)
+        params = Params(self.dialect)
+        object_mark = params.add(object_id)
+        predicate = self.dialect.where(where, params, self.schema_lookup, access)
+        acl = self.dialect.write_access(access, params)
+        select = (f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(schema.class_name)} "
+                  f'WHERE "objectId" = {object_mark} AND {predicate} AND {acl}')
+        select_params = tuple(params.values)
+
+        def run(conn: sqlite3.Connection) -> Record | None:
+            row = conn.execute(select, select_params).fetchone()
+            if row is None:
+                return None
+            record = self._decode_row(schema, columns, row)
+            changed: dict[str, Any] = {}
+            for op in ops:
+                record[op.column] = apply_op(record.get(op.column), op)
+                changed[op.column] = record[op.column]
+            if changed:
+                encoded = self._encode_record(schema, changed)
+                sets = ", ".join(f"{quote(c)} = ?" for c in encoded)
+                try:
+                    conn.execute(f'UPDATE {quote(schema.class_name)} SET {sets} WHERE "objectId" = ?',
+                                 (*encoded.values(), object_id))
+                except sqlite3.IntegrityError as exc:
+                    raise DuplicateValue(str(exc)) from None
+            return record
+
+        return await self._write(run)
+
+    async def delete(self, schema: ClassSchema, object_id: str, access: Access) -> bool:
+        params = Params(self.dialect)
+        mark = params.add(object_id)
+        acl = self.dialect.write_access(access, params)
+        sql = f'DELETE FROM {quote(schema.class_name)} WHERE "objectId" = {mark} AND {acl}'
+        values = tuple(params.values)
+        return bool(await self._write(lambda c: c.execute(sql, values).rowcount))
+
+    async def find(self, schema: ClassSchema, query: FindQuery, access: Access) -> list[Record]:
+        columns = self._columns(schema) if query.columns is None else list(query.columns)
+        sql, values = self.dialect.select(schema, query, access, self.schema_lookup, columns)
+        rows = await self._read(lambda c: c.execute(sql, values).fetchall())
+        return [self._decode_row(schema, columns, row) for row in rows]
+
+    async def count(self, schema: ClassSchema, where: ir.Node, access: Access) -> int:
+        sql, values = self.dialect.count(schema, where, access, self.schema_lookup)
+        row = await self._read(lambda c: c.execute(sql, values).fetchone())
+        return int(row[0])
+
+    async def distinct(self, schema: ClassSchema, field: ir.Field, where: ir.Node, access: Access) -> list[Any]:
+        params = Params(self.dialect)
+        predicate = self.dialect.where(where, params, self.schema_lookup, access)
+        acl = self.dialect.read_access(access, params)
+        table = quote(schema.class_name)
+        expr = self.dialect.value_expr(field)
+        if field.type == "Array" and not field.path:
+            sql = (f"SELECT DISTINCT j.value, j.type FROM {table}, json_each({table}.{quote(field.column)}) j "
+                   f"WHERE {predicate} AND {acl}")
+        elif field.path:
+            sql = (f"SELECT DISTINCT {expr}, json_type({quote(field.column)}, '{json_path(field.path)}') "
+                   f"FROM {table} WHERE {predicate} AND {acl} AND {expr} IS NOT NULL")
+        else:
+            sql = f"SELECT DISTINCT {expr} FROM {table} WHERE {predicate} AND {acl} AND {expr} IS NOT NULL"
+        values = params.values
+        rows = await self._read(lambda c: c.execute(sql, values).fetchall())
+        if field.type == "Array" or field.path:
+            return [_json_cell(value, kind) for value, kind in rows]
+        ft = schema.fields.get(field.column)
+        return [self._decode_value(ft, row[0]) for row in rows]
+
+    # --- relations ------------------------------------------------------------------------------
+
+    async def add_relations(self, owning_class: str, key: str, target_class: str, owning_id: str,
+                            related_ids: list[str]) -> None:
+        table = quote(f"_Join:{key}:{owning_class}")
+        rows = [(related, owning_id) for related in related_ids]
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(self._join_ddl(owning_class, key, target_class))
+            conn.executemany(f'INSERT OR IGNORE INTO {table} ("relatedId", "owningId") VALUES (?, ?)', rows)
+
+        await self._write(run)
+
+    async def remove_relations(self, owning_class: str, key: str, target_class: str, owning_id: str,
+                               related_ids: list[str]) -> None:
+        table = quote(f"_Join:{key}:{owning_class}")
+        rows = [(related, owning_id) for related in related_ids]
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(self._join_ddl(owning_class, key, target_class))
+            conn.executemany(f'DELETE FROM {table} WHERE "relatedId" = ? AND "owningId" = ?', rows)
+
+        await self._write(run)
+
+    # --- config ---------------------------------------------------------------------------------
+
+    async def get_config(self) -> dict[str, Any] | None:
+        row = await self._read(lambda c: c.execute(
+            'SELECT "params", "masterKeyOnly" FROM "_GlobalConfig" WHERE "objectId" = \'1\'').fetchone())
+        if row is None:
+            return None
+        return {"params": orjson.loads(row[0] or "{}"), "masterKeyOnly": orjson.loads(row[1] or "{}")}
+
+    async def set_config(self, params: dict[str, Any], master_key_only: dict[str, Any]) -> None:
+        values = (dumps(params), dumps(master_key_only))
+        await self._write(lambda c: c.execute(
+            'INSERT INTO "_GlobalConfig" ("objectId", "params", "masterKeyOnly") VALUES (\'1\', ?, ?) '
+            'ON CONFLICT ("objectId") DO UPDATE SET "params" = excluded."params", '
+            '"masterKeyOnly" = excluded."masterKeyOnly"', values))
+
+
+def _json_cell(value: Any, kind: str) -> Any:
+    if kind in ("object", "array"):
+        return orjson.loads(value)
+    if kind == "true":
+        return True
+    if kind == "false":
+        return False
+    if kind == "integer" or kind == "real":
+        return value
+    return value

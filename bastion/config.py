@@ -1,0 +1,141 @@
+"""Settings: one typed source for flags, ``BASTION_*`` environment variables and defaults."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+KEYS_FILE = "keys.json"
+
+
+@dataclass(slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 1337
+    mount: str = "/parse"
+    app_id: str | None = None
+    master_key: str | None = None
+    read_only_master_key: str | None = None
+    javascript_key: str | None = None
+    rest_key: str | None = None
+    client_key: str | None = None
+    database: str | None = None
+    data_dir: Path = field(default_factory=lambda: Path("bastion-data"))
+    workers: int = 1
+    server_url: str | None = None
+    allow_client_class_creation: bool = False
+    max_body_bytes: int = 20 * 1024 * 1024
+    max_limit: int | None = None
+    max_include_depth: int = 5
+    max_or_breadth: int = 100
+    max_query_depth: int = 10
+    max_regex_length: int = 1000
+    max_batch_requests: int = 50
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        mount = "/" + self.mount.strip("/")
+        self.mount = "" if mount == "/" else mount
+
+    @property
+    def database_url(self) -> str:
+        return self.database or f"sqlite:///{(self.data_dir / 'bastion.db').resolve()}"
+
+    @property
+    def public_url(self) -> str:
+        if self.server_url:
+            return self.server_url.rstrip("/")
+        host = "localhost" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}{self.mount}"
+
+    def ensure_keys(self) -> bool:
+        """Fill a missing app id or master key from the data dir, generating them once.
+
+        Returns True when keys were generated now (the CLI then prints them prominently).
+        """
+        if self.app_id and self.master_key:
+            return False
+        path = self.data_dir / KEYS_FILE
+        stored: dict[str, str] = {}
+        if path.exists():
+            stored = json.loads(path.read_text())
+        generated = False
+        if not stored.get("appId") or not stored.get("masterKey"):
+            stored = {"appId": secrets.token_hex(12), "masterKey": secrets.token_urlsafe(30)}
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(stored, indent=2) + "\n")
+            path.chmod(0o600)
+            generated = True
+        self.app_id = self.app_id or stored["appId"]
+        self.master_key = self.master_key or stored["masterKey"]
+        return generated
+
+    @property
+    def client_keys(self) -> dict[str, str]:
+        keys = {"javascript": self.javascript_key, "rest": self.rest_key, "client": self.client_key}
+        return {name: value for name, value in keys.items() if value}
+
+
+# Settings that flags and BASTION_* variables can set, with how to read them from text.
+ENV_FIELDS: dict[str, type] = {
+    "host": str,
+    "port": int,
+    "mount": str,
+    "app_id": str,
+    "master_key": str,
+    "read_only_master_key": str,
+    "javascript_key": str,
+    "rest_key": str,
+    "client_key": str,
+    "database": str,
+    "data_dir": str,
+    "workers": int,
+    "server_url": str,
+    "allow_client_class_creation": bool,
+    "max_body_bytes": int,
+    "max_limit": int,
+    "max_include_depth": int,
+    "max_or_breadth": int,
+    "max_query_depth": int,
+    "max_regex_length": int,
+    "max_batch_requests": int,
+    "log_level": str,
+}
+
+
+def _parse_env(kind: type, text: str) -> object:
+    if kind is bool:
+        return text.strip().lower() in ("1", "true", "yes", "on")
+    if kind is int:
+        return int(text)
+    return text
+
+
+def settings_from_env(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    import os
+
+    env = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    for name, kind in ENV_FIELDS.items():
+        text = env.get("BASTION_" + name.upper())
+        if text is not None and text != "":
+            values[name] = _parse_env(kind, text)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def settings_to_env(settings: Settings) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for name in ENV_FIELDS:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            env["BASTION_" + name.upper()] = "true" if value else "false"
+        else:
+            env["BASTION_" + name.upper()] = str(value)
+    env["BASTION_MOUNT"] = settings.mount or "/"
+    return env

@@ -1,0 +1,38 @@
+"""Who a request acts as: the master key, a user with roles, or the public."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from bastion.adapters.storage.base import Access
+
+
+@dataclass(slots=True)
+class Auth:
+    is_master: bool = False
+    is_read_only: bool = False
+    user: dict[str, Any] | None = None
+    roles: list[str] = field(default_factory=list)
+    installation_id: str | None = None
+
+    @property
+    def user_id(self) -> str | None:
+        return self.user.get("objectId") if self.user else None
+
+    def acting_as(self) -> list[str] | None:
+        """The ACL entries this request acts as; None for the master key (everything)."""
+        if self.is_master:
+            return None
+        entries = ["*"]
+        if self.user_id:
+            entries.append(self.user_id)
+        entries.extend("role:" + name for name in self.roles)
+        return entries
+
+    def access(self) -> Access:
+        return Access(self.acting_as())
+
+
+MASTER_AUTH = Auth(is_master=True)
+PUBLIC_AUTH = Auth()

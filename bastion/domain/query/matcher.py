@@ -1,0 +1,161 @@
+"""The in-memory meaning of the query IR, for LiveQuery, triggers and tests.
+
+Records are in canonical form (``domain/codec.py``). The SQL compilers must agree with this file;
+the differential tests hold them to it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from typing import Any
+
+from bastion.domain.query import ir
+from bastion.domain.types import is_number
+
+SubQueryValues = Callable[[ir.SubQuery], set[Any] | list[Any]]
+
+
+def _missing(_sub: ir.SubQuery) -> list[Any]:
+    raise NotImplementedError("this matcher cannot evaluate subqueries")
+
+
+def json_equal(a: Any, b: Any) -> bool:
+    """JSON equality: numbers by value, booleans distinct from numbers, objects by keys."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if is_number(a) or is_number(b):
+        return is_number(a) and is_number(b) and a == b
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return (isinstance(b, (list, tuple)) and len(a) == len(b)
+                and all(json_equal(x, y) for x, y in zip(a, b, strict=True)))
+    return type(a) is type(b) and a == b
+
+
+def field_value(record: Mapping[str, Any], field: ir.Field) -> Any:
+    value = record.get(field.column)
+    for key in field.path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _orderable(a: Any, b: Any) -> bool:
+    if is_number(a) and is_number(b):
+        return True
+    return type(a) is type(b) and not isinstance(a, (bool, dict, list))
+
+
+@lru_cache(maxsize=512)
+def compiled_regex(pattern: str, ignore_case: bool, multiline: bool, extended: bool) -> re.Pattern[str]:
+    # DOTALL: PostgreSQL's regular expressions let "." match a newline, and so does Bastion.
+    flags = re.DOTALL
+    if ignore_case:
+        flags |= re.IGNORECASE
+    if multiline:
+        flags |= re.MULTILINE
+    if extended:
+        flags |= re.VERBOSE
+    return re.compile(pattern, flags)
+
+
+class Matcher:
+    def __init__(self, subquery_values: SubQueryValues = _missing) -> None:
+        self.subquery_values = subquery_values
+        self._sub_cache: dict[ir.SubQuery, list[Any]] = {}
+
+    def matches(self, node: ir.Node, record: Mapping[str, Any]) -> bool:
+        method = getattr(self, "_" + type(node).__name__)
+        return bool(method(node, record))
+
+    def _Const(self, node: ir.Const, record: Mapping[str, Any]) -> bool:
+        return node.value
+
+    def _And(self, node: ir.And, record: Mapping[str, Any]) -> bool:
+        return all(self.matches(child, record) for child in node.children)
+
+    def _Or(self, node: ir.Or, record: Mapping[str, Any]) -> bool:
+        return any(self.matches(child, record) for child in node.children)
+
+    def _Not(self, node: ir.Not, record: Mapping[str, Any]) -> bool:
+        return not self.matches(node.child, record)
+
+    def _Compare(self, node: ir.Compare, record: Mapping[str, Any]) -> bool:
+        value = field_value(record, node.field)
+        if node.op == ir.EQ:
+            return value is None if node.value is None else value is not None and json_equal(value, node.value)
+        if node.op == ir.NE:
+            if node.value is None:
+                return value is not None
+            return value is None or not json_equal(value, node.value)
+        if value is None or not _orderable(value, node.value):
+            return False
+        if node.op == ir.LT:
+            return value < node.value
+        if node.op == ir.LTE:
+            return value <= node.value
+        if node.op == ir.GT:
+            return value > node.value
+        return value >= node.value
+
+    def _In(self, node: ir.In, record: Mapping[str, Any]) -> bool:
+        value = field_value(record, node.field)
+        if value is None:
+            return False
+        if node.field.type == "Array" and not node.field.path:
+            return isinstance(value, list) and any(json_equal(v, c) for v in value for c in node.values)
+        return any(json_equal(value, c) for c in node.values)
+
+    def _ArrayContains(self, node: ir.ArrayContains, record: Mapping[str, Any]) -> bool:
+        value = field_value(record, node.field)
+        return isinstance(value, list) and any(json_equal(v, node.value) for v in value)
+
+    def _ContainsAll(self, node: ir.ContainsAll, record: Mapping[str, Any]) -> bool:
+        value = field_value(record, node.field)
+        if not isinstance(value, list):
+            return False
+        return all(any(json_equal(v, c) for v in value) for c in node.values)
+
+    def _ContainedBy(self, node: ir.ContainedBy, record: Mapping[str, Any]) -> bool:
+        value = field_value(record, node.field)
+        if not isinstance(value, list):
+            return False
+        return all(any(json_equal(v, c) for c in node.values) for v in value)
+
+    def _Exists(self, node: ir.Exists, record: Mapping[str, Any]) -> bool:
+        return field_value(record, node.field) is not None
+
+    def _Regex(self, node: ir.Regex, record: Mapping[str, Any]) -> bool:
+        value = field_value(record, node.field)
+        if not isinstance(value, str):
+            return False
+        pattern = compiled_regex(node.pattern, node.ignore_case, node.multiline, node.extended)
+        return pattern.search(value) is not None
+
+    def _InSubQuery(self, node: ir.InSubQuery, record: Mapping[str, Any]) -> bool:
+        value = field_value(record, node.field)
+        if value is None:
+            return False
+        if node.sub not in self._sub_cache:
+            self._sub_cache[node.sub] = list(self.subquery_values(node.sub))
+        candidates = self._sub_cache[node.sub]
+        if node.field.type == "Array" and not node.field.path:
+            if not isinstance(value, list):
+                return False
+            ids = [_pointer_id(v) for v in value]
+            return any(i is not None and any(json_equal(i, c) for c in candidates) for i in ids)
+        return any(json_equal(value, c) for c in candidates)
+
+
+def _pointer_id(value: Any) -> Any:
+    if isinstance(value, dict) and value.get("__type") == "Pointer":
+        return value.get("objectId")
+    return value
+
+
+def matches(node: ir.Node, record: Mapping[str, Any], subquery_values: SubQueryValues = _missing) -> bool:
+    return Matcher(subquery_values).matches(node, record)

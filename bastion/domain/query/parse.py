@@ -1,0 +1,424 @@
+"""Parse ``where`` JSON into the query IR, validating names, operators, types and limits."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bastion.domain.codec import to_canonical
+from bastion.domain.names import field_name_is_valid
+from bastion.domain.query import ir
+from bastion.domain.schema import ClassSchema
+from bastion.domain.types import FieldType, infer_type, is_number, parse_iso
+from bastion.errors import Code, ParseError
+
+SchemaLookup = Callable[[str], ClassSchema | None]
+
+COMPARATORS = {"$lt": ir.LT, "$lte": ir.LTE, "$gt": ir.GT, "$gte": ir.GTE, "$ne": ir.NE, "$eq": ir.EQ}
+FIELD_OPERATORS = frozenset(
+    {
+        *COMPARATORS,
+        "$in",
+        "$nin",
+        "$exists",
+        "$all",
+        "$containedBy",
+        "$regex",
+        "$options",
+        "$inQuery",
+        "$notInQuery",
+        "$select",
+        "$dontSelect",
+    }
+)
+ORDERABLE = frozenset({"String", "Number", "Date", "Json"})
+
+
+@dataclass(frozen=True, slots=True)
+class QueryLimits:
+    max_or_breadth: int = 100
+    max_depth: int = 10
+    max_in_values: int = 10_000
+    max_regex_length: int = 1_000
+
+
+class _Parser:
+    def __init__(self, lookup: SchemaLookup, limits: QueryLimits) -> None:
+        self.lookup = lookup
+        self.limits = limits
+
+    # --- structure ------------------------------------------------------------------------------
+
+    def where(self, schema: ClassSchema | None, class_name: str, where: Any, depth: int) -> ir.Node:
+        if depth > self.limits.max_depth:
+            raise ParseError(Code.INVALID_QUERY, "Query is nested too deeply.")
+        if where is None:
+            return ir.TRUE
+        if not isinstance(where, dict):
+            raise ParseError(Code.INVALID_QUERY, "Invalid query, where must be an object.")
+        nodes: list[ir.Node] = []
+        for key, value in where.items():
+            if key in ("$or", "$and", "$nor"):
+                nodes.append(self.logical(schema, class_name, key, value, depth))
+            elif key.startswith("$"):
+                raise ParseError(Code.INVALID_QUERY, f"Invalid query operator: {key[:50]}")
+            else:
+                nodes.append(self.constraint(schema, class_name, key, value, depth))
+        return ir.conjoin(nodes)
+
+    def logical(self, schema: ClassSchema | None, class_name: str, key: str, value: Any, depth: int) -> ir.Node:
+        if not isinstance(value, list) or not value:
+            raise ParseError(Code.INVALID_QUERY, f"Bad {key} format - use an array value.")
+        if len(value) > self.limits.max_or_breadth:
+            raise ParseError(Code.INVALID_QUERY, f"{key} has too many clauses.")
+        children = [self.where(schema, class_name, sub, depth + 1) for sub in value]
+        if key == "$and":
+            return ir.conjoin(children)
+        if key == "$or":
+            return ir.disjoin(children)
+        return ir.negate(ir.disjoin(children))
+
+    # --- one field ------------------------------------------------------------------------------
+
+    def field(self, schema: ClassSchema | None, key: str) -> ir.Field | None:
+        """The field a where key names; None when the class has no such field (it is always null)."""
+        if not isinstance(key, str) or len(key) > 256:
+            raise ParseError(Code.INVALID_KEY_NAME, "Invalid key name.")
+        head, _, rest = key.partition(".")
+        if head in ("_rperm", "_wperm"):
+            raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {head}")
+        if not field_name_is_valid(head) and head not in ("objectId", "createdAt", "updatedAt"):
+            raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {key[:100]}")
+        path: tuple[str, ...] = ()
+        if rest:
+            path = tuple(rest.split("."))
+            for part in path:
+                if not part or part.startswith("$") or len(part) > 128 or any(c in part for c in '"\\\'\x00'):
+                    raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {key[:100]}")
+        ft = schema.fields.get(head) if schema else None
+        if ft is None:
+            return None
+        if path and ft.type != "Object":
+            raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {key[:100]}")
+        if ft.type == "ACL":
+            raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {key[:100]}")
+        return ir.Field(head, ft.type, path)
+
+    def constraint(self, schema: ClassSchema | None, class_name: str, key: str, value: Any, depth: int) -> ir.Node:
+        field = self.field(schema, key)
+        ft = schema.fields.get(field.column) if (schema and field) else None
+        if isinstance(value, dict) and any(isinstance(k, str) and k.startswith("$") for k in value):
+            nodes = [self.operator(schema, field, ft, op, arg, value, depth) for op, arg in value.items()
+                     if op != "$options"]
+            if "$options" in value and "$regex" not in value:
+                raise ParseError(Code.INVALID_QUERY, "$options needs a $regex")
+            node = ir.conjoin(nodes)
+        else:
+            node = self.equals(field, ft, value)
+        return node
+
+    def operator(self, schema: ClassSchema | None, field: ir.Field | None, ft: FieldType | None,
+                 op: str, arg: Any, constraints: dict[str, Any], depth: int) -> ir.Node:
+        if op not in FIELD_OPERATORS:
+            raise ParseError(Code.INVALID_QUERY, f"bad constraint: {op[:50]}")
+        if op in COMPARATORS:
+            return self.compare(field, ft, COMPARATORS[op], arg)
+        if op in ("$in", "$nin"):
+            node = self.in_values(field, ft, op, arg)
+            return ir.negate(node) if op == "$nin" else node
+        if op == "$exists":
+            if not isinstance(arg, bool):
+                raise ParseError(Code.INVALID_QUERY, "bad $exists, must be a boolean")
+            if field is None:
+                return ir.Const(not arg)
+            return ir.Exists(field) if arg else ir.negate(ir.Exists(field))
+        if op in ("$all", "$containedBy"):
+            return self.array_set(field, ft, op, arg)
+        if op == "$regex":
+            return self.regex(field, arg, constraints.get("$options", ""))
+        if op in ("$inQuery", "$notInQuery"):
+            node = self.in_query(field, ft, op, arg, depth)
+            return ir.negate(node) if op == "$notInQuery" else node
+        node = self.select(field, ft, op, arg, depth)
+        return ir.negate(node) if op == "$dontSelect" else node
+
+    # --- values ---------------------------------------------------------------------------------
+
+    def value(self, field: ir.Field, ft: FieldType, raw: Any, op: str) -> tuple[bool, Any]:
+        """(ok, canonical value) for comparing ``field`` with ``raw``; ok False when types differ."""
+        if field.is_json_path:
+            return self.json_value(raw, op)
+        if isinstance(raw, dict) and "$relativeTime" in raw:
+            if op not in (ir.LT, ir.LTE, ir.GT, ir.GTE):
+                raise ParseError(
+                    Code.INVALID_JSON, "$relativeTime can only be used with the $lt, $lte, $gt, and $gte operators"
+                )
+            if ft.type != "Date":
+                raise ParseError(Code.INVALID_JSON, "$relativeTime can only be used with Date field")
+            return True, relative_time(raw["$relativeTime"])
+        kind = ft.type
+        if kind == "Date" and isinstance(raw, str):
+            return True, parse_iso(raw)
+        if kind == "Pointer" and isinstance(raw, str):
+            return True, raw
+        if kind == "Pointer" and isinstance(raw, dict) and raw.get("__type") == "Pointer":
+            if ft.target_class and raw.get("className") != ft.target_class:
+                return False, None
+            return True, to_canonical(ft, raw)
+        if kind == "File" and isinstance(raw, str):
+            return True, raw
+        if isinstance(raw, dict) and "__op" in raw:
+            raise ParseError(Code.INVALID_QUERY, "Cannot use an operation as a query value.")
+        got = infer_type(raw)
+        if got is None:
+            return True, None
+        if kind == "Array" or kind == "Object":
+            self.check_json(raw)
+            return True, raw
+        if not got.same_type(FieldType(kind, ft.target_class)) and not (
+            got.type == kind and kind == "Pointer"
+        ):
+            return False, None
+        return True, to_canonical(ft, raw)
+
+    def json_value(self, raw: Any, op: str) -> tuple[bool, Any]:
+        if isinstance(raw, dict) and "$relativeTime" in raw:
+            raise ParseError(Code.INVALID_JSON, "$relativeTime can only be used with Date field")
+        self.check_json(raw)
+        return True, raw
+
+    def check_json(self, raw: Any) -> None:
+        if isinstance(raw, float) and (raw != raw or raw in (float("inf"), float("-inf"))):
+            raise ParseError(Code.INVALID_JSON, "Numbers must be finite.")
+        if is_number(raw) and isinstance(raw, int) and abs(raw) > 2**63:
+            raise ParseError(Code.INVALID_JSON, "Number is out of range.")
+
+    # --- operators ------------------------------------------------------------------------------
+
+    def equals(self, field: ir.Field | None, ft: FieldType | None, raw: Any) -> ir.Node:
+        if field is None or ft is None:
+            self.check_json(raw)
+            return ir.Const(raw is None)
+        if ft.type == "Array" and not field.is_json_path and not isinstance(raw, list):
+            if raw is None:
+                return ir.Compare(field, ir.EQ, None)
+            self.check_json(raw)
+            return ir.ArrayContains(field, raw)
+        ok, value = self.value(field, ft, raw, ir.EQ)
+        return ir.Compare(field, ir.EQ, value) if ok else ir.FALSE
+
+    def compare(self, field: ir.Field | None, ft: FieldType | None, op: str, raw: Any) -> ir.Node:
+        if isinstance(raw, (dict, list)) and op in (ir.LT, ir.LTE, ir.GT, ir.GTE):
+            if not (isinstance(raw, dict) and ("__type" in raw or "$relativeTime" in raw)):
+                raise ParseError(Code.INVALID_QUERY, f"bad ${op} value")
+        if field is None or ft is None:
+            if isinstance(raw, dict) and "$relativeTime" in raw:
+                relative_time(raw["$relativeTime"])
+            self.check_json(raw)
+            # A field the class lacks is null everywhere.
+            if op == ir.EQ:
+                return ir.Const(raw is None)
+            if op == ir.NE:
+                return ir.Const(raw is not None)
+            return ir.FALSE
+        if op == ir.EQ:
+            return self.equals(field, ft, raw)
+        if op == ir.NE:
+            if ft.type == "Array" and not field.is_json_path and raw is not None and not isinstance(raw, list):
+                self.check_json(raw)
+                return ir.negate(ir.ArrayContains(field, raw))
+            ok, value = self.value(field, ft, raw, op)
+            return ir.Compare(field, ir.NE, value) if ok else ir.TRUE
+        if raw is None:
+            return ir.FALSE
+        ok, value = self.value(field, ft, raw, op)
+        if not ok or field.value_type not in ORDERABLE:
+            return ir.FALSE
+        if field.is_json_path and not (is_number(value) or isinstance(value, str)):
+            raise ParseError(Code.INVALID_QUERY, f"bad ${op} value")
+        return ir.Compare(field, op, value)
+
+    def in_values(self, field: ir.Field | None, ft: FieldType | None, op: str, raw: Any) -> ir.Node:
+        if not isinstance(raw, list):
+            raise ParseError(Code.INVALID_QUERY, f"bad {op} value")
+        if len(raw) > self.limits.max_in_values:
+            raise ParseError(Code.INVALID_QUERY, f"{op} has too many values")
+        if field is None or ft is None:
+            for item in raw:
+                self.check_json(item)
+            return ir.Const(None in raw)
+        values: list[Any] = []
+        for item in raw:
+            if isinstance(item, (dict, list)) and not isinstance(item, dict) and ft.type != "Array":
+                continue
+            if ft.type == "Array" and not field.is_json_path:
+                self.check_json(item)
+                values.append(item)
+                continue
+            ok, value = self.value(field, ft, item, ir.EQ)
+            if ok:
+                values.append(value)
+        has_null = None in values
+        node: ir.Node = ir.In(field, tuple(v for v in values if v is not None)) if values else ir.FALSE
+        if has_null:
+            node = ir.disjoin([node, ir.negate(ir.Exists(field))])
+        return node
+
+    def array_set(self, field: ir.Field | None, ft: FieldType | None, op: str, raw: Any) -> ir.Node:
+        if not isinstance(raw, list):
+            raise ParseError(Code.INVALID_QUERY, f"bad {op} value")
+        if len(raw) > self.limits.max_in_values:
+            raise ParseError(Code.INVALID_QUERY, f"{op} has too many values")
+        for item in raw:
+            self.check_json(item)
+        if op == "$all" and raw and all(isinstance(i, dict) and "$regex" in i for i in raw):
+            raise ParseError(Code.INVALID_QUERY, "$all with $regex is not supported")
+        if field is None or ft is None:
+            # As in Parse Server on PostgreSQL, a null array matches neither.
+            return ir.FALSE
+        if ft.type != "Array" or field.is_json_path:
+            if op == "$all":
+                raise ParseError(Code.INVALID_QUERY, f"bad $all: {field.column} is not an array")
+            raise ParseError(Code.INVALID_QUERY, f"bad $containedBy: {field.column} is not an array")
+        values = tuple(raw)
+        return ir.ContainsAll(field, values) if op == "$all" else ir.ContainedBy(field, values)
+
+    def regex(self, field: ir.Field | None, pattern: Any, options: Any) -> ir.Node:
+        if not isinstance(pattern, str):
+            raise ParseError(Code.INVALID_QUERY, "bad $regex")
+        if len(pattern) > self.limits.max_regex_length:
+            raise ParseError(Code.INVALID_QUERY, "$regex is too long")
+        if not isinstance(options, str) or any(ch not in "imxs" for ch in options):
+            raise ParseError(Code.INVALID_QUERY, "Invalid regex options")
+        try:
+            re.compile(pattern)
+        except (re.error, RecursionError, OverflowError):
+            raise ParseError(Code.INVALID_QUERY, "Invalid regular expression") from None
+        if field is None:
+            return ir.FALSE
+        if field.value_type not in ("String", "Json"):
+            return ir.FALSE
+        return ir.Regex(field, pattern, "i" in options, "m" in options, "x" in options)
+
+    def sub_where(self, arg: Any, op: str, depth: int) -> tuple[ClassSchema | None, str, ir.Node]:
+        if not isinstance(arg, dict):
+            raise ParseError(Code.INVALID_QUERY, f"bad {op} value")
+        class_name = arg.get("className")
+        if not isinstance(class_name, str):
+            raise ParseError(Code.INVALID_QUERY, f"bad {op} value: className is required")
+        from bastion.domain.names import check_class_name
+
+        check_class_name(class_name)
+        schema = self.lookup(class_name)
+        where = self.where(schema, class_name, arg.get("where") or {}, depth + 1)
+        return schema, class_name, where
+
+    def in_query(self, field: ir.Field | None, ft: FieldType | None, op: str, arg: Any, depth: int) -> ir.Node:
+        schema, class_name, where = self.sub_where(arg, op, depth)
+        if field is None or ft is None or schema is None:
+            return ir.FALSE
+        if ft.type not in ("Pointer", "Array", "Relation") or field.is_json_path:
+            raise ParseError(Code.INVALID_QUERY, f"bad {op}: {field.column} is not a pointer")
+        if ft.type == "Pointer" and ft.target_class != class_name:
+            return ir.FALSE
+        return ir.InSubQuery(field, ir.SubQuery(class_name, where, ir.Field("objectId", "String")))
+
+    def select(self, field: ir.Field | None, ft: FieldType | None, op: str, arg: Any, depth: int) -> ir.Node:
+        if not isinstance(arg, dict) or not isinstance(arg.get("key"), str) or not isinstance(arg.get("query"), dict):
+            raise ParseError(Code.INVALID_QUERY, f"improper usage of {op}")
+        extra = set(arg) - {"key", "query"}
+        if extra:
+            raise ParseError(Code.INVALID_QUERY, f"improper usage of {op}")
+        schema, class_name, where = self.sub_where(arg["query"], op, depth)
+        if field is None or ft is None or schema is None:
+            return ir.FALSE
+        key_field = self.field(schema, arg["key"])
+        if key_field is None:
+            return ir.FALSE
+        if not _comparable(field, key_field):
+            return ir.FALSE
+        return ir.InSubQuery(field, ir.SubQuery(class_name, where, key_field))
+
+
+def _comparable(left: ir.Field, right: ir.Field) -> bool:
+    text_like = {"String", "Pointer", "File"}
+    lt, rt = left.value_type, right.value_type
+    if lt == "Array" or lt == "Json" or rt == "Json":
+        return lt in ("Array", "Json") or rt == "Json"
+    if lt in text_like and rt in text_like:
+        return True
+    return lt == rt
+
+
+_UNITS = {
+    **dict.fromkeys(("yr", "yrs", "year", "years"), 365 * 86400),
+    **dict.fromkeys(("mo", "mos", "month", "months"), 30 * 86400),
+    **dict.fromkeys(("wk", "wks", "week", "weeks"), 7 * 86400),
+    **dict.fromkeys(("d", "day", "days"), 86400),
+    **dict.fromkeys(("hr", "hrs", "hour", "hours"), 3600),
+    **dict.fromkeys(("min", "mins", "minute", "minutes"), 60),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
+}
+
+
+def relative_time(text: Any, now: datetime | None = None) -> datetime:
+    """Parse's ``$relativeTime``: "in 2 days", "3 hours ago", "now"."""
+    now = now or datetime.now(UTC)
+
+    def bad(info: str) -> ParseError:
+        return ParseError(Code.INVALID_JSON, f"bad $relativeTime ({str(text)[:80]}) value. {info}")
+
+    if not isinstance(text, str) or len(text) > 200:
+        raise bad("Time should be a string")
+    parts = text.lower().split()
+    if parts == ["now"]:
+        return now
+    future, past = bool(parts) and parts[0] == "in", bool(parts) and parts[-1] == "ago"
+    if not future and not past:
+        raise bad("Time should either start with 'in' or end with 'ago'")
+    if future and past:
+        raise bad("Time cannot have both 'in' and 'ago'")
+    parts = parts[1:] if future else parts[:-1]
+    if len(parts) % 2 != 0 or not parts:
+        raise bad("Invalid time string. Dangling unit or number.")
+    seconds = 0
+    for number, unit in zip(parts[0::2], parts[1::2], strict=True):
+        if not re.fullmatch(r"-?\d{1,9}", number):
+            raise bad(f"'{number}' is not an integer.")
+        if unit not in _UNITS:
+            raise bad(f"Invalid interval: '{unit}'")
+        seconds += int(number) * _UNITS[unit]
+    delta = timedelta(seconds=seconds)
+    return now + delta if future else now - delta
+
+
+def parse_where(where: Any, schema: ClassSchema | None, class_name: str, lookup: SchemaLookup,
+                limits: QueryLimits | None = None) -> ir.Node:
+    """The IR of a ``where`` for ``class_name`` (whose schema may not exist yet)."""
+    return _Parser(lookup, limits or QueryLimits()).where(schema, class_name, where, 0)
+
+
+def parse_order(order: Any, schema: ClassSchema | None) -> list[ir.OrderKey]:
+    """``order=score,-name`` as order keys; unknown fields are skipped (they are null everywhere)."""
+    if order is None or order == "":
+        return []
+    if not isinstance(order, str):
+        raise ParseError(Code.INVALID_QUERY, "order must be a string")
+    keys: list[ir.OrderKey] = []
+    parser = _Parser(lambda _name: None, QueryLimits())
+    for part in order.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        descending = part.startswith("-")
+        name = part[1:] if descending else part
+        if name in ("$score",):
+            continue
+        field = parser.field(schema, name)
+        if field is None:
+            continue
+        keys.append(ir.OrderKey(field, descending))
+    return keys

@@ -1,0 +1,199 @@
+"""Class schemas: the fields each class has, as ``_SCHEMA`` stores them and the API shows them."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from bastion.domain.types import FIELD_TYPES, FieldType
+from bastion.errors import Code, ParseError
+
+DEFAULT_FIELDS: dict[str, FieldType] = {
+    "objectId": FieldType("String"),
+    "createdAt": FieldType("Date"),
+    "updatedAt": FieldType("Date"),
+    "ACL": FieldType("ACL"),
+}
+
+# Fields every instance of a system class has, as Parse Server defines them.
+SYSTEM_CLASS_FIELDS: dict[str, dict[str, FieldType]] = {
+    "_User": {
+        "username": FieldType("String"),
+        "password": FieldType("String"),
+        "email": FieldType("String"),
+        "emailVerified": FieldType("Boolean"),
+        "authData": FieldType("Object"),
+    },
+    "_Installation": {
+        "installationId": FieldType("String"),
+        "deviceToken": FieldType("String"),
+        "channels": FieldType("Array"),
+        "deviceType": FieldType("String"),
+        "pushType": FieldType("String"),
+        "GCMSenderId": FieldType("String"),
+        "timeZone": FieldType("String"),
+        "localeIdentifier": FieldType("String"),
+        "badge": FieldType("Number"),
+        "appVersion": FieldType("String"),
+        "appName": FieldType("String"),
+        "appIdentifier": FieldType("String"),
+        "parseVersion": FieldType("String"),
+    },
+    "_Role": {
+        "name": FieldType("String"),
+        "users": FieldType("Relation", "_User"),
+        "roles": FieldType("Relation", "_Role"),
+    },
+    "_Session": {
+        "user": FieldType("Pointer", "_User"),
+        "installationId": FieldType("String"),
+        "sessionToken": FieldType("String"),
+        "expiresAt": FieldType("Date"),
+        "createdWith": FieldType("Object"),
+    },
+    "_JobStatus": {
+        "jobName": FieldType("String"),
+        "source": FieldType("String"),
+        "status": FieldType("String"),
+        "message": FieldType("String"),
+        "params": FieldType("Object"),
+        "finishedAt": FieldType("Date"),
+    },
+    "_PushStatus": {
+        "pushTime": FieldType("String"),
+        "source": FieldType("String"),
+        "query": FieldType("String"),
+        "payload": FieldType("String"),
+        "title": FieldType("String"),
+        "expiry": FieldType("Number"),
+        "expiration_interval": FieldType("Number"),
+        "status": FieldType("String"),
+        "numSent": FieldType("Number"),
+        "numFailed": FieldType("Number"),
+        "pushHash": FieldType("String"),
+        "errorMessage": FieldType("Object"),
+        "sentPerType": FieldType("Object"),
+        "failedPerType": FieldType("Object"),
+        "sentPerUTCOffset": FieldType("Object"),
+        "failedPerUTCOffset": FieldType("Object"),
+        "count": FieldType("Number"),
+    },
+    "_Audience": {
+        "name": FieldType("String"),
+        "query": FieldType("String"),
+        "lastUsed": FieldType("Date"),
+        "timesUsed": FieldType("Number"),
+    },
+}
+
+CLP_OPERATIONS = ("find", "count", "get", "create", "update", "delete", "addField")
+CLP_KEYS = frozenset(CLP_OPERATIONS + ("readUserFields", "writeUserFields", "protectedFields"))
+
+
+def default_clp() -> dict[str, Any]:
+    clp: dict[str, Any] = {op: {"*": True} for op in CLP_OPERATIONS}
+    clp["protectedFields"] = {"*": []}
+    return clp
+
+
+@dataclass(slots=True)
+class ClassSchema:
+    """One class: its fields (default ones included), class-level permissions and indexes."""
+
+    class_name: str
+    fields: dict[str, FieldType]
+    clp: dict[str, Any] = field(default_factory=default_clp)
+    indexes: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, class_name: str, fields: dict[str, FieldType] | None = None) -> ClassSchema:
+        all_fields = dict(DEFAULT_FIELDS)
+        all_fields.update(SYSTEM_CLASS_FIELDS.get(class_name, {}))
+        all_fields.update(fields or {})
+        return cls(class_name, all_fields)
+
+    def user_fields(self) -> dict[str, FieldType]:
+        return {name: ft for name, ft in self.fields.items() if name not in DEFAULT_FIELDS}
+
+    def relation_fields(self) -> dict[str, FieldType]:
+        return {name: ft for name, ft in self.fields.items() if ft.type == "Relation"}
+
+    def to_api(self) -> dict[str, Any]:
+        """The shape ``GET /schemas/:className`` answers with."""
+        return {
+            "className": self.class_name,
+            "fields": {name: ft.to_json() for name, ft in self.fields.items()},
+            "classLevelPermissions": copy.deepcopy(self.clp),
+            "indexes": copy.deepcopy(self.indexes) if self.indexes else {"_id_": {"_id": 1}},
+        }
+
+    def to_storage(self) -> dict[str, Any]:
+        """The document stored in ``_SCHEMA.schema``, laid out as Parse Server lays it out."""
+        fields: dict[str, Any] = {}
+        for name, ft in self.fields.items():
+            if name == "ACL":
+                continue
+            fields[name] = ft.to_json()
+        fields["_rperm"] = {"type": "Array"}
+        fields["_wperm"] = {"type": "Array"}
+        doc: dict[str, Any] = {
+            "className": self.class_name,
+            "fields": fields,
+            "classLevelPermissions": self.clp,
+        }
+        if self.indexes:
+            doc["indexes"] = self.indexes
+        return doc
+
+    @classmethod
+    def from_storage(cls, doc: dict[str, Any]) -> ClassSchema:
+        raw_fields = dict(doc.get("fields") or {})
+        fields: dict[str, FieldType] = dict(DEFAULT_FIELDS)
+        for name, spec in raw_fields.items():
+            if name in ("_rperm", "_wperm") or name.startswith("_hashed_") or name.startswith("_"):
+                continue
+            try:
+                fields[name] = FieldType.from_json(spec)
+            except ParseError:
+                continue
+        clp = doc.get("classLevelPermissions") or default_clp()
+        return cls(doc["className"], fields, clp, dict(doc.get("indexes") or {}))
+
+
+def check_field_type_spec(class_name: str, name: str, spec: Any) -> FieldType:
+    """Validate a field definition given to the schemas API."""
+    if not isinstance(spec, dict):
+        raise ParseError(Code.INVALID_JSON, "invalid JSON")
+    kind = spec.get("type")
+    if not isinstance(kind, str):
+        raise ParseError(Code.INVALID_JSON, "invalid JSON")
+    if kind not in FIELD_TYPES:
+        raise ParseError(Code.INCORRECT_TYPE, f"invalid field type: {kind[:50]}")
+    target = spec.get("targetClass")
+    if kind in ("Pointer", "Relation"):
+        from bastion.domain.names import class_name_is_valid, invalid_class_message
+
+        if not isinstance(target, str):
+            raise ParseError(Code.MISSING_OBJECT_ID, f"type {kind} needs a class name")
+        if not class_name_is_valid(target):
+            raise ParseError(Code.INVALID_CLASS_NAME, invalid_class_message(target[:200]))
+    ft = FieldType(kind, target if kind in ("Pointer", "Relation") else None,
+                   bool(spec.get("required", False)), spec.get("defaultValue"))
+    if ft.default_value is not None:
+        if kind == "Relation":
+            raise ParseError(
+                Code.INCORRECT_TYPE, f"The 'default value' option is not applicable for {ft.describe()}"
+            )
+        from bastion.domain.types import infer_type
+
+        got = infer_type(ft.default_value)
+        if got is None or not got.same_type(FieldType(kind, ft.target_class)):
+            raise ParseError(
+                Code.INCORRECT_TYPE,
+                f"schema mismatch for {class_name}.{name} default value; expected {ft.describe()} "
+                f"but got {got.describe() if got else 'null'}",
+            )
+    elif ft.required and kind == "Relation":
+        raise ParseError(Code.INCORRECT_TYPE, f"The 'required' option is not applicable for {ft.describe()}")
+    return ft

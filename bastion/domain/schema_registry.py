@@ -1,0 +1,199 @@
+"""The schemas of every class, cached in memory and changed only through here.
+
+Reads never touch the database. A change takes a lock, re-reads the stored schema (another process
+may have changed it), applies the change through the storage adapter and refreshes the cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from bastion.adapters.storage.base import StorageAdapter
+from bastion.domain.names import check_class_name, check_field_name
+from bastion.domain.schema import DEFAULT_FIELDS, SYSTEM_CLASS_FIELDS, ClassSchema
+from bastion.domain.types import FieldType
+from bastion.errors import Code, ParseError
+
+ChangeListener = Callable[[str], Awaitable[None]]
+
+
+class SchemaRegistry:
+    def __init__(self, storage: StorageAdapter) -> None:
+        self.storage = storage
+        self._classes: dict[str, ClassSchema] = {}
+        self._lock = asyncio.Lock()
+        self.listeners: list[ChangeListener] = []
+
+    async def load(self) -> None:
+        docs = await self.storage.load_schemas()
+        self._classes = {doc["className"]: ClassSchema.from_storage(doc) for doc in docs}
+
+    def get(self, class_name: str) -> ClassSchema | None:
+        return self._classes.get(class_name)
+
+    def all(self) -> list[ClassSchema]:
+        return list(self._classes.values())
+
+    async def _changed(self, class_name: str) -> None:
+        for listener in self.listeners:
+            await listener(class_name)
+
+    async def invalidate(self) -> None:
+        """Another process changed a schema: re-read them all."""
+        await self.load()
+
+    # --- changes made by writes -----------------------------------------------------------------
+
+    async def ensure_fields(self, class_name: str, wanted: dict[str, FieldType], *, may_create_class: bool,
+                            may_add_fields: bool = True) -> ClassSchema:
+        """The class schema with every field in ``wanted``, adding what is missing.
+
+        Raises 111 when a field exists with another type, 119 when the class is missing and may not
+        be created.
+        """
+        schema = self._classes.get(class_name)
+        if schema is not None and not self._missing(schema, wanted):
+            return schema
+        async with self._lock:
+            await self.load()
+            schema = self._classes.get(class_name)
+            if schema is None:
+                if not may_create_class:
+                    raise ParseError(Code.OPERATION_FORBIDDEN,
+                                     f"This user is not allowed to access non-existent class: {class_name}")
+                check_class_name(class_name)
+                schema = ClassSchema.new(class_name)
+                self._check_types(schema, wanted)
+                schema.fields.update(wanted)
+                _check_one_geopoint(schema)
+                try:
+                    await self.storage.create_class(schema)
+                except ParseError:
+                    await self.load()  # created meanwhile by another process
+                    return await self.ensure_fields(class_name, wanted, may_create_class=False,
+                                                    may_add_fields=may_add_fields)
+            else:
+                missing = self._missing(schema, wanted)
+                if missing:
+                    if not may_add_fields:
+                        raise ParseError(Code.OPERATION_FORBIDDEN,
+                                         f"Permission denied for action addField on class {class_name}.")
+                    schema.fields.update(missing)
+                    _check_one_geopoint(schema)
+                    await self.storage.add_fields(schema, missing)
+            self._classes[class_name] = schema
+        await self._changed(class_name)
+        return schema
+
+    def _missing(self, schema: ClassSchema, wanted: dict[str, FieldType]) -> dict[str, FieldType]:
+        self._check_types(schema, wanted)
+        return {name: ft for name, ft in wanted.items() if name not in schema.fields}
+
+    @staticmethod
+    def _check_types(schema: ClassSchema, wanted: dict[str, FieldType]) -> None:
+        for name, ft in wanted.items():
+            existing = schema.fields.get(name)
+            if existing is not None and not existing.same_type(ft):
+                raise ParseError(
+                    Code.INCORRECT_TYPE,
+                    f"schema mismatch for {schema.class_name}.{name}; expected {existing.describe()} "
+                    f"but got {ft.describe()}",
+                )
+
+    # --- the schemas API ------------------------------------------------------------------------
+
+    async def create_class(self, class_name: str, fields: dict[str, FieldType], clp: dict[str, Any] | None,
+                           indexes: dict[str, Any] | None) -> ClassSchema:
+        check_class_name(class_name)
+        async with self._lock:
+            await self.load()
+            if class_name in self._classes:
+                raise ParseError(Code.INVALID_CLASS_NAME, f"Class {class_name} already exists.")
+            schema = ClassSchema.new(class_name)
+            for name, ft in fields.items():
+                if name in DEFAULT_FIELDS or name in SYSTEM_CLASS_FIELDS.get(class_name, {}):
+                    continue
+                schema.fields[name] = ft
+            _check_one_geopoint(schema)
+            if clp is not None:
+                schema.clp = clp
+            await self.storage.create_class(schema)
+            if indexes:
+                await self._apply_indexes(schema, indexes)
+                await self.storage.save_schema(schema)
+            self._classes[class_name] = schema
+        await self._changed(class_name)
+        return schema
+
+    async def update_class(self, class_name: str, add: dict[str, FieldType], delete: list[str],
+                           clp: dict[str, Any] | None, indexes: dict[str, Any] | None) -> ClassSchema:
+        async with self._lock:
+            await self.load()
+            schema = self._classes.get(class_name)
+            if schema is None:
+                raise ParseError(Code.INVALID_CLASS_NAME, f"Class {class_name} does not exist.")
+            for name in delete:
+                if name not in schema.fields:
+                    raise ParseError(255, f"Field {name} does not exist, cannot delete.")
+                if name in DEFAULT_FIELDS or name in SYSTEM_CLASS_FIELDS.get(class_name, {}):
+                    raise ParseError(136, f"field {name} cannot be changed")
+            for name in add:
+                if name in schema.fields and name not in delete:
+                    raise ParseError(255, f"Field {name} exists, cannot update.")
+            removed = {name: schema.fields.pop(name) for name in delete}
+            if removed:
+                for index_name, spec in list(schema.indexes.items()):
+                    if any(key in removed for key in spec):
+                        await self.storage.drop_index(class_name, index_name)
+                        del schema.indexes[index_name]
+                await self.storage.delete_fields(schema, removed)
+            if add:
+                schema.fields.update(add)
+                _check_one_geopoint(schema)
+                await self.storage.add_fields(schema, add)
+            if clp is not None:
+                schema.clp = clp
+            if indexes:
+                await self._apply_indexes(schema, indexes)
+            await self.storage.save_schema(schema)
+            self._classes[class_name] = schema
+        await self._changed(class_name)
+        return schema
+
+    async def _apply_indexes(self, schema: ClassSchema, indexes: dict[str, Any]) -> None:
+        for name, spec in indexes.items():
+            if isinstance(spec, dict) and spec.get("__op") == "Delete":
+                if name not in schema.indexes:
+                    raise ParseError(Code.INVALID_QUERY, f"Index {name} does not exist, cannot delete.")
+                await self.storage.drop_index(schema.class_name, name)
+                del schema.indexes[name]
+                continue
+            if name in schema.indexes:
+                raise ParseError(Code.INVALID_QUERY, f"Index {name} exists, cannot update.")
+            if not isinstance(spec, dict) or not spec:
+                raise ParseError(Code.INVALID_QUERY, f"Invalid index {name}.")
+            for key, direction in spec.items():
+                check_field_name(key) if key not in DEFAULT_FIELDS else None
+                if key not in schema.fields:
+                    raise ParseError(Code.INVALID_QUERY, f"Field {key} does not exist, cannot add index.")
+                if direction not in (1, -1, "text"):
+                    raise ParseError(Code.INVALID_QUERY, f"Invalid index direction for {key}.")
+            await self.storage.create_index(schema.class_name, name, spec)
+            schema.indexes[name] = spec
+
+    async def delete_class(self, class_name: str) -> None:
+        async with self._lock:
+            await self.storage.delete_class(class_name)
+            self._classes.pop(class_name, None)
+        await self._changed(class_name)
+
+
+def _check_one_geopoint(schema: ClassSchema) -> None:
+    geo = [name for name, ft in schema.fields.items() if ft.type == "GeoPoint"]
+    if len(geo) > 1:
+        raise ParseError(
+            Code.INCORRECT_TYPE,
+            f"currently, only one GeoPoint field may exist in an object. Adding {geo[1]} when {geo[0]} already exists.",
+        )

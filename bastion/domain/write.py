@@ -1,0 +1,339 @@
+"""The write pipeline: create, update and delete one object, as Parse Server's RestWrite does.
+
+Stages, in order: check names and body -> derive field types -> make sure the schema has them
+(inferring new fields) -> build canonical values and update operations -> defaults and required
+fields -> one storage statement -> relation rows -> the REST answer.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from bastion.adapters.storage import base as ops
+from bastion.adapters.storage.base import DuplicateValue, StorageAdapter
+from bastion.domain.acl import acl_to_perms
+from bastion.domain.auth import Auth
+from bastion.domain.codec import number_out, to_canonical
+from bastion.domain.names import (
+    INTERNAL_CLASSES,
+    check_class_name,
+    check_field_name,
+    check_no_denylisted_keys,
+)
+from bastion.domain.schema import ClassSchema
+from bastion.domain.schema_registry import SchemaRegistry
+from bastion.domain.types import FieldType, check_number, check_value, encode_date, format_iso, infer_type
+from bastion.errors import Code, ParseError
+
+OBJECT_ID_ALPHABET = string.ascii_letters + string.digits
+SERVER_FIELDS = frozenset({"objectId", "createdAt", "updatedAt"})
+# Operations whose result Parse Server returns in the write's answer.
+RESULT_OPS = frozenset({"Increment", "Add", "AddUnique", "Remove"})
+
+
+def new_object_id(length: int = 10) -> str:
+    return "".join(secrets.choice(OBJECT_ID_ALPHABET) for _ in range(length))
+
+
+@dataclass(slots=True)
+class WriteOptions:
+    allow_client_class_creation: bool = False
+    max_array_items: int = 10_000
+
+
+@dataclass(slots=True)
+class RelationChange:
+    key: str
+    target_class: str
+    add: list[str] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class WriteResult:
+    response: dict[str, Any]
+    record: dict[str, Any] | None = None
+    object_id: str = ""
+
+
+class Writer:
+    def __init__(self, storage: StorageAdapter, schemas: SchemaRegistry, options: WriteOptions) -> None:
+        self.storage = storage
+        self.schemas = schemas
+        self.options = options
+
+    # --- shared checks --------------------------------------------------------------------------
+
+    def _check_target(self, class_name: str, auth: Auth) -> None:
+        check_class_name(class_name)
+        if class_name in INTERNAL_CLASSES or class_name.startswith("_Join:"):
+            raise ParseError(Code.OPERATION_FORBIDDEN, f"Class {class_name} is not writable.")
+        if class_name.startswith("_") and not auth.is_master:
+            # User, session, role and installation rules arrive with their own behaviours.
+            raise ParseError(Code.OPERATION_FORBIDDEN,
+                             f"Clients aren't allowed to perform the create operation on the {class_name} collection.")
+        if auth.is_read_only:
+            raise ParseError(Code.OPERATION_FORBIDDEN, "read-only masterKey isn't allowed to perform the create operation.")
+
+    def _check_body(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise ParseError(Code.INVALID_JSON, "This object must be a JSON object.")
+        check_no_denylisted_keys(body)
+        return body
+
+    def _wanted_types(self, class_name: str, body: dict[str, Any]) -> dict[str, FieldType]:
+        """The field types the body implies, for fields it sets at their top level."""
+        wanted: dict[str, FieldType] = {}
+        for key, value in body.items():
+            if key in SERVER_FIELDS or key == "ACL":
+                continue
+            head, dot, _rest = key.partition(".")
+            check_field_name(head, class_name)
+            if dot:
+                wanted.setdefault(head, FieldType("Object"))
+                continue
+            ft = infer_type(value)
+            if ft is not None:
+                wanted[key] = ft
+        return wanted
+
+    # --- create ---------------------------------------------------------------------------------
+
+    async def create(self, class_name: str, body: Any, auth: Auth) -> WriteResult:
+        self._check_target(class_name, auth)
+        body = self._check_body(body)
+        if body.get("objectId"):
+            raise ParseError(Code.INVALID_KEY_NAME, "objectId is an invalid field name.")
+        if body.get("id"):
+            raise ParseError(Code.INVALID_KEY_NAME, "id is an invalid field name.")
+        wanted = self._wanted_types(class_name, body)
+        schema = await self.schemas.ensure_fields(
+            class_name, wanted,
+            may_create_class=auth.is_master or self.options.allow_client_class_creation,
+        )
+        now = datetime.now(UTC).replace(microsecond=datetime.now(UTC).microsecond // 1000 * 1000)
+        object_id = new_object_id()
+        record: dict[str, Any] = {"objectId": object_id, "createdAt": now, "updatedAt": now,
+                                  "_rperm": None, "_wperm": None}
+        relations: dict[str, RelationChange] = {}
+        response: dict[str, Any] = {"objectId": object_id, "createdAt": format_iso(now)}
+        for key, value in body.items():
+            if key in SERVER_FIELDS:
+                continue
+            if key == "ACL":
+                record["_rperm"], record["_wperm"] = acl_to_perms(value)
+                continue
+            head, dot, rest = key.partition(".")
+            if dot:
+                current = record.get(head) if isinstance(record.get(head), dict) else {}
+                op = self._path_op(head, tuple(rest.split(".")), value)
+                record[head] = ops.apply_op(current, op)
+                continue
+            ft = schema.fields[key] if key in schema.fields else None
+            if ft is None:
+                continue  # null or Delete: nothing to store
+            if isinstance(value, dict) and "__op" in value:
+                for op in self._field_ops(key, ft, value, relations):
+                    record[key] = ops.apply_op(record.get(key), op)
+                if value["__op"] in RESULT_OPS:
+                    response[key] = self._result_value(record[key])
+                continue
+            check_value(value, ft)
+            if ft.type == "Relation":
+                continue
+            record[key] = self._canonical(ft, value)
+        self._apply_defaults_and_required(schema, record, creating=True)
+        try:
+            await self.storage.insert(schema, record)
+        except DuplicateValue:
+            raise ParseError(Code.DUPLICATE_VALUE,
+                             "A duplicate value for a field with unique values was provided") from None
+        await self._apply_relations(class_name, object_id, relations)
+        return WriteResult(response, record, object_id)
+
+    # --- update ---------------------------------------------------------------------------------
+
+    async def update(self, class_name: str, object_id: str, body: Any, auth: Auth) -> WriteResult:
+        self._check_target(class_name, auth)
+        body = self._check_body(body)
+        if not isinstance(object_id, str) or not object_id or len(object_id) > 120:
+            raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
+        existing = self.schemas.get(class_name)
+        if existing is None:
+            raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
+        wanted = self._wanted_types(class_name, body)
+        schema = await self.schemas.ensure_fields(class_name, wanted, may_create_class=False)
+        now = datetime.now(UTC)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        update_ops: list[ops.UpdateOp] = [ops.Set("updatedAt", now)]
+        relations: dict[str, RelationChange] = {}
+        result_keys: list[str] = []
+        for key, value in body.items():
+            if key in SERVER_FIELDS:
+                continue
+            if key == "ACL":
+                if value is None or (isinstance(value, dict) and value.get("__op") == "Delete"):
+                    update_ops += [ops.Set("_rperm", None), ops.Set("_wperm", None)]
+                else:
+                    read, write = acl_to_perms(value)
+                    update_ops += [ops.Set("_rperm", read), ops.Set("_wperm", write)]
+                continue
+            head, dot, rest = key.partition(".")
+            if dot:
+                update_ops.append(self._path_op(head, tuple(rest.split(".")), value))
+                if isinstance(value, dict) and value.get("__op") == "Increment":
+                    result_keys.append(key)
+                continue
+            ft = schema.fields.get(key)
+            is_delete = value is None or (isinstance(value, dict) and value.get("__op") == "Delete")
+            if is_delete:
+                if ft is not None and ft.required:
+                    raise ParseError(Code.VALIDATION_ERROR, f"{key} is required")
+                if ft is not None and ft.type != "Relation":
+                    update_ops.append(ops.Set(key, None))
+                continue
+            assert ft is not None
+            if isinstance(value, dict) and "__op" in value:
+                update_ops.extend(self._field_ops(key, ft, value, relations))
+                if value["__op"] in RESULT_OPS:
+                    result_keys.append(key)
+                continue
+            check_value(value, ft)
+            if ft.type != "Relation":
+                update_ops.append(ops.Set(key, self._canonical(ft, value)))
+        try:
+            record = await self.storage.update(schema, object_id, update_ops, auth.access())
+        except DuplicateValue:
+            raise ParseError(Code.DUPLICATE_VALUE,
+                             "A duplicate value for a field with unique values was provided") from None
+        if record is None:
+            raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
+        await self._apply_relations(class_name, object_id, relations)
+        response: dict[str, Any] = {"updatedAt": format_iso(now)}
+        for key in result_keys:
+            head, _, rest = key.partition(".")
+            value = record.get(head)
+            for part in rest.split(".") if rest else ():
+                value = value.get(part) if isinstance(value, dict) else None
+            response[key] = self._result_value(value)
+        return WriteResult(response, record, object_id)
+
+    # --- delete ---------------------------------------------------------------------------------
+
+    async def delete(self, class_name: str, object_id: str, auth: Auth) -> None:
+        self._check_target(class_name, auth)
+        schema = self.schemas.get(class_name)
+        if schema is None or not isinstance(object_id, str) or len(object_id) > 120:
+            raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
+        if not await self.storage.delete(schema, object_id, auth.access()):
+            raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
+        for key, ft in schema.relation_fields().items():
+            _ = key, ft  # join rows stay, as in Parse Server: the related objects still exist
+
+    # --- values and operations ------------------------------------------------------------------
+
+    @staticmethod
+    def _canonical(ft: FieldType, value: Any) -> Any:
+        return to_canonical(ft, value)
+
+    @staticmethod
+    def _result_value(value: Any) -> Any:
+        if isinstance(value, float):
+            return number_out(value)
+        if isinstance(value, datetime):
+            return encode_date(value)
+        return value
+
+    def _items(self, value: dict[str, Any], op_name: str) -> tuple[Any, ...]:
+        items = value.get("objects")
+        if not isinstance(items, list):
+            raise ParseError(Code.INVALID_JSON, "objects to add must be an array")
+        if len(items) > self.options.max_array_items:
+            raise ParseError(Code.INVALID_JSON, "too many objects in one operation")
+        for item in items:
+            if isinstance(item, float):
+                check_number(item)
+            if isinstance(item, dict) and "__op" in item:
+                raise ParseError(Code.INVALID_JSON, f"{op_name} cannot nest operations")
+        return tuple(items)
+
+    def _field_ops(self, key: str, ft: FieldType, value: dict[str, Any],
+                   relations: dict[str, RelationChange]) -> list[ops.UpdateOp]:
+        name = value.get("__op")
+        if name == "Increment":
+            amount = value.get("amount")
+            if ft.type != "Number":
+                raise ParseError(Code.INCORRECT_TYPE, f"Cannot increment a field of type {ft.type}")
+            return [ops.Increment(key, check_number(amount, "amount"))]
+        if name in ("Add", "AddUnique", "Remove"):
+            if ft.type != "Array":
+                raise ParseError(Code.INCORRECT_TYPE, f"{name} requires an array field")
+            items = self._items(value, name)
+            if name == "Remove":
+                return [ops.RemoveItems(key, items)]
+            return [ops.AddItems(key, items, unique=name == "AddUnique")]
+        if name in ("AddRelation", "RemoveRelation"):
+            self._relation_op(key, ft, name, value, relations)
+            return []
+        if name == "Batch":
+            batch = value.get("ops")
+            if not isinstance(batch, list) or not batch:
+                raise ParseError(Code.INVALID_JSON, "Batch requires an ops array")
+            out: list[ops.UpdateOp] = []
+            for sub in batch:
+                if not isinstance(sub, dict) or sub.get("__op") not in ("AddRelation", "RemoveRelation"):
+                    raise ParseError(Code.INVALID_JSON, "Batch only supports relation operations")
+                out.extend(self._field_ops(key, ft, sub, relations))
+            return out
+        raise ParseError(Code.INVALID_JSON, f"bad op {str(name)[:40]}")
+
+    def _relation_op(self, key: str, ft: FieldType, name: str, value: dict[str, Any],
+                     relations: dict[str, RelationChange]) -> None:
+        if ft.type != "Relation":
+            raise ParseError(Code.INCORRECT_TYPE, f"{name} requires a relation field")
+        objects = value.get("objects")
+        if not isinstance(objects, list):
+            raise ParseError(Code.INVALID_JSON, "objects must be an array")
+        change = relations.setdefault(key, RelationChange(key, ft.target_class or ""))
+        for pointer in objects:
+            if (not isinstance(pointer, dict) or pointer.get("__type") != "Pointer"
+                    or pointer.get("className") != ft.target_class
+                    or not isinstance(pointer.get("objectId"), str) or len(pointer["objectId"]) > 120):
+                raise ParseError(Code.INCORRECT_TYPE, f"{name} expects pointers to {ft.target_class}")
+            (change.add if name == "AddRelation" else change.remove).append(pointer["objectId"])
+
+    def _path_op(self, column: str, path: tuple[str, ...], value: Any) -> ops.UpdateOp:
+        for part in path:
+            if not part or part.startswith("$") or len(part) > 128 or any(c in part for c in "\"\\'\x00"):
+                raise ParseError(Code.INVALID_KEY_NAME, f"Invalid field name: {column}.{'.'.join(path)}.")
+        if isinstance(value, dict) and "__op" in value:
+            name = value["__op"]
+            if name == "Increment":
+                return ops.Increment(column, check_number(value.get("amount"), "amount"), path)
+            if name == "Delete":
+                return ops.SetPath(column, path, delete=True)
+            raise ParseError(Code.INVALID_JSON, f"{str(name)[:40]} is not supported on a nested key")
+        if isinstance(value, float):
+            check_number(value)
+        return ops.SetPath(column, path, value)
+
+    @staticmethod
+    def _apply_defaults_and_required(schema: ClassSchema, record: dict[str, Any], creating: bool) -> None:
+        for name, ft in schema.fields.items():
+            if record.get(name) is None and ft.default_value is not None and creating:
+                record[name] = to_canonical(ft, ft.default_value)
+            if ft.required and record.get(name) is None and ft.type != "Relation":
+                raise ParseError(Code.VALIDATION_ERROR, f"{name} is required")
+
+    async def _apply_relations(self, class_name: str, object_id: str,
+                               relations: dict[str, RelationChange]) -> None:
+        for change in relations.values():
+            if change.add:
+                await self.storage.add_relations(class_name, change.key, change.target_class, object_id, change.add)
+            if change.remove:
+                await self.storage.remove_relations(class_name, change.key, change.target_class, object_id,
+                                                    change.remove)

@@ -1,0 +1,151 @@
+"""Who is asking and what they sent: keys from headers or from the JS SDK's JSON body."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from bastion.domain.auth import Auth
+from bastion.errors import Code, ParseError, Unauthorized
+
+if TYPE_CHECKING:
+    from bastion.app import Bastion
+
+# Keys the JS SDK puts in a text/plain JSON body instead of headers (it avoids CORS preflights).
+BODY_KEYS = {
+    "_ApplicationId": "app_id",
+    "_JavaScriptKey": "javascript_key",
+    "_MasterKey": "master_key",
+    "_SessionToken": "session_token",
+    "_InstallationId": "installation_id",
+    "_ClientVersion": "client_version",
+    "_ClientKey": "client_key",
+    "_RESTAPIKey": "rest_key",
+}
+
+
+@dataclass(slots=True)
+class Keys:
+    app_id: str | None = None
+    master_key: str | None = None
+    javascript_key: str | None = None
+    rest_key: str | None = None
+    client_key: str | None = None
+    session_token: str | None = None
+    installation_id: str | None = None
+    client_version: str | None = None
+
+
+@dataclass(slots=True)
+class RequestContext:
+    app: Bastion
+    method: str
+    path: str
+    headers: dict[str, str]
+    query: dict[str, str]
+    body: Any
+    path_params: dict[str, str] = field(default_factory=dict)
+    auth: Auth = field(default_factory=Auth)
+    keys: Keys = field(default_factory=Keys)
+    context: dict[str, Any] = field(default_factory=dict)
+    client_ip: str | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The body as a JSON object ({} when empty)."""
+        if self.body is None:
+            return {}
+        if not isinstance(self.body, dict):
+            raise ParseError(Code.INVALID_JSON, "This request body must be a JSON object.")
+        return self.body
+
+    def param(self, name: str) -> Any:
+        """A query option, from the URL or, for the SDK's POST-as-GET, from the body."""
+        if isinstance(self.body, dict) and name in self.body:
+            return self.body[name]
+        return self.query.get(name)
+
+
+def decode_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in raw}
+
+
+def decode_query(raw: bytes) -> dict[str, str]:
+    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)) if raw else {}
+
+
+def decode_body(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ParseError(Code.INVALID_JSON, "Invalid JSON") from None
+
+
+def extract_keys(headers: dict[str, str], body: Any) -> tuple[Keys, dict[str, Any]]:
+    """Keys and cloud context from headers, or from the body when it names the application."""
+    keys = Keys(
+        app_id=headers.get("x-parse-application-id"),
+        master_key=headers.get("x-parse-master-key"),
+        javascript_key=headers.get("x-parse-javascript-key"),
+        rest_key=headers.get("x-parse-rest-api-key"),
+        client_key=headers.get("x-parse-client-key"),
+        session_token=headers.get("x-parse-session-token"),
+        installation_id=headers.get("x-parse-installation-id"),
+        client_version=headers.get("x-parse-client-version"),
+    )
+    context: dict[str, Any] = {}
+    raw_context = headers.get("x-parse-cloud-context")
+    if raw_context is not None:
+        context = _context(raw_context)
+    if isinstance(body, dict):
+        body.pop("_RevocableSession", None)
+        body.pop("_noBody", None)
+        if "_ApplicationId" in body:
+            for body_key, attr in BODY_KEYS.items():
+                if body_key in body:
+                    value = body.pop(body_key)
+                    if value is not None and not isinstance(value, str):
+                        value = str(value)
+                    if attr == "app_id" or value:
+                        setattr(keys, attr, value)
+            if "_context" in body:
+                context = _context(body.pop("_context"))
+            body.pop("_ContentType", None)
+    return keys, context
+
+
+def _context(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, str):
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raw = None
+    if not isinstance(raw, dict):
+        raise ParseError(Code.INVALID_JSON, "Invalid object for context.")
+    return raw
+
+
+def authenticate(keys: Keys, settings: Any) -> Auth:
+    """The Auth of a request from its keys (sessions are resolved afterwards)."""
+    if not keys.app_id or keys.app_id != settings.app_id:
+        raise Unauthorized()
+    auth = Auth(installation_id=keys.installation_id)
+    if keys.master_key is not None and keys.master_key == settings.master_key:
+        auth.is_master = True
+        return auth
+    if (keys.master_key is not None and settings.read_only_master_key
+            and keys.master_key == settings.read_only_master_key):
+        auth.is_master = True
+        auth.is_read_only = True
+        return auth
+    configured = settings.client_keys
+    if configured:
+        given = {"javascript": keys.javascript_key, "rest": keys.rest_key, "client": keys.client_key}
+        if not any(given[name] == value for name, value in configured.items()):
+            raise Unauthorized()
+    return auth

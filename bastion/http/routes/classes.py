@@ -1,0 +1,48 @@
+"""/classes: create, read, update, delete and query objects."""
+
+from __future__ import annotations
+
+from bastion.http.context import RequestContext
+from bastion.http.responses import Response
+from bastion.http.router import Router
+from bastion.http.routes.common import find_request, list_param
+
+
+async def find(req: RequestContext) -> Response:
+    class_name = req.path_params["className"]
+    result = await req.app.reader.find(class_name, find_request(req), req.auth)
+    return Response(result)
+
+
+async def get(req: RequestContext) -> Response:
+    p = req.path_params
+    obj = await req.app.reader.get(p["className"], p["objectId"], req.auth, keys=list_param(req, "keys"),
+                                   include=list_param(req, "include"), exclude_keys=list_param(req, "excludeKeys"))
+    return Response(obj)
+
+
+async def create(req: RequestContext) -> Response:
+    class_name = req.path_params["className"]
+    result = await req.app.writer.create(class_name, req.data, req.auth)
+    location = f"{req.app.settings.public_url}/classes/{class_name}/{result.object_id}"
+    return Response(result.response, status=201, headers=[(b"location", location.encode())])
+
+
+async def update(req: RequestContext) -> Response:
+    p = req.path_params
+    result = await req.app.writer.update(p["className"], p["objectId"], req.data, req.auth)
+    return Response(result.response)
+
+
+async def delete(req: RequestContext) -> Response:
+    p = req.path_params
+    await req.app.writer.delete(p["className"], p["objectId"], req.auth)
+    return Response({})
+
+
+def register(router: Router) -> None:
+    router.add("GET", "/classes/:className", find)
+    router.add("POST", "/classes/:className", create)
+    router.add("GET", "/classes/:className/:objectId", get)
+    router.add("PUT", "/classes/:className/:objectId", update)
+    router.add("DELETE", "/classes/:className/:objectId", delete)

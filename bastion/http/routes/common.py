@@ -1,0 +1,101 @@
+"""Helpers shared by route modules: reading query options and requiring the master key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from bastion.domain.read import FindRequest
+from bastion.errors import Code, ParseError, Unauthorized
+from bastion.http.context import RequestContext
+
+
+def require_master(req: RequestContext) -> None:
+    if not req.auth.is_master:
+        raise Unauthorized("unauthorized: master key is required")
+
+
+def require_writable_master(req: RequestContext) -> None:
+    require_master(req)
+    if req.auth.is_read_only:
+        raise ParseError(Code.OPERATION_FORBIDDEN, "read-only masterKey isn't allowed to perform this operation.",
+                         status=403)
+
+
+def json_param(req: RequestContext, name: str) -> Any:
+    value = req.param(name)
+    if isinstance(value, str):
+        if value == "":
+            return None
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise ParseError(Code.INVALID_JSON, f"Invalid JSON in {name}.") from None
+    return value
+
+
+def int_param(req: RequestContext, name: str) -> int | None:
+    value = req.param(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ParseError(Code.INVALID_QUERY, f"Invalid {name} value.")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise ParseError(Code.INVALID_QUERY, f"Invalid {name} value.")
+
+
+def list_param(req: RequestContext, name: str) -> list[str] | None:
+    value = req.param(name)
+    if value is None:
+        return None
+    if isinstance(value, list):
+        if not all(isinstance(v, str) for v in value):
+            raise ParseError(Code.INVALID_QUERY, f"Invalid {name} value.")
+        return [v for v in value if v]
+    if not isinstance(value, str):
+        raise ParseError(Code.INVALID_QUERY, f"Invalid {name} value.")
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def bool_param(req: RequestContext, name: str) -> bool:
+    value = req.param(name)
+    if isinstance(value, str):
+        return value.lower() in ("1", "true")
+    return bool(value)
+
+
+def order_param(req: RequestContext) -> str | None:
+    value = req.param("order")
+    if value is None:
+        return None
+    if isinstance(value, list):
+        value = ",".join(str(v) for v in value)
+    if not isinstance(value, str):
+        raise ParseError(Code.INVALID_QUERY, "Invalid order value.")
+    return value
+
+
+def find_request(req: RequestContext) -> FindRequest:
+    where = json_param(req, "where")
+    if where is not None and not isinstance(where, dict):
+        raise ParseError(Code.INVALID_QUERY, "Invalid where, must be an object.")
+    keys = list_param(req, "keys")
+    return FindRequest(
+        where=where,
+        order=order_param(req),
+        limit=int_param(req, "limit"),
+        skip=int_param(req, "skip") or 0,
+        keys=keys,
+        exclude_keys=list_param(req, "excludeKeys") or [],
+        include=list_param(req, "include") or [],
+        count=bool_param(req, "count"),
+    )

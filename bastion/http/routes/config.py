@@ -1,0 +1,53 @@
+"""/config: Parse Config parameters, readable by clients, writable with the master key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bastion.domain.names import check_no_denylisted_keys
+from bastion.errors import Code, ParseError
+from bastion.http.context import RequestContext
+from bastion.http.responses import Response
+from bastion.http.router import Router
+from bastion.http.routes.common import require_writable_master
+
+
+async def get_config(req: RequestContext) -> Response:
+    stored = await req.app.storage.get_config() or {"params": {}, "masterKeyOnly": {}}
+    params: dict[str, Any] = dict(stored["params"])
+    master_only: dict[str, Any] = dict(stored["masterKeyOnly"])
+    if not req.auth.is_master:
+        params = {k: v for k, v in params.items() if not master_only.get(k)}
+        return Response({"params": params})
+    return Response({"params": params, "masterKeyOnly": master_only})
+
+
+async def put_config(req: RequestContext) -> Response:
+    require_writable_master(req)
+    data = req.data
+    updates = data.get("params")
+    if not isinstance(updates, dict):
+        raise ParseError(Code.INVALID_JSON, "params must be an object")
+    master_updates = data.get("masterKeyOnly") or {}
+    if not isinstance(master_updates, dict):
+        raise ParseError(Code.INVALID_JSON, "masterKeyOnly must be an object")
+    check_no_denylisted_keys(updates)
+    stored = await req.app.storage.get_config() or {"params": {}, "masterKeyOnly": {}}
+    params = dict(stored["params"])
+    master_only = dict(stored["masterKeyOnly"])
+    for key, value in updates.items():
+        if isinstance(value, dict) and value.get("__op") == "Delete":
+            params.pop(key, None)
+            master_only.pop(key, None)
+        else:
+            params[key] = value
+    for key, value in master_updates.items():
+        if key in params:
+            master_only[key] = bool(value)
+    await req.app.storage.set_config(params, master_only)
+    return Response({"result": True})
+
+
+def register(router: Router) -> None:
+    router.add("GET", "/config", get_config)
+    router.add("PUT", "/config", put_config)
