@@ -54,7 +54,6 @@ class Code:
 _STATUS_BY_CODE = {
     Code.OBJECT_NOT_FOUND: 404,
     Code.INTERNAL_SERVER_ERROR: 500,
-    Code.OPERATION_FORBIDDEN: 403,
 }
 
 

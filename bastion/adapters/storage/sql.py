@@ -86,6 +86,12 @@ class SqlDialect(ABC):
             return "(NOT " + self.where(node.child, params, schema_lookup, access, depth + 1) + ")"
         if isinstance(node, ir.InSubQuery):
             return self.in_subquery(node, params, schema_lookup, access, depth)
+        if isinstance(node, ir.SubQueryExists):
+            sub = node.sub
+            table = quote(sub.class_name)
+            inner = self.where(sub.where, params, schema_lookup, access, depth + 1)
+            acl = self.read_access(access, params, table)
+            return f"EXISTS (SELECT 1 FROM {table} WHERE {inner} AND {acl})"
         return self.leaf(node, params, schema_lookup, access)
 
     def in_subquery(self, node: ir.InSubQuery, params: Params, schema_lookup: Any, access: Access,

@@ -142,6 +142,13 @@ class InSubQuery(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class SubQueryExists(Node):
+    """The subquery matches at least one object."""
+
+    sub: SubQuery
+
+
+@dataclass(frozen=True, slots=True)
 class OrderKey:
     field: Field
     descending: bool = False

@@ -151,6 +151,12 @@ class Matcher:
         return any(json_equal(value, c) for c in candidates)
 
 
+    def _SubQueryExists(self, node: ir.SubQueryExists, record: Mapping[str, Any]) -> bool:
+        if node.sub not in self._sub_cache:
+            self._sub_cache[node.sub] = list(self.subquery_values(node.sub))
+        return bool(self._sub_cache[node.sub])
+
+
 def _pointer_id(value: Any) -> Any:
     if isinstance(value, dict) and value.get("__type") == "Pointer":
         return value.get("objectId")

@@ -64,7 +64,7 @@ class _Parser:
             if key in ("$or", "$and", "$nor"):
                 nodes.append(self.logical(schema, class_name, key, value, depth))
             elif key.startswith("$"):
-                raise ParseError(Code.INVALID_QUERY, f"Invalid query operator: {key[:50]}")
+                raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {key[:100]}")
             else:
                 nodes.append(self.constraint(schema, class_name, key, value, depth))
         return ir.conjoin(nodes)
@@ -111,8 +111,13 @@ class _Parser:
         field = self.field(schema, key)
         ft = schema.fields.get(field.column) if (schema and field) else None
         if isinstance(value, dict) and any(isinstance(k, str) and k.startswith("$") for k in value):
-            nodes = [self.operator(schema, field, ft, op, arg, value, depth) for op, arg in value.items()
-                     if op != "$options"]
+            known = [op for op in value if op in FIELD_OPERATORS and op != "$options"]
+            if not known:
+                # Parse Server on PostgreSQL refuses a constraint with no operator it knows (and
+                # ignores unknown operators beside known ones).
+                raise ParseError(Code.OPERATION_FORBIDDEN,
+                                 f"This query type is not supported: {str(list(value))[:100]}")
+            nodes = [self.operator(schema, field, ft, op, value[op], value, depth) for op in known]
             if "$options" in value and "$regex" not in value:
                 raise ParseError(Code.INVALID_QUERY, "$options needs a $regex")
             node = ir.conjoin(nodes)
@@ -128,7 +133,9 @@ class _Parser:
             return self.compare(field, ft, COMPARATORS[op], arg)
         if op in ("$in", "$nin"):
             node = self.in_values(field, ft, op, arg)
-            return ir.negate(node) if op == "$nin" else node
+            if op == "$nin" and not arg:
+                return ir.TRUE  # Parse Server drops an empty $nin
+            return self.absent_or_not(field, node) if op == "$nin" else node
         if op == "$exists":
             if not isinstance(arg, bool):
                 raise ParseError(Code.INVALID_QUERY, "bad $exists, must be a boolean")
@@ -141,9 +148,26 @@ class _Parser:
             return self.regex(field, arg, constraints.get("$options", ""))
         if op in ("$inQuery", "$notInQuery"):
             node = self.in_query(field, ft, op, arg, depth)
-            return ir.negate(node) if op == "$notInQuery" else node
+            return self.not_in_subquery(field, node, arg, depth) if op == "$notInQuery" else node
         node = self.select(field, ft, op, arg, depth)
-        return ir.negate(node) if op == "$dontSelect" else node
+        return self.not_in_subquery(field, node, arg.get("query"), depth) if op == "$dontSelect" else node
+
+    @staticmethod
+    def absent_or_not(field: ir.Field | None, node: ir.Node) -> ir.Node:
+        """Negation as SQL's NOT IN means it: an object without the field matches neither side."""
+        if field is None:
+            return ir.FALSE
+        return ir.conjoin([ir.Exists(field), ir.negate(node)])
+
+    def not_in_subquery(self, field: ir.Field | None, node: ir.Node, sub_arg: Any, depth: int) -> ir.Node:
+        """``$notInQuery``/``$dontSelect`` as Parse Server answers them: it runs the subquery first
+        and then asks for ``$nin`` its results, so an empty subquery constrains nothing, and
+        otherwise objects without the field do not match."""
+        _schema, class_name, where = self.sub_where(sub_arg, "$notInQuery", depth)
+        empty = ir.negate(ir.SubQueryExists(ir.SubQuery(class_name, where, ir.Field("objectId", "String"))))
+        if _schema is None:
+            return ir.TRUE
+        return ir.disjoin([self.absent_or_not(field, node), empty])
 
     # --- values ---------------------------------------------------------------------------------
 
@@ -243,7 +267,7 @@ class _Parser:
 
     def in_values(self, field: ir.Field | None, ft: FieldType | None, op: str, raw: Any) -> ir.Node:
         if not isinstance(raw, list):
-            raise ParseError(Code.INVALID_QUERY, f"bad {op} value")
+            raise ParseError(Code.INVALID_JSON, f"bad {op} value")
         if len(raw) > self.limits.max_in_values:
             raise ParseError(Code.INVALID_QUERY, f"{op} has too many values")
         if field is None or ft is None:
@@ -269,7 +293,7 @@ class _Parser:
 
     def array_set(self, field: ir.Field | None, ft: FieldType | None, op: str, raw: Any) -> ir.Node:
         if not isinstance(raw, list):
-            raise ParseError(Code.INVALID_QUERY, f"bad {op} value")
+            raise ParseError(Code.INVALID_JSON, f"bad {op} value")
         if len(raw) > self.limits.max_in_values:
             raise ParseError(Code.INVALID_QUERY, f"{op} has too many values")
         for item in raw:
@@ -293,6 +317,7 @@ class _Parser:
             raise ParseError(Code.INVALID_QUERY, "$regex is too long")
         if not isinstance(options, str) or any(ch not in "imxs" for ch in options):
             raise ParseError(Code.INVALID_QUERY, "Invalid regex options")
+        pattern = quote_literal_sections(pattern)
         try:
             re.compile(pattern)
         except (re.error, RecursionError, OverflowError):
@@ -351,6 +376,22 @@ def _comparable(left: ir.Field, right: ir.Field) -> bool:
     if lt in text_like and rt in text_like:
         return True
     return lt == rt
+
+
+_QUOTED = re.compile(r"\\Q(.*?)(?:\\E|\Z)", re.DOTALL)
+
+
+def _escape_literal(text: str) -> str:
+    # Backslash before every non-alphanumeric character is a literal in Python, JavaScript and
+    # PostgreSQL regular expressions alike.
+    return "".join(ch if ch.isalnum() or ch == "_" else "\\" + ch for ch in text)
+
+
+def quote_literal_sections(pattern: str) -> str:
+    """Rewrite the SDKs' ``\\Q...\\E`` literal sections (startsWith, contains) as escaped text."""
+    if "\\Q" not in pattern:
+        return pattern
+    return _QUOTED.sub(lambda m: _escape_literal(m.group(1)), pattern)
 
 
 _UNITS = {
