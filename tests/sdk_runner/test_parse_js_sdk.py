@@ -1,0 +1,35 @@
+"""Runs the Parse JS SDK suite (tests/sdk, Node's test runner) against Bastion on each backend."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Server
+
+SDK_DIR = Path(__file__).resolve().parent.parent / "sdk"
+
+
+def test_parse_js_sdk_suite(server: Server) -> None:
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: the Parse JS SDK suite needs Node 20")
+    if not (SDK_DIR / "node_modules" / "parse").exists():
+        pytest.skip("the Parse JS SDK is not installed: run `npm ci` in tests/sdk (./scripts/test does)")
+    env = dict(os.environ)
+    env.update(
+        PARSE_SERVER_URL=server.url,
+        PARSE_APP_ID=server.app_id,
+        PARSE_MASTER_KEY=server.master_key,
+        PARSE_JS_KEY=server.javascript_key,
+    )
+    result = subprocess.run(["npm", "test", "--silent"], cwd=SDK_DIR, env=env, capture_output=True, text=True,
+                            timeout=600)
+    summary = [line for line in result.stdout.splitlines() if line.startswith(("ℹ ", "# "))]
+    assert result.returncode == 0, (
+        f"Parse JS SDK suite failed on {server.backend}:\n" + result.stdout[-8000:] + result.stderr[-2000:]
+    )
+    assert any("pass" in line for line in summary), result.stdout[-2000:]
