@@ -160,6 +160,7 @@ class Bastion:
         req = RequestContext(self, method, path, headers, decode_query(scope.get("query_string", b"")), body,
                              params, client_ip=client[0] if client else None)
         if not route.public:
+            await self.schemas.refresh_if_stale()
             req.keys, req.context = extract_keys(headers, body)
             req.auth = authenticate(req.keys, self.settings)
             if req.keys.session_token:

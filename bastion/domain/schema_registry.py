@@ -7,6 +7,7 @@ may have changed it), applies the change through the storage adapter and refresh
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,15 +21,30 @@ ChangeListener = Callable[[str], Awaitable[None]]
 
 
 class SchemaRegistry:
-    def __init__(self, storage: StorageAdapter) -> None:
+    def __init__(self, storage: StorageAdapter, ttl: float = 5.0) -> None:
         self.storage = storage
+        self.ttl = ttl
         self._classes: dict[str, ClassSchema] = {}
         self._lock = asyncio.Lock()
+        self._loaded_at = 0.0
+        self._refreshing = False
         self.listeners: list[ChangeListener] = []
 
     async def load(self) -> None:
         docs = await self.storage.load_schemas()
         self._classes = {doc["className"]: ClassSchema.from_storage(doc) for doc in docs}
+        self._loaded_at = time.monotonic()
+
+    async def refresh_if_stale(self) -> None:
+        """Re-read the schemas when the cache is older than ``ttl``: other processes sharing the
+        database may have changed them."""
+        if self._refreshing or time.monotonic() - self._loaded_at < self.ttl:
+            return
+        self._refreshing = True
+        try:
+            await self.load()
+        finally:
+            self._refreshing = False
 
     def get(self, class_name: str) -> ClassSchema | None:
         return self._classes.get(class_name)
