@@ -55,7 +55,8 @@ class Bastion:
                              max_regex_length=settings.max_regex_length)
         self.reader = Reader(self.storage, self.schemas,
                              ReadOptions(max_limit=settings.max_limit, max_include_depth=settings.max_include_depth,
-                                         query_limits=limits),
+                                         query_limits=limits,
+                                         allow_client_class_creation=settings.allow_client_class_creation),
                              self.file_url)
         self.writer = Writer(self.storage, self.schemas,
                              WriteOptions(allow_client_class_creation=settings.allow_client_class_creation))
@@ -127,7 +128,8 @@ class Bastion:
         method: str = scope["method"]
         if method == "OPTIONS":
             await send_fn({"type": "http.response.start", "status": 200,
-                           "headers": [(b"content-length", b"2"), *CORS_HEADERS]})
+                           "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                       (b"content-length", b"2"), *CORS_HEADERS]})
             await send_fn({"type": "http.response.body", "body": b"OK"})
             return
         try:
@@ -180,7 +182,8 @@ class Bastion:
         except ParseError as exc:
             return {"error": exc.to_dict()}
         except Unauthorized as exc:
-            return {"error": {"code": Code.OPERATION_FORBIDDEN, "error": exc.message}}
+            # Parse Server reports an HTTP-level refusal inside a batch without a code.
+            return {"error": {"error": exc.message}}
         return {"success": orjson.loads(response.body)}
 
 

@@ -30,6 +30,7 @@ class ReadOptions:
     max_limit: int | None = None
     max_include_depth: int = 5
     query_limits: QueryLimits = field(default_factory=QueryLimits)
+    allow_client_class_creation: bool = False
 
 
 @dataclass(slots=True)
@@ -58,8 +59,14 @@ class Reader:
             raise ParseError(Code.OPERATION_FORBIDDEN, f"Class {class_name} is not readable.")
         if class_name.startswith("_") and not auth.is_master:
             # User, session, role and installation rules arrive with their own behaviours.
-            raise ParseError(Code.OPERATION_FORBIDDEN,
-                             f"Clients aren't allowed to perform the find operation on the {class_name} collection.")
+            # Sanitized as Parse Server 9 does ("Clients aren't allowed to perform the find ...").
+            raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")
+
+    def _check_missing_class(self, auth: Auth) -> None:
+        """Parse Server refuses clients any query on a class that does not exist, unless clients may
+        create classes (119, sanitized from "This user is not allowed to access non-existent class")."""
+        if not auth.is_master and not self.options.allow_client_class_creation:
+            raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")
 
     def where_ir(self, schema: ClassSchema | None, class_name: str, where: Any) -> ir.Node:
         return parse_where(where, schema, class_name, self.schemas.get, self.options.query_limits)
@@ -77,6 +84,7 @@ class Reader:
             raise ParseError(Code.INVALID_QUERY, "Invalid skip value.")
         response: dict[str, Any] = {}
         if schema is None:
+            self._check_missing_class(auth)
             response["results"] = []
             if request.count:
                 response["count"] = 0
@@ -89,7 +97,8 @@ class Reader:
             records = await self.storage.find(schema, query, auth.access())
             results = [self.encode(schema, r) for r in records]
             if include_tree:
-                await self._include(schema, results, include_tree, auth, 0)
+                await self._include(schema, results, include_tree, auth, 0,
+                                    _Projection(request.keys, request.exclude_keys))
             self._project(results, request.keys, request.exclude_keys)
         response["results"] = results
         if request.count:
@@ -123,7 +132,8 @@ class Reader:
         values = await self.storage.distinct(schema, ir.Field(head, ft.type, path), node, auth.access())
         if ft.type in ("Array", "Object") or path:
             return values
-        if head in ("createdAt", "updatedAt"):
+        if ft.type == "Date":
+            # Parse Server on PostgreSQL answers distinct dates as bare ISO strings.
             return [iso_or_none(v) for v in values]
         return [to_rest(ft, v, self.file_url) for v in values]
 
@@ -215,7 +225,8 @@ class Reader:
         return tree
 
     async def _include(self, schema: ClassSchema, objects: list[dict[str, Any]], tree: dict[str, Any],
-                       auth: Auth, depth: int) -> None:
+                       auth: Auth, depth: int, projection: _Projection | None = None,
+                       prefix: tuple[str, ...] = ()) -> None:
         if depth > self.options.max_include_depth:
             raise ParseError(Code.INVALID_QUERY, "include is nested too deeply.")
         for key, subtree in tree.items():
@@ -232,7 +243,10 @@ class Reader:
                 records = await self.storage.find(target_schema, FindQuery(node), auth.access())
                 included = [self.encode(target_schema, r) for r in records]
                 if subtree:
-                    await self._include(target_schema, included, subtree, auth, depth + 1)
+                    await self._include(target_schema, included, subtree, auth, depth + 1, projection,
+                                        (*prefix, key))
+                if projection is not None:
+                    projection.apply(self, included, (*prefix, key))
                 for item in included:
                     item["__type"] = "Object"
                     item["className"] = target
@@ -244,6 +258,27 @@ class Reader:
                                 if _is_pointer(v) else v for v in obj_value]
                 elif _is_pointer(obj_value):
                     obj[key] = fetched.get((obj_value["className"], obj_value["objectId"]), obj_value)
+
+
+@dataclass(slots=True)
+class _Projection:
+    """``keys`` and ``excludeKeys`` of a query, as they reach included objects: Parse Server gives
+    the objects included at ``a`` the keys ``a.x`` names (``x``) and drops those ``a.y`` excludes."""
+
+    keys: list[str] | None
+    exclude: list[str]
+
+    def apply(self, reader: Reader, objects: list[dict[str, Any]], path: tuple[str, ...]) -> None:
+        depth = len(path)
+        keys: list[str] | None = None
+        if self.keys is not None:
+            below = [parts[depth] for parts in (k.split(".") for k in self.keys)
+                     if len(parts) > depth and tuple(parts[:depth]) == path]
+            keys = below or None
+        exclude = [parts[depth] for parts in (k.split(".") for k in self.exclude)
+                   if len(parts) == depth + 1 and tuple(parts[:depth]) == path]
+        if keys is not None or exclude:
+            reader._project(objects, keys, exclude)
 
 
 def _is_pointer(value: Any) -> bool:

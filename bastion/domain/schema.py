@@ -88,13 +88,25 @@ SYSTEM_CLASS_FIELDS: dict[str, dict[str, FieldType]] = {
 }
 
 CLP_OPERATIONS = ("find", "count", "get", "create", "update", "delete", "addField")
-CLP_KEYS = frozenset(CLP_OPERATIONS + ("readUserFields", "writeUserFields", "protectedFields"))
+CLP_KEYS = frozenset(CLP_OPERATIONS + ("ACL", "readUserFields", "writeUserFields", "protectedFields"))
 
 
 def default_clp() -> dict[str, Any]:
-    clp: dict[str, Any] = {op: {"*": True} for op in CLP_OPERATIONS}
+    """The permissions of a class created without any, as Parse Server on PostgreSQL shows them
+    (its ``ACL`` entry included)."""
+    clp: dict[str, Any] = {"ACL": {"*": {"read": True, "write": True}}}
+    clp.update({op: {"*": True} for op in CLP_OPERATIONS})
     clp["protectedFields"] = {"*": []}
     return clp
+
+
+def api_clp(stored: dict[str, Any]) -> dict[str, Any]:
+    """Stored permissions as the schemas API answers them: Parse Server fills every operation the
+    stored permissions leave out with ``{}`` (which grants nothing)."""
+    out: dict[str, Any] = {op: {} for op in CLP_OPERATIONS}
+    out["protectedFields"] = {}
+    out.update(copy.deepcopy(stored))
+    return out
 
 
 @dataclass(slots=True)
@@ -120,13 +132,19 @@ class ClassSchema:
         return {name: ft for name, ft in self.fields.items() if ft.type == "Relation"}
 
     def to_api(self) -> dict[str, Any]:
-        """The shape ``GET /schemas/:className`` answers with."""
-        return {
+        """The shape ``GET /schemas/:className`` answers with.
+
+        As Parse Server on PostgreSQL: no ``indexes`` key until the class has an index, and then
+        the primary key's ``_id_`` beside them.
+        """
+        out: dict[str, Any] = {
             "className": self.class_name,
             "fields": {name: ft.to_json() for name, ft in self.fields.items()},
-            "classLevelPermissions": copy.deepcopy(self.clp),
-            "indexes": copy.deepcopy(self.indexes) if self.indexes else {"_id_": {"_id": 1}},
+            "classLevelPermissions": api_clp(self.clp),
         }
+        if self.indexes:
+            out["indexes"] = {"_id_": {"_id": 1}, **copy.deepcopy(self.indexes)}
+        return out
 
     def to_storage(self) -> dict[str, Any]:
         """The document stored in ``_SCHEMA.schema``, laid out as Parse Server lays it out."""

@@ -77,8 +77,9 @@ class SchemaRegistry:
             schema = self._classes.get(class_name)
             if schema is None:
                 if not may_create_class:
-                    raise ParseError(Code.OPERATION_FORBIDDEN,
-                                     f"This user is not allowed to access non-existent class: {class_name}")
+                    # Parse Server 9 sanitizes this message ("This user is not allowed to access
+                    # non-existent class: X") to "Permission denied".
+                    raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")
                 check_class_name(class_name)
                 schema = ClassSchema.new(class_name)
                 self._check_types(schema, wanted)
@@ -94,8 +95,8 @@ class SchemaRegistry:
                 missing = self._missing(schema, wanted)
                 if missing:
                     if not may_add_fields:
-                        raise ParseError(Code.OPERATION_FORBIDDEN,
-                                         f"Permission denied for action addField on class {class_name}.")
+                        # Sanitized as Parse Server 9 does ("Permission denied for action addField ...").
+                        raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")
                     schema.fields.update(missing)
                     _check_one_geopoint(schema)
                     await self.storage.add_fields(schema, missing)
@@ -155,9 +156,23 @@ class SchemaRegistry:
                     raise ParseError(255, f"Field {name} does not exist, cannot delete.")
                 if name in DEFAULT_FIELDS or name in SYSTEM_CLASS_FIELDS.get(class_name, {}):
                     raise ParseError(136, f"field {name} cannot be changed")
-            for name in add:
-                if name in schema.fields and name not in delete:
+            # As Parse Server 9: a field given again with its own type keeps its column and takes the
+            # new options (required, defaultValue); another type is refused.
+            changed: dict[str, FieldType] = {}
+            for name, ft in add.items():
+                existing = schema.fields.get(name)
+                if existing is None or name in delete:
+                    continue
+                if existing.type != ft.type:
                     raise ParseError(255, f"Field {name} exists, cannot update.")
+                if existing.target_class != ft.target_class:
+                    raise ParseError(Code.INCORRECT_TYPE, f"schema mismatch for {class_name}.{name}; expected "
+                                                          f"{existing.describe()} but got {ft.describe()}")
+                changed[name] = ft
+            add = {name: ft for name, ft in add.items() if name not in changed}
+            for name, ft in changed.items():
+                if name not in DEFAULT_FIELDS and name not in SYSTEM_CLASS_FIELDS.get(class_name, {}):
+                    schema.fields[name] = ft
             removed = {name: schema.fields.pop(name) for name in delete}
             if removed:
                 for index_name, spec in list(schema.indexes.items()):

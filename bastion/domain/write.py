@@ -35,6 +35,19 @@ SERVER_FIELDS = frozenset({"objectId", "createdAt", "updatedAt"})
 RESULT_OPS = frozenset({"Increment", "Add", "AddUnique", "Remove"})
 
 
+def _bad_nested_key(value: Any, deep: bool) -> bool:
+    """Whether a key holding '$' or '.' appears in ``value`` (below its first level only when deep)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "$" in key or "." in key:
+                return True
+            if deep and isinstance(item, (dict, list)) and _bad_nested_key(item, True):
+                return True
+    elif isinstance(value, list):
+        return any(isinstance(item, (dict, list)) and _bad_nested_key(item, True) for item in value)
+    return False
+
+
 def new_object_id(length: int = 10) -> str:
     return "".join(secrets.choice(OBJECT_ID_ALPHABET) for _ in range(length))
 
@@ -74,15 +87,27 @@ class Writer:
             raise ParseError(Code.OPERATION_FORBIDDEN, f"Class {class_name} is not writable.")
         if class_name.startswith("_") and not auth.is_master:
             # User, session, role and installation rules arrive with their own behaviours.
-            raise ParseError(Code.OPERATION_FORBIDDEN,
-                             f"Clients aren't allowed to perform the create operation on the {class_name} collection.")
+            # Sanitized as Parse Server 9 does ("Clients aren't allowed to perform the create ...").
+            raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")
         if auth.is_read_only:
-            raise ParseError(Code.OPERATION_FORBIDDEN, "read-only masterKey isn't allowed to perform the create operation.")
+            # Sanitized ("read-only masterKey isn't allowed to perform the create operation.").
+            raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")
 
-    def _check_body(self, body: Any) -> dict[str, Any]:
+    def _check_body(self, body: Any, creating: bool = False) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise ParseError(Code.INVALID_JSON, "This object must be a JSON object.")
         check_no_denylisted_keys(body)
+        # Parse Server on PostgreSQL refuses '$' and '.' in the keys of stored objects: at any depth
+        # when creating, in the first level of a value when updating.
+        for key, value in body.items():
+            if key == "ACL":
+                continue
+            if isinstance(value, dict) and "__op" not in value and "__type" not in value:
+                if _bad_nested_key(value, deep=creating):
+                    raise ParseError(Code.INVALID_NESTED_KEY,
+                                     "Nested keys should not contain the '$' or '.' characters")
+            elif creating and isinstance(value, list) and _bad_nested_key(value, deep=True):
+                raise ParseError(Code.INVALID_NESTED_KEY, "Nested keys should not contain the '$' or '.' characters")
         return body
 
     def _wanted_types(self, class_name: str, body: dict[str, Any]) -> dict[str, FieldType]:
@@ -105,7 +130,7 @@ class Writer:
 
     async def create(self, class_name: str, body: Any, auth: Auth) -> WriteResult:
         self._check_target(class_name, auth)
-        body = self._check_body(body)
+        body = self._check_body(body, creating=True)
         if body.get("objectId"):
             raise ParseError(Code.INVALID_KEY_NAME, "objectId is an invalid field name.")
         if body.get("id"):
@@ -133,7 +158,7 @@ class Writer:
                 op = self._path_op(head, tuple(rest.split(".")), value)
                 record[head] = ops.apply_op(current, op)
                 continue
-            ft = schema.fields[key] if key in schema.fields else None
+            ft = schema.fields.get(key)
             if ft is None:
                 continue  # null or Delete: nothing to store
             if isinstance(value, dict) and "__op" in value:
@@ -146,7 +171,11 @@ class Writer:
             if ft.type == "Relation":
                 continue
             record[key] = self._canonical(ft, value)
-        self._apply_defaults_and_required(schema, record, creating=True)
+        for name in self._apply_defaults_and_required(schema, record, creating=True):
+            # Parse Server answers a create with the default values it filled in (not pointers).
+            default = schema.fields[name].default_value
+            if not (isinstance(default, dict) and default.get("__type") == "Pointer"):
+                response[name] = default
         try:
             await self.storage.insert(schema, record)
         except DuplicateValue:
@@ -164,6 +193,8 @@ class Writer:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         existing = self.schemas.get(class_name)
         if existing is None:
+            if not auth.is_master and not self.options.allow_client_class_creation:
+                raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")  # as Parse Server, sanitized
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         wanted = self._wanted_types(class_name, body)
         schema = await self.schemas.ensure_fields(class_name, wanted, may_create_class=False)
@@ -215,11 +246,19 @@ class Writer:
         await self._apply_relations(class_name, object_id, relations)
         response: dict[str, Any] = {"updatedAt": format_iso(now)}
         for key in result_keys:
-            head, _, rest = key.partition(".")
-            value = record.get(head)
-            for part in rest.split(".") if rest else ():
+            # A nested key's result comes back nested, as Parse Server expands it:
+            # {"stats.wins": Increment} answers {"stats": {"wins": 3}}.
+            path = key.split(".")
+            value: Any = record.get(path[0])
+            target = response
+            for part in path[1:]:
                 value = value.get(part) if isinstance(value, dict) else None
-            response[key] = self._result_value(value)
+            for part in path[:-1]:
+                child = target.get(part)
+                if not isinstance(child, dict):
+                    child = target[part] = {}
+                target = child
+            target[path[-1]] = self._result_value(value)
         return WriteResult(response, record, object_id)
 
     # --- delete ---------------------------------------------------------------------------------
@@ -227,7 +266,10 @@ class Writer:
     async def delete(self, class_name: str, object_id: str, auth: Auth) -> None:
         self._check_target(class_name, auth)
         schema = self.schemas.get(class_name)
-        if schema is None or not isinstance(object_id, str) or len(object_id) > 120:
+        if schema is None:
+            # Parse Server on PostgreSQL answers a delete in a class that does not exist with 200 {}.
+            return
+        if not isinstance(object_id, str) or len(object_id) > 120:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         if not await self.storage.delete(schema, object_id, auth.access()):
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
@@ -238,6 +280,11 @@ class Writer:
 
     @staticmethod
     def _canonical(ft: FieldType, value: Any) -> Any:
+        if ft.type == "Polygon" and isinstance(value, dict):
+            coords = value.get("coordinates")
+            if isinstance(coords, list) and coords and coords[0] != coords[-1]:
+                # Parse Server on PostgreSQL stores (and answers) a polygon closed.
+                value = {**value, "coordinates": [*coords, coords[0]]}
         return to_canonical(ft, value)
 
     @staticmethod
@@ -322,12 +369,16 @@ class Writer:
         return ops.SetPath(column, path, value)
 
     @staticmethod
-    def _apply_defaults_and_required(schema: ClassSchema, record: dict[str, Any], creating: bool) -> None:
+    def _apply_defaults_and_required(schema: ClassSchema, record: dict[str, Any], creating: bool) -> list[str]:
+        """Fill default values in and check required fields; the names of the fields filled in."""
+        filled: list[str] = []
         for name, ft in schema.fields.items():
             if record.get(name) is None and ft.default_value is not None and creating:
                 record[name] = to_canonical(ft, ft.default_value)
+                filled.append(name)
             if ft.required and record.get(name) is None and ft.type != "Relation":
                 raise ParseError(Code.VALIDATION_ERROR, f"{name} is required")
+        return filled
 
     async def _apply_relations(self, class_name: str, object_id: str,
                                relations: dict[str, RelationChange]) -> None:

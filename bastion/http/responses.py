@@ -8,6 +8,8 @@ import orjson
 
 from bastion.errors import ParseError
 
+# Exactly Parse Server 9's defaults (its allowHeaders list has no installation, client-key or
+# cloud-context header: browsers send those in the JS SDK's text/plain body instead).
 CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-allow-methods", b"GET,PUT,POST,DELETE,OPTIONS"),
@@ -15,8 +17,7 @@ CORS_HEADERS = [
         b"access-control-allow-headers",
         b"X-Parse-Master-Key, X-Parse-REST-API-Key, X-Parse-Javascript-Key, X-Parse-Application-Id, "
         b"X-Parse-Client-Version, X-Parse-Session-Token, X-Requested-With, X-Parse-Revocable-Session, "
-        b"X-Parse-Request-Id, Content-Type, Pragma, Cache-Control, X-Parse-Installation-Id, "
-        b"X-Parse-Client-Key, X-Parse-Cloud-Context",
+        b"X-Parse-Request-Id, Content-Type, Pragma, Cache-Control",
     ),
     (b"access-control-expose-headers", b"X-Parse-Job-Status-Id, X-Parse-Push-Status-Id"),
 ]

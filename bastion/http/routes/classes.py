@@ -5,7 +5,7 @@ from __future__ import annotations
 from bastion.http.context import RequestContext
 from bastion.http.responses import Response
 from bastion.http.router import Router
-from bastion.http.routes.common import find_request, list_param
+from bastion.http.routes.common import check_get_options, find_request, list_param
 
 
 async def find(req: RequestContext) -> Response:
@@ -16,6 +16,7 @@ async def find(req: RequestContext) -> Response:
 
 async def get(req: RequestContext) -> Response:
     p = req.path_params
+    check_get_options(req)
     obj = await req.app.reader.get(p["className"], p["objectId"], req.auth, keys=list_param(req, "keys"),
                                    include=list_param(req, "include"), exclude_keys=list_param(req, "excludeKeys"))
     return Response(obj)

@@ -10,17 +10,22 @@ from bastion.domain.read import FindRequest
 from bastion.errors import Code, ParseError, Unauthorized
 from bastion.http.context import RequestContext
 
+# Parse Server 9 answers refusals with a generic "Permission denied" (its enableSanitizedErrorResponse
+# option defaults to true); the detailed reasons only reach its log.
+PERMISSION_DENIED = "Permission denied"
+
 
 def require_master(req: RequestContext) -> None:
     if not req.auth.is_master:
-        raise Unauthorized("unauthorized: master key is required")
+        # Parse Server: 403 {"error": "Permission denied"} (unsanitized: "unauthorized: master key is required").
+        raise Unauthorized(PERMISSION_DENIED)
 
 
 def require_writable_master(req: RequestContext) -> None:
     require_master(req)
     if req.auth.is_read_only:
-        raise ParseError(Code.OPERATION_FORBIDDEN, "read-only masterKey isn't allowed to perform this operation.",
-                         status=403)
+        # Unsanitized: "read-only masterKey isn't allowed to ...".
+        raise ParseError(Code.OPERATION_FORBIDDEN, PERMISSION_DENIED)
 
 
 def json_param(req: RequestContext, name: str) -> Any:
@@ -31,8 +36,34 @@ def json_param(req: RequestContext, name: str) -> Any:
         try:
             return orjson.loads(value)
         except orjson.JSONDecodeError:
-            raise ParseError(Code.INVALID_JSON, f"Invalid JSON in {name}.") from None
+            raise ParseError(Code.INVALID_JSON, f"{name} parameter is not valid JSON") from None
     return value
+
+
+# The options Parse Server accepts on a query and on a get; any other is refused with 102.
+FIND_OPTIONS = frozenset({
+    "skip", "limit", "order", "count", "keys", "excludeKeys", "include", "includeAll", "redirectClassNameForKey",
+    "where", "readPreference", "includeReadPreference", "subqueryReadPreference", "hint", "explain", "comment",
+})
+GET_OPTIONS = frozenset({"keys", "include", "excludeKeys", "readPreference", "includeReadPreference",
+                         "subqueryReadPreference"})
+
+
+def option_names(req: RequestContext) -> set[str]:
+    names = set(req.query)
+    if isinstance(req.body, dict):
+        names.update(req.body)
+    return names
+
+
+def check_find_options(req: RequestContext) -> None:
+    for name in sorted(option_names(req) - FIND_OPTIONS):
+        raise ParseError(Code.INVALID_QUERY, f"Invalid parameter for query: {name[:100]}")
+
+
+def check_get_options(req: RequestContext) -> None:
+    if option_names(req) - GET_OPTIONS:
+        raise ParseError(Code.INVALID_QUERY, "Improper encode of parameter")
 
 
 def int_param(req: RequestContext, name: str) -> int | None:
@@ -85,7 +116,14 @@ def order_param(req: RequestContext) -> str | None:
 
 
 def find_request(req: RequestContext) -> FindRequest:
+    check_find_options(req)
     where = json_param(req, "where")
+    if isinstance(where, str):
+        # Parse Server decodes a where that is still a string once more (``where="{\"a\":1}"``).
+        try:
+            where = orjson.loads(where)
+        except orjson.JSONDecodeError:
+            raise ParseError(Code.INVALID_JSON, "where parameter is not valid JSON") from None
     if where is not None and not isinstance(where, dict):
         raise ParseError(Code.INVALID_QUERY, "Invalid where, must be an object.")
     keys = list_param(req, "keys")

@@ -13,12 +13,16 @@ from bastion.http.routes.common import require_writable_master
 
 
 async def get_config(req: RequestContext) -> Response:
-    stored = await req.app.storage.get_config() or {"params": {}, "masterKeyOnly": {}}
-    params: dict[str, Any] = dict(stored["params"])
-    master_only: dict[str, Any] = dict(stored["masterKeyOnly"])
+    stored = await req.app.storage.get_config()
+    if stored is None:
+        return Response({"params": {}})
+    params: dict[str, Any] = dict(stored["params"] or {})
+    master_only: dict[str, Any] = dict(stored["masterKeyOnly"] or {})
     if not req.auth.is_master:
-        params = {k: v for k, v in params.items() if not master_only.get(k)}
-        return Response({"params": params})
+        # As Parse Server: a client sees the other parameters and their (false) masterKeyOnly flags.
+        hidden = {k for k in params if master_only.get(k)}
+        params = {k: v for k, v in params.items() if k not in hidden}
+        master_only = {k: v for k, v in master_only.items() if k not in hidden}
     return Response({"params": params, "masterKeyOnly": master_only})
 
 
@@ -38,12 +42,11 @@ async def put_config(req: RequestContext) -> Response:
     for key, value in updates.items():
         if isinstance(value, dict) and value.get("__op") == "Delete":
             params.pop(key, None)
-            master_only.pop(key, None)
         else:
             params[key] = value
-    for key, value in master_updates.items():
-        if key in params:
-            master_only[key] = bool(value)
+        # As Parse Server: every parameter written gets its flag again (false unless given), a
+        # deleted one too; flags for parameters not written are ignored.
+        master_only[key] = bool(master_updates.get(key))
     await req.app.storage.set_config(params, master_only)
     return Response({"result": True})
 

@@ -37,10 +37,10 @@ def _fields(class_name: str, raw: Any, allow_delete: bool) -> tuple[dict[str, Fi
             continue
         if not field_name_is_valid(name, class_name):
             raise ParseError(Code.INVALID_KEY_NAME, f"invalid field name: {str(name)[:100]}")
-        if name in DEFAULT_FIELDS or name in SYSTEM_CLASS_FIELDS.get(class_name, {}):
-            if allow_delete:
-                raise ParseError(136, f"field {name} cannot be added")
-            continue
+        # Parse Server refuses default fields in a new class; in an update they name existing fields,
+        # which the registry leaves alone when the type is the same (and refuses otherwise).
+        if not allow_delete and (name in DEFAULT_FIELDS or name in SYSTEM_CLASS_FIELDS.get(class_name, {})):
+            raise ParseError(136, f"field {name} cannot be added")
         add[name] = check_field_type_spec(class_name, name, spec)
     return add, delete
 
@@ -98,7 +98,7 @@ async def create_schema(req: RequestContext) -> Response:
 async def create_schema_from_body(req: RequestContext) -> Response:
     name = req.data.get("className")
     if not isinstance(name, str):
-        raise ParseError(Code.MISSING_OBJECT_ID, "POST /schemas needs a class name.")
+        raise ParseError(135, "POST /schemas needs a class name.")  # Parse.Error.MISSING_REQUIRED_FIELD_ERROR
     req.path_params["className"] = name
     return await create_schema(req)
 
