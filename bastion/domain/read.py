@@ -210,8 +210,9 @@ class Reader:
         tree: dict[str, Any] = {}
         for path in include:
             if path == "*":
+                # As Parse Server: every Pointer field, and every Array field (its pointers).
                 for name, ft in schema.fields.items():
-                    if ft.type == "Pointer":
+                    if ft.type in ("Pointer", "Array"):
                         tree.setdefault(name, {})
                 continue
             parts = path.split(".")
@@ -251,13 +252,21 @@ class Reader:
                     item["__type"] = "Object"
                     item["className"] = target
                     fetched[(target, item["objectId"])] = item
+            # As Parse Server: a pointer whose object is missing (or unreadable) disappears, from
+            # the object and from arrays alike.
             for obj in objects:
                 obj_value = obj.get(key)
                 if isinstance(obj_value, list):
-                    obj[key] = [fetched.get((v.get("className"), v.get("objectId")), v)
-                                if _is_pointer(v) else v for v in obj_value]
+                    if any(_is_pointer(v) for v in obj_value):
+                        obj[key] = [fetched[(v["className"], v["objectId"])] if _is_pointer(v) else v
+                                    for v in obj_value
+                                    if not _is_pointer(v) or (v["className"], v["objectId"]) in fetched]
                 elif _is_pointer(obj_value):
-                    obj[key] = fetched.get((obj_value["className"], obj_value["objectId"]), obj_value)
+                    found = fetched.get((obj_value["className"], obj_value["objectId"]))
+                    if found is None:
+                        del obj[key]
+                    else:
+                        obj[key] = found
 
 
 @dataclass(slots=True)
