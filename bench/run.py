@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -123,8 +124,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
+@dataclass
+class ProcInfo:
+    comm: str
+    ppid: int
+    cpu_ticks: int  # utime + stime, in clock ticks
+
+
+def scan_procs() -> dict[int, ProcInfo]:
+    """All processes of the machine: name, parent and CPU time used so far."""
+    procs: dict[int, ProcInfo] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -133,15 +142,18 @@ def _children_map() -> dict[int, list[int]]:
                 stat = fh.read()
         except OSError:
             continue
-        # "pid (comm) state ppid ..." where comm may contain spaces/parentheses.
+        # "pid (comm) state ppid ... utime stime ..."; comm may contain spaces or parentheses.
+        comm = stat[stat.find("(") + 1:stat.rfind(")")]
         rest = stat[stat.rfind(")") + 2:].split()
-        if len(rest) >= 2:
-            children.setdefault(int(rest[1]), []).append(int(entry.name))
-    return children
+        if len(rest) >= 13:
+            procs[int(entry.name)] = ProcInfo(comm, int(rest[1]), int(rest[11]) + int(rest[12]))
+    return procs
 
 
-def tree_pids(root: int) -> list[int]:
-    children = _children_map()
+def tree_pids(root: int, procs: dict[int, ProcInfo] | None = None) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for pid, info in (procs if procs is not None else scan_procs()).items():
+        children.setdefault(info.ppid, []).append(pid)
     out, todo = [], [root]
     while todo:
         pid = todo.pop()
@@ -165,29 +177,124 @@ def tree_rss_kib(root: int) -> int:
     return sum(rss_kib(p) for p in tree_pids(root))
 
 
-class RssSampler:
-    """Samples the summed VmRSS of a process tree in a background thread."""
+def busy_ticks() -> int:
+    """CPU time spent by the whole machine outside idle/iowait, in clock ticks."""
+    with open("/proc/stat", encoding="utf-8") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+    return sum(fields[:8]) - fields[3] - fields[4]
 
-    def __init__(self, root: int, interval: float = 0.2) -> None:
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+_PG_BACKEND = re.compile(r"^postgres: \S+ (\S+) (?:\S+\(\d+\)|\[local\])")
+_pg_db_cache: dict[int, str | None] = {}
+
+
+def pg_backend_db(pid: int) -> str | None:
+    """Database of a PostgreSQL client backend (None for PostgreSQL's own processes)."""
+    if pid not in _pg_db_cache:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            cmd = ""
+        m = _PG_BACKEND.match(cmd)
+        _pg_db_cache[pid] = m.group(1) if m else None
+    return _pg_db_cache[pid]
+
+
+def is_load_side(pid: int, info: ProcInfo, db: str | None) -> bool:
+    """wrk, this harness, and PostgreSQL except backends serving other databases."""
+    if info.comm == "wrk" or pid == os.getpid():
+        return True
+    if info.comm.startswith("postgres"):
+        backend_db = pg_backend_db(pid)
+        return backend_db is None or backend_db == db
+    return False
+
+
+class Monitor:
+    """Samples a server's process tree during a measurement, in a background thread.
+
+    Records the peak of the tree's summed VmRSS, and splits the machine's CPU use
+    into the server tree, the load side (wrk, PostgreSQL) and everything else.
+    "Other" CPU is noise from processes outside the benchmark: if it is large, the
+    numbers are not trustworthy.  A process's CPU is taken from its last sample, so
+    up to one interval of a process that exits is counted as "other".
+    """
+
+    def __init__(self, root: int, db: str | None, interval: float = 0.2) -> None:
         self.root = root
+        self.db = db
         self.interval = interval
         self.peak_kib = 0
+        self.server_cores = 0.0
+        self.other_cores = 0.0
+        self._base: dict[int, int] = {}
+        self._last: dict[int, tuple[str, int]] = {}  # pid -> (category, cpu ticks)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.peak_kib = max(self.peak_kib, tree_rss_kib(self.root))
-            self._stop.wait(self.interval)
+    def _sample(self) -> None:
+        procs = scan_procs()
+        tree = set(tree_pids(self.root, procs))
+        self.peak_kib = max(self.peak_kib, sum(rss_kib(p) for p in tree))
+        for pid, info in procs.items():
+            if pid in tree:
+                cat = "server"
+            elif is_load_side(pid, info, self.db):
+                cat = "load"
+            else:
+                continue
+            self._last[pid] = (cat, info.cpu_ticks)
 
-    def __enter__(self) -> RssSampler:
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> Monitor:
+        self._t0 = time.monotonic()
+        self._busy0 = busy_ticks()
+        self._base = {pid: info.cpu_ticks for pid, info in scan_procs().items()}
+        self._sample()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak_kib = max(self.peak_kib, tree_rss_kib(self.root))
+        self._sample()
+        wall = time.monotonic() - self._t0
+        busy = busy_ticks() - self._busy0
+        used = {"server": 0, "load": 0}
+        for pid, (cat, ticks) in self._last.items():
+            used[cat] += ticks - self._base.get(pid, 0)
+        if wall > 0:
+            self.server_cores = used["server"] / CLK_TCK / wall
+            self.other_cores = max(0.0, (busy - used["server"] - used["load"]) / CLK_TCK / wall)
+
+
+def outside_load(root: int, db: str | None, seconds: float = 1.0) -> float:
+    """CPU (in cores) used over ``seconds`` by processes outside the benchmark."""
+    busy0, procs0 = busy_ticks(), scan_procs()
+    time.sleep(seconds)
+    busy1, procs1 = busy_ticks(), scan_procs()
+    tree = set(tree_pids(root, procs1))
+    ours = sum(info.cpu_ticks - (procs0[pid].cpu_ticks if pid in procs0 else 0)
+               for pid, info in procs1.items() if pid in tree or is_load_side(pid, info, db))
+    return max(0.0, (busy1 - busy0 - ours) / CLK_TCK / seconds)
+
+
+def wait_for_quiet(root: int, db: str | None, max_wait: float, limit: float, what: str) -> float:
+    """Wait up to ``max_wait`` s until other processes use less than ``limit`` cores."""
+    deadline = time.monotonic() + max_wait
+    load = outside_load(root, db)
+    if load >= limit and max_wait > 0:
+        log(f"{what}: machine busy ({load:.2f} cores used by other processes); waiting up to {max_wait:.0f}s")
+        while load >= limit and time.monotonic() < deadline:
+            load = outside_load(root, db)
+        log(f"{what}: {'quiet now' if load < limit else 'still busy, measuring anyway'} ({load:.2f} cores)")
+    return load
 
 
 class ServerProcess:
@@ -370,7 +477,27 @@ def seed_rest(base: str, count: int) -> SeedReport:
         index_ok = put_index()
     if not index_ok:
         notes.append("index on n NOT created")
+    notes.extend(check_seed(base, ids, count))
     return SeedReport(ids=ids, seconds=time.monotonic() - t0, notes=notes)
+
+
+def check_seed(base: str, ids: list[str], count: int) -> list[str]:
+    """Spot-check that the seeded data reads back, so fast-but-wrong answers show up."""
+    problems: list[str] = []
+    if len(ids) != count:
+        problems.append(f"expected {count} ids, got {len(ids)}")
+    if not ids:
+        return problems
+    st, b = http_json("GET", f"{base}/classes/{CLASS_NAME}/{ids[0]}")
+    if st != 200 or not isinstance(b, dict) or b.get("objectId") != ids[0] or b.get("n") != 0:
+        problems.append(f"GET of the first seeded object -> {st} {str(b)[:200]}")
+    where = urllib.parse.quote(json.dumps({"n": {"$gt": count // 2}}, separators=(",", ":")))
+    st, b = http_json("GET", f"{base}/classes/{CLASS_NAME}?where={where}&limit=20")
+    results = b.get("results") if isinstance(b, dict) else None
+    if (st != 200 or not isinstance(results, list) or len(results) != min(20, max(0, count - count // 2 - 1))
+            or any(not isinstance(r, dict) or r.get("n", -1) <= count // 2 for r in results)):
+        problems.append(f"query n > {count // 2} limit 20 -> {st} {str(b)[:200]}")
+    return problems
 
 
 # --------------------------------------------------------------------------- wrk
@@ -395,7 +522,7 @@ def run_wrk(url: str, workload: str, duration: float, connections: int, threads:
     script = WRK_DIR / f"{workload}.lua"
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
             "-s", str(script), url, "--", *script_args]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
+    proc = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=duration + 60)
     match = re.search(r"^BENCH_RESULT (\{.*\})$", proc.stdout, re.MULTILINE)
     if proc.returncode != 0 or not match:
         raise BenchError(f"wrk failed (code {proc.returncode}): {proc.stderr.strip()[-500:]}\n{proc.stdout[-500:]}")
@@ -425,6 +552,8 @@ class Row:
     socket_errors: int | None = None
     requests: int | None = None
     peak_rss_mib: float | None = None
+    server_cpu: float | None = None  # cores used by the server tree during the measurement
+    other_cpu: float | None = None  # cores used by processes outside the benchmark (noise)
     ratio_vs_parse: float | None = None
     first_error: str = ""
     error: str = ""
@@ -439,8 +568,19 @@ class Options:
     threads: int
     seed: int
     startup_timeout: float
+    wait_idle: float
+    idle_limit: float
+    retries: int
     pg: Postgres
     run_dir: Path
+
+
+@dataclass
+class Running:
+    server: ServerProcess
+    base: str
+    db: str | None
+    script_args: list[str]
 
 
 class Cleanup:
@@ -468,8 +608,8 @@ class Cleanup:
 
 
 @contextmanager
-def started_server(name: str, workers: int, opts: Options) -> Iterator[tuple[ServerProcess, str, list[str]]]:
-    """Start and seed one server; yield (process, base URL, wrk script args).
+def started_server(name: str, workers: int, opts: Options) -> Iterator[Running]:
+    """Start and seed one server; yield what the load needs.
 
     On leaving (normally, on error or on Ctrl-C) the server is stopped, its data
     directory removed and its database dropped.
@@ -530,45 +670,79 @@ def started_server(name: str, workers: int, opts: Options) -> Iterator[tuple[Ser
                 log(f"{tag}: NOTE {note}")
             ids_file.write_text("\n".join(report.ids) + "\n")
             log(f"{tag}: seeded {len(report.ids)} objects in {report.seconds:.1f}s")
-        yield server, base, [f"prefix={prefix}", f"ids={ids_file}", f"range={opts.seed}",
-                             f"appid={APP_ID}", f"masterkey={MASTER_KEY}"]
+        yield Running(server, base, db, [f"prefix={prefix}", f"ids={ids_file}", f"range={opts.seed}",
+                                         f"appid={APP_ID}", f"masterkey={MASTER_KEY}"])
     finally:
         cleanup.run()
 
 
-def bench_server(name: str, workers: int, workloads: list[str], opts: Options) -> list[Row]:
-    rows: list[Row] = []
+def summarize(text: str) -> str:
+    """First line of an error plus its last line (e.g. the exception of a server log tail)."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if len(lines) <= 1:
+        return lines[0] if lines else ""
+    return f"{lines[0].rstrip(':')}: {lines[-1]}"
+
+
+def measure(run: Running, tag: str, workload: str, opts: Options) -> tuple[WrkResult, Monitor]:
+    """Warm up and measure one workload; while processes outside the benchmark
+    disturbed the measurement, measure again (up to ``opts.retries`` times) and
+    keep the least disturbed attempt."""
+    best: tuple[WrkResult, Monitor] | None = None
+    for attempt in range(opts.retries + 1):
+        wait_for_quiet(run.server.pid, run.db, opts.wait_idle, opts.idle_limit, f"{tag} {workload}")
+        if opts.warmup > 0:
+            run_wrk(run.base, workload, opts.warmup, opts.connections, opts.threads, run.script_args)
+        with Monitor(run.server.pid, run.db) as mon:
+            res = run_wrk(run.base, workload, opts.duration, opts.connections, opts.threads, run.script_args)
+        if best is None or mon.other_cores < best[1].other_cores:
+            best = (res, mon)
+        if mon.other_cores <= opts.idle_limit:
+            break
+        if attempt < opts.retries:
+            log(f"{tag} {workload}: other processes used {mon.other_cores:.2f} cores "
+                f"({res.rps:.0f} req/s); measuring again")
+    assert best is not None
+    return best
+
+
+def bench_server(name: str, workers: int, workloads: list[str], opts: Options, rows: list[Row]) -> None:
+    """Measure one server; rows are appended as they are done (kept on Ctrl-C)."""
     wanted = [w for w in workloads if name != "ceiling" or w in CEILING_WORKLOADS]
     if not wanted:
-        return rows
+        return
+    done = len(rows)
     try:
-        with started_server(name, workers, opts) as (server, base, script_args):
+        with started_server(name, workers, opts) as run:
+            server, tag = run.server, f"{name}-w{workers}"
             for workload in wanted:
                 row = Row(server=name, workers=workers, workload=workload)
                 try:
                     if not server.alive():
                         raise BenchError(f"server exited with code {server.proc.returncode}:\n{server.log_tail()}")
-                    with RssSampler(server.pid) as sampler:
-                        if opts.warmup > 0:
-                            run_wrk(base, workload, opts.warmup, opts.connections, opts.threads, script_args)
-                        res = run_wrk(base, workload, opts.duration, opts.connections, opts.threads, script_args)
+                    res, mon = measure(run, tag, workload, opts)
                     row.rps, row.p50_ms, row.p99_ms = res.rps, res.p50_ms, res.p99_ms
                     row.non2xx, row.socket_errors, row.requests = res.non2xx, res.socket_errors, res.requests
                     row.first_error = res.first_error
-                    row.peak_rss_mib = round(sampler.peak_kib / 1024, 1)
-                    log(f"{name}-w{workers} {workload}: {res.rps:.0f} req/s p50 {res.p50_ms:.2f}ms "
+                    row.peak_rss_mib = round(mon.peak_kib / 1024, 1)
+                    row.server_cpu, row.other_cpu = round(mon.server_cores, 2), round(mon.other_cores, 2)
+                    log(f"{tag} {workload}: {res.rps:.0f} req/s p50 {res.p50_ms:.2f}ms "
                         f"p99 {res.p99_ms:.2f}ms non-2xx {res.non2xx} sockerr {res.socket_errors} "
-                        f"rss {row.peak_rss_mib} MiB")
+                        f"rss {row.peak_rss_mib} MiB cpu server {mon.server_cores:.2f} other {mon.other_cores:.2f}")
+                    if mon.other_cores > opts.idle_limit:
+                        log(f"{tag} {workload}: WARNING other processes used {mon.other_cores:.2f} cores "
+                            "during the measurement; the numbers are disturbed")
                     if res.non2xx:
-                        log(f"{name}-w{workers} {workload}: first non-2xx response: {res.first_error}")
+                        log(f"{tag} {workload}: first non-2xx response: {res.first_error}")
                 except BenchError as err:
                     row.error = str(err)
-                    log(f"{name}-w{workers} {workload}: FAILED: {err}")
+                    log(f"{tag} {workload}: FAILED: {err}")
                 rows.append(row)
     except BenchError as err:
         log(f"{name}-w{workers}: FAILED: {err}")
-        rows.extend(Row(server=name, workers=workers, workload=w, error=str(err).splitlines()[0]) for w in wanted)
-    return rows
+        measured = {r.workload for r in rows[done:]}
+        rows.extend(Row(server=name, workers=workers, workload=w, error=summarize(str(err)))
+                    for w in wanted if w not in measured)
 
 
 # --------------------------------------------------------------------------- report
@@ -622,9 +796,10 @@ def fmt(v: float | int | None, spec: str = "") -> str:
 
 def print_table(rows: list[Row]) -> None:
     headers = ["server", "workers", "workload", "req/s", "p50 ms", "p99 ms", "non-2xx", "sock err",
-               "peak RSS MiB", "vs parse"]
+               "peak RSS MiB", "srv CPU", "other CPU", "vs parse"]
     table = [[r.server, str(r.workers), r.workload, fmt(r.rps, ".0f"), fmt(r.p50_ms, ".2f"), fmt(r.p99_ms, ".2f"),
-              fmt(r.non2xx), fmt(r.socket_errors), fmt(r.peak_rss_mib, ".0f"),
+              fmt(r.non2xx), fmt(r.socket_errors), fmt(r.peak_rss_mib, ".0f"), fmt(r.server_cpu, ".2f"),
+              fmt(r.other_cpu, ".2f"),
               "-" if r.ratio_vs_parse is None else f"{r.ratio_vs_parse:.2f}x"] for r in rows]
     widths = [max(len(h), *(len(t[i]) for t in table)) if table else len(h) for i, h in enumerate(headers)]
     line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
@@ -632,13 +807,12 @@ def print_table(rows: list[Row]) -> None:
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for t in table:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(t, widths, strict=True)) + " |")
-    failed = [r for r in rows if r.error]
-    for r in failed:
-        print(f"\n{r.server} w{r.workers} {r.workload}: FAILED: {r.error.splitlines()[0] if r.error else ''}")
-    warned = [r for r in rows if r.non2xx]
-    for r in warned:
-        print(f"\nWARNING {r.server} w{r.workers} {r.workload}: {r.non2xx} non-2xx of {r.requests}; "
-              f"first: {r.first_error[:200]}")
+    notes = [f"FAILED {r.server} w{r.workers} {r.workload}: {summarize(r.error)}" for r in rows if r.error]
+    notes += [f"WARNING {r.server} w{r.workers} {r.workload}: {r.non2xx} non-2xx of {r.requests}; "
+              f"first: {r.first_error[:200]}" for r in rows if r.non2xx]
+    if notes:
+        print()
+        print("\n".join(notes))
 
 
 # --------------------------------------------------------------------------- main
@@ -683,6 +857,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-port", type=int, default=5432)
     parser.add_argument("--pg-user", default="postgres")
     parser.add_argument("--startup-timeout", type=float, default=60.0)
+    parser.add_argument("--wait-idle", type=float, default=60.0,
+                        help="before each workload, wait up to this many seconds for other processes "
+                             "to calm down (default: 60; 0 to skip)")
+    parser.add_argument("--idle-limit", type=float, default=0.15,
+                        help="CPU cores other processes may use for the machine to count as quiet (default: 0.15)")
+    parser.add_argument("--retries", type=int, default=2,
+                        help="measure a workload again (up to this many times) when other processes "
+                             "used more than --idle-limit cores during it; the least disturbed attempt "
+                             "is kept (default: 2)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
     args = parser.parse_args(argv)
 
@@ -708,6 +891,7 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=OUT_DIR))
     opts = Options(python=args.python, duration=args.duration, warmup=args.warmup, connections=args.connections,
                    threads=args.threads, seed=args.seed, startup_timeout=args.startup_timeout,
+                   wait_idle=args.wait_idle, idle_limit=args.idle_limit, retries=args.retries,
                    pg=Postgres(args.pg_host, args.pg_port, args.pg_user, args.python), run_dir=run_dir)
 
     def on_sigterm(signum: int, frame: object) -> None:
@@ -725,7 +909,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"logs and temp data in {run_dir}")
         for workers in args.workers:
             for name in servers:
-                rows.extend(bench_server(name, workers, args.workloads, opts))
+                bench_server(name, workers, args.workloads, opts, rows)
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted; servers stopped and databases dropped")
@@ -734,12 +918,15 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"wrk: {opts.threads} threads, {opts.connections} connections, {opts.duration:g}s per workload "
           f"(+{opts.warmup:g}s warm-up); seed {opts.seed} objects")
+    print("srv CPU / other CPU: cores used during the measurement by the server's process tree / by processes "
+          "outside the benchmark (noise)")
     print_table(rows)
     if args.json:
         payload = {
             "machine": info,
             "settings": {"duration_s": opts.duration, "warmup_s": opts.warmup, "connections": opts.connections,
                          "threads": opts.threads, "seed": opts.seed, "servers": servers,
+                         "wait_idle_s": opts.wait_idle, "idle_limit_cores": opts.idle_limit, "retries": opts.retries,
                          "workloads": args.workloads, "workers": args.workers,
                          "command": " ".join(["python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])])},
             "results": [asdict(r) for r in rows],
