@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,9 +138,12 @@ class ClassSchema:
         As Parse Server on PostgreSQL: no ``indexes`` key until the class has an index, and then
         the primary key's ``_id_`` beside them.
         """
+        fields = {name: ft.to_json() for name, ft in self.fields.items()}
+        if self.class_name == "_User":
+            fields.pop("authData", None)  # implicit: Parse Server does not show it
         out: dict[str, Any] = {
             "className": self.class_name,
-            "fields": {name: ft.to_json() for name, ft in self.fields.items()},
+            "fields": fields,
             "classLevelPermissions": api_clp(self.clp),
         }
         if self.indexes:
@@ -193,7 +197,7 @@ def check_field_type_spec(class_name: str, name: str, spec: Any) -> FieldType:
         from bastion.domain.names import class_name_is_valid, invalid_class_message
 
         if not isinstance(target, str):
-            raise ParseError(Code.MISSING_OBJECT_ID, f"type {kind} needs a class name")
+            raise ParseError(135, f"type {kind} needs a class name")  # MISSING_REQUIRED_FIELD_ERROR
         if not class_name_is_valid(target):
             raise ParseError(Code.INVALID_CLASS_NAME, invalid_class_message(target[:200]))
     ft = FieldType(kind, target if kind in ("Pointer", "Relation") else None,
@@ -215,3 +219,95 @@ def check_field_type_spec(class_name: str, name: str, spec: Any) -> FieldType:
     elif ft.required and kind == "Relation":
         raise ParseError(Code.INCORRECT_TYPE, f"The 'required' option is not applicable for {ft.describe()}")
     return ft
+
+
+# --- class-level permissions, validated as Parse Server validates them ------------------------------
+
+_CLP_ENTITY = re.compile(r"^(pointerFields|\*|requiresAuthentication|role:.*|[a-zA-Z0-9]+)$", re.DOTALL)
+_PROTECTED_ENTITY = re.compile(r"^(userField:.*|\*|authenticated|role:.*|[a-zA-Z0-9]+)$", re.DOTALL)
+
+
+def _js(value: Any) -> str:
+    """A value as JavaScript's template strings show it (Parse Server's messages are built that way)."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "[object Object]"
+    if isinstance(value, list):
+        return ",".join("" if item is None else _js(item) for item in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _check_user_field(name: Any, fields: dict[str, FieldType], operation: str) -> None:
+    ft = fields.get(name) if isinstance(name, str) else None
+    if ft is None or not ((ft.type == "Pointer" and ft.target_class == "_User") or ft.type == "Array"):
+        raise ParseError(Code.INVALID_JSON,
+                         f"'{_js(name)}' is not a valid column for class level pointer permissions {operation}")
+
+
+def validate_clp(perms: Any, fields: dict[str, FieldType]) -> None:
+    """Refuse class-level permissions Parse Server refuses (107), given the class's fields."""
+    if perms is None:
+        return
+    if not isinstance(perms, dict):
+        raise ParseError(Code.INVALID_JSON, "classLevelPermissions must be an object")
+    for key, operation in perms.items():
+        if key not in CLP_KEYS:
+            raise ParseError(Code.INVALID_JSON, f"{str(key)[:50]} is not a valid operation for class level permissions")
+        if key in ("readUserFields", "writeUserFields"):
+            if not isinstance(operation, list):
+                raise ParseError(Code.INVALID_JSON, f"'{_js(operation)}' is not a valid value for class level "
+                                                    f"permissions {key} - must be an array")
+            for name in operation:
+                _check_user_field(name, fields, key)
+            continue
+        if not isinstance(operation, (dict, list)):
+            raise ParseError(Code.INVALID_JSON, f"'{_js(operation)}' is not a valid value for class level "
+                                                f"permissions {key} - must be an object")
+        if not isinstance(operation, dict):
+            continue  # Parse Server lets an array through here (it has no keys to check)
+        if key == "protectedFields":
+            for entity, protected in operation.items():
+                if not _PROTECTED_ENTITY.match(entity):
+                    raise ParseError(Code.INVALID_JSON, f"'{entity[:100]}' is not a valid key for class level permissions")
+                if not isinstance(protected, list):
+                    raise ParseError(Code.INVALID_JSON, f"'{_js(protected)}' is not a valid value for "
+                                                        f"protectedFields[{entity}] - expected an array.")
+                for name in protected:
+                    if name in DEFAULT_FIELDS:
+                        raise ParseError(Code.INVALID_JSON, f"Default field '{name}' can not be protected")
+                    if not isinstance(name, str) or name not in fields:
+                        raise ParseError(Code.INVALID_JSON,
+                                         f"Field '{_js(name)}' in protectedFields:{entity} does not exist")
+            continue
+        for entity, permit in operation.items():
+            if not _CLP_ENTITY.match(entity):
+                raise ParseError(Code.INVALID_JSON, f"'{entity[:100]}' is not a valid key for class level permissions")
+            if entity == "pointerFields":
+                if not isinstance(permit, list):
+                    raise ParseError(Code.INVALID_JSON, f"'{_js(permit)}' is not a valid value for "
+                                                        f"{key}[{entity}] - expected an array.")
+                for name in permit:
+                    _check_user_field(name, fields, "[object Object]")  # sic: Parse Server's message
+                continue
+            if key == "ACL":
+                if not isinstance(permit, dict):
+                    raise ParseError(Code.INVALID_JSON,
+                                     f"'{_js(permit)}' is not a valid value for class level permissions acl")
+                bad_keys = [k for k in permit if k not in ("read", "write")]
+                if bad_keys:
+                    raise ParseError(Code.INVALID_JSON,
+                                     f"'{','.join(bad_keys)}' is not a valid key for class level permissions acl")
+                bad_values = [v for v in permit.values() if not isinstance(v, bool)]
+                if bad_values:
+                    raise ParseError(Code.INVALID_JSON, f"'{_js(bad_values)}' is not a valid value for class "
+                                                        "level permissions acl")
+            elif permit is not True:
+                raise ParseError(Code.INVALID_JSON, f"'{_js(permit)}' is not a valid value for class level "
+                                                    f"permissions acl {key}:{entity}")

@@ -13,7 +13,7 @@ from typing import Any
 
 from bastion.adapters.storage.base import StorageAdapter
 from bastion.domain.names import check_class_name, check_field_name
-from bastion.domain.schema import DEFAULT_FIELDS, SYSTEM_CLASS_FIELDS, ClassSchema
+from bastion.domain.schema import DEFAULT_FIELDS, SYSTEM_CLASS_FIELDS, ClassSchema, validate_clp
 from bastion.domain.types import FieldType
 from bastion.errors import Code, ParseError
 
@@ -134,6 +134,9 @@ class SchemaRegistry:
                     continue
                 schema.fields[name] = ft
             _check_one_geopoint(schema)
+            validate_clp(clp, schema.fields)
+            if indexes:
+                _check_indexes(schema.fields, {}, indexes)  # before the class exists, as Parse Server
             if clp is not None:
                 schema.clp = clp
             await self.storage.create_class(schema)
@@ -170,6 +173,14 @@ class SchemaRegistry:
                                                           f"{existing.describe()} but got {ft.describe()}")
                 changed[name] = ft
             add = {name: ft for name, ft in add.items() if name not in changed}
+            # Everything is checked before anything changes.
+            merged = {name: ft for name, ft in schema.fields.items() if name not in delete}
+            merged.update(add)
+            validate_clp(clp, merged)
+            if indexes:
+                remaining = {name: spec for name, spec in schema.indexes.items()
+                             if not any(key in delete for key in spec)}
+                _check_indexes(merged, remaining, indexes)
             for name, ft in changed.items():
                 if name not in DEFAULT_FIELDS and name not in SYSTEM_CLASS_FIELDS.get(class_name, {}):
                     schema.fields[name] = ft
@@ -219,6 +230,24 @@ class SchemaRegistry:
             await self.storage.delete_class(class_name)
             self._classes.pop(class_name, None)
         await self._changed(class_name)
+
+
+def _check_indexes(fields: dict[str, FieldType], existing: dict[str, Any], indexes: Any) -> None:
+    """Refuse index changes as Parse Server does (102), without applying any."""
+    if not isinstance(indexes, dict):
+        raise ParseError(Code.INVALID_QUERY, "indexes must be an object")
+    for name, spec in indexes.items():
+        if isinstance(spec, dict) and spec.get("__op") == "Delete":
+            if name not in existing:
+                raise ParseError(Code.INVALID_QUERY, f"Index {name} does not exist, cannot delete.")
+            continue
+        if name in existing:
+            raise ParseError(Code.INVALID_QUERY, f"Index {name} exists, cannot update.")
+        if not isinstance(spec, dict) or not spec:
+            raise ParseError(Code.INVALID_QUERY, f"Invalid index {name}.")
+        for key in spec:
+            if key not in fields:
+                raise ParseError(Code.INVALID_QUERY, f"Field {key} does not exist, cannot add index.")
 
 
 def _check_one_geopoint(schema: ClassSchema) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bastion.domain.names import check_class_name, field_name_is_valid
-from bastion.domain.schema import CLP_KEYS, DEFAULT_FIELDS, SYSTEM_CLASS_FIELDS, check_field_type_spec
+from bastion.domain.schema import DEFAULT_FIELDS, SYSTEM_CLASS_FIELDS, check_field_type_spec
 from bastion.domain.types import FieldType
 from bastion.errors import Code, ParseError
 from bastion.http.context import RequestContext
@@ -50,17 +50,7 @@ def _clp(raw: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(raw, dict):
         raise ParseError(Code.INVALID_JSON, "classLevelPermissions must be an object")
-    for key, value in raw.items():
-        if key not in CLP_KEYS:
-            raise ParseError(Code.INVALID_JSON, f"{str(key)[:50]} is not a valid operation for class level permissions")
-        if key in ("readUserFields", "writeUserFields"):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ParseError(Code.INVALID_JSON,
-                                 f"'{value}' is not a valid value for class level permissions {key} - must be an array")
-        elif not isinstance(value, dict):
-            raise ParseError(Code.INVALID_JSON,
-                             f"'{value}' is not a valid value for class level permissions {key}")
-    return raw
+    return raw  # validated against the class's fields by the registry (domain/schema.validate_clp)
 
 
 def _indexes(raw: Any) -> dict[str, Any] | None:
