@@ -23,7 +23,7 @@ from bastion.http.context import (
     decode_query,
     extract_keys,
 )
-from bastion.http.responses import CORS_HEADERS, Response, error_response, send, unauthorized
+from bastion.http.responses import CORS_HEADERS, Response, error_response, not_found, send, unauthorized
 from bastion.http.router import Router
 from bastion.http.routes import aggregate, batch, classes, config, health, schemas
 
@@ -122,7 +122,7 @@ class Bastion:
         path: str = scope["path"]
         mount = self.settings.mount
         if mount and not (path == mount or path.startswith(mount + "/")):
-            await send(send_fn, Response({"error": "Not found"}, status=404))
+            await send(send_fn, not_found(scope["method"], path))
             return
         path = path[len(mount):] or "/"
         method: str = scope["method"]
@@ -147,27 +147,29 @@ class Bastion:
         raw = await self._read_body(receive)
         headers = decode_headers(scope["headers"])
         body = decode_body(raw)
-        if method == "POST" and isinstance(body, dict) and "_method" in body:
+        if method == "POST" and isinstance(body, dict) and body.get("_method"):
             override = body.pop("_method")
-            if not isinstance(override, str) or override.upper() not in ("GET", "PUT", "DELETE", "POST"):
+            if not isinstance(override, str) or len(override) > 16:
                 raise ParseError(Code.INVALID_JSON, "Invalid _method.")
             method = override.upper()
         found = self.router.match(method, path)
-        if not found:
-            if found is False:
-                raise ParseError(Code.INVALID_JSON, f"Method {method} is not allowed on {path}.", status=405)
-            return Response({"error": "Not found"}, status=404)
-        route, params = found
         client = scope.get("client")
         req = RequestContext(self, method, path, headers, decode_query(scope.get("query_string", b"")), body,
-                             params, client_ip=client[0] if client else None)
-        if not route.public:
-            await self.schemas.refresh_if_stale()
-            req.keys, req.context = extract_keys(headers, body)
-            req.auth = authenticate(req.keys, self.settings)
-            if req.keys.session_token:
-                raise ParseError(Code.INVALID_SESSION_TOKEN, "Invalid session token")
-        return await route.handler(req)
+                             found[1] if found else {}, client_ip=client[0] if client else None)
+        if found and found[0].public:
+            return await found[0].handler(req)
+        # As Parse Server: keys are checked before routing, so a path or method nothing serves
+        # answers 403 to a stranger and 404 to a client.
+        req.keys, req.context = extract_keys(headers, body)
+        req.auth = authenticate(req.keys, self.settings)
+        if not found:
+            return not_found(method, self.settings.mount + path)
+        await self.schemas.refresh_if_stale()
+        if req.keys.session_token and not req.auth.is_master:
+            # Sessions arrive with users; until then every token is unknown. The master key wins
+            # over a session token, as in Parse Server.
+            raise ParseError(Code.INVALID_SESSION_TOKEN, "Invalid session token")
+        return await found[0].handler(req)
 
     async def dispatch_internal(self, parent: RequestContext, method: str, path: str, body: Any) -> dict[str, Any]:
         """One request of a batch, with the batch's identity."""

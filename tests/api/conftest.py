@@ -25,7 +25,7 @@ def server(server: Server) -> Server:
     return Server("external", url.rstrip("/"), app_id, master_key, javascript_key, server.process, Path("."))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def own_server() -> None:
     """Skip a test that starts a Bastion of its own when the suite targets an external server."""
     if EXTERNAL:
