@@ -168,16 +168,18 @@ class Reader:
 
     @staticmethod
     def _project(results: list[dict[str, Any]], keys: list[str] | None, exclude: list[str]) -> None:
+        # Relation fields stay whatever keys and excludeKeys say, as in Parse Server.
         if keys is not None:
             allowed = {k.split(".")[0] for k in keys} | {"objectId", "createdAt", "updatedAt", "ACL"}
             for obj in results:
-                for name in [n for n in obj if n not in allowed]:
+                for name in [n for n in obj if n not in allowed and not _is_relation(obj[n])]:
                     del obj[name]
         for name in exclude:
             if name in ("objectId", "createdAt", "updatedAt"):
                 continue
             for obj in results:
-                obj.pop(name, None)
+                if name in obj and not _is_relation(obj[name]):
+                    del obj[name]
 
     # --- encoding -------------------------------------------------------------------------------
 
@@ -288,6 +290,10 @@ class _Projection:
                    if len(parts) == depth + 1 and tuple(parts[:depth]) == path]
         if keys is not None or exclude:
             reader._project(objects, keys, exclude)
+
+
+def _is_relation(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("__type") == "Relation"
 
 
 def _is_pointer(value: Any) -> bool:

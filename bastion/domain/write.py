@@ -114,6 +114,12 @@ class Writer:
         """The field types the body implies, for fields it sets at their top level."""
         wanted: dict[str, FieldType] = {}
         for key, value in body.items():
+            if key in ("createdAt", "updatedAt") and value is not None:
+                # Ignored, but like any field checked against its type (Date) first, as Parse Server does.
+                given = infer_type(value)
+                if given is not None and given.type != "Date":
+                    raise ParseError(Code.INCORRECT_TYPE, f"schema mismatch for {class_name}.{key}; "
+                                                          f"expected Date but got {given.describe()}")
             if key in SERVER_FIELDS or key == "ACL":
                 continue
             head, dot, _rest = key.partition(".")

@@ -120,6 +120,20 @@ def test_object_id_in_body_is_refused(master: httpx.Client, api: httpx.Client, c
     assert count(master, class_name) == 0
 
 
+def test_server_fields_in_body(master: httpx.Client, class_name: str) -> None:
+    make_class(master, class_name)
+    # A date for createdAt/updatedAt is ignored; anything else is a type mismatch.
+    given = {"__type": "Date", "iso": "2001-01-01T00:00:00.000Z"}
+    created = create(master, class_name, {"updatedAt": given, "createdAt": given, "a": 1})
+    got = fetch(master, class_name, created["objectId"])
+    assert got["createdAt"] == created["createdAt"] and got["updatedAt"] == created["createdAt"]
+    assert_error(master.post(f"/classes/{class_name}", json={"createdAt": "2001-01-01T00:00:00.000Z"}), 400, 111,
+                 f"schema mismatch for {class_name}.createdAt; expected Date but got String")
+    assert_error(master.post(f"/classes/{class_name}", json={"className": "x"}), 400, 105,
+                 "Invalid field name: className.")
+    assert_error(master.post(f"/classes/{class_name}", json={"id": "x"}), 400, 105, "id is an invalid field name.")
+
+
 def test_invalid_field_names(master: httpx.Client, class_name: str) -> None:
     make_class(master, class_name)
     for name in ("a-b", "$x", "_private", "1st"):

@@ -267,6 +267,16 @@ def test_keys_and_exclude_keys(api: httpx.Client, players: str) -> None:
     assert set(one) == {"objectId", "createdAt", "updatedAt", "team"}
 
 
+def test_relation_fields_ignore_keys(master: httpx.Client, api: httpx.Client, class_name: str) -> None:
+    make_class(master, class_name, {"name": {"type": "String"}, "rel": {"type": "Relation", "targetClass": "_User"}})
+    create(master, class_name, {"name": "a"})
+    relation = {"__type": "Relation", "className": "_User"}
+    # Parse Server answers relation fields whatever keys and excludeKeys say.
+    for params in ({"keys": "name"}, {"excludeKeys": "rel"}, {}):
+        found = api.get(f"/classes/{class_name}", params=params).json()["results"][0]
+        assert found["rel"] == relation, params
+
+
 @pytest.fixture
 def chain(master: httpx.Client, class_name: str) -> dict[str, str]:
     """Three classes: A points to B and C (and holds an array of C and a dangling pointer); B to C."""
