@@ -12,7 +12,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bastion.adapters.storage.base import StorageAdapter
-from bastion.domain.names import check_class_name, check_field_name
+from bastion.domain.names import (
+    check_class_name,
+    check_field_name,
+    class_name_is_valid,
+    invalid_class_message,
+)
 from bastion.domain.schema import DEFAULT_FIELDS, SYSTEM_CLASS_FIELDS, ClassSchema, validate_clp
 from bastion.domain.types import FieldType
 from bastion.errors import Code, ParseError
@@ -28,6 +33,7 @@ class SchemaRegistry:
         self._lock = asyncio.Lock()
         self._loaded_at = 0.0
         self._refreshing = False
+        self._changes = 0  # bumped by every change, so that a refresh begun before it is dropped
         self.listeners: list[ChangeListener] = []
 
     async def load(self) -> None:
@@ -38,11 +44,16 @@ class SchemaRegistry:
     async def refresh_if_stale(self) -> None:
         """Re-read the schemas when the cache is older than ``ttl``: other processes sharing the
         database may have changed them."""
-        if self._refreshing or time.monotonic() - self._loaded_at < self.ttl:
+        if self._refreshing or self._lock.locked() or time.monotonic() - self._loaded_at < self.ttl:
             return
         self._refreshing = True
         try:
-            await self.load()
+            changes = self._changes
+            docs = await self.storage.load_schemas()
+            # A change made here while the documents were read is newer than they are: keep it.
+            if changes == self._changes and not self._lock.locked():
+                self._classes = {doc["className"]: ClassSchema.from_storage(doc) for doc in docs}
+                self._loaded_at = time.monotonic()
         finally:
             self._refreshing = False
 
@@ -73,6 +84,7 @@ class SchemaRegistry:
         if schema is not None and not self._missing(schema, wanted):
             return schema
         async with self._lock:
+            self._changes += 1
             await self.load()
             schema = self._classes.get(class_name)
             if schema is None:
@@ -111,6 +123,9 @@ class SchemaRegistry:
     @staticmethod
     def _check_types(schema: ClassSchema, wanted: dict[str, FieldType]) -> None:
         for name, ft in wanted.items():
+            if ft.target_class is not None and not class_name_is_valid(ft.target_class):
+                # A pointer or relation in a body names its class: as in the schemas API, 103.
+                raise ParseError(Code.INVALID_CLASS_NAME, invalid_class_message(ft.target_class[:200]))
             existing = schema.fields.get(name)
             if existing is not None and not existing.same_type(ft):
                 raise ParseError(
@@ -124,7 +139,10 @@ class SchemaRegistry:
     async def create_class(self, class_name: str, fields: dict[str, FieldType], clp: dict[str, Any] | None,
                            indexes: dict[str, Any] | None) -> ClassSchema:
         check_class_name(class_name)
+        if class_name.startswith("_Join:"):  # relation tables belong to their relation field
+            raise ParseError(Code.INVALID_CLASS_NAME, invalid_class_message(class_name))
         async with self._lock:
+            self._changes += 1
             await self.load()
             if class_name in self._classes:
                 raise ParseError(Code.INVALID_CLASS_NAME, f"Class {class_name} already exists.")
@@ -150,6 +168,7 @@ class SchemaRegistry:
     async def update_class(self, class_name: str, add: dict[str, FieldType], delete: list[str],
                            clp: dict[str, Any] | None, indexes: dict[str, Any] | None) -> ClassSchema:
         async with self._lock:
+            self._changes += 1
             await self.load()
             schema = self._classes.get(class_name)
             if schema is None:
@@ -227,6 +246,7 @@ class SchemaRegistry:
 
     async def delete_class(self, class_name: str) -> None:
         async with self._lock:
+            self._changes += 1
             await self.storage.delete_class(class_name)
             self._classes.pop(class_name, None)
         await self._changed(class_name)
