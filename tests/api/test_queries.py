@@ -131,8 +131,6 @@ def test_where_ne_matches_missing_fields(api: httpx.Client, players: str, where:
     assert names(api, players, where=where) == expected
 
 
-@pytest.mark.xfail(reason="query semantics (bastion/domain/query, storage SQL; not this suite's files): "
-                          "$nor keeps objects whose field is null, Parse Server drops them", strict=False)
 def test_where_nor(api: httpx.Client, players: str) -> None:
     # Parse Server on PostgreSQL: NOT (active = true OR active = false) is null, not true, when
     # "active" is missing, so cat and dan do not match.

@@ -11,6 +11,7 @@ from typing import Any
 from bastion.domain.codec import to_canonical
 from bastion.domain.names import field_name_is_valid
 from bastion.domain.query import ir
+from bastion.domain.query.regex_guard import check_regex
 from bastion.domain.schema import ClassSchema
 from bastion.domain.types import FieldType, infer_type, is_number, parse_iso
 from bastion.errors import Code, ParseError
@@ -43,6 +44,8 @@ class QueryLimits:
     max_depth: int = 10
     max_in_values: int = 10_000
     max_regex_length: int = 1_000
+    max_keys: int = 2_000  # keys of all objects in a where (constraints and operators)
+    max_items: int = 20_000  # items of all lists in a where ($in values, $or clauses, ...)
 
 
 class _Parser:
@@ -79,7 +82,10 @@ class _Parser:
             return ir.conjoin(children)
         if key == "$or":
             return ir.disjoin(children)
-        return ir.negate(ir.disjoin(children))
+        # Parse Server on PostgreSQL writes $nor as SQL NOT (...): a comparison on a missing field
+        # is NULL there, and NOT NULL drops the object. The guards make that explicit.
+        guards = [ir.Exists(f) for f in dict.fromkeys(f for child in children for f in null_sensitive_fields(child))]
+        return ir.conjoin([*guards, ir.negate(ir.disjoin(children))])
 
     # --- one field ------------------------------------------------------------------------------
 
@@ -105,6 +111,8 @@ class _Parser:
             raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {key[:100]}")
         if ft.type == "ACL":
             raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {key[:100]}")
+        if ft.type == "Relation":
+            return None  # a relation has no column: only $relatedTo reaches it
         return ir.Field(head, ft.type, path)
 
     def constraint(self, schema: ClassSchema | None, class_name: str, key: str, value: Any, depth: int) -> ir.Node:
@@ -217,7 +225,7 @@ class _Parser:
     def check_json(self, raw: Any) -> None:
         if isinstance(raw, float) and (raw != raw or raw in (float("inf"), float("-inf"))):
             raise ParseError(Code.INVALID_JSON, "Numbers must be finite.")
-        if is_number(raw) and isinstance(raw, int) and abs(raw) > 2**63:
+        if is_number(raw) and isinstance(raw, int) and not -(2**63) <= raw < 2**63:
             raise ParseError(Code.INVALID_JSON, "Number is out of range.")
 
     # --- operators ------------------------------------------------------------------------------
@@ -285,11 +293,9 @@ class _Parser:
             ok, value = self.value(field, ft, item, ir.EQ)
             if ok:
                 values.append(value)
-        has_null = None in values
-        node: ir.Node = ir.In(field, tuple(v for v in values if v is not None)) if values else ir.FALSE
-        if has_null:
-            node = ir.disjoin([node, ir.negate(ir.Exists(field))])
-        return node
+        # As SQL's IN, a null in the list matches nothing (Parse Server on PostgreSQL).
+        kept = tuple(v for v in values if v is not None)
+        return ir.In(field, kept) if kept else ir.FALSE
 
     def array_set(self, field: ir.Field | None, ft: FieldType | None, op: str, raw: Any) -> ir.Node:
         if not isinstance(raw, list):
@@ -307,6 +313,8 @@ class _Parser:
             if op == "$all":
                 raise ParseError(Code.INVALID_QUERY, f"bad $all: {field.column} is not an array")
             raise ParseError(Code.INVALID_QUERY, f"bad $containedBy: {field.column} is not an array")
+        if op == "$all" and not raw:
+            return ir.FALSE  # Parse Server (array_contains_all) and MongoDB: an empty $all matches nothing
         values = tuple(raw)
         return ir.ContainsAll(field, values) if op == "$all" else ir.ContainedBy(field, values)
 
@@ -322,6 +330,7 @@ class _Parser:
             re.compile(pattern)
         except (re.error, RecursionError, OverflowError):
             raise ParseError(Code.INVALID_QUERY, "Invalid regular expression") from None
+        check_regex(pattern, "i" in options, "m" in options, "x" in options)  # no catastrophic backtracking
         if field is None:
             return ir.FALSE
         if field.value_type not in ("String", "Json"):
@@ -366,6 +375,17 @@ class _Parser:
         if not _comparable(field, key_field):
             return ir.FALSE
         return ir.InSubQuery(field, ir.SubQuery(class_name, where, key_field))
+
+
+def null_sensitive_fields(node: ir.Node) -> list[ir.Field]:
+    """Fields whose absence makes ``node`` NULL (rather than FALSE) in SQL's three-valued logic."""
+    if isinstance(node, (ir.And, ir.Or)):
+        return [f for child in node.children for f in null_sensitive_fields(child)]
+    if isinstance(node, ir.Compare):
+        return [node.field] if node.value is not None and node.op != ir.NE else []
+    if isinstance(node, (ir.In, ir.Regex)):
+        return [node.field]
+    return []
 
 
 def _comparable(left: ir.Field, right: ir.Field) -> bool:
@@ -432,14 +452,41 @@ def relative_time(text: Any, now: datetime | None = None) -> datetime:
         if unit not in _UNITS:
             raise bad(f"Invalid interval: '{unit}'")
         seconds += int(number) * _UNITS[unit]
-    delta = timedelta(seconds=seconds)
-    return now + delta if future else now - delta
+    try:
+        delta = timedelta(seconds=seconds)
+        return now + delta if future else now - delta
+    except OverflowError:
+        raise bad("Date is out of range.") from None
 
 
 def parse_where(where: Any, schema: ClassSchema | None, class_name: str, lookup: SchemaLookup,
                 limits: QueryLimits | None = None) -> ir.Node:
     """The IR of a ``where`` for ``class_name`` (whose schema may not exist yet)."""
-    return _Parser(lookup, limits or QueryLimits()).where(schema, class_name, where, 0)
+    limits = limits or QueryLimits()
+    _check_size(where, limits)
+    return _Parser(lookup, limits).where(schema, class_name, where, 0)
+
+
+def _check_size(where: Any, limits: QueryLimits) -> None:
+    """Refuse (102) a where with more keys or list items in all than the limits allow: SQL engines
+    plan a large OR in quadratic time, so width and depth limits alone do not bound the work."""
+    keys = items = 0
+    stack = [where]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            keys += len(value)
+            stack.extend(v for v in value.values() if isinstance(v, (dict, list)))
+        elif isinstance(value, list):
+            items += len(value)
+            stack.extend(v for v in value if isinstance(v, (dict, list)))
+        if keys > limits.max_keys or items > limits.max_items:
+            raise ParseError(Code.INVALID_QUERY, "The query is too large.")
+
+
+def parse_field(key: Any, schema: ClassSchema | None) -> ir.Field | None:
+    """The field a key names (``obj.a.b``), validated as in a where; None when the class lacks it."""
+    return _Parser(lambda _name: None, QueryLimits()).field(schema, key)
 
 
 def parse_order(order: Any, schema: ClassSchema | None) -> list[ir.OrderKey]:
