@@ -250,6 +250,5 @@ def check_value(value: Any, expected: FieldType) -> None:
         object_id = value.get("objectId")
         if not isinstance(object_id, str) or not object_id or len(object_id) > 120:
             raise ParseError(Code.INVALID_POINTER, "Pointer must carry a string objectId")
-    elif kind == "File":
-        if not isinstance(value.get("name"), str):
-            raise ParseError(Code.INCORRECT_TYPE, "File must carry a name")
+    elif kind == "File" and not isinstance(value.get("name"), str):
+        raise ParseError(Code.INCORRECT_TYPE, "File must carry a name")

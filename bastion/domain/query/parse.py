@@ -243,9 +243,9 @@ class _Parser:
         return ir.Compare(field, ir.EQ, value) if ok else ir.FALSE
 
     def compare(self, field: ir.Field | None, ft: FieldType | None, op: str, raw: Any) -> ir.Node:
-        if isinstance(raw, (dict, list)) and op in (ir.LT, ir.LTE, ir.GT, ir.GTE):
-            if not (isinstance(raw, dict) and ("__type" in raw or "$relativeTime" in raw)):
-                raise ParseError(Code.INVALID_QUERY, f"bad ${op} value")
+        if (isinstance(raw, (dict, list)) and op in (ir.LT, ir.LTE, ir.GT, ir.GTE)
+                and not (isinstance(raw, dict) and ("__type" in raw or "$relativeTime" in raw))):
+            raise ParseError(Code.INVALID_QUERY, f"bad ${op} value")
         if field is None or ft is None:
             if isinstance(raw, dict) and "$relativeTime" in raw:
                 relative_time(raw["$relativeTime"])
