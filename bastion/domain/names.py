@@ -35,8 +35,14 @@ INVALID_COLUMNS = frozenset({"length"})
 MAX_NAME_LENGTH = 128
 
 
+# Table names the databases keep for themselves: a class named so would reach or shadow them.
+RESERVED_TABLE_PREFIXES = ("sqlite_", "pg_")
+
+
 def class_name_is_valid(name: str) -> bool:
     if not isinstance(name, str) or len(name) > MAX_NAME_LENGTH:
+        return False
+    if name.lower().startswith(RESERVED_TABLE_PREFIXES):
         return False
     return name in SYSTEM_CLASSES or bool(JOIN_CLASS.match(name)) or field_name_is_valid(name)
 
@@ -74,11 +80,20 @@ def check_no_denylisted_keys(value: object, depth: int = 0, max_depth: int = 64)
         raise ParseError(Code.INVALID_JSON, "Object is nested too deeply.")
     if isinstance(value, dict):
         for key, item in value.items():
-            if key in DENYLISTED_KEYS:
-                raise ParseError(Code.INVALID_KEY_NAME, 'Prohibited keyword in request data: {"key":"' + key + '"}.')
+            denied = key if key in DENYLISTED_KEYS else _denied_part(key)
+            if denied:
+                raise ParseError(Code.INVALID_KEY_NAME, 'Prohibited keyword in request data: {"key":"' + denied + '"}.')
             if isinstance(item, (dict, list)):
                 check_no_denylisted_keys(item, depth + 1, max_depth)
     elif isinstance(value, list):
         for item in value:
             if isinstance(item, (dict, list)):
                 check_no_denylisted_keys(item, depth + 1, max_depth)
+
+
+def _denied_part(key: str) -> str | None:
+    """The denylisted segment of a dotted key (``obj.__proto__.x``), if any."""
+    if "." not in key:
+        return None
+    return next((part for part in key.split(".") if part in DENYLISTED_KEYS), None)
+

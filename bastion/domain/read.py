@@ -16,12 +16,13 @@ from bastion.domain.auth import Auth
 from bastion.domain.codec import iso_or_none, to_rest
 from bastion.domain.names import INTERNAL_CLASSES, check_class_name
 from bastion.domain.query import ir
-from bastion.domain.query.parse import QueryLimits, parse_order, parse_where
+from bastion.domain.query.parse import QueryLimits, parse_field, parse_order, parse_where
 from bastion.domain.schema import ClassSchema
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.errors import Code, ParseError
 
 FileUrl = Callable[[str], str]
+MAX_ROWS = 2**63 - 1  # what SQL's LIMIT and OFFSET hold; larger values mean the same
 
 
 @dataclass(slots=True)
@@ -82,6 +83,7 @@ class Reader:
         skip = request.skip
         if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
             raise ParseError(Code.INVALID_QUERY, "Invalid skip value.")
+        skip = min(skip, MAX_ROWS)
         response: dict[str, Any] = {}
         if schema is None:
             self._check_missing_class(auth)
@@ -121,11 +123,11 @@ class Reader:
         schema = self.schemas.get(class_name)
         if schema is None:
             return []
+        if parse_field(field_name, schema) is None:  # 105 for a name Parse would refuse in a where
+            return []
         node = self.where_ir(schema, class_name, where)
         head = field_name.split(".")[0]
-        ft = schema.fields.get(head)
-        if ft is None:
-            return []
+        ft = schema.fields[head]
         path = tuple(field_name.split(".")[1:])
         if path and ft.type != "Object":
             raise ParseError(Code.INVALID_QUERY, f"Invalid field for distinct: {field_name}")
@@ -146,7 +148,7 @@ class Reader:
             return None if limit == -1 else self._invalid_limit()
         if self.options.max_limit is not None:
             limit = min(limit, self.options.max_limit)
-        return limit
+        return min(limit, MAX_ROWS)
 
     @staticmethod
     def _invalid_limit() -> int:

@@ -48,6 +48,13 @@ def _bad_nested_key(value: Any, deep: bool) -> bool:
     return False
 
 
+def _check_path(column: str, path: tuple[str, ...]) -> None:
+    """The keys of a dotted field name (``obj.a.b``): no empty, ``$``, quote, backslash or NUL key."""
+    for part in path:
+        if not part or part.startswith("$") or len(part) > 128 or any(c in part for c in "\"\\'\x00"):
+            raise ParseError(Code.INVALID_KEY_NAME, f"Invalid field name: {column}.{'.'.join(path)}.")
+
+
 def new_object_id(length: int = 10) -> str:
     return "".join(secrets.choice(OBJECT_ID_ALPHABET) for _ in range(length))
 
@@ -122,15 +129,27 @@ class Writer:
                                                           f"expected Date but got {given.describe()}")
             if key in SERVER_FIELDS or key == "ACL":
                 continue
-            head, dot, _rest = key.partition(".")
+            head, dot, rest = key.partition(".")
             check_field_name(head, class_name)
             if dot:
+                _check_path(head, tuple(rest.split(".")))
                 wanted.setdefault(head, FieldType("Object"))
                 continue
             ft = infer_type(value)
             if ft is not None:
                 wanted[key] = ft
         return wanted
+
+    def _check_new_values(self, class_name: str, body: dict[str, Any], wanted: dict[str, FieldType]) -> None:
+        """Values of fields the class does not have yet are checked before the schema grows, so that
+        a refused write adds no field."""
+        schema = self.schemas.get(class_name)
+        for key, ft in wanted.items():
+            value = body.get(key)
+            if value is None or (schema is not None and key in schema.fields):
+                continue
+            if not (isinstance(value, dict) and "__op" in value):
+                check_value(value, ft)
 
     # --- create ---------------------------------------------------------------------------------
 
@@ -142,6 +161,7 @@ class Writer:
         if body.get("id"):
             raise ParseError(Code.INVALID_KEY_NAME, "id is an invalid field name.")
         wanted = self._wanted_types(class_name, body)
+        self._check_new_values(class_name, body, wanted)
         schema = await self.schemas.ensure_fields(
             class_name, wanted,
             may_create_class=auth.is_master or self.options.allow_client_class_creation,
@@ -203,6 +223,7 @@ class Writer:
                 raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")  # as Parse Server, sanitized
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         wanted = self._wanted_types(class_name, body)
+        self._check_new_values(class_name, body, wanted)
         schema = await self.schemas.ensure_fields(class_name, wanted, may_create_class=False)
         now = datetime.now(UTC)
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)
@@ -360,9 +381,7 @@ class Writer:
             (change.add if name == "AddRelation" else change.remove).append(pointer["objectId"])
 
     def _path_op(self, column: str, path: tuple[str, ...], value: Any) -> ops.UpdateOp:
-        for part in path:
-            if not part or part.startswith("$") or len(part) > 128 or any(c in part for c in "\"\\'\x00"):
-                raise ParseError(Code.INVALID_KEY_NAME, f"Invalid field name: {column}.{'.'.join(path)}.")
+        _check_path(column, path)
         if isinstance(value, dict) and "__op" in value:
             name = value["__op"]
             if name == "Increment":

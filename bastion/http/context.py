@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from bastion.domain.auth import Auth
+from bastion.domain.names import check_no_denylisted_keys
 from bastion.errors import Code, ParseError, Unauthorized
 
 if TYPE_CHECKING:
@@ -81,9 +82,12 @@ def decode_body(raw: bytes) -> Any:
     if not raw:
         return None
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise ParseError(Code.INVALID_JSON, "Invalid JSON") from None
+    # At the boundary, for every route: no __proto__-style key at any depth, no absurd nesting.
+    check_no_denylisted_keys(body)
+    return body
 
 
 def extract_keys(headers: dict[str, str], body: Any) -> tuple[Keys, dict[str, Any]]:

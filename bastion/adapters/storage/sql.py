@@ -25,6 +25,15 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def balanced(terms: list[str], op: str) -> str:
+    """``terms`` joined by AND or OR as a balanced tree: a flat ``a OR b OR c ...`` nests one level per
+    term in the parser, and SQLite refuses expressions nested deeper than 1000."""
+    if len(terms) <= 16:
+        return "(" + f" {op} ".join(terms) + ")"
+    middle = len(terms) // 2
+    return f"({balanced(terms[:middle], op)} {op} {balanced(terms[middle:], op)})"
+
+
 class Params:
     """Collects bound parameters while a statement is built."""
 
@@ -77,11 +86,9 @@ class SqlDialect(ABC):
         if isinstance(node, ir.Const):
             return self.true() if node.value else self.false()
         if isinstance(node, ir.And):
-            return "(" + " AND ".join(self.where(c, params, schema_lookup, access, depth + 1)
-                                      for c in node.children) + ")"
+            return balanced([self.where(c, params, schema_lookup, access, depth + 1) for c in node.children], "AND")
         if isinstance(node, ir.Or):
-            return "(" + " OR ".join(self.where(c, params, schema_lookup, access, depth + 1)
-                                     for c in node.children) + ")"
+            return balanced([self.where(c, params, schema_lookup, access, depth + 1) for c in node.children], "OR")
         if isinstance(node, ir.Not):
             return "(NOT " + self.where(node.child, params, schema_lookup, access, depth + 1) + ")"
         if isinstance(node, ir.InSubQuery):

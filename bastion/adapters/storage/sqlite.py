@@ -12,6 +12,7 @@ import asyncio
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -30,9 +31,10 @@ from bastion.adapters.storage.base import (
     UpdateOp,
     apply_op,
 )
-from bastion.adapters.storage.sql import Params, SqlDialect, quote
+from bastion.adapters.storage.sql import Params, SqlDialect, balanced, quote
 from bastion.domain.query import ir
 from bastion.domain.query.matcher import compiled_regex
+from bastion.domain.query.regex_guard import UnsafeRegex, regex_shape
 from bastion.domain.schema import ClassSchema
 from bastion.domain.types import FieldType, format_iso, is_number, parse_iso
 from bastion.errors import Code, ParseError
@@ -48,14 +50,52 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
+# Python's re cannot be interrupted, so a match runs only when its worst case on the value is
+# affordable (regex_guard), and one statement may spend this long in regular expressions in all.
+REGEX_SECONDS = 2.0
+_regex_clock = threading.local()
+_TOO_COMPLEX = re.compile(r"too (large|many|big|complex)|stack overflow|too deep", re.IGNORECASE)
+
+
 def _sqlite_regex(pattern: str, flags: int, value: Any) -> int:
     if not isinstance(value, str):
         return 0
-    regex = compiled_regex(pattern, bool(flags & 1), bool(flags & 2), bool(flags & 4))
-    return 1 if regex.search(value) else 0
+    ignore_case, multiline, extended = bool(flags & 1), bool(flags & 2), bool(flags & 4)
+    try:
+        affordable = regex_shape(pattern, ignore_case, multiline, extended).affordable(len(value))
+    except UnsafeRegex:
+        affordable = False
+    spent = getattr(_regex_clock, "spent", 0.0)
+    if not affordable or spent > REGEX_SECONDS:
+        _regex_clock.refused = "The regular expression is too costly to run on the stored values."
+        raise RuntimeError("regular expression refused")  # SQLite aborts the statement
+    started = time.perf_counter()
+    found = compiled_regex(pattern, ignore_case, multiline, extended).search(value)
+    _regex_clock.spent = spent + time.perf_counter() - started
+    return 1 if found else 0
+
+
+def _run_guarded(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    """Run one storage call; a regex refused or a statement SQLite finds too complex is a 102."""
+    _regex_clock.spent = 0.0
+    _regex_clock.refused = None
+    try:
+        return fn(conn)
+    except sqlite3.OperationalError as exc:
+        if _regex_clock.refused:
+            raise ParseError(Code.INVALID_QUERY, _regex_clock.refused) from None
+        if _TOO_COMPLEX.search(str(exc)):
+            raise ParseError(Code.INVALID_QUERY, "The query is too complex.") from None
+        raise
+    except OverflowError:  # an integer beyond 64 bits reached a parameter
+        raise ParseError(Code.INVALID_QUERY, "A number in the query is out of range.") from None
 
 
 def json_path(path: tuple[str, ...]) -> str:
+    # Path keys go inside an SQL string literal: the query parser refuses quotes, backslashes and
+    # NUL in them, and this refuses them again rather than trust it.
+    if any(c in part for part in path for c in "'\"\\\x00"):
+        raise ParseError(Code.INVALID_KEY_NAME, "Invalid key name.")
     return "$" + "".join('."' + part + '"' for part in path)
 
 
@@ -122,7 +162,7 @@ class SqliteDialect(SqlDialect):
             return self.array_any(node.field, (node.value,), params)
         if isinstance(node, ir.ContainsAll):
             checks = [self.array_any(node.field, (value,), params) for value in node.values]
-            return "(" + " AND ".join([f"json_type({quote(node.field.column)}) = 'array'", *checks]) + ")"
+            return balanced([f"json_type({quote(node.field.column)}) = 'array'", *checks], "AND")
         if isinstance(node, ir.ContainedBy):
             col = quote(node.field.column)
             inside = self.json_item_in("j", node.values, params)
@@ -183,10 +223,22 @@ class SqliteDialect(SqlDialect):
         return "0"
 
     def json_item_in(self, alias: str, values: tuple[Any, ...], params: Params) -> str:
-        if not values:
-            return "0"
-        parts = [self.json_scalar_equals(f"{alias}.type", f"{alias}.value", v, params) for v in values]
-        return "(" + " OR ".join(parts) + ")"
+        return self.json_in(f"{alias}.type", f"{alias}.value", values, params)
+
+    def json_in(self, type_expr: str, value_expr: str, values: tuple[Any, ...], params: Params) -> str:
+        """What an OR of ``json_scalar_equals`` over ``values`` means, with the numbers and the
+        strings each in one IN list: thousands of ORs plan in quadratic time and nest too deep."""
+        numbers = [v for v in values if is_number(v)]
+        texts = [v for v in values if isinstance(v, str)]
+        parts = [self.json_scalar_equals(type_expr, value_expr, v, params)
+                 for v in values if not is_number(v) and not isinstance(v, str)]
+        if numbers:
+            marks = ", ".join(params.add(v) for v in numbers)
+            parts.append(f"COALESCE({type_expr} IN ('integer', 'real') AND {value_expr} IN ({marks}), 0)")
+        if texts:
+            marks = ", ".join(params.add(v) for v in texts)
+            parts.append(f"COALESCE({type_expr} = 'text' AND {value_expr} IN ({marks}), 0)")
+        return balanced(parts, "OR") if parts else "0"
 
     def array_any(self, field: ir.Field, values: tuple[Any, ...], params: Params) -> str:
         col = quote(field.column)
@@ -200,9 +252,7 @@ class SqliteDialect(SqlDialect):
         if field.type == "Array" and not field.path:
             return self.array_any(field, node.values, params)
         if field.path:
-            jt = self.json_type_expr(field, params)
-            value = self.value_expr(field)
-            return "(" + " OR ".join(self.json_scalar_equals(jt, value, v, params) for v in node.values) + ")"
+            return self.json_in(self.json_type_expr(field, params), self.value_expr(field), node.values, params)
         col = quote(field.column)
         marks = ", ".join(params.add(self.column_value(field.type, v)) for v in node.values)
         return f"({col} IS NOT NULL AND {col} IN ({marks}))"
@@ -250,7 +300,7 @@ class SqliteStorage(StorageAdapter):
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         assert self._read_pool is not None, "storage is not open"
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._read_pool, lambda: fn(self._connection()))
+        return await loop.run_in_executor(self._read_pool, lambda: _run_guarded(fn, self._connection()))
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         assert self._write_pool is not None, "storage is not open"
@@ -259,7 +309,7 @@ class SqliteStorage(StorageAdapter):
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                result = fn(conn)
+                result = _run_guarded(fn, conn)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 
+from bastion.domain.names import check_no_denylisted_keys
 from bastion.domain.read import FindRequest
 from bastion.errors import Code, ParseError, Unauthorized
 from bastion.http.context import RequestContext
@@ -34,9 +35,10 @@ def json_param(req: RequestContext, name: str) -> Any:
         if value == "":
             return None
         try:
-            return orjson.loads(value)
+            value = orjson.loads(value)
         except orjson.JSONDecodeError:
             raise ParseError(Code.INVALID_JSON, f"{name} parameter is not valid JSON") from None
+        check_no_denylisted_keys(value)  # a body was checked as it was decoded; a URL's JSON is here
     return value
 
 
