@@ -522,7 +522,10 @@ def run_wrk(url: str, workload: str, duration: float, connections: int, threads:
     script = WRK_DIR / f"{workload}.lua"
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
             "-s", str(script), url, "--", *script_args]
-    proc = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=duration + 60)
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=duration + 60)
+    except subprocess.TimeoutExpired as err:
+        raise BenchError(f"wrk did not finish within {duration + 60:.0f}s (server or machine stalled)") from err
     match = re.search(r"^BENCH_RESULT (\{.*\})$", proc.stdout, re.MULTILINE)
     if proc.returncode != 0 or not match:
         raise BenchError(f"wrk failed (code {proc.returncode}): {proc.stderr.strip()[-500:]}\n{proc.stdout[-500:]}")
