@@ -670,6 +670,10 @@ def _errors(missing: Callable[[], Exception] | None = None) -> Iterator[None]:
         raise ParseError(Code.INVALID_JSON, "Number is out of range.") from None
     except asyncpg.StringDataRightTruncationError:
         raise ParseError(Code.INVALID_JSON, "Value is too long.") from None
+    except asyncpg.StatementTooComplexError:
+        raise ParseError(Code.INVALID_QUERY, "Query is too complex.") from None
+    except asyncpg.QueryCanceledError:  # statement_timeout, when the deployment sets one
+        raise ParseError(Code.TIMEOUT, "Query took too long.") from None
     except asyncpg.ProgramLimitExceededError:  # e.g. a value too large for a btree index
         raise ParseError(Code.OBJECT_TOO_LARGE, "A value is too large for this database.") from None
     except asyncpg.DataError:  # a value the driver could not encode, or PostgreSQL could not read
