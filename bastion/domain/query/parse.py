@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bastion.domain.codec import to_canonical
-from bastion.domain.names import field_name_is_valid
+from bastion.domain.names import DENYLISTED_KEYS, field_name_is_valid
 from bastion.domain.query import ir
 from bastion.domain.query.regex_guard import check_regex
 from bastion.domain.schema import ClassSchema
@@ -93,16 +93,17 @@ class _Parser:
         """The field a where key names; None when the class has no such field (it is always null)."""
         if not isinstance(key, str) or len(key) > 256:
             raise ParseError(Code.INVALID_KEY_NAME, "Invalid key name.")
-        head, _, rest = key.partition(".")
+        head, dot, rest = key.partition(".")
         if head in ("_rperm", "_wperm"):
             raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {head}")
         if not field_name_is_valid(head) and head not in ("objectId", "createdAt", "updatedAt"):
             raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {key[:100]}")
         path: tuple[str, ...] = ()
-        if rest:
+        if dot:  # "obj." names no key; "obj.__proto__" is refused in every identifier, not only in JSON
             path = tuple(rest.split("."))
             for part in path:
-                if not part or part.startswith("$") or len(part) > 128 or any(c in part for c in '"\\\'\x00'):
+                if (not part or part.startswith("$") or len(part) > 128 or part in DENYLISTED_KEYS
+                        or any(c in part for c in '"\\\'\x00')):
                     raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {key[:100]}")
         ft = schema.fields.get(head) if schema else None
         if ft is None:
