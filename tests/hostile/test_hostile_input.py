@@ -312,6 +312,20 @@ def test_hostile_strings_are_stored_as_they_are(seeded: Seeded, api: httpx.Clien
     api.delete(f"/classes/{seeded.scratch}/{created['objectId']}")
 
 
+def test_big_integers_in_bodies(seeded: Seeded, api: httpx.Client) -> None:
+    """Integers past 64 bits arrive as floats; up to 64 bits they may be kept or refused; never a crash."""
+    for body in ({"score": 2**70}, {"score": -(2**70)}, {"obj": {"n": 2**64 - 1}}, {"tags": [2**70, -(2**63)]},
+                 {"score": {"__op": "Increment", "amount": 2**70}}, {"obj": {"n": 1e308, "m": 5e-324}}):
+        response = api.post(f"/classes/{seeded.scratch}", content=json.dumps(body))
+        if response.status_code != 201:
+            assert_error(response, None)
+            continue
+        object_id = response.json()["objectId"]
+        assert_ok(api.get(f"/classes/{seeded.scratch}/{object_id}"))
+        assert_ok(api.get(f"/classes/{seeded.scratch}", params={"order": "-score,score", "limit": "5"}))
+        api.delete(f"/classes/{seeded.scratch}/{object_id}")
+
+
 def test_nul_in_string_values(seeded: Seeded, api: httpx.Client) -> None:
     """NUL in a string: stored and found as it is in a plain column, or refused with a Parse error
     (PostgreSQL cannot store it); never a crash. (SQLite's JSON functions cut a string at NUL, so
