@@ -550,6 +550,25 @@ def test_costly_regex_is_bounded(seeded: Seeded, api: httpx.Client, pattern: str
         api.delete(f"/classes/{seeded.scratch}/{created['objectId']}")
 
 
+def test_regex_time_is_bounded_per_query(seeded: Seeded, api: httpx.Client, master: httpx.Client) -> None:
+    """Each value affordable, hundreds of them together not: the query stops at its time budget."""
+    cls = "RegexLoad" + seeded.cls
+    mount = master.base_url.path.rstrip("/")
+    requests = [{"method": "POST", "path": f"{mount}/classes/{cls}", "body": {"name": "a" * 9000}}] * 50
+    for _ in range(4):
+        assert_ok(master.post("/batch", json={"requests": requests}))
+    try:
+        started = time.monotonic()
+        response = find(api, cls, {"name": {"$regex": ".*b"}}, "body")
+        assert time.monotonic() - started < 15
+        if response.status_code != 200:
+            assert_error(response, 102)
+        assert_ok(api.get(f"/classes/{cls}", params={"limit": "1"}))
+    finally:
+        master.delete(f"/purge/{cls}")
+        master.delete(f"/schemas/{cls}")
+
+
 def test_ordinary_regex_still_works(seeded: Seeded, api: httpx.Client) -> None:
     for pattern, options, want in [("^alp", "", ["alpha"]), ("SLASH", "i", ["back\\slash\\"]),
                                    ("\\\\$", "", ["back\\slash\\"]), ("(ab|al)ph", "", ["alpha"]),
