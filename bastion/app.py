@@ -30,15 +30,17 @@ from bastion.http.routes import aggregate, batch, classes, config, health, schem
 log = logging.getLogger("bastion")
 
 
-def open_storage(url: str) -> StorageAdapter:
+def open_storage(url: str, query_timeout_ms: int = 30_000) -> StorageAdapter:
+    """The storage adapter a database URL names (sqlite:///relative or sqlite:////absolute path)."""
     if url.startswith("sqlite:///"):
         from bastion.adapters.storage.sqlite import SqliteStorage
 
-        return SqliteStorage(url[len("sqlite:///"):] if not url.startswith("sqlite:////") else url[len("sqlite:///"):])
+        return SqliteStorage(url[len("sqlite:///"):])
     if url.startswith(("postgresql://", "postgres://")):
         from bastion.adapters.storage.postgres import PostgresStorage
 
-        return PostgresStorage(url)
+        # A runaway statement is cancelled by the database itself (and answered as a Parse error).
+        return PostgresStorage(url, server_settings={"statement_timeout": str(query_timeout_ms)})
     raise ValueError(f"unsupported database URL: {url.split(':', 1)[0]}:// (use sqlite:/// or postgresql://)")
 
 
@@ -47,7 +49,7 @@ class Bastion:
 
     def __init__(self, settings: Settings, storage: StorageAdapter | None = None) -> None:
         self.settings = settings
-        self.storage = storage or open_storage(settings.database_url)
+        self.storage = storage or open_storage(settings.database_url, settings.query_timeout_ms)
         self.schemas = SchemaRegistry(self.storage)
         if hasattr(self.storage, "schema_lookup"):
             self.storage.schema_lookup = self.schemas.get

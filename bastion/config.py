@@ -33,6 +33,7 @@ class Settings:
     max_query_depth: int = 10
     max_regex_length: int = 1000
     max_batch_requests: int = 50
+    query_timeout_ms: int = 30_000
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -102,6 +103,7 @@ ENV_FIELDS: dict[str, type] = {
     "max_query_depth": int,
     "max_regex_length": int,
     "max_batch_requests": int,
+    "query_timeout_ms": int,
     "log_level": str,
 }
 
