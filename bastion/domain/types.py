@@ -155,19 +155,24 @@ def parse_iso(text: Any) -> datetime:
     if not isinstance(text, str) or len(text) > 64:
         raise ParseError(Code.INCORRECT_TYPE, f"invalid date: {str(text)[:64]}")
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         raise ParseError(Code.INCORRECT_TYPE, f"invalid date: {text}") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
+    elif parsed.tzinfo is not UTC:
+        parsed = parsed.astimezone(UTC)
     # Parse keeps milliseconds; truncating here keeps every backend and the matcher in agreement.
-    return parsed.astimezone(UTC).replace(microsecond=parsed.microsecond // 1000 * 1000)
+    if parsed.microsecond % 1000:
+        parsed = parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
+    return parsed
 
 
 def format_iso(moment: datetime) -> str:
     """Parse's date format: UTC with exactly three fractional digits and a ``Z``."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def now_iso() -> str:
