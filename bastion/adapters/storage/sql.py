@@ -108,7 +108,10 @@ class SqlDialect(ABC):
         inner = self.where(sub.where, params, schema_lookup, access, depth + 1)
         acl = self.read_access(access, params, table)
         key_sql = self.subquery_key(sub.key)
-        return self.membership(node.field, f"SELECT {key_sql} FROM {table} WHERE {inner} AND {acl}", params)
+        # Without the IS NOT NULL, one object lacking the key makes "x IN (...)" NULL, not FALSE,
+        # and NOT of it (``$dontSelect``) would drop objects the matcher keeps.
+        select_sql = f"SELECT {key_sql} FROM {table} WHERE {inner} AND {acl} AND {key_sql} IS NOT NULL"
+        return self.membership(node.field, select_sql, params)
 
     @abstractmethod
     def subquery_key(self, key: ir.Field) -> str: ...

@@ -50,6 +50,57 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
+def _canonical_json(value: Any) -> Any:
+    """JSON as the matcher compares it: integral floats as integers (1.0 == 1), keys sorted."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_canonical_json(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _canonical_json(item) for key, item in value.items()}
+    return value
+
+
+def canonical_json_text(value: Any) -> str:
+    return dumps(_canonical_json(value))
+
+
+def _sqlite_json_canon(text: Any) -> str | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return canonical_json_text(orjson.loads(text))
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _sqlite_jkey(value: Any, kind: str, unwrap_pointer: int) -> str | None:
+    """The canonical typed text of a value, for comparisons that must tell JSON types apart.
+
+    ``kind`` is a SQLite JSON type (of a path or an array element) or a field type; with
+    ``unwrap_pointer`` a Pointer object stands for its objectId, as the matcher reads arrays.
+    """
+    if value is None or kind == "null":
+        return None
+    if kind in ("true", "false"):
+        return kind
+    if kind == "Boolean":
+        return "true" if value else "false"
+    if kind == "Date":
+        return "date:" + str(value)
+    if kind in ("object", "array", "Object", "Array"):
+        try:
+            parsed = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return None
+        if unwrap_pointer and isinstance(parsed, dict) and parsed.get("__type") == "Pointer":
+            parsed = parsed.get("objectId")
+            if parsed is None:
+                return None
+        return canonical_json_text(parsed)
+    return canonical_json_text(value)
+
+
 # Python's re cannot be interrupted, so a match runs only when its worst case on the value is
 # affordable (regex_guard), and one statement may spend this long in regular expressions in all.
 REGEX_SECONDS = 2.0
@@ -162,11 +213,11 @@ class SqliteDialect(SqlDialect):
             return self.array_any(node.field, (node.value,), params)
         if isinstance(node, ir.ContainsAll):
             checks = [self.array_any(node.field, (value,), params) for value in node.values]
-            return balanced([f"json_type({quote(node.field.column)}) = 'array'", *checks], "AND")
+            return balanced([f"json_type({quote(node.field.column)}) IS 'array'", *checks], "AND")
         if isinstance(node, ir.ContainedBy):
             col = quote(node.field.column)
             inside = self.json_item_in("j", node.values, params)
-            return f"(json_type({col}) = 'array' AND NOT EXISTS (SELECT 1 FROM json_each({col}) j WHERE NOT {inside}))"
+            return f"(json_type({col}) IS 'array' AND NOT EXISTS (SELECT 1 FROM json_each({col}) j WHERE NOT {inside}))"
         if isinstance(node, ir.Exists):
             if node.field.path:
                 jt = self.json_type_expr(node.field, params)
@@ -189,6 +240,9 @@ class SqliteDialect(SqlDialect):
         col = quote(field.column)
         if node.value is None:
             return f"({col} IS NULL)" if node.op == ir.EQ else f"({col} IS NOT NULL)"
+        if field.type in ("Object", "Array") and node.op in (ir.EQ, ir.NE):
+            equal = f"bastion_json_canon({col}) = {params.add(canonical_json_text(node.value))}"
+            return f"({col} IS NOT NULL AND {equal})" if node.op == ir.EQ else f"({col} IS NULL OR {equal} IS NOT 1)"
         value = params.add(self.column_value(field.type, node.value))
         if node.op == ir.EQ:
             return f"({col} IS NOT NULL AND {col} = {value})"
@@ -218,8 +272,10 @@ class SqliteDialect(SqlDialect):
         if isinstance(value, str):
             return f"COALESCE({type_expr} = 'text' AND {value_expr} = {params.add(value)}, 0)"
         if isinstance(value, (dict, list)):
+            # CASE, not AND: SQLite may evaluate both sides of AND, and a text value is not JSON.
             kind = "object" if isinstance(value, dict) else "array"
-            return f"COALESCE({type_expr} = '{kind}' AND json({value_expr}) = json({params.add(dumps(value))}), 0)"
+            mark = params.add(canonical_json_text(value))
+            return f"(CASE WHEN {type_expr} = '{kind}' THEN bastion_json_canon({value_expr}) = {mark} ELSE 0 END)"
         return "0"
 
     def json_item_in(self, alias: str, values: tuple[Any, ...], params: Params) -> str:
@@ -243,7 +299,7 @@ class SqliteDialect(SqlDialect):
     def array_any(self, field: ir.Field, values: tuple[Any, ...], params: Params) -> str:
         col = quote(field.column)
         inside = self.json_item_in("j", values, params)
-        return f"(json_type({col}) = 'array' AND EXISTS (SELECT 1 FROM json_each({col}) j WHERE {inside}))"
+        return f"(json_type({col}) IS 'array' AND EXISTS (SELECT 1 FROM json_each({col}) j WHERE {inside}))"
 
     def in_values(self, node: ir.In, params: Params) -> str:
         field = node.field
@@ -254,18 +310,50 @@ class SqliteDialect(SqlDialect):
         if field.path:
             return self.json_in(self.json_type_expr(field, params), self.value_expr(field), node.values, params)
         col = quote(field.column)
+        if field.type == "Object":
+            marks = ", ".join(params.add(canonical_json_text(v)) for v in node.values)
+            return f"({col} IS NOT NULL AND COALESCE(bastion_json_canon({col}) IN ({marks}), 0))"
         marks = ", ".join(params.add(self.column_value(field.type, v)) for v in node.values)
         return f"({col} IS NOT NULL AND {col} IN ({marks}))"
+
+    def in_subquery(self, node: ir.InSubQuery, params: Params, schema_lookup: Any, access: Access,
+                    depth: int) -> str:
+        # Scalar columns of one kind compare as they are stored. Anything involving JSON (an
+        # Object path, an Array's elements, a whole Object or Array) compares as canonical typed
+        # text, so that "1" never equals 1, true never equals 1, and 1.0 equals 1, as in the matcher.
+        sub = node.sub
+        table = quote(sub.class_name)
+        inner = self.where(sub.where, params, schema_lookup, access, depth + 1)
+        acl = self.read_access(access, params, table)
+        field = node.field
+        if _scalar(field) and _scalar(sub.key):
+            key_sql = self.value_expr(sub.key)
+            select_sql = f"SELECT {key_sql} FROM {table} WHERE {inner} AND {acl} AND {key_sql} IS NOT NULL"
+            return self.membership(field, select_sql, params)
+        key_sql = self.typed_key(sub.key)
+        select_sql = f"SELECT {key_sql} FROM {table} WHERE {inner} AND {acl} AND {key_sql} IS NOT NULL"
+        col = quote(field.column)
+        if field.type == "Array" and not field.path:
+            return (f"(json_type({col}) IS 'array' AND EXISTS (SELECT 1 FROM json_each({col}) j "
+                    f"WHERE COALESCE(bastion_jkey(j.value, j.type, 1) IN ({select_sql}), 0)))")
+        return f"COALESCE({self.typed_key(field)} IN ({select_sql}), 0)"
+
+    def typed_key(self, field: ir.Field) -> str:
+        """SQL for the canonical typed text of a field's value (NULL when it is null)."""
+        if field.path:
+            return f"bastion_jkey({self.value_expr(field)}, {self.json_type_expr(field, Params(self))}, 0)"
+        return f"bastion_jkey({quote(field.column)}, '{field.type}', 0)"
 
     def subquery_key(self, key: ir.Field) -> str:
         return self.value_expr(key)
 
     def membership(self, field: ir.Field, select_sql: str, params: Params) -> str:
         col = quote(field.column)
-        if field.type == "Array" and not field.path:
-            return (f"(json_type({col}) = 'array' AND EXISTS (SELECT 1 FROM json_each({col}) j "
-                    f"WHERE json_extract(j.value, '$.objectId') IN ({select_sql})))")
         return f"({col} IS NOT NULL AND {col} IN ({select_sql}))"
+
+
+def _scalar(field: ir.Field) -> bool:
+    return not field.path and field.type in ("String", "Number", "Boolean", "Date", "Pointer", "File")
 
 
 class SqliteStorage(StorageAdapter):
@@ -292,6 +380,8 @@ class SqliteStorage(StorageAdapter):
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=OFF")
             conn.create_function("bastion_regex", 3, _sqlite_regex, deterministic=True)
+            conn.create_function("bastion_json_canon", 1, _sqlite_json_canon, deterministic=True)
+            conn.create_function("bastion_jkey", 3, _sqlite_jkey, deterministic=True)
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)

@@ -66,7 +66,8 @@ def compiled_regex(pattern: str, ignore_case: bool, multiline: bool, extended: b
 class Matcher:
     def __init__(self, subquery_values: SubQueryValues = _missing) -> None:
         self.subquery_values = subquery_values
-        self._sub_cache: dict[ir.SubQuery, list[Any]] = {}
+        # By identity: a SubQuery holding JSON values (dicts, lists) cannot be hashed.
+        self._sub_cache: dict[int, tuple[ir.SubQuery, list[Any]]] = {}
 
     def matches(self, node: ir.Node, record: Mapping[str, Any]) -> bool:
         method = getattr(self, "_" + type(node).__name__)
@@ -140,9 +141,7 @@ class Matcher:
         value = field_value(record, node.field)
         if value is None:
             return False
-        if node.sub not in self._sub_cache:
-            self._sub_cache[node.sub] = list(self.subquery_values(node.sub))
-        candidates = self._sub_cache[node.sub]
+        candidates = self._candidates(node.sub)
         if node.field.type == "Array" and not node.field.path:
             if not isinstance(value, list):
                 return False
@@ -150,11 +149,15 @@ class Matcher:
             return any(i is not None and any(json_equal(i, c) for c in candidates) for i in ids)
         return any(json_equal(value, c) for c in candidates)
 
-
     def _SubQueryExists(self, node: ir.SubQueryExists, record: Mapping[str, Any]) -> bool:
-        if node.sub not in self._sub_cache:
-            self._sub_cache[node.sub] = list(self.subquery_values(node.sub))
-        return bool(self._sub_cache[node.sub])
+        return bool(self._candidates(node.sub))
+
+    def _candidates(self, sub: ir.SubQuery) -> list[Any]:
+        """The subquery's key values, evaluated once per Matcher (the SubQuery is kept alive)."""
+        cached = self._sub_cache.get(id(sub))
+        if cached is None:
+            cached = self._sub_cache[id(sub)] = (sub, list(self.subquery_values(sub)))
+        return cached[1]
 
 
 def _pointer_id(value: Any) -> Any:
