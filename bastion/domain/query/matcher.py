@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from bastion.domain.query import ir
+from bastion.domain.query.regex_guard import regex_flags
 from bastion.domain.types import is_number
 
 SubQueryValues = Callable[[ir.SubQuery], set[Any] | list[Any]]
@@ -52,15 +53,7 @@ def _orderable(a: Any, b: Any) -> bool:
 
 @lru_cache(maxsize=512)
 def compiled_regex(pattern: str, ignore_case: bool, multiline: bool, extended: bool) -> re.Pattern[str]:
-    # DOTALL: PostgreSQL's regular expressions let "." match a newline, and so does Bastion.
-    flags = re.DOTALL
-    if ignore_case:
-        flags |= re.IGNORECASE
-    if multiline:
-        flags |= re.MULTILINE
-    if extended:
-        flags |= re.VERBOSE
-    return re.compile(pattern, flags)
+    return re.compile(pattern, regex_flags(ignore_case, multiline, extended))
 
 
 class Matcher:

@@ -46,7 +46,8 @@ class RegexShape:
         return self.cost(length) <= COST_BUDGET
 
 
-def _flags(ignore_case: bool, multiline: bool, extended: bool) -> int:
+def regex_flags(ignore_case: bool, multiline: bool, extended: bool) -> int:
+    """Python flags for a Parse regex: DOTALL because PostgreSQL lets "." match a newline."""
     flags = re.DOTALL
     if ignore_case:
         flags |= re.IGNORECASE
@@ -123,7 +124,7 @@ def _has_branch(items: Any) -> bool:
 def regex_shape(pattern: str, ignore_case: bool = False, multiline: bool = False,
                 extended: bool = False) -> RegexShape:
     """The shape of a pattern; raises UnsafeRegex for one that ``check_regex`` refuses."""
-    shape = _analyse(pattern, _flags(ignore_case, multiline, extended))
+    shape = _analyse(pattern, regex_flags(ignore_case, multiline, extended))
     if isinstance(shape, str):
         raise UnsafeRegex(shape)
     return shape
@@ -131,6 +132,6 @@ def regex_shape(pattern: str, ignore_case: bool = False, multiline: bool = False
 
 def check_regex(pattern: str, ignore_case: bool = False, multiline: bool = False, extended: bool = False) -> None:
     """Refuse (102) a pattern that does not parse or could backtrack without end."""
-    shape = _analyse(pattern, _flags(ignore_case, multiline, extended))
+    shape = _analyse(pattern, regex_flags(ignore_case, multiline, extended))
     if isinstance(shape, str):
         raise ParseError(Code.INVALID_QUERY, shape)
