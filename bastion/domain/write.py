@@ -300,8 +300,6 @@ class Writer:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         if not await self.storage.delete(schema, object_id, auth.access()):
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
-        for key, ft in schema.relation_fields().items():
-            _ = key, ft  # join rows stay, as in Parse Server: the related objects still exist
 
     # --- values and operations ------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ adapter were already validated by ``domain/names.py``; adapters quote them all t
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from bastion.domain.query import ir
@@ -76,7 +76,6 @@ class Access:
     """Whose rows a statement may touch: None for the master key, else the ACL entries acted as."""
 
     acting_as: list[str] | None = None
-    subquery_acting_as: list[str] | None = field(default=None)
 
     @property
     def is_master(self) -> bool:

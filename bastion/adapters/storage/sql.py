@@ -49,8 +49,6 @@ class Params:
 class SqlDialect(ABC):
     """How one database spells what the IR means."""
 
-    subquery_access: Access | None = None
-
     @abstractmethod
     def placeholder(self, index: int) -> str: ...
 
