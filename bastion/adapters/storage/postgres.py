@@ -472,19 +472,17 @@ class PostgresDialect(SqlDialect):
         """``field IN (SELECT key FROM sub WHERE ... AND read access)``: one statement, no NULLs."""
         sub, field, key = node.sub, node.field, node.sub.key
         table = quote(sub.class_name)
-        inner = self.where(sub.where, params, schema_lookup, access, depth + 1)
-        acl = self.read_access(access, params, table)
+        source = self.subquery_source(sub, params, schema_lookup, access, depth)
         outer_array = field.type == "Array" and not field.path
         native = self._native(field.type)
         if not outer_array and not field.path and not key.path and native and native == self._native(key.type):
             lhs, rhs = quote(field.column), self.column_sql(key, table)
             if native in ("GeoPoint", "Polygon"):  # no equality operator; exact text instead
                 lhs, rhs = f"({lhs})::text", f"({rhs})::text"
-            select = f"SELECT {rhs} FROM {table} WHERE {inner} AND {acl} AND {rhs} IS NOT NULL"
+            select = f"SELECT {rhs} FROM {source} AND {rhs} IS NOT NULL"
             return f"({quote(field.column)} IS NOT NULL AND {lhs} IN ({select}))"
         rhs = self.json_of(key, table)
-        select = (f"SELECT {rhs} FROM {table} WHERE {inner} AND {acl} "
-                  f"AND COALESCE(jsonb_typeof({rhs}), 'null') <> 'null'")
+        select = f"SELECT {rhs} FROM {source} AND COALESCE(jsonb_typeof({rhs}), 'null') <> 'null'"
         if outer_array:
             # An array of pointers matches by each pointer's objectId, as the matcher does.
             element = ("(CASE WHEN jsonb_typeof(_e._v) = 'object' AND _e._v ->> '__type' = 'Pointer' "

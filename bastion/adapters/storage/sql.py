@@ -92,23 +92,24 @@ class SqlDialect(ABC):
         if isinstance(node, ir.InSubQuery):
             return self.in_subquery(node, params, schema_lookup, access, depth)
         if isinstance(node, ir.SubQueryExists):
-            sub = node.sub
-            table = quote(sub.class_name)
-            inner = self.where(sub.where, params, schema_lookup, access, depth + 1)
-            acl = self.read_access(access, params, table)
-            return f"EXISTS (SELECT 1 FROM {table} WHERE {inner} AND {acl})"
+            return f"EXISTS (SELECT 1 FROM {self.subquery_source(node.sub, params, schema_lookup, access, depth)})"
         return self.leaf(node, params, schema_lookup, access)
 
-    def in_subquery(self, node: ir.InSubQuery, params: Params, schema_lookup: Any, access: Access,
-                    depth: int) -> str:
-        sub = node.sub
+    def subquery_source(self, sub: ir.SubQuery, params: Params, schema_lookup: Any, access: Access,
+                        depth: int) -> str:
+        """``"Class" WHERE <its where> AND <read access>``: the rows a subquery may see."""
         table = quote(sub.class_name)
         inner = self.where(sub.where, params, schema_lookup, access, depth + 1)
         acl = self.read_access(access, params, table)
-        key_sql = self.subquery_key(sub.key)
+        return f"{table} WHERE {inner} AND {acl}"
+
+    def in_subquery(self, node: ir.InSubQuery, params: Params, schema_lookup: Any, access: Access,
+                    depth: int) -> str:
+        source = self.subquery_source(node.sub, params, schema_lookup, access, depth)
+        key_sql = self.subquery_key(node.sub.key)
         # Without the IS NOT NULL, one object lacking the key makes "x IN (...)" NULL, not FALSE,
         # and NOT of it (``$dontSelect``) would drop objects the matcher keeps.
-        select_sql = f"SELECT {key_sql} FROM {table} WHERE {inner} AND {acl} AND {key_sql} IS NOT NULL"
+        select_sql = f"SELECT {key_sql} FROM {source} AND {key_sql} IS NOT NULL"
         return self.membership(node.field, select_sql, params)
 
     @abstractmethod

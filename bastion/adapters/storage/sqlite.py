@@ -322,16 +322,13 @@ class SqliteDialect(SqlDialect):
         # Object path, an Array's elements, a whole Object or Array) compares as canonical typed
         # text, so that "1" never equals 1, true never equals 1, and 1.0 equals 1, as in the matcher.
         sub = node.sub
-        table = quote(sub.class_name)
-        inner = self.where(sub.where, params, schema_lookup, access, depth + 1)
-        acl = self.read_access(access, params, table)
+        source = self.subquery_source(sub, params, schema_lookup, access, depth)
         field = node.field
-        if _scalar(field) and _scalar(sub.key):
-            key_sql = self.value_expr(sub.key)
-            select_sql = f"SELECT {key_sql} FROM {table} WHERE {inner} AND {acl} AND {key_sql} IS NOT NULL"
+        scalar = _scalar(field) and _scalar(sub.key)
+        key_sql = self.value_expr(sub.key) if scalar else self.typed_key(sub.key)
+        select_sql = f"SELECT {key_sql} FROM {source} AND {key_sql} IS NOT NULL"
+        if scalar:
             return self.membership(field, select_sql, params)
-        key_sql = self.typed_key(sub.key)
-        select_sql = f"SELECT {key_sql} FROM {table} WHERE {inner} AND {acl} AND {key_sql} IS NOT NULL"
         col = quote(field.column)
         if field.type == "Array" and not field.path:
             return (f"(json_type({col}) IS 'array' AND EXISTS (SELECT 1 FROM json_each({col}) j "
