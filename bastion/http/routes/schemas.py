@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bastion.adapters.storage.base import MASTER
 from bastion.domain.names import check_class_name, field_name_is_valid
+from bastion.domain.query import ir
 from bastion.domain.schema import DEFAULT_FIELDS, SYSTEM_CLASS_FIELDS, check_field_type_spec
 from bastion.domain.types import FieldType
 from bastion.errors import Code, ParseError
@@ -111,7 +113,7 @@ async def delete_schema(req: RequestContext) -> Response:
     schema = req.app.schemas.get(class_name)
     if schema is None:
         return Response({})
-    count = await req.app.storage.count(schema, _all(), _master())
+    count = await req.app.storage.count(schema, ir.TRUE, MASTER)
     if count:
         raise ParseError(255, f"Class {class_name} is not empty, contains {count} objects, cannot drop schema.")
     await req.app.schemas.delete_class(class_name)
@@ -124,18 +126,6 @@ async def purge(req: RequestContext) -> Response:
     if req.app.schemas.get(class_name) is not None:
         await req.app.storage.purge(class_name)
     return Response({})
-
-
-def _all() -> Any:
-    from bastion.domain.query import ir
-
-    return ir.TRUE
-
-
-def _master() -> Any:
-    from bastion.adapters.storage.base import MASTER
-
-    return MASTER
 
 
 def register(router: Router) -> None:
