@@ -8,11 +8,21 @@ from urllib.parse import quote as url_quote
 
 import orjson
 
+from bastion.adapters.files import open_files
+from bastion.adapters.mail import mailer_from_url
 from bastion.adapters.storage.base import StorageAdapter
 from bastion.config import Settings
+from bastion.domain.account_emails import AccountEmailOptions, AccountEmails
+from bastion.domain.auth_providers import ProviderRegistry
+from bastion.domain.files import Files, UploadRules, parse_extension_patterns
+from bastion.domain.permissions import Permissions
 from bastion.domain.query.parse import QueryLimits
 from bastion.domain.read import Reader, ReadOptions
+from bastion.domain.roles import Roles
 from bastion.domain.schema_registry import SchemaRegistry
+from bastion.domain.sessions import Sessions
+from bastion.domain.user_auth_data import UserAuthData
+from bastion.domain.users import Users
 from bastion.domain.write import WriteOptions, Writer
 from bastion.errors import Code, ParseError, Unauthorized
 from bastion.http.context import (
@@ -22,10 +32,24 @@ from bastion.http.context import (
     decode_headers,
     decode_query,
     extract_keys,
+    read_body,
 )
 from bastion.http.responses import CORS_HEADERS, Response, error_response, not_found, send, unauthorized
 from bastion.http.router import Router
-from bastion.http.routes import aggregate, batch, classes, config, health, schemas
+from bastion.http.routes import (
+    account_emails,
+    aggregate,
+    batch,
+    classes,
+    config,
+    files,
+    health,
+    pages,
+    roles,
+    schemas,
+    sessions,
+    users,
+)
 
 log = logging.getLogger("bastion")
 
@@ -44,6 +68,48 @@ def open_storage(url: str, query_timeout_ms: int = 30_000) -> StorageAdapter:
     raise ValueError(f"unsupported database URL: {url.split(':', 1)[0]}:// (use sqlite:/// or postgresql://)")
 
 
+def email_options(settings: Settings) -> AccountEmailOptions:
+    """Email verification and password reset options; ValueError for unusable values."""
+    return AccountEmailOptions(
+        app_name=settings.app_name or settings.app_id or "Bastion",
+        app_id=settings.app_id or "",
+        public_url=settings.public_url,
+        verify_user_emails=settings.verify_user_emails,
+        prevent_login_with_unverified_email=settings.prevent_login_with_unverified_email,
+        prevent_signup_with_unverified_email=settings.prevent_signup_with_unverified_email,
+        email_verify_token_validity=settings.email_verify_token_validity,
+        email_verify_token_reuse_if_valid=settings.email_verify_token_reuse_if_valid,
+        email_verify_success_on_invalid_email=settings.email_verify_success_on_invalid_email,
+        reset_token_validity=settings.password_reset_token_validity,
+        reset_token_reuse_if_valid=settings.password_reset_token_reuse_if_valid,
+        reset_password_success_on_invalid_email=settings.password_reset_success_on_invalid_email,
+        revoke_session_on_password_reset=settings.revoke_session_on_password_reset,
+    )
+
+
+def upload_rules(settings: Settings) -> UploadRules:
+    """Parse Server's fileUpload options and maxUploadSize; ValueError for unusable values."""
+    if settings.max_upload_bytes <= 0:
+        raise ValueError("--max-upload-bytes must be positive")
+    return UploadRules(enable_for_public=settings.file_upload_enable_for_public,
+                       enable_for_anonymous_user=settings.file_upload_enable_for_anonymous_user,
+                       enable_for_authenticated_user=settings.file_upload_enable_for_authenticated_user,
+                       file_extensions=parse_extension_patterns(settings.file_extensions),
+                       max_upload_bytes=settings.max_upload_bytes)
+
+
+def check_files_settings(settings: Settings) -> None:
+    """Raises ValueError when --files or the upload options cannot be used (checked at start)."""
+    upload_rules(settings)
+    open_files(settings.files, settings.data_dir, settings.database_url)
+
+
+def check_email_settings(settings: Settings) -> None:
+    """Raises ValueError when the mail URL or the email options cannot be used (checked at start)."""
+    email_options(settings)
+    mailer_from_url(settings.mail_url, settings.data_dir)
+
+
 class Bastion:
     """The whole server as one ASGI application."""
 
@@ -55,17 +121,44 @@ class Bastion:
             self.storage.schema_lookup = self.schemas.get
         limits = QueryLimits(max_or_breadth=settings.max_or_breadth, max_depth=settings.max_query_depth,
                              max_regex_length=settings.max_regex_length)
+        # Class-level permissions and protected fields, one policy for every read and write path.
+        self.permissions = Permissions(settings.protected_fields, settings.protected_fields_owner_exempt)
         self.reader = Reader(self.storage, self.schemas,
                              ReadOptions(max_limit=settings.max_limit, max_include_depth=settings.max_include_depth,
                                          query_limits=limits,
                                          allow_client_class_creation=settings.allow_client_class_creation),
-                             self.file_url)
+                             self.file_url, self.permissions)
         self.writer = Writer(self.storage, self.schemas,
-                             WriteOptions(allow_client_class_creation=settings.allow_client_class_creation))
+                             WriteOptions(allow_client_class_creation=settings.allow_client_class_creation),
+                             self.permissions)
+        self.sessions = Sessions(self.storage, self.schemas, settings.session_length)
+        self.roles = Roles(self.storage, self.schemas)
+        self.users = Users(self.storage, self.schemas, self.reader, self.writer, self.sessions, self.roles)
+        self.auth_providers = ProviderRegistry.from_options(
+            settings.auth, enable_anonymous_users=settings.enable_anonymous_users)
+        self.users.auth_data = UserAuthData(self.users, self.auth_providers)
+        self.users.options.revoke_sessions_on_password_change = settings.revoke_session_on_password_reset
+        self.users.options.enforce_private_users = settings.enforce_private_users
+        self.mailer = mailer_from_url(settings.mail_url, settings.data_dir)
+        self.emails = AccountEmails(self.storage, self.schemas, self.sessions, self.mailer, email_options(settings),
+                                    self.users.hasher)
+        self.users.emails = self.emails
+        self.files = Files(open_files(settings.files, settings.data_dir, settings.database_url),
+                           upload_rules(settings), self.storage, self.schemas, self.file_url)
+        self.writer.listeners.append(self._written)
         self.router = Router()
-        for module in (health, classes, schemas, config, aggregate, batch):
+        # Users and sessions first: they own /classes/_User and /classes/_Session, as in Parse Server.
+        for module in (health, users, sessions, roles, classes, schemas, config, aggregate, batch, account_emails,
+                       pages, files):
             module.register(self.router)
         self.ready = False
+
+    def _written(self, class_name: str) -> None:
+        """Caches that hold what a write may have changed."""
+        if class_name == "_Role":
+            self.roles.invalidate()
+        elif class_name == "_Session":
+            self.sessions.forget()
 
     def file_url(self, name: str) -> str:
         return f"{self.settings.public_url}/files/{self.settings.app_id}/{url_quote(name)}"
@@ -73,10 +166,14 @@ class Bastion:
     async def startup(self) -> None:
         await self.storage.open()
         await self.schemas.load()
+        await self.files.adapter.open()
         self.ready = True
 
     async def shutdown(self) -> None:
         self.ready = False
+        await self.emails.drain()
+        await self.auth_providers.aclose()
+        await self.files.adapter.close()
         await self.storage.close()
 
     # --- ASGI -----------------------------------------------------------------------------------
@@ -105,20 +202,7 @@ class Bastion:
                 return
 
     async def _read_body(self, receive: Any) -> bytes:
-        limit = self.settings.max_body_bytes
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            if chunk:
-                size += len(chunk)
-                if size > limit:
-                    raise ParseError(Code.OBJECT_TOO_LARGE, "The request body is too large.", status=413)
-                chunks.append(chunk)
-            if not message.get("more_body"):
-                break
-        return b"".join(chunks)
+        return await read_body(receive, self.settings.max_body_bytes)
 
     async def handle_http(self, scope: dict[str, Any], receive: Any, send_fn: Any) -> None:
         path: str = scope["path"]
@@ -146,18 +230,26 @@ class Bastion:
         await send(send_fn, response)
 
     async def _handle(self, scope: dict[str, Any], receive: Any, method: str, path: str) -> Response:
-        raw = await self._read_body(receive)
         headers = decode_headers(scope["headers"])
-        body = decode_body(raw)
+        client = scope.get("client")
+        if method == "POST":
+            # File uploads read their own body, chunk by chunk, straight into the files backend.
+            found = self.router.match(method, path)
+            if found and found[0].streams_body:
+                return await found[0].handler(RequestContext(
+                    self, method, path, headers, decode_query(scope.get("query_string", b"")), None, found[1],
+                    client_ip=client[0] if client else None, receive=receive))
+        raw = await self._read_body(receive)
+        # The pages of mailed links take HTML form bodies; everything else takes JSON.
+        body = pages.decode_page_body(headers, raw) if path.startswith(pages.PREFIX) else decode_body(raw)
         if method == "POST" and isinstance(body, dict) and body.get("_method"):
             override = body.pop("_method")
             if not isinstance(override, str) or len(override) > 16:
                 raise ParseError(Code.INVALID_JSON, "Invalid _method.")
             method = override.upper()
         found = self.router.match(method, path)
-        client = scope.get("client")
         req = RequestContext(self, method, path, headers, decode_query(scope.get("query_string", b"")), body,
-                             found[1] if found else {}, client_ip=client[0] if client else None)
+                             found[1] if found else {}, client_ip=client[0] if client else None, receive=receive)
         if found and found[0].public:
             return await found[0].handler(req)
         # As Parse Server: keys are checked before routing, so a path or method nothing serves
@@ -168,9 +260,8 @@ class Bastion:
             return not_found(method, self.settings.mount + path)
         await self.schemas.refresh_if_stale()
         if req.keys.session_token and not req.auth.is_master:
-            # Sessions arrive with users; until then every token is unknown. The master key wins
-            # over a session token, as in Parse Server.
-            raise ParseError(Code.INVALID_SESSION_TOKEN, "Invalid session token")
+            # The master key wins over a session token, as in Parse Server.
+            req.auth = await self.users.authenticate(req.auth, req.keys.session_token)
         return await found[0].handler(req)
 
     async def dispatch_internal(self, parent: RequestContext, method: str, path: str, body: Any) -> dict[str, Any]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -19,6 +22,41 @@ def _redact(url: str) -> str:
         user = creds.split(":", 1)[0]
         return f"{scheme}://{user}{':***' if ':' in creds else ''}@{host}"
     return url
+
+
+def _auth_option(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any] | None:
+    """The --auth JSON, refused at start when a provider's options are unusable."""
+    if not value:
+        return None
+    try:
+        auth = json.loads(value)
+    except ValueError as error:
+        raise click.BadParameter(f"not valid JSON: {error}") from None
+    if not isinstance(auth, dict):
+        raise click.BadParameter("must be a JSON object of provider names to options")
+
+    async def check() -> None:
+        from bastion.domain.auth_providers import ProviderRegistry
+
+        await ProviderRegistry.from_options(auth).aclose()
+
+    try:
+        asyncio.run(check())
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    return auth
+
+
+def _protected_fields_option(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any] | None:
+    """The --protected-fields JSON: {"<class>": {"<entity>": ["field", ...]}}."""
+    if not value:
+        return None
+    from bastion.domain.permissions import check_protected_fields_option
+
+    try:
+        return check_protected_fields_option(json.loads(value))
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -56,9 +94,77 @@ def main() -> None:
 @click.option("--allow-client-class-creation/--no-allow-client-class-creation",
               envvar="BASTION_ALLOW_CLIENT_CLASS_CREATION", default=False, show_default=True,
               help="Let clients without the master key create new classes.")
+@click.option("--auth", envvar="BASTION_AUTH", callback=_auth_option,
+              help='authData providers as JSON, Parse Server\'s `auth` option: {"<name>": {"oidc": true, '
+                   '"issuer": "https://…", "clientId": "…"}} (see docs/auth-providers.md).')
+@click.option("--enable-anonymous-users/--no-enable-anonymous-users", envvar="BASTION_ENABLE_ANONYMOUS_USERS",
+              default=True, show_default=True, help="Accept the `anonymous` authData provider.")
+@click.option("--protected-fields", envvar="BASTION_PROTECTED_FIELDS", callback=_protected_fields_option,
+              help='Fields hidden per class and caller, Parse Server\'s `protectedFields` option: {"<class>": '
+                   '{"*" | "authenticated" | "role:<name>" | "<user id>": ["field", ...]}}; merged into each '
+                   "class's CLP (_User's email is always hidden from other users).")
+@click.option("--protected-fields-owner-exempt/--no-protected-fields-owner-exempt",
+              envvar="BASTION_PROTECTED_FIELDS_OWNER_EXEMPT", default=True, show_default=True,
+              help="A user sees all of their own _User object whatever protectedFields say.")
 @click.option("--max-limit", envvar="BASTION_MAX_LIMIT", type=int, help="Largest `limit` a query may ask for.")
 @click.option("--max-body-bytes", envvar="BASTION_MAX_BODY_BYTES", type=int, default=20 * 1024 * 1024,
               show_default=True, help="Largest request body accepted.")
+@click.option("--files", envvar="BASTION_FILES", default="local", show_default=True,
+              help="Where uploaded files live: local (<data-dir>/files), postgres (the --database, when it is "
+                   "PostgreSQL), postgresql://… or s3://bucket/prefix?endpoint=…&region=…&presign=1 "
+                   "(see docs/files.md).")
+@click.option("--max-upload-bytes", envvar="BASTION_MAX_UPLOAD_BYTES", type=int, default=20 * 1024 * 1024,
+              show_default=True, help="Largest file accepted (Parse Server's maxUploadSize).")
+@click.option("--file-upload-enable-for-public/--no-file-upload-enable-for-public",
+              envvar="BASTION_FILE_UPLOAD_ENABLE_FOR_PUBLIC", default=False, show_default=True,
+              help="Let requests without a user session upload files.")
+@click.option("--file-upload-enable-for-anonymous-user/--no-file-upload-enable-for-anonymous-user",
+              envvar="BASTION_FILE_UPLOAD_ENABLE_FOR_ANONYMOUS_USER", default=False, show_default=True,
+              help="Let anonymous users upload files.")
+@click.option("--file-upload-enable-for-authenticated-user/--no-file-upload-enable-for-authenticated-user",
+              envvar="BASTION_FILE_UPLOAD_ENABLE_FOR_AUTHENTICATED_USER", default=True, show_default=True,
+              help="Let logged-in users upload files.")
+@click.option("--file-extensions", envvar="BASTION_FILE_EXTENSIONS",
+              help='File extensions clients may upload: regular expressions, as a JSON list or comma-separated; '
+                   '"*" allows all (default: Parse Server\'s, refusing html, svg, xml and other types a browser '
+                   "would run).")
+@click.option("--session-length", envvar="BASTION_SESSION_LENGTH", type=int, default=365 * 24 * 3600,
+              show_default=True, help="Seconds a login session stays valid.")
+@click.option("--mail-url", envvar="BASTION_MAIL_URL",
+              help="SMTP server for verification and password-reset mails: smtp://user:pass@host:587?from="
+                   "app@example.com or smtps://… (default: .eml files under <data-dir>/mail, and a log line).")
+@click.option("--app-name", envvar="BASTION_APP_NAME", help="App name shown in mails and pages (default: the app id).")
+@click.option("--verify-user-emails/--no-verify-user-emails", envvar="BASTION_VERIFY_USER_EMAILS", default=False,
+              show_default=True, help="Mail new users a link that verifies their email (emailVerified).")
+@click.option("--prevent-login-with-unverified-email/--no-prevent-login-with-unverified-email",
+              envvar="BASTION_PREVENT_LOGIN_WITH_UNVERIFIED_EMAIL", default=False, show_default=True,
+              help="Refuse log-in (205) until the email is verified; sign-up then answers no session token.")
+@click.option("--prevent-signup-with-unverified-email/--no-prevent-signup-with-unverified-email",
+              envvar="BASTION_PREVENT_SIGNUP_WITH_UNVERIFIED_EMAIL", default=False, show_default=True,
+              help="With --prevent-login-with-unverified-email: answer sign-up with 205 instead of a user "
+                   "without session.")
+@click.option("--email-verify-token-validity", envvar="BASTION_EMAIL_VERIFY_TOKEN_VALIDITY", type=int,
+              help="Seconds a verification link stays valid (default: no expiry).")
+@click.option("--email-verify-token-reuse-if-valid/--no-email-verify-token-reuse-if-valid",
+              envvar="BASTION_EMAIL_VERIFY_TOKEN_REUSE_IF_VALID", default=False, show_default=True,
+              help="Resend a still valid verification token instead of a new one.")
+@click.option("--email-verify-success-on-invalid-email/--no-email-verify-success-on-invalid-email",
+              envvar="BASTION_EMAIL_VERIFY_SUCCESS_ON_INVALID_EMAIL", default=True, show_default=True,
+              help="Answer success to verification requests for unknown or verified emails.")
+@click.option("--password-reset-token-validity", envvar="BASTION_PASSWORD_RESET_TOKEN_VALIDITY", type=int,
+              help="Seconds a password-reset link stays valid (default: no expiry).")
+@click.option("--password-reset-token-reuse-if-valid/--no-password-reset-token-reuse-if-valid",
+              envvar="BASTION_PASSWORD_RESET_TOKEN_REUSE_IF_VALID", default=False, show_default=True,
+              help="Resend a still valid reset token instead of a new one.")
+@click.option("--password-reset-success-on-invalid-email/--no-password-reset-success-on-invalid-email",
+              envvar="BASTION_PASSWORD_RESET_SUCCESS_ON_INVALID_EMAIL", default=True, show_default=True,
+              help="Answer success to reset requests for unknown emails (no account enumeration).")
+@click.option("--revoke-session-on-password-reset/--no-revoke-session-on-password-reset",
+              envvar="BASTION_REVOKE_SESSION_ON_PASSWORD_RESET", default=True, show_default=True,
+              help="End every session of a user whose password changes.")
+@click.option("--enforce-private-users/--no-enforce-private-users", envvar="BASTION_ENFORCE_PRIVATE_USERS",
+              default=True, show_default=True,
+              help="New users are readable by themselves only (Parse Server's enforcePrivateUsers).")
 @click.option("--log-level", envvar="BASTION_LOG_LEVEL", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
@@ -70,10 +176,16 @@ def serve(access_log: bool, **options: object) -> None:
     """
     import uvicorn
 
+    from bastion.app import check_email_settings, check_files_settings
     from bastion.logs import configure
 
     settings = settings_from_env({}, **{k: v for k, v in options.items() if v is not None})
     generated = settings.ensure_keys()
+    try:  # a mistake in the mail or files settings stops the start, with its reason
+        check_email_settings(settings)
+        check_files_settings(settings)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
     configure(settings.log_level)
     os.environ.update(settings_to_env(settings))
     db = _redact(settings.database_url)
@@ -85,6 +197,7 @@ def serve(access_log: bool, **options: object) -> None:
                f"{Path(settings.data_dir) / 'keys.json'})" if generated else ""), err=True)
     click.echo(f"  Database:     {db}", err=True)
     click.echo(f"  Data dir:     {Path(settings.data_dir).resolve()}", err=True)
+    click.echo(f"  Files:        {_redact(settings.files)}", err=True)
     click.echo(f"  Workers:      {settings.workers}", err=True)
     uvicorn.run(
         "bastion.asgi:build",
@@ -100,6 +213,71 @@ def serve(access_log: bool, **options: object) -> None:
         server_header=False,
         date_header=False,
     )
+
+
+@main.group()
+def files() -> None:
+    """Maintenance of stored files (the backend of --files)."""
+
+
+@files.command()
+@click.option("--database", envvar="BASTION_DATABASE",
+              help="Database URL (default: <data-dir>/bastion.db), as for `bastion serve`.")
+@click.option("--files", "files_url", envvar="BASTION_FILES", default="local", show_default=True,
+              help="Where the files live, as for `bastion serve`.")
+@click.option("--data-dir", envvar="BASTION_DATA_DIR", default="./bastion-data", show_default=True,
+              type=click.Path(file_okay=False), help="The data directory of `bastion serve`.")
+@click.option("--delete", is_flag=True, help="Delete the orphans (default: only list them).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines, only the orphans' names.")
+def orphans(database: str | None, files_url: str, data_dir: str, delete: bool, quiet: bool) -> None:
+    """List stored files that no object refers to; with --delete, delete them.
+
+    Referred to means held by a File field, inside an Array or Object field, or by Parse Config; a
+    thumbnail is kept with its file. Names go to stdout (one a line), progress to stderr. A dry run
+    unless --delete is given.
+    """
+    from bastion.adapters.files import open_files
+    from bastion.app import open_storage
+    from bastion.domain.file_orphans import find_orphans
+
+    settings = settings_from_env({}, database=database, files=files_url, data_dir=data_dir)
+
+    def progress(line: str) -> None:
+        if not quiet:
+            click.echo(line, err=True)
+
+    async def run() -> int:
+        try:
+            store = open_files(settings.files, settings.data_dir, settings.database_url)
+        except ValueError as error:
+            raise click.UsageError(str(error)) from None
+        storage = open_storage(settings.database_url)
+        await storage.open()
+        try:
+            await store.open()
+            try:
+                report = await find_orphans(storage, store, progress)
+                for name in report.orphans:
+                    click.echo(name)
+                progress(f"{report.stored} stored files, {report.referenced} referred to by "
+                         f"{report.objects} objects, {len(report.orphans)} orphans")
+                if not delete:
+                    if report.orphans:
+                        progress("dry run: nothing deleted (add --delete to delete them)")
+                    return 0
+                deleted = 0
+                for index, name in enumerate(report.orphans, 1):
+                    if await store.delete(name):
+                        deleted += 1
+                    if index % 100 == 0 or index == len(report.orphans):
+                        progress(f"deleted {deleted} of {len(report.orphans)}")
+                return 0
+            finally:
+                await store.close()
+        finally:
+            await storage.close()
+
+    sys.exit(asyncio.run(run()))
 
 
 if __name__ == "__main__":

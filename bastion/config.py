@@ -6,6 +6,7 @@ import json
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 KEYS_FILE = "keys.json"
 
@@ -26,6 +27,13 @@ class Settings:
     workers: int = 1
     server_url: str | None = None
     allow_client_class_creation: bool = False
+    # authData providers, Parse Server's `auth` option: {"<name>": {"oidc": true, "issuer": …, "clientId": …}}.
+    auth: dict[str, Any] | None = None
+    enable_anonymous_users: bool = True
+    # Parse Server's `protectedFields` option ({"<class>": {"<entity>": [fields]}}), merged into each
+    # class's CLP; _User's email is always protected from `*`. And its protectedFieldsOwnerExempt.
+    protected_fields: dict[str, Any] | None = None
+    protected_fields_owner_exempt: bool = True
     max_body_bytes: int = 20 * 1024 * 1024
     max_limit: int | None = None
     max_include_depth: int = 5
@@ -34,7 +42,28 @@ class Settings:
     max_regex_length: int = 1000
     max_batch_requests: int = 50
     query_timeout_ms: int = 30_000
+    session_length: int = 365 * 24 * 3600  # seconds a session lives (Parse Server's sessionLength)
     log_level: str = "info"
+    # Email verification and password reset (Parse Server's options of the same names).
+    files: str = "local"  # local, postgres, postgresql://…, s3://bucket/prefix?… (see docs/files.md)
+    max_upload_bytes: int = 20 * 1024 * 1024  # Parse Server's maxUploadSize
+    file_upload_enable_for_public: bool = False  # Parse Server's fileUpload options
+    file_upload_enable_for_anonymous_user: bool = False
+    file_upload_enable_for_authenticated_user: bool = True
+    file_extensions: str | None = None  # regular expressions, JSON list or comma-separated; None: Parse's
+    mail_url: str | None = None  # smtp://…, smtps://…; unset: .eml files under <data_dir>/mail
+    app_name: str | None = None  # shown in mails and pages (default: the app id)
+    verify_user_emails: bool = False
+    prevent_login_with_unverified_email: bool = False
+    prevent_signup_with_unverified_email: bool = False
+    email_verify_token_validity: int | None = None  # seconds; None: never expires
+    email_verify_token_reuse_if_valid: bool = False
+    email_verify_success_on_invalid_email: bool = True
+    password_reset_token_validity: int | None = None  # seconds; None: never expires
+    password_reset_token_reuse_if_valid: bool = False
+    password_reset_success_on_invalid_email: bool = True
+    revoke_session_on_password_reset: bool = True
+    enforce_private_users: bool = True  # Parse Server's enforcePrivateUsers: new users readable by themselves only
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -96,6 +125,10 @@ ENV_FIELDS: dict[str, type] = {
     "workers": int,
     "server_url": str,
     "allow_client_class_creation": bool,
+    "auth": dict,
+    "enable_anonymous_users": bool,
+    "protected_fields": dict,
+    "protected_fields_owner_exempt": bool,
     "max_body_bytes": int,
     "max_limit": int,
     "max_include_depth": int,
@@ -104,7 +137,27 @@ ENV_FIELDS: dict[str, type] = {
     "max_regex_length": int,
     "max_batch_requests": int,
     "query_timeout_ms": int,
+    "session_length": int,
     "log_level": str,
+    "files": str,
+    "max_upload_bytes": int,
+    "file_upload_enable_for_public": bool,
+    "file_upload_enable_for_anonymous_user": bool,
+    "file_upload_enable_for_authenticated_user": bool,
+    "file_extensions": str,
+    "mail_url": str,
+    "app_name": str,
+    "verify_user_emails": bool,
+    "prevent_login_with_unverified_email": bool,
+    "prevent_signup_with_unverified_email": bool,
+    "email_verify_token_validity": int,
+    "email_verify_token_reuse_if_valid": bool,
+    "email_verify_success_on_invalid_email": bool,
+    "password_reset_token_validity": int,
+    "password_reset_token_reuse_if_valid": bool,
+    "password_reset_success_on_invalid_email": bool,
+    "revoke_session_on_password_reset": bool,
+    "enforce_private_users": bool,
 }
 
 
@@ -113,6 +166,8 @@ def _parse_env(kind: type, text: str) -> object:
         return text.strip().lower() in ("1", "true", "yes", "on")
     if kind is int:
         return int(text)
+    if kind is dict:
+        return json.loads(text)
     return text
 
 
@@ -137,6 +192,8 @@ def settings_to_env(settings: Settings) -> dict[str, str]:
             continue
         if isinstance(value, bool):
             env["BASTION_" + name.upper()] = "true" if value else "false"
+        elif isinstance(value, dict):
+            env["BASTION_" + name.upper()] = json.dumps(value)
         else:
             env["BASTION_" + name.upper()] = str(value)
     env["BASTION_MOUNT"] = settings.mount or "/"

@@ -74,13 +74,13 @@ class Postgres:
     def uri(self, db: str) -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{db}"
 
-    def _run_sql(self, sql: str) -> str:
-        """Run one statement on the maintenance database; psql if present, else asyncpg."""
+    def _run_sql(self, sql: str, db: str = "postgres") -> str:
+        """Run one statement (on the maintenance database unless ``db`` is given); psql if present, else asyncpg."""
         psql = shutil.which("psql")
         if psql:
             proc = subprocess.run(
                 [psql, "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h", self.host, "-p", str(self.port),
-                 "-U", self.user, "-d", "postgres", "-c", sql],
+                 "-U", self.user, "-d", db, "-c", sql],
                 capture_output=True, text=True, timeout=60,
             )
             if proc.returncode != 0:
@@ -97,11 +97,49 @@ class Postgres:
             "        await c.close()\n"
             "asyncio.run(m())\n"
         )
-        proc = subprocess.run([self.python, "-c", code, self.uri("postgres"), sql],
+        proc = subprocess.run([self.python, "-c", code, self.uri(db), sql],
                               capture_output=True, text=True, timeout=60)
         if proc.returncode != 0:
             raise BenchError(f"SQL via asyncpg failed: {proc.stderr.strip()[-500:]}")
         return proc.stdout.strip()
+
+    def run_sql(self, db: str, sql: str) -> str:
+        """Run one statement on database ``db``."""
+        return self._run_sql(sql, db)
+
+    def copy_csv(self, db: str, table: str, columns: list[str], data: bytes) -> None:
+        """Bulk-load CSV rows into ``table`` of ``db`` with COPY (psql, else asyncpg).
+
+        ``table`` and ``columns`` are the harness's own constant names, quoted here.
+        """
+        def quote(name: str) -> str:
+            return '"' + name.replace('"', '""') + '"'
+        target = f"{quote(table)} ({', '.join(quote(c) for c in columns)})"
+        psql = shutil.which("psql")
+        if psql:
+            proc = subprocess.run(
+                [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", self.host, "-p", str(self.port),
+                 "-U", self.user, "-d", db, "-c", f"COPY {target} FROM STDIN WITH (FORMAT csv)"],
+                input=data, capture_output=True, timeout=600,
+            )
+            if proc.returncode != 0:
+                raise BenchError(f"COPY into {table} failed: {proc.stderr.decode(errors='replace').strip()}")
+            return
+        code = (
+            "import asyncio, io, sys, asyncpg\n"
+            "async def m():\n"
+            "    c = await asyncpg.connect(sys.argv[1])\n"
+            "    try:\n"
+            "        await c.copy_to_table(sys.argv[2], source=io.BytesIO(sys.stdin.buffer.read()),\n"
+            "                              columns=sys.argv[3:], format='csv')\n"
+            "    finally:\n"
+            "        await c.close()\n"
+            "asyncio.run(m())\n"
+        )
+        proc = subprocess.run([self.python, "-c", code, self.uri(db), table, *columns],
+                              input=data, capture_output=True, timeout=600)
+        if proc.returncode != 0:
+            raise BenchError(f"COPY into {table} via asyncpg failed: {proc.stderr.decode(errors='replace')[-500:]}")
 
     def version(self) -> str:
         return self._run_sql("SHOW server_version")
@@ -515,6 +553,7 @@ class WrkResult:
     non2xx: int
     socket_errors: int
     first_error: str
+    empty: int = 0  # 2xx answers of a find that found nothing ("results":[])
 
 
 def run_wrk(url: str, workload: str, duration: float, connections: int, threads: int,
@@ -536,7 +575,7 @@ def run_wrk(url: str, workload: str, duration: float, connections: int, threads:
         p50_ms=r["p50_us"] / 1000, p90_ms=r["p90_us"] / 1000, p99_ms=r["p99_us"] / 1000,
         max_ms=r["max_us"] / 1000, non2xx=r["non2xx"],
         socket_errors=r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"],
-        first_error=r["first_error"],
+        first_error=r["first_error"], empty=r.get("empty", 0),
     )
 
 
@@ -559,6 +598,7 @@ class Row:
     other_cpu: float | None = None  # cores used by processes outside the benchmark (noise)
     ratio_vs_parse: float | None = None
     first_error: str = ""
+    empty: int | None = None  # finds that answered no results: a query that matches nothing is suspect
     error: str = ""
 
 
@@ -586,6 +626,21 @@ class Running:
     script_args: list[str]
 
 
+@dataclass
+class SeedTarget:
+    """A started, healthy server that a seeder fills (see ``started_server``)."""
+
+    name: str  # one of the server names, e.g. "parse"
+    tag: str  # name and worker count, for log lines
+    base: str  # http://127.0.0.1:<port>
+    db: str | None  # its PostgreSQL database (None for bastion-sqlite)
+    tmp: Path  # the server's temp directory, for files the wrk scripts read
+
+
+# Seeds a server and answers the wrk script arguments its workloads need.
+Seeder = Callable[[SeedTarget], list[str]]
+
+
 class Cleanup:
     """Things to undo at the end, also on Ctrl-C or error (run in reverse order)."""
 
@@ -611,8 +666,10 @@ class Cleanup:
 
 
 @contextmanager
-def started_server(name: str, workers: int, opts: Options) -> Iterator[Running]:
+def started_server(name: str, workers: int, opts: Options, seeder: Seeder | None = None) -> Iterator[Running]:
     """Start and seed one server; yield what the load needs.
+
+    ``seeder`` replaces the default seeding (BenchItem objects through the REST API).
 
     On leaving (normally, on error or on Ctrl-C) the server is stopped, its data
     directory removed and its database dropped.
@@ -662,6 +719,9 @@ def started_server(name: str, workers: int, opts: Options) -> Iterator[Running]:
         wait_healthy(server, health, opts.startup_timeout)
         wait_processes(server, workers, opts.startup_timeout)
         log(f"{tag}: healthy, {len(tree_pids(server.pid))} processes, {tree_rss_kib(server.pid) / 1024:.0f} MiB RSS")
+        if seeder is not None:
+            yield Running(server, base, db, seeder(SeedTarget(name, tag, base, db, tmp)))
+            return
         if name == "ceiling":
             prefix = "/item"
             n_ids = sum(1 for line in ids_file.read_text().splitlines() if line)
@@ -709,14 +769,15 @@ def measure(run: Running, tag: str, workload: str, opts: Options) -> tuple[WrkRe
     return best
 
 
-def bench_server(name: str, workers: int, workloads: list[str], opts: Options, rows: list[Row]) -> None:
+def bench_server(name: str, workers: int, workloads: list[str], opts: Options, rows: list[Row],
+                 seeder: Seeder | None = None) -> None:
     """Measure one server; rows are appended as they are done (kept on Ctrl-C)."""
     wanted = [w for w in workloads if name != "ceiling" or w in CEILING_WORKLOADS]
     if not wanted:
         return
     done = len(rows)
     try:
-        with started_server(name, workers, opts) as run:
+        with started_server(name, workers, opts, seeder) as run:
             server, tag = run.server, f"{name}-w{workers}"
             for workload in wanted:
                 row = Row(server=name, workers=workers, workload=workload)
@@ -726,7 +787,7 @@ def bench_server(name: str, workers: int, workloads: list[str], opts: Options, r
                     res, mon = measure(run, tag, workload, opts)
                     row.rps, row.p50_ms, row.p99_ms = res.rps, res.p50_ms, res.p99_ms
                     row.non2xx, row.socket_errors, row.requests = res.non2xx, res.socket_errors, res.requests
-                    row.first_error = res.first_error
+                    row.first_error, row.empty = res.first_error, res.empty
                     row.peak_rss_mib = round(mon.peak_kib / 1024, 1)
                     row.server_cpu, row.other_cpu = round(mon.server_cores, 2), round(mon.other_cores, 2)
                     log(f"{tag} {workload}: {res.rps:.0f} req/s p50 {res.p50_ms:.2f}ms "
@@ -813,6 +874,9 @@ def print_table(rows: list[Row]) -> None:
     notes = [f"FAILED {r.server} w{r.workers} {r.workload}: {summarize(r.error)}" for r in rows if r.error]
     notes += [f"WARNING {r.server} w{r.workers} {r.workload}: {r.non2xx} non-2xx of {r.requests}; "
               f"first: {r.first_error[:200]}" for r in rows if r.non2xx]
+    # A few empty answers can be the data; more than 1% means the query may not measure what it should.
+    notes += [f"WARNING {r.server} w{r.workers} {r.workload}: {r.empty} of {r.requests} answers had no results"
+              for r in rows if r.empty and r.requests and r.empty > r.requests / 100]
     if notes:
         print()
         print("\n".join(notes))
@@ -841,19 +905,15 @@ def int_list(value: str) -> list[int]:
     return items
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Benchmark Bastion against Parse Server (see bench/README.md).")
-    parser.add_argument("--servers", type=csv_list(ALL_SERVERS), default=list(ALL_SERVERS),
-                        help=f"comma-separated, from {','.join(ALL_SERVERS)} (default: all)")
-    parser.add_argument("--workloads", type=csv_list(ALL_WORKLOADS), default=list(ALL_WORKLOADS),
-                        help=f"comma-separated, from {','.join(ALL_WORKLOADS)} (default: all)")
+def add_load_args(parser: argparse.ArgumentParser, *, duration: float = 10.0) -> None:
+    """The options every harness shares: workers, wrk settings, PostgreSQL, quiet-machine checks, JSON."""
     parser.add_argument("--workers", type=int_list, default=[1],
                         help="server processes; comma-separated runs the matrix for each (default: 1)")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per workload (default: 10)")
+    parser.add_argument("--duration", type=float, default=duration,
+                        help=f"seconds per workload (default: {duration:g})")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds before each workload (default: 2)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (default: 32)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default: 2)")
-    parser.add_argument("--seed", type=int, default=10000, help="objects created before the load (default: 10000)")
     parser.add_argument("--python", default=sys.executable,
                         help="interpreter for Bastion and the ceiling app (default: this one)")
     parser.add_argument("--pg-host", default=HOST)
@@ -870,15 +930,16 @@ def main(argv: list[str] | None = None) -> int:
                              "used more than --idle-limit cores during it; the least disturbed attempt "
                              "is kept (default: 2)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
-    args = parser.parse_args(argv)
 
+
+def available_servers(parser: argparse.ArgumentParser, args: argparse.Namespace, servers: list[str]) -> list[str]:
+    """Refuse a remote PostgreSQL and a missing wrk (exit 2); drop Parse Server when it cannot run."""
     if args.pg_host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("only a PostgreSQL server on this machine (loopback) may be used")
     if shutil.which("wrk") is None:
         print("error: wrk is not installed. On Debian/Ubuntu: apt-get update && apt-get install -y wrk",
               file=sys.stderr)
-        return 2
-    servers: list[str] = args.servers
+        raise SystemExit(2)
     if "parse" in servers:
         if shutil.which("node") is None:
             log("node not found: skipping Parse Server")
@@ -888,15 +949,23 @@ def main(argv: list[str] | None = None) -> int:
             servers = [s for s in servers if s != "parse"]
     if not servers:
         print("error: no server to benchmark", file=sys.stderr)
-        return 2
+        raise SystemExit(2)
+    return servers
 
+
+def options_from_args(args: argparse.Namespace, seed: int) -> Options:
     OUT_DIR.mkdir(exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=OUT_DIR))
-    opts = Options(python=args.python, duration=args.duration, warmup=args.warmup, connections=args.connections,
-                   threads=args.threads, seed=args.seed, startup_timeout=args.startup_timeout,
+    return Options(python=args.python, duration=args.duration, warmup=args.warmup, connections=args.connections,
+                   threads=args.threads, seed=seed, startup_timeout=args.startup_timeout,
                    wait_idle=args.wait_idle, idle_limit=args.idle_limit, retries=args.retries,
                    pg=Postgres(args.pg_host, args.pg_port, args.pg_user, args.python), run_dir=run_dir)
 
+
+def run_matrix(args: argparse.Namespace, servers: list[str], workloads: list[str], opts: Options, *,
+               seeder: Seeder | None, headline: str, settings: dict[str, Any], script: str,
+               argv: list[str] | None) -> int:
+    """Measure every worker count x server x workload, print the table (and the JSON); the exit code."""
     def on_sigterm(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
@@ -909,10 +978,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         info = machine_info(opts)
         log("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
-        log(f"logs and temp data in {run_dir}")
+        log(f"logs and temp data in {opts.run_dir}")
         for workers in args.workers:
             for name in servers:
-                bench_server(name, workers, args.workloads, opts, rows)
+                bench_server(name, workers, workloads, opts, rows, seeder)
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted; servers stopped and databases dropped")
@@ -920,7 +989,7 @@ def main(argv: list[str] | None = None) -> int:
     fill_ratios(rows)
     print()
     print(f"wrk: {opts.threads} threads, {opts.connections} connections, {opts.duration:g}s per workload "
-          f"(+{opts.warmup:g}s warm-up); seed {opts.seed} objects")
+          f"(+{opts.warmup:g}s warm-up); {headline}")
     print("srv CPU / other CPU: cores used during the measurement by the server's process tree / by processes "
           "outside the benchmark (noise)")
     print_table(rows)
@@ -928,10 +997,11 @@ def main(argv: list[str] | None = None) -> int:
         payload = {
             "machine": info,
             "settings": {"duration_s": opts.duration, "warmup_s": opts.warmup, "connections": opts.connections,
-                         "threads": opts.threads, "seed": opts.seed, "servers": servers,
+                         "threads": opts.threads, **settings, "servers": servers,
                          "wait_idle_s": opts.wait_idle, "idle_limit_cores": opts.idle_limit, "retries": opts.retries,
-                         "workloads": args.workloads, "workers": args.workers,
-                         "command": " ".join(["python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])])},
+                         "workloads": workloads, "workers": args.workers,
+                         "command": " ".join(["python", f"bench/{script}",
+                                              *(argv if argv is not None else sys.argv[1:])])},
             "results": [asdict(r) for r in rows],
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
@@ -939,6 +1009,21 @@ def main(argv: list[str] | None = None) -> int:
     if interrupted:
         return 130
     return 1 if any(r.error for r in rows) else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Benchmark Bastion against Parse Server (see bench/README.md).")
+    parser.add_argument("--servers", type=csv_list(ALL_SERVERS), default=list(ALL_SERVERS),
+                        help=f"comma-separated, from {','.join(ALL_SERVERS)} (default: all)")
+    parser.add_argument("--workloads", type=csv_list(ALL_WORKLOADS), default=list(ALL_WORKLOADS),
+                        help=f"comma-separated, from {','.join(ALL_WORKLOADS)} (default: all)")
+    parser.add_argument("--seed", type=int, default=10000, help="objects created before the load (default: 10000)")
+    add_load_args(parser)
+    args = parser.parse_args(argv)
+    servers = available_servers(parser, args, args.servers)
+    opts = options_from_args(args, args.seed)
+    return run_matrix(args, servers, args.workloads, opts, seeder=None, headline=f"seed {opts.seed} objects",
+                      settings={"seed": opts.seed}, script="run.py", argv=argv)
 
 
 if __name__ == "__main__":

@@ -165,3 +165,17 @@ def class_name() -> str:
 def make_class(master: httpx.Client, name: str, fields: dict[str, Any] | None = None) -> None:
     response = master.post(f"/schemas/{name}", json={"className": name, "fields": fields or {}})
     assert response.status_code == 200, response.text
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[Any]:
+    """A moto S3 server (tests/contract/s3_server.py) for the session, or the reason there is none
+    (a string: tests skip with it)."""
+    from tests.contract.s3_server import moto_s3_server, moto_unavailable
+
+    reason = moto_unavailable()
+    if reason:
+        yield reason
+        return
+    with moto_s3_server() as moto:
+        yield moto

@@ -15,6 +15,7 @@ class Auth:
     user: dict[str, Any] | None = None
     roles: list[str] = field(default_factory=list)
     installation_id: str | None = None
+    session_token: str | None = None  # the token that made ``user`` (None for master and public)
 
     @property
     def user_id(self) -> str | None:

@@ -81,12 +81,29 @@ def to_rest(ft: FieldType, value: Any, file_url: FileUrl) -> Any:
     if kind == "File":
         return {"__type": "File", "name": value, "url": file_url(value)}
     if kind == "GeoPoint":
-        return {"__type": "GeoPoint", "latitude": value[0], "longitude": value[1]}
+        # JavaScript prints 14.0 as 14, and so does Parse Server.
+        return {"__type": "GeoPoint", "latitude": number_out(value[0]), "longitude": number_out(value[1])}
     if kind == "Polygon":
-        return {"__type": "Polygon", "coordinates": [list(p) for p in value]}
+        return {"__type": "Polygon", "coordinates": [[number_out(c) for c in p] for p in value]}
     if kind == "Bytes":
         return {"__type": "Bytes", "base64": value}
     return value
+
+
+def value_encoder(ft: FieldType, file_url: FileUrl) -> Callable[[Any], Any] | None:
+    """``to_rest`` for one field type, chosen once: None where the canonical value is already REST
+    JSON (callers skip None values themselves)."""
+    kind = ft.type
+    if kind in ("String", "Boolean", "Object", "Array"):
+        return None
+    if kind == "Number":
+        return number_out
+    if kind == "Date":
+        return encode_date
+    if kind == "Pointer":
+        target = ft.target_class
+        return lambda value: {"__type": "Pointer", "className": target, "objectId": value}
+    return lambda value: to_rest(ft, value, file_url)
 
 
 def iso_or_none(value: datetime | None) -> str | None:

@@ -10,18 +10,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bastion.adapters.storage.base import BASE_COLUMNS, FindQuery, Record, StorageAdapter
+import orjson
+
+from bastion.adapters.storage.base import BASE_COLUMNS, SCORE_COLUMN, FindQuery, Record, StorageAdapter
 from bastion.domain.acl import perms_to_acl
 from bastion.domain.auth import Auth
-from bastion.domain.codec import iso_or_none, to_rest
+from bastion.domain.codec import iso_or_none, to_rest, value_encoder
 from bastion.domain.names import INTERNAL_CLASSES, check_class_name
+from bastion.domain.permissions import Permissions, Protection
 from bastion.domain.query import ir
+from bastion.domain.query.geo_parse import distance_order
 from bastion.domain.query.parse import QueryLimits, parse_field, parse_order, parse_where
+from bastion.domain.query.text_parse import first_text_search
 from bastion.domain.schema import ClassSchema
 from bastion.domain.schema_registry import SchemaRegistry
+from bastion.domain.text_search import score_value
 from bastion.errors import Code, ParseError
 
 FileUrl = Callable[[str], str]
+# System classes clients may query (their ACLs, and sanitizers, decide what they see).
+CLIENT_READABLE = frozenset({"_User", "_Role", "_Session"})
 MAX_ROWS = 2**63 - 1  # what SQL's LIMIT and OFFSET hold; larger values mean the same
 
 
@@ -48,19 +56,23 @@ class FindRequest:
 
 class Reader:
     def __init__(self, storage: StorageAdapter, schemas: SchemaRegistry, options: ReadOptions,
-                 file_url: FileUrl) -> None:
+                 file_url: FileUrl, permissions: Permissions | None = None) -> None:
         self.storage = storage
         self.schemas = schemas
         self.options = options
         self.file_url = file_url
+        # Class-level permissions and protected fields (shared with the Writer).
+        self.permissions = permissions or Permissions()
+        # Per class, what a caller may see of an object (``users.sanitize`` for _User).
+        self.sanitizers: dict[str, Callable[[dict[str, Any], Auth], dict[str, Any]]] = {}
 
     def _check_class(self, class_name: str, auth: Auth) -> None:
         check_class_name(class_name)
         if class_name in INTERNAL_CLASSES or class_name.startswith("_Join:"):
             raise ParseError(Code.OPERATION_FORBIDDEN, f"Class {class_name} is not readable.")
-        if class_name.startswith("_") and not auth.is_master:
-            # User, session, role and installation rules arrive with their own behaviours.
-            # Sanitized as Parse Server 9 does ("Clients aren't allowed to perform the find ...").
+        if class_name.startswith("_") and not auth.is_master and class_name not in CLIENT_READABLE:
+            # Installation rules arrive with push. Sanitized as Parse Server 9 does ("Clients
+            # aren't allowed to perform the find ...").
             raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")
 
     def _check_missing_class(self, auth: Auth) -> None:
@@ -72,13 +84,43 @@ class Reader:
     def where_ir(self, schema: ClassSchema | None, class_name: str, where: Any) -> ir.Node:
         return parse_where(where, schema, class_name, self.schemas.get, self.options.query_limits)
 
+    def redirect_class_name(self, class_name: str, key: Any) -> str:
+        """``redirectClassNameForKey``: the target class when ``key`` is a Relation field of the class."""
+        schema = self.schemas.get(class_name)
+        ft = schema.fields.get(key) if schema is not None and isinstance(key, str) else None
+        return ft.target_class if ft is not None and ft.type == "Relation" and ft.target_class else class_name
+
     # --- find -----------------------------------------------------------------------------------
 
-    async def find(self, class_name: str, request: FindRequest, auth: Auth) -> dict[str, Any]:
+    async def find(self, class_name: str, request: FindRequest, auth: Auth, raw: bool = False) -> dict[str, Any]:
+        """The REST answer of a query. With ``raw``, ``results`` may be an ``orjson.Fragment`` of
+        JSON the database wrote (see ``_raw_ok``), for callers that only serialise it."""
+        response, texts = await self._find(class_name, request, auth, raw)
+        if texts is not None:
+            response["results"] = orjson.Fragment("[" + ",".join(texts) + "]")
+        return response
+
+    async def _find(self, class_name: str, request: FindRequest, auth: Auth,
+                    raw: bool, is_get: bool = False) -> tuple[dict[str, Any], list[str] | None]:
+        """The answer, and with ``raw`` maybe the objects as JSON texts instead of its ``results``."""
         self._check_class(class_name, auth)
-        schema = self.schemas.get(class_name)
-        node = self.where_ir(schema, class_name, request.where)
-        order = parse_order(request.order, schema)
+        schema = await self.schemas.get_or_reload(class_name, force=auth.is_master)
+        where = request.where
+        protection: Protection | None = None
+        if not auth.is_master:
+            # Subqueries obey their own class's CLP; a query or sort may not use a hidden field.
+            where, owner_checks = self.permissions.secure_subqueries(where, auth, self.schemas.get)
+            for check in owner_checks:  # $relatedTo owners behind pointer permissions
+                owner = self.where_ir(check.schema, check.schema.class_name, check.where)
+                if not await self.storage.count(check.schema, owner, auth.access()):
+                    check.deny()
+            protection = self.permissions.protection(schema, auth, where)
+            self.permissions.deny_query(protection, where, request.order)
+        node = self.where_ir(schema, class_name, where)
+        search = first_text_search(node)  # what $score ranks by, in order and keys
+        order: list[ir.Order] = list(parse_order(request.order, schema, search))
+        # As Parse Server on PostgreSQL: a top-level $nearSphere sorts nearest first, whatever `order` says.
+        order = distance_order(request.where, schema) or order
         limit = self._limit(request.limit)
         skip = request.skip
         if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
@@ -90,37 +132,100 @@ class Reader:
             response["results"] = []
             if request.count:
                 response["count"] = 0
-            return response
+            return response, None
         include_tree = self._include_tree(schema, request.include, request.keys)
+        count_node: ir.Node | None = node
+        # As Parse Server: a where of just one objectId is a get; count checks its own permission.
+        op = "get" if is_get or _is_get_where(where) else "find"
+        if not auth.is_master:
+            if limit != 0:
+                node = self._permitted(schema, node, auth, op)
+            if request.count:
+                count_node = self._permitted(schema, count_node, auth, "count")
         results: list[dict[str, Any]] = []
-        if limit != 0:
-            columns = self._columns(schema, request.keys)
-            query = FindQuery(node, tuple(order), limit, skip, columns)
+        if limit != 0 and node is not None:
+            keys = request.keys
+            if keys is not None and protection is not None and protection.extra_columns():
+                keys = [*keys, *protection.extra_columns()]  # the userField: rules read them
+            columns = self._columns(schema, keys)
+            score = search if columns is not None and SCORE_COLUMN in (request.keys or ()) else None
+            if score is not None:
+                columns = (*columns, SCORE_COLUMN)
+            query = FindQuery(node, tuple(order), limit, skip, columns, score)
+            texts = None
+            if raw and not include_tree and protection is None and self._raw_ok(schema, request):
+                texts = await self.storage.find_json(schema, query, auth.access())
+            if texts is not None:
+                response["results"] = None  # filled by the caller; keeps "results" before "count"
+                if request.count:
+                    response["count"] = await self._count(schema, count_node, auth)
+                return response, texts
             records = await self.storage.find(schema, query, auth.access())
-            results = [self.encode(schema, r) for r in records]
+            encode = self.encoder(schema)
+            results = [encode(r) for r in records]
+            sanitize = self.sanitizers.get(class_name)
+            if sanitize is not None:
+                results = [sanitize(obj, auth) for obj in results]
+            if protection is not None:
+                results = [protection.apply(obj) for obj in results]
             if include_tree:
                 await self._include(schema, results, include_tree, auth, 0,
                                     _Projection(request.keys, request.exclude_keys))
             self._project(results, request.keys, request.exclude_keys)
+            if score is not None:
+                _show_score(results)
+        elif node is None and op == "get":
+            raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         response["results"] = results
         if request.count:
-            response["count"] = await self.storage.count(schema, node, auth.access())
-        return response
+            response["count"] = await self._count(schema, count_node, auth)
+        return response, None
+
+    def _permitted(self, schema: ClassSchema, node: ir.Node, auth: Auth, op: str) -> ir.Node | None:
+        """``node`` narrowed to what the class's CLP lets ``auth`` ``op`` (119/101 when it may not);
+        None when pointer permissions leave nothing (the caller is no user)."""
+        self.permissions.require(schema, auth, op)
+        extra = self.permissions.pointer_where(schema, auth, op)
+        if extra is None:
+            return None
+        if not extra:
+            return node
+        return ir.conjoin([node, self.where_ir(schema, schema.class_name, extra)])
+
+    async def _count(self, schema: ClassSchema, node: ir.Node | None, auth: Auth) -> Any:
+        if node is None:
+            return []  # sic: Parse Server counts "no query" as an empty list
+        return await self.storage.count(schema, node, auth.access())
 
     async def get(self, class_name: str, object_id: str, auth: Auth, keys: list[str] | None = None,
-                  include: list[str] | None = None, exclude_keys: list[str] | None = None) -> dict[str, Any]:
+                  include: list[str] | None = None, exclude_keys: list[str] | None = None,
+                  raw: bool = False) -> Any:
+        """One object's REST JSON (with ``raw``, possibly as an ``orjson.Fragment``)."""
         if not isinstance(object_id, str) or len(object_id) > 120:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         request = FindRequest(where={"objectId": object_id}, limit=1, keys=keys, include=include or [],
                               exclude_keys=exclude_keys or [])
-        found = await self.find(class_name, request, auth)
-        if not found["results"]:
+        response, texts = await self._find(class_name, request, auth, raw, is_get=True)
+        if texts is not None:
+            if not texts:
+                raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
+            return orjson.Fragment(texts[0])
+        results = response["results"]
+        if not results:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
-        return found["results"][0]
+        return results[0]
+
+    @staticmethod
+    def _raw_ok(schema: ClassSchema, request: FindRequest) -> bool:
+        """Whether objects may go out exactly as stored, so the database may write their JSON: no
+        excludeKeys and no system class (their hidden fields are Python's business). Anything that
+        changes objects after the read (triggers, protected fields) must make this False."""
+        return (not request.exclude_keys and not schema.class_name.startswith("_")
+                and SCORE_COLUMN not in (request.keys or ()))
 
     async def distinct(self, class_name: str, field_name: str, where: Any, auth: Auth) -> list[Any]:
         check_class_name(class_name)
-        schema = self.schemas.get(class_name)
+        schema = await self.schemas.get_or_reload(class_name, force=auth.is_master)
         if schema is None:
             return []
         if parse_field(field_name, schema) is None:  # 105 for a name Parse would refuse in a where
@@ -186,27 +291,12 @@ class Reader:
     # --- encoding -------------------------------------------------------------------------------
 
     def encode(self, schema: ClassSchema, record: Record) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        fields = schema.fields
-        for column, value in record.items():
-            if column in ("_rperm", "_wperm"):
-                continue
-            if column in ("createdAt", "updatedAt"):
-                if value is not None:
-                    out[column] = iso_or_none(value)
-                continue
-            if value is None:
-                continue
-            ft = fields.get(column)
-            out[column] = to_rest(ft, value, self.file_url) if ft is not None else value
-        for name, ft in fields.items():
-            if ft.type == "Relation":
-                out[name] = {"__type": "Relation", "className": ft.target_class}
-        if "_rperm" in record or "_wperm" in record:
-            acl = perms_to_acl(record.get("_rperm"), record.get("_wperm"))
-            if acl is not None:
-                out["ACL"] = acl
-        return out
+        return self.encoder(schema)(record)
+
+    def encoder(self, schema: ClassSchema) -> Callable[[Record], dict[str, Any]]:
+        """A function encoding records of ``schema`` as REST JSON. Built once per statement so that
+        each row costs one call per column, not a schema lookup and a type dispatch per value."""
+        return RecordEncoder(schema, self.file_url)
 
     # --- include --------------------------------------------------------------------------------
 
@@ -244,9 +334,26 @@ class Reader:
                 target_schema = self.schemas.get(target)
                 if target_schema is None or target in INTERNAL_CLASSES:
                     continue
-                node = ir.In(ir.Field("objectId", "String"), tuple(sorted(ids)))
+                if target.startswith("_") and not auth.is_master and target not in CLIENT_READABLE:
+                    continue  # left unincluded, as an unreadable object is
+                node: ir.Node | None = ir.In(ir.Field("objectId", "String"), tuple(sorted(ids)))
+                protection = None
+                if not auth.is_master:
+                    # Parse Server includes through a get of the target class: its CLP refuses the
+                    # whole query (119, or 101 when pointer permissions leave no user to match).
+                    node = self._permitted(target_schema, node, auth, "get")
+                    if node is None:
+                        raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
+                    where = {"objectId": next(iter(ids))} if len(ids) == 1 else None
+                    protection = self.permissions.protection(target_schema, auth, where)
                 records = await self.storage.find(target_schema, FindQuery(node), auth.access())
-                included = [self.encode(target_schema, r) for r in records]
+                encode = self.encoder(target_schema)
+                included = [encode(r) for r in records]
+                sanitize = self.sanitizers.get(target)
+                if sanitize is not None:
+                    included = [sanitize(obj, auth) for obj in included]
+                if protection is not None:
+                    included = [protection.apply(obj) for obj in included]
                 if subtree:
                     await self._include(target_schema, included, subtree, auth, depth + 1, projection,
                                         (*prefix, key))
@@ -273,6 +380,53 @@ class Reader:
                         obj[key] = found
 
 
+class RecordEncoder:
+    """Canonical records of one class -> REST JSON objects.
+
+    Per column it picks the value encoder once (identity for strings, numbers' JavaScript form,
+    dates' ISO form ...), and remembers the Relation fields, which every object shows."""
+
+    __slots__ = ("_plans", "_relations", "_schema", "_file_url")
+
+    def __init__(self, schema: ClassSchema, file_url: FileUrl) -> None:
+        self._schema = schema
+        self._file_url = file_url
+        self._plans: dict[tuple[str, ...], list[tuple[str, Callable[[Any], Any] | None]]] = {}
+        self._relations = [(name, {"__type": "Relation", "className": ft.target_class})
+                           for name, ft in schema.fields.items() if ft.type == "Relation"]
+
+    def _plan(self, columns: tuple[str, ...]) -> list[tuple[str, Callable[[Any], Any] | None]]:
+        plan = []
+        fields = self._schema.fields
+        for column in columns:
+            if column in ("_rperm", "_wperm"):
+                continue
+            if column in ("createdAt", "updatedAt"):
+                plan.append((column, iso_or_none))
+                continue
+            ft = fields.get(column)
+            plan.append((column, value_encoder(ft, self._file_url) if ft is not None else None))
+        return plan
+
+    def __call__(self, record: Record) -> dict[str, Any]:
+        columns = tuple(record)
+        plan = self._plans.get(columns)
+        if plan is None:
+            plan = self._plans[columns] = self._plan(columns)
+        out: dict[str, Any] = {}
+        for column, encode in plan:
+            value = record[column]
+            if value is not None:
+                out[column] = encode(value) if encode is not None else value
+        for name, relation in self._relations:
+            out[name] = dict(relation)
+        if "_rperm" in record or "_wperm" in record:
+            acl = perms_to_acl(record.get("_rperm"), record.get("_wperm"))
+            if acl is not None:
+                out["ACL"] = acl
+        return out
+
+
 @dataclass(slots=True)
 class _Projection:
     """``keys`` and ``excludeKeys`` of a query, as they reach included objects: Parse Server gives
@@ -292,6 +446,18 @@ class _Projection:
                    if len(parts) == depth + 1 and tuple(parts[:depth]) == path]
         if keys is not None or exclude:
             reader._project(objects, keys, exclude)
+
+
+def _show_score(results: list[dict[str, Any]]) -> None:
+    """``keys=$score``: the rank goes out as ``score``, printed as PostgreSQL prints a float4."""
+    for obj in results:
+        value = obj.pop(SCORE_COLUMN, None)
+        if value is not None:
+            obj["score"] = score_value(value)
+
+
+def _is_get_where(where: Any) -> bool:
+    return isinstance(where, dict) and len(where) == 1 and isinstance(where.get("objectId"), str)
 
 
 def _is_relation(value: Any) -> bool:

@@ -88,6 +88,22 @@ SYSTEM_CLASS_FIELDS: dict[str, dict[str, FieldType]] = {
     },
 }
 
+# Columns a system class's table has beyond its schema fields, never selected by reads (Parse
+# Server's internal _User columns, created alike so that both servers can share a database).
+HIDDEN_COLUMNS: dict[str, dict[str, str]] = {
+    "_User": {
+        "_hashed_password": "String",
+        "_email_verify_token": "String",
+        "_email_verify_token_expires_at": "Date",
+        "_account_lockout_expires_at": "Date",
+        "_failed_login_count": "Number",
+        "_perishable_token": "String",
+        "_perishable_token_expires_at": "Date",
+        "_password_changed_at": "Date",
+        "_password_history": "Array",
+    },
+}
+
 CLP_OPERATIONS = ("find", "count", "get", "create", "update", "delete", "addField")
 CLP_KEYS = frozenset(CLP_OPERATIONS + ("ACL", "readUserFields", "writeUserFields", "protectedFields"))
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from bastion.adapters.storage.base import StorageAdapter
@@ -23,18 +25,69 @@ from bastion.domain.types import FieldType
 from bastion.errors import Code, ParseError
 
 ChangeListener = Callable[[str], Awaitable[None]]
+# The registry and schema copy of the transaction the current task is inside (see transaction()).
+_TRANSACTION_VIEW: ContextVar[tuple[SchemaRegistry, dict[str, ClassSchema]] | None] = ContextVar(
+    "bastion_schema_transaction", default=None)
+
+
+MISS_RELOAD_INTERVAL = 0.5  # seconds between re-reads caused by a class this process does not know
 
 
 class SchemaRegistry:
     def __init__(self, storage: StorageAdapter, ttl: float = 5.0) -> None:
         self.storage = storage
         self.ttl = ttl
-        self._classes: dict[str, ClassSchema] = {}
+        self._shared: dict[str, ClassSchema] = {}  # what every request sees (see _classes)
         self._lock = asyncio.Lock()
         self._loaded_at = 0.0
         self._refreshing = False
         self._changes = 0  # bumped by every change, so that a refresh begun before it is dropped
         self.listeners: list[ChangeListener] = []
+
+    @property
+    def _classes(self) -> dict[str, ClassSchema]:
+        """The schemas as this task sees them: inside transaction(), its own copy."""
+        view = _TRANSACTION_VIEW.get()
+        return view[1] if view is not None and view[0] is self else self._shared
+
+    @_classes.setter
+    def _classes(self, classes: dict[str, ClassSchema]) -> None:
+        view = _TRANSACTION_VIEW.get()
+        if view is not None and view[0] is self:
+            view[1].clear()
+            view[1].update(classes)
+        else:
+            self._shared = classes
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """Schema changes for a storage transaction opened inside this block.
+
+        The schema lock is held throughout: another task's DDL would wait on the transaction's table
+        locks while the transaction waited on this lock. Changes go to a copy only this task sees;
+        after a commit the schemas are re-read, after a rollback the copy is dropped, so no request
+        ever sees a field the database does not have.
+        """
+        if _TRANSACTION_VIEW.get() is not None:
+            raise RuntimeError("schema transactions do not nest")
+        async with self._lock:
+            token = _TRANSACTION_VIEW.set((self, dict(self._shared)))
+            try:
+                yield
+            finally:
+                _TRANSACTION_VIEW.reset(token)
+            self._changes += 1
+            await self.load()
+
+    @asynccontextmanager
+    async def _locked(self) -> AsyncIterator[None]:
+        """The schema lock, unless this task's transaction() holds it already."""
+        view = _TRANSACTION_VIEW.get()
+        if view is not None and view[0] is self:
+            yield
+            return
+        async with self._lock:
+            yield
 
     async def load(self) -> None:
         docs = await self.storage.load_schemas()
@@ -60,6 +113,21 @@ class SchemaRegistry:
     def get(self, class_name: str) -> ClassSchema | None:
         return self._classes.get(class_name)
 
+    async def get_or_reload(self, class_name: str, force: bool = False) -> ClassSchema | None:
+        """The schema; on a miss, re-read from the database first (another process may have just
+        created the class). Without ``force`` (clients), at most every MISS_RELOAD_INTERVAL, so
+        that misses cannot flood the database; the master key always re-reads."""
+        schema = self._classes.get(class_name)
+        if schema is not None or _TRANSACTION_VIEW.get() is not None:
+            return schema
+        if not force and time.monotonic() - self._loaded_at < MISS_RELOAD_INTERVAL:
+            return None
+        async with self._locked():
+            if force or time.monotonic() - self._loaded_at >= MISS_RELOAD_INTERVAL:
+                self._changes += 1
+                await self.load()
+        return self._classes.get(class_name)
+
     def all(self) -> list[ClassSchema]:
         return list(self._classes.values())
 
@@ -73,6 +141,12 @@ class SchemaRegistry:
 
     # --- changes made by writes -----------------------------------------------------------------
 
+    async def _unique_system_fields(self, class_name: str) -> None:
+        """Unique indexes of a new system class: they close the race between two sign-ups with one
+        username (or two roles with one name) that a check before the insert leaves open."""
+        for name in UNIQUE_SYSTEM_FIELDS.get(class_name, ()):
+            await self.storage.create_index(class_name, f"unique_{name}", {name: 1}, unique=True)
+
     async def ensure_fields(self, class_name: str, wanted: dict[str, FieldType], *, may_create_class: bool,
                             may_add_fields: bool = True) -> ClassSchema:
         """The class schema with every field in ``wanted``, adding what is missing.
@@ -83,7 +157,7 @@ class SchemaRegistry:
         schema = self._classes.get(class_name)
         if schema is not None and not self._missing(schema, wanted):
             return schema
-        async with self._lock:
+        async with self._locked():
             self._changes += 1
             await self.load()
             schema = self._classes.get(class_name)
@@ -100,21 +174,31 @@ class SchemaRegistry:
                 try:
                     await self.storage.create_class(schema)
                 except ParseError:
-                    await self.load()  # created meanwhile by another process
-                    return await self.ensure_fields(class_name, wanted, may_create_class=False,
-                                                    may_add_fields=may_add_fields)
+                    # Created meanwhile by another process: add to its schema what is missing
+                    # (still under the lock, which a retry through ensure_fields would wait on).
+                    await self.load()
+                    existing = self._classes.get(class_name)
+                    if existing is None:
+                        raise
+                    schema = existing
+                    await self._add_missing(schema, wanted, may_add_fields)
+                else:
+                    await self._unique_system_fields(class_name)
             else:
-                missing = self._missing(schema, wanted)
-                if missing:
-                    if not may_add_fields:
-                        # Sanitized as Parse Server 9 does ("Permission denied for action addField ...").
-                        raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")
-                    schema.fields.update(missing)
-                    _check_one_geopoint(schema)
-                    await self.storage.add_fields(schema, missing)
+                await self._add_missing(schema, wanted, may_add_fields)
             self._classes[class_name] = schema
         await self._changed(class_name)
         return schema
+
+    async def _add_missing(self, schema: ClassSchema, wanted: dict[str, FieldType], may_add_fields: bool) -> None:
+        missing = self._missing(schema, wanted)
+        if missing:
+            if not may_add_fields:
+                # Sanitized as Parse Server 9 does ("Permission denied for action addField ...").
+                raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")
+            schema.fields.update(missing)
+            _check_one_geopoint(schema)
+            await self.storage.add_fields(schema, missing)
 
     def _missing(self, schema: ClassSchema, wanted: dict[str, FieldType]) -> dict[str, FieldType]:
         self._check_types(schema, wanted)
@@ -141,7 +225,7 @@ class SchemaRegistry:
         check_class_name(class_name)
         if class_name.startswith("_Join:"):  # relation tables belong to their relation field
             raise ParseError(Code.INVALID_CLASS_NAME, invalid_class_message(class_name))
-        async with self._lock:
+        async with self._locked():
             self._changes += 1
             await self.load()
             if class_name in self._classes:
@@ -158,6 +242,7 @@ class SchemaRegistry:
             if clp is not None:
                 schema.clp = clp
             await self.storage.create_class(schema)
+            await self._unique_system_fields(class_name)
             if indexes:
                 await self._apply_indexes(schema, indexes)
                 await self.storage.save_schema(schema)
@@ -167,7 +252,7 @@ class SchemaRegistry:
 
     async def update_class(self, class_name: str, add: dict[str, FieldType], delete: list[str],
                            clp: dict[str, Any] | None, indexes: dict[str, Any] | None) -> ClassSchema:
-        async with self._lock:
+        async with self._locked():
             self._changes += 1
             await self.load()
             schema = self._classes.get(class_name)
@@ -245,7 +330,7 @@ class SchemaRegistry:
             schema.indexes[name] = spec
 
     async def delete_class(self, class_name: str) -> None:
-        async with self._lock:
+        async with self._locked():
             self._changes += 1
             await self.storage.delete_class(class_name)
             self._classes.pop(class_name, None)
@@ -268,6 +353,10 @@ def _check_indexes(fields: dict[str, FieldType], existing: dict[str, Any], index
         for key in spec:
             if key not in fields:
                 raise ParseError(Code.INVALID_QUERY, f"Field {key} does not exist, cannot add index.")
+
+
+# Fields Parse Server keeps unique with a database index (its ensureUniqueness at start-up).
+UNIQUE_SYSTEM_FIELDS = {"_User": ("username", "email"), "_Role": ("name",)}
 
 
 def _check_one_geopoint(schema: ClassSchema) -> None:

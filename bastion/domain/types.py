@@ -171,8 +171,15 @@ def parse_iso(text: Any) -> datetime:
 def format_iso(moment: datetime) -> str:
     """Parse's date format: UTC with exactly three fractional digits and a ``Z``."""
     if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+        # Naive values are UTC already (asyncpg gives the earliest timestamp without a zone).
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
+
+
+def now_ms() -> datetime:
+    """The current moment at Parse's precision (milliseconds), as every stored date has it."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def now_iso() -> str:

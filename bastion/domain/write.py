@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from bastion.adapters.storage import base as ops
@@ -24,12 +25,25 @@ from bastion.domain.names import (
     check_field_name,
     check_no_denylisted_keys,
 )
+from bastion.domain.permissions import Permissions
+from bastion.domain.query import ir
+from bastion.domain.query.parse import parse_where
 from bastion.domain.schema import ClassSchema
 from bastion.domain.schema_registry import SchemaRegistry
-from bastion.domain.types import FieldType, check_number, check_value, encode_date, format_iso, infer_type
+from bastion.domain.types import (
+    FieldType,
+    check_number,
+    check_value,
+    encode_date,
+    format_iso,
+    infer_type,
+    now_ms,
+)
 from bastion.errors import Code, ParseError
 
 OBJECT_ID_ALPHABET = string.ascii_letters + string.digits
+# System classes clients may write through the generic routes (ACLs and CLPs apply as anywhere).
+CLIENT_WRITABLE = frozenset({"_Role"})
 SERVER_FIELDS = frozenset({"objectId", "createdAt", "updatedAt"})
 # Operations whose result Parse Server returns in the write's answer.
 RESULT_OPS = frozenset({"Increment", "Add", "AddUnique", "Remove"})
@@ -56,7 +70,13 @@ def _check_path(column: str, path: tuple[str, ...]) -> None:
 
 
 def new_object_id(length: int = 10) -> str:
-    return "".join(secrets.choice(OBJECT_ID_ALPHABET) for _ in range(length))
+    """``length`` random base-62 characters (one draw from the CSPRNG, then digits: unbiased)."""
+    number = secrets.randbelow(len(OBJECT_ID_ALPHABET) ** length)
+    chars = []
+    for _ in range(length):
+        number, digit = divmod(number, len(OBJECT_ID_ALPHABET))
+        chars.append(OBJECT_ID_ALPHABET[digit])
+    return "".join(chars)
 
 
 @dataclass(slots=True)
@@ -81,20 +101,26 @@ class WriteResult:
 
 
 class Writer:
-    def __init__(self, storage: StorageAdapter, schemas: SchemaRegistry, options: WriteOptions) -> None:
+    def __init__(self, storage: StorageAdapter, schemas: SchemaRegistry, options: WriteOptions,
+                 permissions: Permissions | None = None) -> None:
         self.storage = storage
         self.schemas = schemas
         self.options = options
+        # Class-level permissions (shared with the Reader); they apply to trusted services too.
+        self.permissions = permissions or Permissions()
+        # Called with the class name after each write (caches of roles and sessions listen).
+        self.listeners: list[Callable[[str], None]] = []
 
     # --- shared checks --------------------------------------------------------------------------
 
-    def _check_target(self, class_name: str, auth: Auth) -> None:
+    def _check_target(self, class_name: str, auth: Auth, trusted: bool = False) -> None:
+        """``trusted``: the caller is the service owning a system class and applied its rules."""
         check_class_name(class_name)
         if class_name in INTERNAL_CLASSES or class_name.startswith("_Join:"):
             raise ParseError(Code.OPERATION_FORBIDDEN, f"Class {class_name} is not writable.")
-        if class_name.startswith("_") and not auth.is_master:
-            # User, session, role and installation rules arrive with their own behaviours.
-            # Sanitized as Parse Server 9 does ("Clients aren't allowed to perform the create ...").
+        if class_name.startswith("_") and not auth.is_master and not trusted and class_name not in CLIENT_WRITABLE:
+            # _User and _Session writes go through their services (trusted); installations arrive
+            # with push. Sanitized as Parse Server 9 does ("Clients aren't allowed to perform ...").
             raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")
         if auth.is_read_only:
             # Sanitized ("read-only masterKey isn't allowed to perform the create operation.").
@@ -140,6 +166,33 @@ class Writer:
                 wanted[key] = ft
         return wanted
 
+    def _check_clp(self, schema: ClassSchema | None, body: dict[str, Any], auth: Auth, op: str) -> ir.Node | None:
+        """The class-level permission checks of a write, in Parse Server's order: ``addField`` when
+        the body adds a field to an existing class, then ``op``. Returns the constraint pointer
+        permissions put on the object written (TRUE for none, None when nothing can match)."""
+        if auth.is_master or schema is None:
+            return ir.TRUE
+        adds_field = any(
+            not (isinstance(value, dict) and value.get("__op") == "Delete")
+            and key.split(".")[0] not in schema.fields and key not in SERVER_FIELDS
+            for key, value in body.items())
+        action = "update" if op == "update" else None
+        if adds_field:
+            self.permissions.require(schema, auth, "addField", action)
+        self.permissions.require(schema, auth, op)
+        if op == "create":
+            return ir.TRUE
+        wheres = [self.permissions.pointer_where(schema, auth, op)]
+        if adds_field:
+            wheres.append(self.permissions.pointer_where(schema, auth, "addField"))
+        nodes: list[ir.Node] = []
+        for where in wheres:
+            if where is None:
+                return None
+            if where:
+                nodes.append(parse_where(where, schema, schema.class_name, self.schemas.get))
+        return ir.conjoin(nodes)
+
     def _check_new_values(self, class_name: str, body: dict[str, Any], wanted: dict[str, FieldType]) -> None:
         """Values of fields the class does not have yet are checked before the schema grows, so that
         a refused write adds no field."""
@@ -153,8 +206,11 @@ class Writer:
 
     # --- create ---------------------------------------------------------------------------------
 
-    async def create(self, class_name: str, body: Any, auth: Auth) -> WriteResult:
-        self._check_target(class_name, auth)
+    async def create(self, class_name: str, body: Any, auth: Auth, *, trusted: bool = False,
+                     object_id: str | None = None, hidden: dict[str, Any] | None = None) -> WriteResult:
+        """Create an object. Services of system classes pass ``trusted``, may choose the
+        ``object_id``, and may store ``hidden`` columns (such as a password hash) beside the fields."""
+        self._check_target(class_name, auth, trusted)
         body = self._check_body(body, creating=True)
         if body.get("objectId"):
             raise ParseError(Code.INVALID_KEY_NAME, "objectId is an invalid field name.")
@@ -162,14 +218,15 @@ class Writer:
             raise ParseError(Code.INVALID_KEY_NAME, "id is an invalid field name.")
         wanted = self._wanted_types(class_name, body)
         self._check_new_values(class_name, body, wanted)
+        self._check_clp(self.schemas.get(class_name), body, auth, "create")
         schema = await self.schemas.ensure_fields(
             class_name, wanted,
             may_create_class=auth.is_master or self.options.allow_client_class_creation,
         )
-        now = datetime.now(UTC).replace(microsecond=datetime.now(UTC).microsecond // 1000 * 1000)
-        object_id = new_object_id()
+        now = now_ms()
+        object_id = object_id or new_object_id()
         record: dict[str, Any] = {"objectId": object_id, "createdAt": now, "updatedAt": now,
-                                  "_rperm": None, "_wperm": None}
+                                  "_rperm": None, "_wperm": None, **(hidden or {})}
         relations: dict[str, RelationChange] = {}
         response: dict[str, Any] = {"objectId": object_id, "createdAt": format_iso(now)}
         for key, value in body.items():
@@ -208,26 +265,31 @@ class Writer:
             raise ParseError(Code.DUPLICATE_VALUE,
                              "A duplicate value for a field with unique values was provided") from None
         await self._apply_relations(class_name, object_id, relations)
+        self._notify(class_name)
         return WriteResult(response, record, object_id)
 
     # --- update ---------------------------------------------------------------------------------
 
-    async def update(self, class_name: str, object_id: str, body: Any, auth: Auth) -> WriteResult:
-        self._check_target(class_name, auth)
+    async def update(self, class_name: str, object_id: str, body: Any, auth: Auth, *, trusted: bool = False,
+                     hidden: dict[str, Any] | None = None) -> WriteResult:
+        self._check_target(class_name, auth, trusted)
         body = self._check_body(body)
         if not isinstance(object_id, str) or not object_id or len(object_id) > 120:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
-        existing = self.schemas.get(class_name)
+        existing = await self.schemas.get_or_reload(class_name, force=auth.is_master)
         if existing is None:
             if not auth.is_master and not self.options.allow_client_class_creation:
                 raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")  # as Parse Server, sanitized
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         wanted = self._wanted_types(class_name, body)
         self._check_new_values(class_name, body, wanted)
+        permitted = self._check_clp(existing, body, auth, "update")
+        if permitted is None:
+            raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         schema = await self.schemas.ensure_fields(class_name, wanted, may_create_class=False)
-        now = datetime.now(UTC)
-        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        now = now_ms()
         update_ops: list[ops.UpdateOp] = [ops.Set("updatedAt", now)]
+        update_ops += [ops.Set(column, value) for column, value in (hidden or {}).items()]
         relations: dict[str, RelationChange] = {}
         result_keys: list[str] = []
         for key, value in body.items():
@@ -264,13 +326,14 @@ class Writer:
             if ft.type != "Relation":
                 update_ops.append(ops.Set(key, self._canonical(ft, value)))
         try:
-            record = await self.storage.update(schema, object_id, update_ops, auth.access())
+            record = await self.storage.update(schema, object_id, update_ops, auth.access(), permitted)
         except DuplicateValue:
             raise ParseError(Code.DUPLICATE_VALUE,
                              "A duplicate value for a field with unique values was provided") from None
         if record is None:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         await self._apply_relations(class_name, object_id, relations)
+        self._notify(class_name)
         response: dict[str, Any] = {"updatedAt": format_iso(now)}
         for key in result_keys:
             # A nested key's result comes back nested, as Parse Server expands it:
@@ -290,16 +353,22 @@ class Writer:
 
     # --- delete ---------------------------------------------------------------------------------
 
-    async def delete(self, class_name: str, object_id: str, auth: Auth) -> None:
-        self._check_target(class_name, auth)
-        schema = self.schemas.get(class_name)
+    async def delete(self, class_name: str, object_id: str, auth: Auth, *, trusted: bool = False) -> None:
+        self._check_target(class_name, auth, trusted)
+        schema = await self.schemas.get_or_reload(class_name, force=auth.is_master)
         if schema is None:
             # Parse Server on PostgreSQL answers a delete in a class that does not exist with 200 {}.
             return
         if not isinstance(object_id, str) or len(object_id) > 120:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
-        if not await self.storage.delete(schema, object_id, auth.access()):
+        permitted = self._check_clp(schema, {}, auth, "delete")
+        if permitted is None or not await self.storage.delete(schema, object_id, auth.access(), permitted):
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
+        self._notify(class_name)
+
+    def _notify(self, class_name: str) -> None:
+        for listener in self.listeners:
+            listener(class_name)
 
     # --- values and operations ------------------------------------------------------------------
 
@@ -355,12 +424,14 @@ class Writer:
             batch = value.get("ops")
             if not isinstance(batch, list) or not batch:
                 raise ParseError(Code.INVALID_JSON, "Batch requires an ops array")
-            out: list[ops.UpdateOp] = []
-            for sub in batch:
-                if not isinstance(sub, dict) or sub.get("__op") not in ("AddRelation", "RemoveRelation"):
-                    raise ParseError(Code.INVALID_JSON, "Batch only supports relation operations")
-                out.extend(self._field_ops(key, ft, sub, relations))
-            return out
+            relation_ops = [sub for sub in batch
+                             if isinstance(sub, dict) and sub.get("__op") in ("AddRelation", "RemoveRelation")]
+            if not relation_ops:
+                raise ParseError(Code.INVALID_JSON, "Batch only supports relation operations")
+            # Parse Server applies a Batch's relation operations and ignores any other one in it.
+            for sub in relation_ops:
+                self._relation_op(key, ft, sub["__op"], sub, relations)
+            return []
         raise ParseError(Code.INVALID_JSON, f"bad op {str(name)[:40]}")
 
     def _relation_op(self, key: str, ft: FieldType, name: str, value: dict[str, Any],
@@ -371,9 +442,10 @@ class Writer:
         if not isinstance(objects, list):
             raise ParseError(Code.INVALID_JSON, "objects must be an array")
         change = relations.setdefault(key, RelationChange(key, ft.target_class or ""))
+        # The field's type comes from the first pointer; as Parse Server, the others' classes are not
+        # checked (a join row holds ids only).
         for pointer in objects:
             if (not isinstance(pointer, dict) or pointer.get("__type") != "Pointer"
-                    or pointer.get("className") != ft.target_class
                     or not isinstance(pointer.get("objectId"), str) or len(pointer["objectId"]) > 120):
                 raise ParseError(Code.INCORRECT_TYPE, f"{name} expects pointers to {ft.target_class}")
             (change.add if name == "AddRelation" else change.remove).append(pointer["objectId"])

@@ -53,6 +53,7 @@ class RequestContext:
     keys: Keys = field(default_factory=Keys)
     context: dict[str, Any] = field(default_factory=dict)
     client_ip: str | None = None
+    receive: Any = None  # the ASGI receive of a route that streams its body (Route.streams_body)
 
     @property
     def data(self) -> dict[str, Any]:
@@ -76,6 +77,23 @@ def decode_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
 
 def decode_query(raw: bytes) -> dict[str, str]:
     return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)) if raw else {}
+
+
+async def read_body(receive: Any, limit: int) -> bytes:
+    """The whole request body from ASGI ``receive``; 413 past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise ParseError(Code.OBJECT_TOO_LARGE, "The request body is too large.", status=413)
+            chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
 
 
 def decode_body(raw: bytes) -> Any:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -29,7 +31,7 @@ class Response:
     __slots__ = ("status", "body", "headers", "content_type")
 
     def __init__(self, body: Any = None, status: int = 200, headers: list[tuple[bytes, bytes]] | None = None,
-                 raw: bytes | None = None, content_type: tuple[bytes, bytes] = JSON_TYPE) -> None:
+                 raw: bytes | None = None, content_type: tuple[bytes, bytes] | None = JSON_TYPE) -> None:
         self.status = status
         self.body = raw if raw is not None else orjson.dumps(body)
         self.headers = headers or []
@@ -51,8 +53,53 @@ def unauthorized(message: str = "unauthorized") -> Response:
     return Response({"error": message}, status=403)
 
 
+class StreamResponse(Response):
+    """An answer whose body is sent as it is read (files): ``chunks`` of ``length`` bytes in all,
+    None for a HEAD request (headers only). With the request's ASGI ``receive``, sending stops
+    (and the backend is read no further) as soon as the client goes away."""
+
+    __slots__ = ("chunks", "length", "receive")
+
+    def __init__(self, chunks: AsyncIterator[bytes] | None, length: int, status: int = 200,
+                 headers: list[tuple[bytes, bytes]] | None = None,
+                 content_type: tuple[bytes, bytes] | None = None, receive: Any = None) -> None:
+        super().__init__(raw=b"", status=status, headers=headers, content_type=content_type)
+        self.chunks = chunks
+        self.length = length
+        self.receive = receive
+
+    async def send_body(self, send_fn: Any) -> None:
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while (await self.receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        watcher = asyncio.ensure_future(watch()) if self.receive is not None else None
+        try:
+            if self.chunks is not None:
+                # One chunk at a time: the server's send waits while the client is slower.
+                async for chunk in self.chunks:
+                    if gone.is_set():
+                        return
+                    await send_fn({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send_fn({"type": "http.response.body", "body": b""})
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            aclose = getattr(self.chunks, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
 async def send(send_fn: Any, response: Response, origin_headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    headers = [response.content_type, (b"content-length", str(len(response.body)).encode()), *CORS_HEADERS,
-               *response.headers]
+    length = response.length if isinstance(response, StreamResponse) else len(response.body)
+    headers = [(b"content-length", str(length).encode()), *CORS_HEADERS, *response.headers]
+    if response.content_type is not None:
+        headers.insert(0, response.content_type)
     await send_fn({"type": "http.response.start", "status": response.status, "headers": headers})
-    await send_fn({"type": "http.response.body", "body": response.body})
+    if isinstance(response, StreamResponse):
+        await response.send_body(send_fn)
+    else:
+        await send_fn({"type": "http.response.body", "body": response.body})

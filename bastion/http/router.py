@@ -19,20 +19,31 @@ class Route:
     pattern: re.Pattern[str]
     handler: Handler
     public: bool = False  # answered without keys (health)
+    # The handler reads the request body itself from ``req.receive`` (file uploads stream it).
+    streams_body: bool = False
 
 
 class Router:
+    """Routes are tried in the order they were added, among those whose first path segment is the
+    request's (so a request tests a handful of patterns, not every route)."""
+
     def __init__(self) -> None:
         self.routes: list[Route] = []
+        self._by_segment: dict[str, list[Route]] = {}
 
-    def add(self, method: str, path: str, handler: Handler, public: bool = False) -> None:
+    def add(self, method: str, path: str, handler: Handler, public: bool = False, streams_body: bool = False) -> None:
         regex = "^" + _PARAM.sub(r"(?P<\1>[^/]+)", path) + "$"
-        self.routes.append(Route(method, re.compile(regex), handler, public))
+        route = Route(method, re.compile(regex), handler, public, streams_body)
+        self.routes.append(route)
+        first = _first_segment(path)
+        if first.startswith(":"):
+            raise ValueError(f"a route must start with a literal segment: {path}")
+        self._by_segment.setdefault(first, []).append(route)
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None | bool:
         """The route and its path parameters; False when the path exists with another method."""
         path_matched = False
-        for route in self.routes:
+        for route in self._by_segment.get(_first_segment(path), ()):
             found = route.pattern.match(path)
             if found is None:
                 continue
@@ -40,3 +51,7 @@ class Router:
                 return route, found.groupdict()
             path_matched = True
         return False if path_matched else None
+
+
+def _first_segment(path: str) -> str:
+    return path.split("/", 2)[1] if path.startswith("/") and len(path) > 1 else path

@@ -19,6 +19,7 @@ end
 opts = {}
 ids = {}
 non2xx = 0
+empty = 0
 first_error = ""
 counter = 0
 
@@ -54,6 +55,9 @@ function response(status, headers, body)
     if first_error == "" then
       first_error = tostring(status) .. " " .. string.sub(body or "", 1, 300)
     end
+  elseif body and string.sub(body, 1, 13) == '{"results":[]' then
+    -- A find that matched nothing: fast, but maybe not measuring what it should.
+    empty = empty + 1
   end
 end
 
@@ -67,9 +71,10 @@ local function json_string(s)
 end
 
 function done(summary, latency, requests)
-  local bad, err = 0, ""
+  local bad, err, none = 0, "", 0
   for _, thread in ipairs(threads) do
     bad = bad + (thread:get("non2xx") or 0)
+    none = none + (thread:get("empty") or 0)
     local e = thread:get("first_error") or ""
     if err == "" and e ~= "" then err = e end
   end
@@ -77,9 +82,9 @@ function done(summary, latency, requests)
   io.write(string.format(
     'BENCH_RESULT {"requests":%d,"duration_us":%d,"bytes":%d,"p50_us":%d,"p90_us":%d,' ..
     '"p99_us":%d,"max_us":%d,"mean_us":%.1f,"non2xx":%d,"connect_errors":%d,' ..
-    '"read_errors":%d,"write_errors":%d,"timeouts":%d,"first_error":%s}\n',
+    '"read_errors":%d,"write_errors":%d,"timeouts":%d,"empty":%d,"first_error":%s}\n',
     summary.requests, summary.duration, summary.bytes,
     latency:percentile(50), latency:percentile(90), latency:percentile(99),
     latency.max, latency.mean, bad, e.connect, e.read, e.write, e.timeout,
-    json_string(err)))
+    none, json_string(err)))
 end

@@ -8,8 +8,11 @@ Tests that need a Bastion of their own skip then.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import Server
@@ -45,3 +48,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         marker = item.get_closest_marker("differs_from_parse_server")
         if marker is not None:
             item.add_marker(pytest.mark.xfail(reason=str(marker.args[0] if marker.args else ""), strict=True))
+
+
+@pytest.fixture
+def as_user(server: Server) -> Iterator[Any]:
+    """Clients acting as a session token: ``as_user(token)``; closed after the test."""
+    clients: list[httpx.Client] = []
+
+    def make(token: str) -> httpx.Client:
+        client = server.client()
+        client.headers["X-Parse-Session-Token"] = token
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()

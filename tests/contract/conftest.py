@@ -15,10 +15,12 @@ from typing import Any
 import asyncpg
 import pytest
 
+from bastion.adapters.files.base import FilesAdapter
 from bastion.adapters.storage.base import StorageAdapter
 from bastion.adapters.storage.postgres import PostgresStorage
 from bastion.adapters.storage.sql import quote
 from bastion.adapters.storage.sqlite import SqliteStorage
+from tests.contract.s3_server import FAKE_CREDENTIALS, MotoS3
 
 PG_ADMIN_URL = os.environ.get("BASTION_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -94,3 +96,39 @@ async def storage(request: pytest.FixtureRequest, tmp_path: Path,
 @pytest.fixture
 def raw(storage: StorageAdapter) -> Raw:
     return Raw(storage)
+
+
+@pytest.fixture(params=["local", "postgres", "s3"])
+async def files_backend(request: pytest.FixtureRequest, tmp_path: Path, pg_database: PgDatabase,
+                        moto_s3: MotoS3 | str) -> AsyncIterator[FilesAdapter]:
+    """One empty files backend per test: a directory, PostgreSQL, or a fresh bucket on moto over HTTP
+    (``moto_s3``, in tests/conftest.py)."""
+    files: FilesAdapter
+    if request.param == "local":
+        from bastion.adapters.files.local import LocalFiles
+
+        files = LocalFiles(tmp_path / "files")
+    elif request.param == "postgres":
+        from bastion.adapters.files.postgres import PostgresFiles
+
+        if pg_database.url is None:
+            pytest.skip(pg_database.reason)
+        conn = await asyncpg.connect(pg_database.url)
+        try:  # a clean slate: the previous test's files go
+            await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        finally:
+            await conn.close()
+        files = PostgresFiles(pg_database.url)
+    else:
+        from bastion.adapters.files.s3 import S3Files
+
+        if isinstance(moto_s3, str):
+            pytest.skip(moto_s3)
+        files = S3Files(moto_s3.new_bucket(), "app-files", endpoint_url=moto_s3.endpoint, region="us-east-1",
+                        access_key=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                        secret_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"], presigned_urls=True)
+    await files.open()
+    try:
+        yield files
+    finally:
+        await files.close()

@@ -317,10 +317,7 @@ async def test_schema_lifecycle(storage: StorageAdapter, raw: Any) -> None:
     assert not {"Doc", "_Join:rel:Doc"} & await raw.tables()
 
 
-async def test_missing_class_reads_as_empty(storage: StorageAdapter, request: pytest.FixtureRequest) -> None:
-    if not isinstance(storage, PostgresStorage):
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="sqlite.py lets 'no such table' escape (a 500) for a class without a table"))
+async def test_missing_class_reads_as_empty(storage: StorageAdapter) -> None:
     schema = doc_schema()  # never created
     assert await storage.find(schema, FindQuery(), MASTER) == []
     assert await storage.count(schema, ir.TRUE, MASTER) == 0
@@ -460,23 +457,11 @@ async def test_nul_strings_inside_json_and_acls_are_found(storage: StorageAdapte
 # Disagreements of sqlite.py with the matcher, reported to its owner: a NULL column makes
 # json_type(col) = 'array' NULL (so NOT $all / NOT $containedBy drop objects without the field), and
 # json_scalar_equals() never matches a JSON null element.
-SQLITE_KNOWN = {
-    "NOT {'tags': {'$all': []}}",
-    "{'tags': {'$all': [None]}}",
-    "NOT {'tags': {'$all': [None]}}",
-    "NOT {'tags': {'$containedBy': ['a', 'b', 1]}}",
-    "NOT {'tags': {'$containedBy': [1, 2, {'k': 1}]}}",
-    "NOT {'tags': {'$containedBy': [{'k': 1}, {'__type': 'Pointer', 'className': 'Doc', 'objectId': 'a'}, 'b']}}",
-    "NOT {'tags': {'$containedBy': []}}",
-    "NOT {'tags': {'$containedBy': ['a', 'b', 1, '\\x00']}}",
-}
-
-
 async def test_every_node_agrees_with_the_matcher(storage: StorageAdapter) -> None:
     schema = await make_docs(storage)
     lookup = lookup_for(schema)
     matcher = matcher_for({"Doc": DATASET})
-    failures, known = [], []
+    failures = []
     for where in WHERES:
         node = parse_where(where, schema, "Doc", lookup)
         for label, tree in (("", node), ("NOT ", ir.negate(node))):
@@ -484,13 +469,8 @@ async def test_every_node_agrees_with_the_matcher(storage: StorageAdapter) -> No
             got = ids(await storage.find(schema, FindQuery(where=tree, columns=("objectId",)), MASTER))
             count = await storage.count(schema, tree, MASTER)
             if got != expected or count != len(expected):
-                case = f"{label}{where!r}"
-                message = f"{case}: got {got} (count {count}), matcher {expected}"
-                is_known = isinstance(storage, SqliteStorage) and case in SQLITE_KNOWN
-                (known if is_known else failures).append(message)
+                failures.append(f"{label}{where!r}: got {got} (count {count}), matcher {expected}")
     assert not failures, "\n".join(failures)
-    if known:
-        pytest.xfail("known sqlite.py disagreements:\n" + "\n".join(known))
 
 
 async def test_regex_postgresql_refuses_is_a_query_error(storage: StorageAdapter) -> None:

@@ -128,3 +128,29 @@ def adapter(request: pytest.FixtureRequest) -> Iterator[tuple[Runner, StorageAda
             runner.run(storage.close())
         finally:
             runner.close()
+
+
+def with_classes(adapter: tuple[Runner, StorageAdapter], schemas: list[Any],
+                 lookup: Callable[[str], Any]) -> tuple[Runner, StorageAdapter]:
+    """The module's adapter with its classes created afresh (a previous module may have left them)
+    and subqueries resolving class names through ``lookup``."""
+    runner, store = adapter
+    if hasattr(store, "schema_lookup"):
+        store.schema_lookup = lookup
+
+    async def create() -> None:
+        existing = {doc["className"] for doc in await store.load_schemas()}
+        for schema in schemas:
+            if schema.class_name in existing:
+                await store.delete_class(schema.class_name)
+            await store.create_class(schema)
+
+    runner.run(create())
+    return runner, store
+
+
+async def refill(store: StorageAdapter, schema: Any, records: list[dict[str, Any]]) -> None:
+    """Empty the class and insert ``records``, leaving out null fields as a REST create does."""
+    await store.purge(schema.class_name)
+    for record in records:
+        await store.insert(schema, {k: v for k, v in record.items() if v is not None or k.startswith("_")})

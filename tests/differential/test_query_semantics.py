@@ -33,6 +33,7 @@ from bastion.domain.query.parse import parse_order, parse_where
 from bastion.domain.schema import ClassSchema
 from bastion.domain.types import FieldType, format_iso, parse_iso
 from bastion.errors import ParseError
+from tests.differential.conftest import with_classes
 
 ITEM, OTHER = "DiffItem", "DiffOther"
 
@@ -363,19 +364,7 @@ def out_of_order(rows: list[Record], keys: list[ir.OrderKey]) -> tuple[Record, R
 
 @pytest.fixture(scope="module")
 def storage(adapter: tuple[Any, StorageAdapter]) -> tuple[Any, StorageAdapter]:
-    runner, store = adapter
-    if hasattr(store, "schema_lookup"):
-        store.schema_lookup = lookup
-
-    async def create() -> None:
-        existing = {doc["className"] for doc in await store.load_schemas()}
-        for schema in (OTHER_SCHEMA, ITEM_SCHEMA):
-            if schema.class_name in existing:
-                await store.delete_class(schema.class_name)
-            await store.create_class(schema)
-
-    runner.run(create())
-    return runner, store
+    return with_classes(adapter, [OTHER_SCHEMA, ITEM_SCHEMA], lookup)
 
 
 async def load(store: StorageAdapter, data: dict[str, list[Record]]) -> None:

@@ -6,10 +6,13 @@ adapter were already validated by ``domain/names.py``; adapters quote them all t
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from bastion.domain.aggregate import Plan
 from bastion.domain.query import ir
 from bastion.domain.schema import ClassSchema
 from bastion.domain.types import FieldType
@@ -65,10 +68,15 @@ UpdateOp = Set | SetPath | Increment | AddItems | RemoveItems
 @dataclass(frozen=True, slots=True)
 class FindQuery:
     where: ir.Node = ir.TRUE
-    order: tuple[ir.OrderKey, ...] = ()
+    order: tuple[ir.Order, ...] = ()
     limit: int | None = None
     skip: int = 0
     columns: tuple[str, ...] | None = None  # None: every column
+    # With SCORE_COLUMN among the columns: the search whose ts_rank_cd fills it (Parse's $score).
+    score: ir.TextSearch | None = None
+
+
+SCORE_COLUMN = "$score"  # not a field name any class can have
 
 
 @dataclass(slots=True)
@@ -85,6 +93,10 @@ class Access:
 MASTER = Access(None)
 
 
+# An authData provider name, as it appears in SQL (JSON keys, index names).
+AUTH_PROVIDER = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
 class DuplicateValue(Exception):
     """A unique index refused the write."""
 
@@ -99,6 +111,13 @@ class StorageAdapter(ABC):
 
     @abstractmethod
     async def close(self) -> None: ...
+
+    @abstractmethod
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """``async with storage.transaction():`` every call this task makes inside is part of one
+        database transaction, committed when the block ends and rolled back when it raises. Reads
+        inside see the transaction's own writes; a call that fails inside leaves the transaction
+        usable (it is undone alone). Nested scopes join the enclosing one."""
 
     # --- schema ---------------------------------------------------------------------------------
 
@@ -129,6 +148,12 @@ class StorageAdapter(ABC):
     async def drop_index(self, class_name: str, name: str) -> None: ...
 
     @abstractmethod
+    async def ensure_auth_data_uniqueness(self, provider: str) -> None:
+        """Parse Server's unique index ``_User_unique_authData_<provider>_id`` on
+        ``authData.<provider>.id`` (provider: letters, digits and _; the _User table exists). It
+        closes the race of two sign-ups with one provider id; already duplicated ids leave it out."""
+
+    @abstractmethod
     async def delete_class(self, class_name: str) -> None:
         """Drop the table, its join tables and its ``_SCHEMA`` row."""
 
@@ -151,10 +176,17 @@ class StorageAdapter(ABC):
         """
 
     @abstractmethod
-    async def delete(self, schema: ClassSchema, object_id: str, access: Access) -> bool: ...
+    async def delete(self, schema: ClassSchema, object_id: str, access: Access, where: ir.Node = ir.TRUE) -> bool:
+        """Delete one object the access may write (and that matches ``where``); whether it did."""
 
     @abstractmethod
     async def find(self, schema: ClassSchema, query: FindQuery, access: Access) -> list[Record]: ...
+
+    async def find_json(self, schema: ClassSchema, query: FindQuery, access: Access) -> list[str] | None:
+        """``find``, with each object already encoded as REST JSON text (``read.RecordEncoder``'s
+        output, ACL included). Optional: None means "use ``find``" (unsupported column types, or
+        values this path cannot spell)."""
+        return None
 
     @abstractmethod
     async def count(self, schema: ClassSchema, where: ir.Node, access: Access) -> int: ...
@@ -180,6 +212,13 @@ class StorageAdapter(ABC):
 
     @abstractmethod
     async def set_config(self, params: dict[str, Any], master_key_only: dict[str, Any]) -> None: ...
+
+    # --- aggregation pipelines ------------------------------------------------------------------
+
+    @abstractmethod
+    async def aggregate(self, schema: ClassSchema, plan: Plan, access: Access) -> list[Record]:
+        """Run a planned pipeline (``domain/aggregate.py``) as one statement: one record per result,
+        keyed by the plan's column names, values canonical (Json columns as decoded JSON)."""
 
 
 # --- the meaning of update operations, for adapters that apply them in Python ---------------------

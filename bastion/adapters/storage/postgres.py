@@ -19,16 +19,22 @@ stores them.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
+from contextvars import ContextVar
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import orjson
 
+from bastion.adapters.storage import pg_json
+from bastion.adapters.storage.aggregate_postgres import PostgresAggregateHooks
+from bastion.adapters.storage.aggregate_sql import AggregateCompiler
 from bastion.adapters.storage.base import (
+    AUTH_PROVIDER,
     BASE_COLUMNS,
     Access,
     AddItems,
@@ -43,8 +49,11 @@ from bastion.adapters.storage.base import (
     UpdateOp,
 )
 from bastion.adapters.storage.sql import Params, SqlDialect, quote
+from bastion.domain import geo
+from bastion.domain.acl import perms_to_acl
+from bastion.domain.aggregate import Plan
 from bastion.domain.query import ir
-from bastion.domain.schema import ClassSchema
+from bastion.domain.schema import HIDDEN_COLUMNS, ClassSchema
 from bastion.domain.types import FieldType, is_number, parse_iso
 from bastion.errors import Code, ParseError
 
@@ -67,17 +76,7 @@ CASTS = {**COLUMN_TYPES, "Number": "float8", "Boolean": "bool", "Date": "timesta
 TEXT_TYPES = frozenset({"String", "Pointer", "File"})
 BASE_TYPES = {"objectId": "String", "createdAt": "Date", "updatedAt": "Date", "_rperm": "Perms", "_wperm": "Perms"}
 # Columns Parse Server adds to _User besides its schema fields; created alike so both servers agree.
-USER_INTERNAL_COLUMNS = {
-    "_hashed_password": "String",
-    "_email_verify_token": "String",
-    "_email_verify_token_expires_at": "Date",
-    "_account_lockout_expires_at": "Date",
-    "_failed_login_count": "Number",
-    "_perishable_token": "String",
-    "_perishable_token_expires_at": "Date",
-    "_password_changed_at": "Date",
-    "_password_history": "Array",
-}
+USER_INTERNAL_COLUMNS = HIDDEN_COLUMNS["_User"]
 INDEX_NAME = re.compile(r"^[A-Za-z0-9_]{1,63}\Z")
 MAX_IDENTIFIER = 63  # PostgreSQL silently truncates longer names, so two long names could collide
 COMPARATORS = {ir.LT: "<", ir.LTE: "<=", ir.GT: ">", ir.GTE: ">="}
@@ -286,7 +285,12 @@ class PostgresDialect(SqlDialect):
     def value_expr(self, field: ir.Field) -> str:
         return self.json_expr(field) if field.path else quote(field.column)
 
-    def order_term(self, key: ir.OrderKey) -> str:
+    def order_term(self, key: ir.Order, params: Params | None = None) -> str:
+        if isinstance(key, ir.DistanceOrder):
+            assert params is not None, "a distance order binds its point"
+            return self.distance(key.field, key.point, params)  # rows without a point come last
+        if not isinstance(key, ir.OrderKey):
+            raise ParseError(Code.INVALID_QUERY, f"unsupported order {type(key).__name__}")
         field = key.field
         desc = " DESC" if key.descending else ""
         if field.path:
@@ -336,7 +340,53 @@ class PostgresDialect(SqlDialect):
                 return f"(CASE WHEN jsonb_typeof({v}) = 'string' THEN ({v} #>> '{{}}') ~ {regex}::text ELSE FALSE END)"
             col = quote(node.field.column)
             return f"({col} IS NOT NULL AND {col} ~ {regex}::text)"
+        if isinstance(node, (ir.GeoNear, ir.GeoWithinBox, ir.GeoWithinPolygon, ir.PolygonContains)):
+            return self.geo_leaf(node, params)
+        if isinstance(node, ir.TextSearch):
+            vector, query = self.text_search_terms(node, params)
+            return f"COALESCE({vector} @@ {query}, FALSE)"
         raise ParseError(Code.INVALID_QUERY, f"unsupported query node {type(node).__name__}")
+
+    # --- full-text search: Parse Server's SQL (the language reaches regconfig as bound text) -----
+
+    def text_search_terms(self, search: ir.TextSearch, params: Params) -> tuple[str, str]:
+        language = f"{params.add(search.language)}::text::regconfig"
+        return (f"to_tsvector({language}, {quote(search.field.column)})",
+                f"to_tsquery({language}, {params.add(search.term)}::text)")
+
+    def text_rank(self, search: ir.TextSearch, params: Params) -> str:
+        vector, query = self.text_search_terms(search, params)
+        return f"ts_rank_cd({vector}, {query}, 32)"
+
+    # --- geo: built-in operators and math, no PostGIS (same steps as domain/geo.py) ------------
+
+    def distance(self, field: ir.Field, point: tuple[float, float], params: Params) -> str:
+        """Radians from ``point`` to the GeoPoint column (x longitude, y latitude), by haversine."""
+        lat0, lng0, cos0 = (f"{params.add(term)}::float8" for term in geo.reference_terms(point))
+        col = quote(field.column)
+        lat = f"radians(({col})[1])"
+        s = f"sin(({lat0} - {lat}) / 2)"
+        t = f"sin(({lng0} - radians(({col})[0])) / 2)"
+        return f"(2 * asin(sqrt(least(1, {s} * {s} + {cos0} * cos({lat}) * {t} * {t}))))"
+
+    def geo_leaf(self, node: ir.Node, params: Params) -> str:
+        col = quote(node.field.column)  # type: ignore[attr-defined]
+        if isinstance(node, ir.GeoNear):
+            if node.max_distance is None:
+                return f"({col} IS NOT NULL)"
+            distance = self.distance(node.field, node.point, params)
+            return f"({col} IS NOT NULL AND {distance} <= {params.add(node.max_distance)}::float8)"
+        if isinstance(node, ir.GeoWithinBox):
+            (south, west), (north, east) = node.south_west, node.north_east
+            corners = [f"{params.add(float(v))}::float8" for v in (west, south, east, north)]
+            return (f"({col} IS NOT NULL AND {col} <@ box(point({corners[0]}, {corners[1]}), "
+                    f"point({corners[2]}, {corners[3]})))")
+        if isinstance(node, ir.GeoWithinPolygon):
+            return f"({col} IS NOT NULL AND {col} <@ {self.bind(params, 'Polygon', node.vertices)})"
+        assert isinstance(node, ir.PolygonContains)
+        lat, lng = node.point
+        return (f"({col} IS NOT NULL AND {col} @> point({params.add(float(lng))}::float8, "
+                f"{params.add(float(lat))}::float8))")
 
     def equals(self, field: ir.Field, col: str, value: Any, params: Params) -> str:
         """``col`` (not null) equals the canonical ``value``; TRUE or FALSE."""
@@ -686,6 +736,42 @@ def _missing() -> Exception:
     return _Missing()
 
 
+class _Transaction:
+    """A transaction's connection behind the pool's methods. Statements run one at a time (asyncpg
+    allows one per connection), each in a savepoint: an error the adapter handles (a table not there
+    yet) is undone alone instead of aborting the whole transaction."""
+
+    def __init__(self, storage: PostgresStorage, conn: asyncpg.Connection) -> None:
+        self.storage = storage
+        self.conn = conn
+        self.lock = asyncio.Lock()
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        async with self.lock, self.conn.transaction():
+            return cast(str, await self.conn.execute(sql, *args))
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        async with self.lock, self.conn.transaction():
+            return cast(list[Any], await self.conn.fetch(sql, *args))
+
+    async def fetchrow(self, sql: str, *args: Any) -> Any:
+        async with self.lock, self.conn.transaction():
+            return await self.conn.fetchrow(sql, *args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        async with self.lock, self.conn.transaction():
+            return await self.conn.fetchval(sql, *args)
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self.lock:
+            yield self.conn
+
+
+# The transaction the current task is inside (see PostgresStorage.transaction).
+_TRANSACTION: ContextVar[_Transaction | None] = ContextVar("bastion_pg_transaction", default=None)
+
+
 def _check_identifier(name: str, code: int) -> None:
     if len(name.encode()) > MAX_IDENTIFIER:
         raise ParseError(code, f"{name[:80]} is too long for PostgreSQL (63 bytes at most).")
@@ -708,8 +794,26 @@ class PostgresStorage(StorageAdapter):
 
     @property
     def pool(self) -> asyncpg.Pool:
+        """The pool, or inside this task's transaction its connection (with the pool's methods)."""
+        current = _TRANSACTION.get()
+        if current is not None and current.storage is self:
+            return cast(asyncpg.Pool, current)
         assert self._pool is not None, "storage is not open"
         return self._pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """One pooled connection in one transaction, used by every call of this task inside."""
+        current = _TRANSACTION.get()
+        if current is not None and current.storage is self:
+            yield
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            token = _TRANSACTION.set(_Transaction(self, conn))
+            try:
+                yield
+            finally:
+                _TRANSACTION.reset(token)
 
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(
@@ -881,6 +985,17 @@ class PostgresStorage(StorageAdapter):
                 except asyncpg.DependentObjectsStillExistError:
                     raise ParseError(Code.INVALID_QUERY, f"Index {name} cannot be dropped.") from None
 
+    async def ensure_auth_data_uniqueness(self, provider: str) -> None:
+        if not AUTH_PROVIDER.fullmatch(provider):
+            raise ValueError(f"invalid auth provider name {provider!r}")
+        # Parse Server's own index, expression for expression, so both servers share it. DDL takes
+        # no parameters: the provider is a checked identifier-like literal.
+        key = f"((\"authData\" -> '{provider}'::text) ->> 'id'::text)"
+        index = quote(f"_User_unique_authData_{provider}_id")
+        with suppress(asyncpg.UniqueViolationError, asyncpg.DuplicateTableError):
+            await self.pool.execute(f'CREATE UNIQUE INDEX IF NOT EXISTS {index} ON "_User" ({key}) '
+                                    f"WHERE {key} IS NOT NULL")
+
     async def delete_class(self, class_name: str) -> None:
         suffix = ":" + class_name
         async with self.pool.acquire() as conn, conn.transaction():
@@ -937,11 +1052,12 @@ class PostgresStorage(StorageAdapter):
             return None
         return None if row is None else self._decoder(schema, columns)(row)
 
-    async def delete(self, schema: ClassSchema, object_id: str, access: Access) -> bool:
+    async def delete(self, schema: ClassSchema, object_id: str, access: Access, where: ir.Node = ir.TRUE) -> bool:
         params = Params(self.dialect)
         mark = params.add(object_id)
+        predicate = self.dialect.where(where, params, self.schema_lookup, access)
         acl = self.dialect.write_access(access, params)
-        sql = f'DELETE FROM {quote(schema.class_name)} WHERE "objectId" = {mark}::text AND {acl}'
+        sql = f'DELETE FROM {quote(schema.class_name)} WHERE "objectId" = {mark}::text AND {predicate} AND {acl}'
         try:
             with _errors(_missing):
                 status = await self.pool.execute(sql, *params.values)
@@ -959,6 +1075,36 @@ class PostgresStorage(StorageAdapter):
             return []
         decode = self._decoder(schema, columns)
         return [decode(row) for row in rows]
+
+    async def find_json(self, schema: ClassSchema, query: FindQuery, access: Access) -> list[str] | None:
+        columns = self._columns(schema) if query.columns is None else list(query.columns)
+        described = [(c, self._kind(schema, c), self._target(schema, c)) for c in columns
+                     if c not in ("_rperm", "_wperm")]
+        relations = [(name, ft.target_class or "") for name, ft in schema.fields.items() if ft.type == "Relation"]
+        expr = pg_json.object_json(described, relations)
+        if expr is None:
+            return None
+        sql, values = self.dialect.select(schema, query, access, self.schema_lookup, columns,
+                                          select_list=f'{expr}, "_rperm", "_wperm"')
+        try:
+            with _errors(_missing):
+                rows = await self.pool.fetch(sql, *values)
+        except _Missing:
+            return []
+        out = []
+        for text, rperm, wperm in rows:
+            if "\\u0001" in text:  # an escaped U+0000/U+0001 inside: only the ordinary path decodes it
+                return None
+            if rperm is not None or wperm is not None:
+                text = pg_json.with_acl(text, perms_to_acl(rperm and _decode_perms(rperm),
+                                                           wperm and _decode_perms(wperm)))
+            out.append(text)
+        return out
+
+    @staticmethod
+    def _target(schema: ClassSchema, column: str) -> str | None:
+        ft = schema.fields.get(column)
+        return ft.target_class if ft is not None else None
 
     async def count(self, schema: ClassSchema, where: ir.Node, access: Access) -> int:
         sql, values = self.dialect.count(schema, where, access, self.schema_lookup)
@@ -1040,3 +1186,17 @@ class PostgresStorage(StorageAdapter):
                 'INSERT INTO "_GlobalConfig" ("objectId", "params", "masterKeyOnly") VALUES (\'1\', $1::jsonb, '
                 '$2::jsonb) ON CONFLICT ("objectId") DO UPDATE SET "params" = excluded."params", '
                 '"masterKeyOnly" = excluded."masterKeyOnly"', params, master_key_only)
+
+    # --- aggregation pipelines ------------------------------------------------------------------
+
+    async def aggregate(self, schema: ClassSchema, plan: Plan, access: Access) -> list[Record]:
+        hooks = PostgresAggregateHooks(self.dialect.collate)
+        sql, values = AggregateCompiler(self.dialect, hooks, self.schema_lookup).compile(plan, schema, access)
+        try:
+            with _errors(_missing):
+                rows = await self.pool.fetch(sql, *values)
+        except _Missing:
+            return []
+        decoders = [(c.name, DECODERS.get(c.type.type)) for c in plan.columns]
+        return [{name: fn(value) if fn is not None and value is not None else value
+                 for (name, fn), value in zip(decoders, row, strict=True)} for row in rows]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-from bastion.adapters.storage.base import Access, FindQuery
+from bastion.adapters.storage.base import SCORE_COLUMN, Access, FindQuery
 from bastion.domain.query import ir
 from bastion.domain.schema import ClassSchema
 from bastion.errors import Code, ParseError
@@ -64,7 +64,8 @@ class SqlDialect(ABC):
     def write_access(self, access: Access, params: Params) -> str: ...
 
     @abstractmethod
-    def order_term(self, key: ir.OrderKey) -> str: ...
+    def order_term(self, key: ir.Order, params: Params | None = None) -> str:
+        """SQL sorting by ``key``; a DistanceOrder binds its point in ``params``."""
 
     @abstractmethod
     def column_value(self, type_name: str, value: Any) -> Any:
@@ -93,7 +94,32 @@ class SqlDialect(ABC):
             return self.in_subquery(node, params, schema_lookup, access, depth)
         if isinstance(node, ir.SubQueryExists):
             return f"EXISTS (SELECT 1 FROM {self.subquery_source(node.sub, params, schema_lookup, access, depth)})"
+        if isinstance(node, (ir.RelatedTo, ir.RelationHas)):
+            return self.relation(node, params, schema_lookup, access, depth)
         return self.leaf(node, params, schema_lookup, access)
+
+    def relation(self, node: ir.RelatedTo | ir.RelationHas, params: Params, schema_lookup: Any, access: Access,
+                 depth: int) -> str:
+        """The object's membership in a ``_Join:<key>:<class>`` table (``relatedId``, ``owningId``)."""
+        if isinstance(node, ir.RelationHas):  # owners whose relation holds one of the ids
+            join = quote(f"_Join:{node.key}:{node.class_name}")
+            related: list[str] = []
+            if node.related_ids:
+                related.append(f'"relatedId" IN ({", ".join(params.add(i) for i in node.related_ids)})')
+            if node.sub is not None:
+                source = self.subquery_source(node.sub, params, schema_lookup, access, depth)
+                related.append(f'"relatedId" IN (SELECT "objectId" FROM {source})')
+            held = " OR ".join(related) or self.false()
+            return f'("objectId" IN (SELECT "owningId" FROM {join} WHERE {held}))'
+        join = quote(f"_Join:{node.key}:{node.owning_class}")
+        sql = f'"objectId" IN (SELECT "relatedId" FROM {join} WHERE "owningId" = {params.add(node.owning_id)})'
+        if not access.is_master:
+            # As Parse Server 9: a caller who may not read the owning object sees none of its relation.
+            owner = '"_owner"'
+            sql += (f" AND EXISTS (SELECT 1 FROM {quote(node.owning_class)} AS {owner} "
+                    f'WHERE {owner}."objectId" = {params.add(node.owning_id)} '
+                    f"AND {self.read_access(access, params, owner)})")
+        return f"({sql})"
 
     def subquery_source(self, sub: ir.SubQuery, params: Params, schema_lookup: Any, access: Access,
                         depth: int) -> str:
@@ -122,13 +148,16 @@ class SqlDialect(ABC):
     # --- statements -----------------------------------------------------------------------------
 
     def select(self, schema: ClassSchema, query: FindQuery, access: Access, schema_lookup: Any,
-               columns: list[str]) -> tuple[str, list[Any]]:
+               columns: list[str], select_list: str | None = None) -> tuple[str, list[Any]]:
         params = Params(self)
+        # The select list comes first in the statement, so a $score's parameters bind first.
+        selected = select_list or ", ".join(self.select_item(c, query, params) for c in columns)
         where = self.where(query.where, params, schema_lookup, access)
         acl = self.read_access(access, params)
-        sql = f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(schema.class_name)} WHERE {where} AND {acl}"
+        sql = f"SELECT {selected} FROM {quote(schema.class_name)} WHERE {where} AND {acl}"
         if query.order:
-            sql += " ORDER BY " + ", ".join(self.order_term(k) for k in query.order)
+            sql += " ORDER BY " + ", ".join(self.score_order(k.search, params) if isinstance(k, ir.ScoreOrder)
+                                            else self.order_term(k, params) for k in query.order)
         if query.limit is not None:
             sql += f" LIMIT {params.add(int(query.limit))}"
         if query.skip:
@@ -136,6 +165,19 @@ class SqlDialect(ABC):
                 sql += f" LIMIT {params.add(-1) if self.placeholder(1) == '?' else 'ALL'}"
             sql += f" OFFSET {params.add(int(query.skip))}"
         return sql, params.values
+
+    def select_item(self, column: str, query: FindQuery, params: Params) -> str:
+        if column == SCORE_COLUMN and query.score is not None:
+            return f"{self.text_rank(query.score, params)} AS {quote(column)}"
+        return quote(column)
+
+    def text_rank(self, search: ir.TextSearch, params: Params) -> str:
+        """``ts_rank_cd(to_tsvector(lang, field), to_tsquery(lang, term), 32)``: Parse's ``$score``."""
+        raise ParseError(Code.INVALID_QUERY, "$score is not supported by this database")
+
+    def score_order(self, search: ir.TextSearch, params: Params) -> str:
+        # Parse Server sorts "score DESC" for $score and -$score alike; PostgreSQL puts nulls first.
+        return f"{self.text_rank(search, params)} DESC NULLS FIRST"
 
     def count(self, schema: ClassSchema, where: ir.Node, access: Access, schema_lookup: Any) -> tuple[str, list[Any]]:
         params = Params(self)

@@ -13,15 +13,21 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, suppress
+from contextvars import ContextVar
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
+from bastion.adapters.storage.aggregate_sql import AggregateCompiler
+from bastion.adapters.storage.aggregate_sqlite import SqliteAggregateHooks
 from bastion.adapters.storage.base import (
+    AUTH_PROVIDER,
     BASE_COLUMNS,
     Access,
     DuplicateValue,
@@ -32,10 +38,12 @@ from bastion.adapters.storage.base import (
     apply_op,
 )
 from bastion.adapters.storage.sql import Params, SqlDialect, balanced, quote
+from bastion.domain import geo, text_search
+from bastion.domain.aggregate import Plan
 from bastion.domain.query import ir
 from bastion.domain.query.matcher import compiled_regex
 from bastion.domain.query.regex_guard import UnsafeRegex, regex_shape
-from bastion.domain.schema import ClassSchema
+from bastion.domain.schema import HIDDEN_COLUMNS, ClassSchema
 from bastion.domain.types import FieldType, format_iso, is_number, parse_iso
 from bastion.errors import Code, ParseError
 
@@ -126,6 +134,85 @@ def _sqlite_regex(pattern: str, flags: int, value: Any) -> int:
     return 1 if found else 0
 
 
+# --- full-text search: PostgreSQL's, as modelled in domain/text_search.py (the matcher's too) ----
+
+
+def _timed(fn: Callable[[], T]) -> T:
+    """Run a text search function within the statement's budget of Python time (as regexes)."""
+    spent = getattr(_regex_clock, "spent", 0.0)
+    if spent > REGEX_SECONDS:
+        _regex_clock.refused = "The text search is too costly to run on the stored values."
+        raise RuntimeError("text search refused")  # SQLite aborts the statement
+    started = time.perf_counter()
+    try:
+        return fn()
+    except text_search.RankTooCostly:
+        _regex_clock.refused = "The text search is too costly to rank the stored values."
+        raise
+    finally:
+        _regex_clock.spent = spent + time.perf_counter() - started
+
+
+def _sqlite_ts_match(language: str, term: str, value: Any) -> int:
+    return _timed(lambda: 1 if text_search.matches(language, term, value) else 0)
+
+
+def _sqlite_ts_rank(language: str, term: str, value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    return _timed(lambda: text_search.rank(language, term, value))
+
+
+# --- geo: the matcher's arithmetic (domain/geo.py) as SQL functions -----------------------------
+
+
+def _stored_point(text: Any) -> geo.Point | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return geo.as_point(orjson.loads(text))
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _sqlite_geo_distance(point_text: Any, lat0: float, lng0: float, cos0: float) -> float | None:
+    point = _stored_point(point_text)
+    return None if point is None else geo.distance_from_terms((lat0, lng0, cos0), point[0], point[1])
+
+
+# Beyond PostgreSQL's 1e-6 tolerance a point outside a polygon's bounding box is outside it, so
+# the box spares the full test for most rows.
+_BOX_MARGIN = 1e-5
+
+
+@lru_cache(maxsize=64)
+def _query_polygon(text: str) -> tuple[tuple[geo.Point, ...], tuple[float, float, float, float]]:
+    vertices = tuple((float(lat), float(lng)) for lat, lng in orjson.loads(text))
+    lats, lngs = [v[0] for v in vertices], [v[1] for v in vertices]
+    return vertices, (min(lats) - _BOX_MARGIN, max(lats) + _BOX_MARGIN,
+                      min(lngs) - _BOX_MARGIN, max(lngs) + _BOX_MARGIN)
+
+
+def _sqlite_geo_in_polygon(point_text: Any, vertices_text: str) -> int:
+    point = _stored_point(point_text)
+    if point is None:
+        return 0
+    vertices, (south, north, west, east) = _query_polygon(vertices_text)
+    if not (south <= point[0] <= north and west <= point[1] <= east):
+        return 0
+    return 1 if geo.in_polygon(point, vertices) else 0
+
+
+def _sqlite_polygon_contains(polygon_text: Any, lat: float, lng: float) -> int:
+    if not isinstance(polygon_text, str):
+        return 0
+    try:
+        polygon = orjson.loads(polygon_text)
+    except orjson.JSONDecodeError:
+        return 0
+    return 1 if isinstance(polygon, list) and geo.in_polygon((lat, lng), polygon) else 0
+
+
 def _run_guarded(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
     """Run one storage call; a regex refused or a statement SQLite finds too complex is a 102."""
     _regex_clock.spent = 0.0
@@ -137,9 +224,45 @@ def _run_guarded(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection
             raise ParseError(Code.INVALID_QUERY, _regex_clock.refused) from None
         if _TOO_COMPLEX.search(str(exc)):
             raise ParseError(Code.INVALID_QUERY, "The query is too complex.") from None
+        if str(exc).startswith("no such table"):
+            raise MissingTable(str(exc)) from None
         raise
     except OverflowError:  # an integer beyond 64 bits reached a parameter
         raise ParseError(Code.INVALID_QUERY, "A number in the query is out of range.") from None
+
+
+class MissingTable(Exception):
+    """The class's table is gone (dropped by another process after this one cached the schema):
+    reads find nothing and writes touch nothing, as on PostgreSQL."""
+
+
+async def _or_missing(call: Awaitable[T], default: T) -> T:
+    try:
+        return await call
+    except MissingTable:
+        return default
+
+
+def _hidden_type(schema: ClassSchema, column: str) -> FieldType | None:
+    kind = HIDDEN_COLUMNS.get(schema.class_name, {}).get(column)
+    return FieldType(kind) if kind else None
+
+
+# The SQLite storage whose transaction the current task is inside (see SqliteStorage.transaction).
+_TRANSACTION: ContextVar[SqliteStorage | None] = ContextVar("bastion_sqlite_transaction", default=None)
+
+
+def _in_savepoint(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    """One storage call inside a transaction: undone alone when it fails, as outside one."""
+    conn.execute('SAVEPOINT "bastion_call"')
+    try:
+        result = _run_guarded(fn, conn)
+    except BaseException:
+        conn.execute('ROLLBACK TO "bastion_call"')
+        conn.execute('RELEASE "bastion_call"')
+        raise
+    conn.execute('RELEASE "bastion_call"')
+    return result
 
 
 def json_path(path: tuple[str, ...]) -> str:
@@ -190,7 +313,14 @@ class SqliteDialect(SqlDialect):
     def write_access(self, access: Access, params: Params) -> str:
         return self._perm_predicate("_wperm", access, params, None)
 
-    def order_term(self, key: ir.OrderKey) -> str:
+    def order_term(self, key: ir.Order, params: Params | None = None) -> str:
+        if isinstance(key, ir.DistanceOrder):
+            assert params is not None, "a distance order binds its point"
+            # Positional parameters: each use of the expression binds its own copy.
+            first, second = (self.distance(key.field, key.point, params) for _ in range(2))
+            return f"({first} IS NULL), {second}"
+        if not isinstance(key, ir.OrderKey):
+            raise ParseError(Code.INVALID_QUERY, f"unsupported order {type(key).__name__}")
         expr = self.value_expr(key.field)
         if key.descending:
             return f"({expr} IS NULL) DESC, {expr} DESC"
@@ -228,7 +358,38 @@ class SqliteDialect(SqlDialect):
             value = self.value_expr(node.field)
             guard = f"{self.json_type_expr(node.field, params)} = 'text' AND " if node.field.path else ""
             return f"({guard}bastion_regex({params.add(node.pattern)}, {flags}, {value}) = 1)"
+        if isinstance(node, (ir.GeoNear, ir.GeoWithinBox, ir.GeoWithinPolygon, ir.PolygonContains)):
+            return self.geo_leaf(node, params)
+        if isinstance(node, ir.TextSearch):
+            return (f"(bastion_ts_match({params.add(node.language)}, {params.add(node.term)}, "
+                    f"{quote(node.field.column)}) = 1)")
         raise ParseError(Code.INVALID_QUERY, f"unsupported query node {type(node).__name__}")
+
+    def text_rank(self, search: ir.TextSearch, params: Params) -> str:
+        return f"bastion_ts_rank({params.add(search.language)}, {params.add(search.term)}, {quote(search.field.column)})"
+
+    def distance(self, field: ir.Field, point: tuple[float, float], params: Params) -> str:
+        """Radians from ``point`` to the GeoPoint column (NULL without one)."""
+        terms = ", ".join(params.add(term) for term in geo.reference_terms(point))
+        return f"bastion_geo_distance({quote(field.column)}, {terms})"
+
+    def geo_leaf(self, node: ir.Node, params: Params) -> str:
+        if isinstance(node, ir.GeoNear):
+            if node.max_distance is None:
+                return f"({quote(node.field.column)} IS NOT NULL)"
+            distance = self.distance(node.field, node.point, params)
+            return f"COALESCE({distance} <= {params.add(node.max_distance)}, 0)"
+        if isinstance(node, ir.GeoWithinBox):
+            col = quote(node.field.column)
+            (south, west), (north, east) = node.south_west, node.north_east
+            return (f"COALESCE(json_extract({col}, '$[0]') BETWEEN {params.add(south)} AND {params.add(north)} "
+                    f"AND json_extract({col}, '$[1]') BETWEEN {params.add(west)} AND {params.add(east)}, 0)")
+        if isinstance(node, ir.GeoWithinPolygon):
+            vertices = params.add(dumps([list(v) for v in node.vertices]))
+            return f"(bastion_geo_in_polygon({quote(node.field.column)}, {vertices}) = 1)"
+        assert isinstance(node, ir.PolygonContains)
+        lat, lng = node.point
+        return f"(bastion_polygon_contains({quote(node.field.column)}, {params.add(lat)}, {params.add(lng)}) = 1)"
 
     def json_type_expr(self, field: ir.Field, params: Params) -> str:
         return f"json_type({quote(field.column)}, '{json_path(field.path)}')"
@@ -276,6 +437,8 @@ class SqliteDialect(SqlDialect):
             kind = "object" if isinstance(value, dict) else "array"
             mark = params.add(canonical_json_text(value))
             return f"(CASE WHEN {type_expr} = '{kind}' THEN bastion_json_canon({value_expr}) = {mark} ELSE 0 END)"
+        if value is None:  # a JSON null element, as PostgreSQL's @> '[null]' finds it
+            return f"COALESCE({type_expr} = 'null', 0)"
         return "0"
 
     def json_item_in(self, alias: str, values: tuple[Any, ...], params: Params) -> str:
@@ -365,6 +528,7 @@ class SqliteStorage(StorageAdapter):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._tx_lock = asyncio.Lock()  # held by a transaction for its whole life (see transaction())
         self.schema_lookup: Callable[[str], ClassSchema | None] = lambda _name: None
 
     # --- threads and connections ----------------------------------------------------------------
@@ -379,6 +543,11 @@ class SqliteStorage(StorageAdapter):
             conn.create_function("bastion_regex", 3, _sqlite_regex, deterministic=True)
             conn.create_function("bastion_json_canon", 1, _sqlite_json_canon, deterministic=True)
             conn.create_function("bastion_jkey", 3, _sqlite_jkey, deterministic=True)
+            conn.create_function("bastion_geo_distance", 4, _sqlite_geo_distance, deterministic=True)
+            conn.create_function("bastion_geo_in_polygon", 2, _sqlite_geo_in_polygon, deterministic=True)
+            conn.create_function("bastion_polygon_contains", 3, _sqlite_polygon_contains, deterministic=True)
+            conn.create_function("bastion_ts_match", 3, _sqlite_ts_match, deterministic=True)
+            conn.create_function("bastion_ts_rank", 3, _sqlite_ts_rank, deterministic=True)
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -387,10 +556,19 @@ class SqliteStorage(StorageAdapter):
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         assert self._read_pool is not None, "storage is not open"
         loop = asyncio.get_running_loop()
+        if _TRANSACTION.get() is self:  # on the transaction's connection, to see its own writes
+            return await self._on_writer(lambda conn: _run_guarded(fn, conn))
         return await loop.run_in_executor(self._read_pool, lambda: _run_guarded(fn, self._connection()))
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         assert self._write_pool is not None, "storage is not open"
+        if _TRANSACTION.get() is self:
+            return await self._on_writer(lambda conn: _in_savepoint(fn, conn))
+        if self._tx_lock.locked():
+            # Another task's transaction holds the writer: wait for its end. Nothing awaits between
+            # the release and the submission below, so no new transaction can begin in between.
+            async with self._tx_lock:
+                pass
 
         def run() -> T:
             conn = self._connection()
@@ -405,6 +583,34 @@ class SqliteStorage(StorageAdapter):
 
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._write_pool, run)
+
+    async def _on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._write_pool is not None, "storage is not open"
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._write_pool, lambda: fn(self._connection()))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """One SQLite transaction on the writer thread (BEGIN IMMEDIATE ... COMMIT), held across this
+        task's calls; other tasks' writes wait for it to end, their reads see the last commit."""
+        if _TRANSACTION.get() is self:
+            yield
+            return
+        async with self._tx_lock:
+            await self._on_writer(lambda conn: conn.execute("BEGIN IMMEDIATE"))
+            token = _TRANSACTION.set(self)
+            try:
+                yield
+            except BaseException:
+                _TRANSACTION.reset(token)
+                await self._on_writer(lambda conn: conn.execute("ROLLBACK"))
+                raise
+            _TRANSACTION.reset(token)
+            try:
+                await self._on_writer(lambda conn: conn.execute("COMMIT"))
+            except BaseException:
+                await self._on_writer(lambda conn: conn.execute("ROLLBACK") if conn.in_transaction else None)
+                raise
 
     async def open(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -438,7 +644,7 @@ class SqliteStorage(StorageAdapter):
             elif column in ("createdAt", "updatedAt"):
                 out[column] = self.dialect.column_value("Date", value)
             else:
-                ft = schema.fields.get(column)
+                ft = schema.fields.get(column) or _hidden_type(schema, column)
                 out[column] = self.dialect.column_value(ft.type if ft else "String", value)
         return out
 
@@ -452,7 +658,7 @@ class SqliteStorage(StorageAdapter):
             elif column in ("createdAt", "updatedAt"):
                 record[column] = parse_iso(value)
             else:
-                ft = schema.fields.get(column)
+                ft = schema.fields.get(column) or _hidden_type(schema, column)
                 record[column] = self._decode_value(ft, value)
         return record
 
@@ -499,6 +705,9 @@ class SqliteStorage(StorageAdapter):
             if name in BASE_COLUMNS or ft.type in ("Relation", "ACL"):
                 continue
             columns.append(self._column_ddl(name, ft))
+        for name, kind in HIDDEN_COLUMNS.get(schema.class_name, {}).items():
+            if name not in schema.fields:
+                columns.append(self._column_ddl(name, FieldType(kind)))
         doc = dumps(schema.to_storage())
 
         def run(conn: sqlite3.Connection) -> None:
@@ -576,6 +785,19 @@ class SqliteStorage(StorageAdapter):
     async def drop_index(self, class_name: str, name: str) -> None:
         await self._write(lambda c: c.execute(f"DROP INDEX IF EXISTS {quote(class_name + '_' + name)}"))
 
+    async def ensure_auth_data_uniqueness(self, provider: str) -> None:
+        if not AUTH_PROVIDER.fullmatch(provider):
+            raise ValueError(f"invalid auth provider name {provider!r}")
+        # DDL takes no parameters: the provider is a checked identifier-like literal.
+        key = f"json_extract(\"authData\", '$.\"{provider}\".id')"
+        index = quote(f"_User_unique_authData_{provider}_id")
+
+        def run(conn: sqlite3.Connection) -> None:
+            with suppress(sqlite3.IntegrityError):  # ids already duplicated: no index, as Parse
+                conn.execute(f'CREATE UNIQUE INDEX IF NOT EXISTS {index} ON "_User" ({key}) WHERE {key} IS NOT NULL')
+
+        await self._write(run)
+
     async def delete_class(self, class_name: str) -> None:
         def run(conn: sqlite3.Connection) -> None:
             conn.execute(f"DROP TABLE IF EXISTS {quote(class_name)}")
@@ -589,7 +811,7 @@ class SqliteStorage(StorageAdapter):
         await self._write(run)
 
     async def purge(self, class_name: str) -> None:
-        await self._write(lambda c: c.execute(f"DELETE FROM {quote(class_name)}"))
+        await _or_missing(self._write(lambda c: c.execute(f"DELETE FROM {quote(class_name)}")), None)
 
     # --- objects --------------------------------------------------------------------------------
 
@@ -638,25 +860,26 @@ class SqliteStorage(StorageAdapter):
                     raise DuplicateValue(str(exc)) from None
             return record
 
-        return await self._write(run)
+        return await _or_missing(self._write(run), None)
 
-    async def delete(self, schema: ClassSchema, object_id: str, access: Access) -> bool:
+    async def delete(self, schema: ClassSchema, object_id: str, access: Access, where: ir.Node = ir.TRUE) -> bool:
         params = Params(self.dialect)
         mark = params.add(object_id)
+        predicate = self.dialect.where(where, params, self.schema_lookup, access)
         acl = self.dialect.write_access(access, params)
-        sql = f'DELETE FROM {quote(schema.class_name)} WHERE "objectId" = {mark} AND {acl}'
+        sql = f'DELETE FROM {quote(schema.class_name)} WHERE "objectId" = {mark} AND {predicate} AND {acl}'
         values = tuple(params.values)
-        return bool(await self._write(lambda c: c.execute(sql, values).rowcount))
+        return bool(await _or_missing(self._write(lambda c: c.execute(sql, values).rowcount), 0))
 
     async def find(self, schema: ClassSchema, query: FindQuery, access: Access) -> list[Record]:
         columns = self._columns(schema) if query.columns is None else list(query.columns)
         sql, values = self.dialect.select(schema, query, access, self.schema_lookup, columns)
-        rows = await self._read(lambda c: c.execute(sql, values).fetchall())
+        rows = await _or_missing(self._read(lambda c: c.execute(sql, values).fetchall()), [])
         return [self._decode_row(schema, columns, row) for row in rows]
 
     async def count(self, schema: ClassSchema, where: ir.Node, access: Access) -> int:
         sql, values = self.dialect.count(schema, where, access, self.schema_lookup)
-        row = await self._read(lambda c: c.execute(sql, values).fetchone())
+        row = await _or_missing(self._read(lambda c: c.execute(sql, values).fetchone()), (0,))
         return int(row[0])
 
     async def distinct(self, schema: ClassSchema, field: ir.Field, where: ir.Node, access: Access) -> list[Any]:
@@ -674,7 +897,7 @@ class SqliteStorage(StorageAdapter):
         else:
             sql = f"SELECT DISTINCT {expr} FROM {table} WHERE {predicate} AND {acl} AND {expr} IS NOT NULL"
         values = params.values
-        rows = await self._read(lambda c: c.execute(sql, values).fetchall())
+        rows = await _or_missing(self._read(lambda c: c.execute(sql, values).fetchall()), [])
         if field.type == "Array" or field.path:
             return [_json_cell(value, kind) for value, kind in rows]
         ft = schema.fields.get(field.column)
@@ -719,6 +942,24 @@ class SqliteStorage(StorageAdapter):
             'INSERT INTO "_GlobalConfig" ("objectId", "params", "masterKeyOnly") VALUES (\'1\', ?, ?) '
             'ON CONFLICT ("objectId") DO UPDATE SET "params" = excluded."params", '
             '"masterKeyOnly" = excluded."masterKeyOnly"', values))
+
+    # --- aggregation pipelines ------------------------------------------------------------------
+
+    async def aggregate(self, schema: ClassSchema, plan: Plan, access: Access) -> list[Record]:
+        compiler = AggregateCompiler(self.dialect, SqliteAggregateHooks(), self.schema_lookup)
+        sql, values = compiler.compile(plan, schema, access)
+        rows = await self._read(lambda c: c.execute(sql, values).fetchall())
+        decoders = [(c.name, self._aggregate_decoder(c.type)) for c in plan.columns]
+        return [{name: None if value is None else decode(value) for (name, decode), value in zip(decoders, row,
+                                                                                               strict=True)}
+                for row in rows]
+
+    def _aggregate_decoder(self, ft: FieldType) -> Callable[[Any], Any]:
+        if ft.type == "Json":
+            return orjson.loads
+        if ft.type == "Number":
+            return lambda v: v
+        return lambda v: self._decode_value(ft, v)
 
 
 def _json_cell(value: Any, kind: str) -> Any:

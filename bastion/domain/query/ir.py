@@ -149,9 +149,110 @@ class SubQueryExists(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class RelatedTo(Node):
+    """``$relatedTo``: the object is in relation ``key`` of object ``owning_id`` of ``owning_class``.
+
+    Compiles to membership in the ``_Join:<key>:<owning_class>`` table. The matcher cannot see join
+    tables, so it refuses this node (LiveQuery and triggers never receive it).
+    """
+
+    owning_class: str
+    owning_id: str
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class RelationHas(Node):
+    """Equality and ``$in`` on a Relation field: the object's relation ``key`` (a field of
+    ``class_name``, the queried class) holds one of ``related_ids`` or, with ``$inQuery``, one of the
+    objects of ``sub`` (Parse Server's reduceInRelation).
+
+    ``$ne``/``$nin``/``$notInQuery`` wrap this node in Not. Like RelatedTo, only SQL can evaluate it.
+    """
+
+    class_name: str
+    key: str
+    related_ids: tuple[str, ...]
+    sub: SubQuery | None = None  # its key is the subquery's objectId
+
+
+# --- geo: points are (latitude, longitude) in degrees, distances in radians on the unit sphere ----
+
+
+@dataclass(frozen=True, slots=True)
+class GeoNear(Node):
+    """``$nearSphere`` (ordering aside, see DistanceOrder) and ``$geoWithin.$centerSphere``: the
+    GeoPoint lies within ``max_distance`` radians of ``point`` (any distance when None)."""
+
+    field: Field
+    point: tuple[float, float]
+    max_distance: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GeoWithinBox(Node):
+    """``$within.$box``: the GeoPoint lies in the box from ``south_west`` to ``north_east`` (the
+    parser orders the corners, as PostgreSQL's box does), edges included."""
+
+    field: Field
+    south_west: tuple[float, float]
+    north_east: tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class GeoWithinPolygon(Node):
+    """``$geoWithin.$polygon``: the GeoPoint lies inside the polygon (vertices as (lat, lng)) or on
+    its boundary, within PostgreSQL's 1e-6 tolerance (``domain/geo.py``)."""
+
+    field: Field
+    vertices: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PolygonContains(Node):
+    """``$geoIntersects.$point``: the Polygon field contains ``point`` (boundary as above)."""
+
+    field: Field
+    point: tuple[float, float]
+
+
+# --- full-text search ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TextSearch(Node):
+    """``$text.$search``: ``to_tsvector(language, field) @@ to_tsquery(language, term)`` on a String
+    field, as Parse Server asks PostgreSQL (``domain/text_search.py`` models it for SQLite and the
+    matcher). Case-insensitive and diacritic-sensitive, the only modes Parse Server accepts there."""
+
+    field: Field
+    term: str
+    language: str = "english"
+
+
+@dataclass(frozen=True, slots=True)
 class OrderKey:
     field: Field
     descending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DistanceOrder:
+    """Nearest first from ``point``: the order of a top-level ``$nearSphere``, which replaces the
+    request's ``order`` (Parse Server on PostgreSQL); objects without a point come last."""
+
+    field: Field
+    point: tuple[float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreOrder:
+    """``order=$score``: best text match first, for the query's TextSearch."""
+
+    search: TextSearch
+
+
+Order = OrderKey | DistanceOrder | ScoreOrder
 
 
 def conjoin(nodes: list[Node]) -> Node:

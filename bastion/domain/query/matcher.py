@@ -11,11 +11,19 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
+from bastion.domain import geo, text_search
 from bastion.domain.query import ir
 from bastion.domain.query.regex_guard import regex_flags
 from bastion.domain.types import is_number
 
 SubQueryValues = Callable[[ir.SubQuery], set[Any] | list[Any]]
+
+
+class UnsupportedInMemory(Exception):
+    """The query needs the database: relations live in join tables the matcher cannot see.
+
+    Callers that evaluate queries in memory (LiveQuery, triggers) catch this and refuse the query.
+    """
 
 
 def _missing(_sub: ir.SubQuery) -> list[Any]:
@@ -130,6 +138,30 @@ class Matcher:
         pattern = compiled_regex(node.pattern, node.ignore_case, node.multiline, node.extended)
         return pattern.search(value) is not None
 
+    def _TextSearch(self, node: ir.TextSearch, record: Mapping[str, Any]) -> bool:
+        # The model of PostgreSQL's to_tsvector @@ to_tsquery that SQLite runs too.
+        return text_search.matches(node.language, node.term, field_value(record, node.field))
+
+    # --- geo: the same arithmetic as SQLite's registered functions and PostgreSQL's SQL ----------
+
+    def _GeoNear(self, node: ir.GeoNear, record: Mapping[str, Any]) -> bool:
+        point = geo.as_point(field_value(record, node.field))
+        if point is None:
+            return False
+        return node.max_distance is None or geo.distance(node.point, point) <= node.max_distance
+
+    def _GeoWithinBox(self, node: ir.GeoWithinBox, record: Mapping[str, Any]) -> bool:
+        point = geo.as_point(field_value(record, node.field))
+        return point is not None and geo.in_box(point, node.south_west, node.north_east)
+
+    def _GeoWithinPolygon(self, node: ir.GeoWithinPolygon, record: Mapping[str, Any]) -> bool:
+        point = geo.as_point(field_value(record, node.field))
+        return point is not None and geo.in_polygon(point, node.vertices)
+
+    def _PolygonContains(self, node: ir.PolygonContains, record: Mapping[str, Any]) -> bool:
+        polygon = field_value(record, node.field)
+        return isinstance(polygon, list) and geo.in_polygon(node.point, polygon)
+
     def _InSubQuery(self, node: ir.InSubQuery, record: Mapping[str, Any]) -> bool:
         value = field_value(record, node.field)
         if value is None:
@@ -144,6 +176,12 @@ class Matcher:
 
     def _SubQueryExists(self, node: ir.SubQueryExists, record: Mapping[str, Any]) -> bool:
         return bool(self._candidates(node.sub))
+
+    def _RelatedTo(self, node: ir.RelatedTo, record: Mapping[str, Any]) -> bool:
+        raise UnsupportedInMemory("$relatedTo needs the relation's join table")
+
+    def _RelationHas(self, node: ir.RelationHas, record: Mapping[str, Any]) -> bool:
+        raise UnsupportedInMemory(f"a constraint on relation {node.key} needs its join table")
 
     def _candidates(self, sub: ir.SubQuery) -> list[Any]:
         """The subquery's key values, evaluated once per Matcher (the SubQuery is kept alive)."""

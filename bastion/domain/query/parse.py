@@ -11,7 +11,10 @@ from typing import Any
 from bastion.domain.codec import to_canonical
 from bastion.domain.names import DENYLISTED_KEYS, field_name_is_valid
 from bastion.domain.query import ir
+from bastion.domain.query.geo_parse import DISTANCE_UNITS, GEO_OPERATORS, geo_constraint
 from bastion.domain.query.regex_guard import check_regex
+from bastion.domain.query.relation_parse import related_to, relation_constraint
+from bastion.domain.query.text_parse import text_constraint
 from bastion.domain.schema import ClassSchema
 from bastion.domain.types import FieldType, infer_type, is_number, parse_iso
 from bastion.errors import Code, ParseError
@@ -33,8 +36,13 @@ FIELD_OPERATORS = frozenset(
         "$notInQuery",
         "$select",
         "$dontSelect",
+        "$text",
+        *GEO_OPERATORS,
+        *DISTANCE_UNITS,
     }
 )
+# Operators that only modify another one ($regex, $nearSphere); alone they constrain nothing.
+MODIFIERS = frozenset({"$options", *DISTANCE_UNITS})
 ORDERABLE = frozenset({"String", "Number", "Date", "Json"})
 
 
@@ -52,8 +60,22 @@ class _Parser:
     def __init__(self, lookup: SchemaLookup, limits: QueryLimits) -> None:
         self.lookup = lookup
         self.limits = limits
+        self._nor = 0  # how many $nor clauses enclose the constraint being parsed
+        self._unreduced = False  # a Relation constraint under $nor was met (see query())
 
     # --- structure ------------------------------------------------------------------------------
+
+    def query(self, schema: ClassSchema | None, class_name: str, where: Any, depth: int) -> ir.Node:
+        """The where of one query (the top one or a subquery's)."""
+        saved = self._nor, self._unreduced
+        self._nor, self._unreduced = 0, False
+        try:
+            node = self.where(schema, class_name, where, depth)
+            # Parse Server does not rewrite Relation constraints under $nor: they reach PostgreSQL
+            # as a column that does not exist, and the query answers nothing.
+            return ir.FALSE if self._unreduced else node
+        finally:
+            self._nor, self._unreduced = saved
 
     def where(self, schema: ClassSchema | None, class_name: str, where: Any, depth: int) -> ir.Node:
         if depth > self.limits.max_depth:
@@ -66,6 +88,8 @@ class _Parser:
         for key, value in where.items():
             if key in ("$or", "$and", "$nor"):
                 nodes.append(self.logical(schema, class_name, key, value, depth))
+            elif key == "$relatedTo":
+                nodes.append(related_to(where, value, self.lookup))
             elif key.startswith("$"):
                 raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {key[:100]}")
             else:
@@ -77,7 +101,11 @@ class _Parser:
             raise ParseError(Code.INVALID_QUERY, f"Bad {key} format - use an array value.")
         if len(value) > self.limits.max_or_breadth:
             raise ParseError(Code.INVALID_QUERY, f"{key} has too many clauses.")
-        children = [self.where(schema, class_name, sub, depth + 1) for sub in value]
+        self._nor += key == "$nor"
+        try:
+            children = [self.where(schema, class_name, sub, depth + 1) for sub in value]
+        finally:
+            self._nor -= key == "$nor"
         if key == "$and":
             return ir.conjoin(children)
         if key == "$or":
@@ -118,9 +146,14 @@ class _Parser:
 
     def constraint(self, schema: ClassSchema | None, class_name: str, key: str, value: Any, depth: int) -> ir.Node:
         field = self.field(schema, key)
+        relation = schema.fields.get(key) if (schema and field is None) else None
+        if relation is not None and relation.type == "Relation":
+            self._unreduced = self._unreduced or self._nor > 0
+            return relation_constraint(class_name, key, value, self.limits.max_in_values,
+                                       lambda arg, op: self.relation_subquery(arg, op, depth))
         ft = schema.fields.get(field.column) if (schema and field) else None
         if isinstance(value, dict) and any(isinstance(k, str) and k.startswith("$") for k in value):
-            known = [op for op in value if op in FIELD_OPERATORS and op != "$options"]
+            known = [op for op in value if op in FIELD_OPERATORS and op not in MODIFIERS]
             if not known:
                 # Parse Server on PostgreSQL refuses a constraint with no operator it knows (and
                 # ignores unknown operators beside known ones).
@@ -153,8 +186,12 @@ class _Parser:
             return ir.Exists(field) if arg else ir.negate(ir.Exists(field))
         if op in ("$all", "$containedBy"):
             return self.array_set(field, ft, op, arg)
+        if op in GEO_OPERATORS:
+            return geo_constraint(field, op, arg, constraints)
         if op == "$regex":
             return self.regex(field, arg, constraints.get("$options", ""))
+        if op == "$text":
+            return text_constraint(field, ft, arg)
         if op in ("$inQuery", "$notInQuery"):
             node = self.in_query(field, ft, op, arg, depth)
             return self.not_in_subquery(field, node, arg, depth) if op == "$notInQuery" else node
@@ -348,8 +385,13 @@ class _Parser:
 
         check_class_name(class_name)
         schema = self.lookup(class_name)
-        where = self.where(schema, class_name, arg.get("where") or {}, depth + 1)
+        where = self.query(schema, class_name, arg.get("where") or {}, depth + 1)
         return schema, class_name, where
+
+    def relation_subquery(self, arg: Any, op: str, depth: int) -> ir.SubQuery | None:
+        """The objects of ``$inQuery``/``$notInQuery`` on a Relation field (None: no such class)."""
+        schema, class_name, where = self.sub_where(arg, op, depth)
+        return ir.SubQuery(class_name, where, ir.Field("objectId", "String")) if schema is not None else None
 
     def in_query(self, field: ir.Field | None, ft: FieldType | None, op: str, arg: Any, depth: int) -> ir.Node:
         schema, class_name, where = self.sub_where(arg, op, depth)
@@ -384,7 +426,9 @@ def null_sensitive_fields(node: ir.Node) -> list[ir.Field]:
         return [f for child in node.children for f in null_sensitive_fields(child)]
     if isinstance(node, ir.Compare):
         return [node.field] if node.value is not None and node.op != ir.NE else []
-    if isinstance(node, (ir.In, ir.Regex)):
+    if isinstance(node, (ir.In, ir.Regex, ir.GeoNear, ir.GeoWithinBox, ir.GeoWithinPolygon, ir.PolygonContains)):
+        return [node.field]
+    if isinstance(node, ir.TextSearch):  # to_tsvector(NULL) @@ q is NULL
         return [node.field]
     return []
 
@@ -402,7 +446,7 @@ def _comparable(left: ir.Field, right: ir.Field) -> bool:
 _QUOTED = re.compile(r"\\Q(.*?)(?:\\E|\Z)", re.DOTALL)
 
 
-def _escape_literal(text: str) -> str:
+def escape_regex_literal(text: str) -> str:
     # Backslash before every non-alphanumeric character is a literal in Python, JavaScript and
     # PostgreSQL regular expressions alike.
     return "".join(ch if ch.isalnum() or ch == "_" else "\\" + ch for ch in text)
@@ -412,7 +456,7 @@ def quote_literal_sections(pattern: str) -> str:
     """Rewrite the SDKs' ``\\Q...\\E`` literal sections (startsWith, contains) as escaped text."""
     if "\\Q" not in pattern:
         return pattern
-    return _QUOTED.sub(lambda m: _escape_literal(m.group(1)), pattern)
+    return _QUOTED.sub(lambda m: escape_regex_literal(m.group(1)), pattern)
 
 
 _UNITS = {
@@ -465,7 +509,7 @@ def parse_where(where: Any, schema: ClassSchema | None, class_name: str, lookup:
     """The IR of a ``where`` for ``class_name`` (whose schema may not exist yet)."""
     limits = limits or QueryLimits()
     _check_size(where, limits)
-    return _Parser(lookup, limits).where(schema, class_name, where, 0)
+    return _Parser(lookup, limits).query(schema, class_name, where, 0)
 
 
 def _check_size(where: Any, limits: QueryLimits) -> None:
@@ -490,13 +534,16 @@ def parse_field(key: Any, schema: ClassSchema | None) -> ir.Field | None:
     return _Parser(lambda _name: None, QueryLimits()).field(schema, key)
 
 
-def parse_order(order: Any, schema: ClassSchema | None) -> list[ir.OrderKey]:
-    """``order=score,-name`` as order keys; unknown fields are skipped (they are null everywhere)."""
+def parse_order(order: Any, schema: ClassSchema | None, search: ir.TextSearch | None = None) -> list[ir.Order]:
+    """``order=score,-name`` as order keys; unknown fields are skipped (they are null everywhere).
+
+    ``$score`` (or ``-$score``: Parse Server sorts best match first either way) orders by the rank of
+    ``search``, the query's first ``$text``; without one it is skipped too."""
     if order is None or order == "":
         return []
     if not isinstance(order, str):
         raise ParseError(Code.INVALID_QUERY, "order must be a string")
-    keys: list[ir.OrderKey] = []
+    keys: list[ir.Order] = []
     parser = _Parser(lambda _name: None, QueryLimits())
     for part in order.split(","):
         part = part.strip()
@@ -504,7 +551,9 @@ def parse_order(order: Any, schema: ClassSchema | None) -> list[ir.OrderKey]:
             continue
         descending = part.startswith("-")
         name = part[1:] if descending else part
-        if name in ("$score",):
+        if name == "$score":
+            if search is not None:
+                keys.append(ir.ScoreOrder(search))
             continue
         field = parser.field(schema, name)
         if field is None:

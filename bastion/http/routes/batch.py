@@ -1,4 +1,5 @@
-"""/batch: several requests in one, each answered with ``success`` or ``error``."""
+"""/batch: several requests in one, each answered with ``success`` or ``error``; with
+``transaction: true``, all of them or none."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ async def batch(req: RequestContext) -> Response:
     requests = req.data.get("requests")
     if not isinstance(requests, list):
         raise ParseError(Code.INVALID_JSON, "requests must be an array")
+    # Parse Server's requestComplexity.batchRequestLimit: -1 turns it off, the master key is exempt.
     limit = req.app.settings.max_batch_requests
-    if len(requests) > limit:
-        raise ParseError(Code.INVALID_JSON, f"Batch request count exceeds the limit of {limit}.")
-    if req.data.get("transaction"):
-        raise ParseError(Code.COMMAND_UNAVAILABLE, "Transactional batches are not supported yet.")
+    if -1 < limit < len(requests) and not req.auth.is_master:
+        raise ParseError(Code.INVALID_JSON, f"Batch request contains {len(requests)} sub-requests, "
+                                            f"which exceeds the limit of {limit}.")
     # As Parse Server does, every sub-request is checked before any runs: a path outside the mount
     # path, a nested batch or a route that does not exist fails the whole batch with 400.
     for item in requests:
@@ -36,10 +37,34 @@ async def batch(req: RequestContext) -> Response:
         if not req.app.router.match(method, path):
             raise ParseError(Code.INVALID_JSON, f"cannot route {method[:20]} {path[:200]}")
         planned.append((method, path, item.get("body")))
+    if req.data.get("transaction") is True:
+        return await _in_transaction(req, planned)
     # Run one after another (Parse Server starts them all at once, so their order is not defined there).
     results: list[dict[str, Any]] = []
     for method, path, body in planned:
         results.append(await req.app.dispatch_internal(req, method, path, body))
+    return Response(results)
+
+
+class _RolledBack(Exception):
+    """A request of a transactional batch failed: everything it did is undone."""
+
+
+async def _in_transaction(req: RequestContext, planned: list[tuple[str, str, Any]]) -> Response:
+    """All or nothing: the requests share one database transaction (and a private view of schema
+    changes), committed only when every one succeeds."""
+    results: list[dict[str, Any]] = []
+    try:
+        async with req.app.schemas.transaction(), req.app.storage.transaction():
+            for method, path, body in planned:
+                result = await req.app.dispatch_internal(req, method, path, body)
+                if "error" in result:
+                    raise _RolledBack  # the rest would be rolled back too: Parse Server's answer is the same
+                results.append(result)
+    except _RolledBack:
+        # Parse Server 9 rejects the batch with its results, which its error handler does not know:
+        # the answer is a bare 500 (the JS SDK retries it, then reports "Internal server error.").
+        return Response({"code": Code.INTERNAL_SERVER_ERROR, "message": "Internal server error."}, status=500)
     return Response(results)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bastion.domain.query.relation_parse import js_truthy
 from bastion.http.context import RequestContext
 from bastion.http.responses import Response
 from bastion.http.router import Router
@@ -10,7 +11,16 @@ from bastion.http.routes.common import check_get_options, find_request, list_par
 
 async def find(req: RequestContext) -> Response:
     class_name = req.path_params["className"]
+    redirect_key = req.param("redirectClassNameForKey")
+    if not js_truthy(redirect_key):
+        result = await req.app.reader.find(class_name, find_request(req), req.auth, raw=True)
+        return Response(result)
+    # The SDK's relation.query() when it does not know the relation's class: the query runs on the
+    # relation's target class, and every object says which class it is, as Parse Server answers.
+    class_name = req.app.reader.redirect_class_name(class_name, redirect_key)
     result = await req.app.reader.find(class_name, find_request(req), req.auth)
+    for obj in result["results"]:
+        obj["className"] = class_name
     return Response(result)
 
 
@@ -18,7 +28,8 @@ async def get(req: RequestContext) -> Response:
     p = req.path_params
     check_get_options(req)
     obj = await req.app.reader.get(p["className"], p["objectId"], req.auth, keys=list_param(req, "keys"),
-                                   include=list_param(req, "include"), exclude_keys=list_param(req, "excludeKeys"))
+                                   include=list_param(req, "include"), exclude_keys=list_param(req, "excludeKeys"),
+                                   raw=True)
     return Response(obj)
 
 

@@ -71,7 +71,7 @@ async def list_schemas(req: RequestContext) -> Response:
 async def get_schema(req: RequestContext) -> Response:
     require_master(req)
     class_name = check_class_name(req.path_params["className"])
-    schema = req.app.schemas.get(class_name)
+    schema = await req.app.schemas.get_or_reload(class_name, force=True)
     if schema is None:
         raise ParseError(Code.INVALID_CLASS_NAME, f"Class {class_name} does not exist.")
     return Response(schema.to_api())
@@ -98,7 +98,7 @@ async def create_schema_from_body(req: RequestContext) -> Response:
 async def update_schema(req: RequestContext) -> Response:
     require_writable_master(req)
     class_name = _class_name(req)
-    if req.app.schemas.get(class_name) is None:
+    if await req.app.schemas.get_or_reload(class_name, force=True) is None:
         raise ParseError(Code.INVALID_CLASS_NAME, f"Class {class_name} does not exist.")
     data = req.data
     add, delete = _fields(class_name, data.get("fields"), allow_delete=True)
@@ -110,7 +110,7 @@ async def update_schema(req: RequestContext) -> Response:
 async def delete_schema(req: RequestContext) -> Response:
     require_writable_master(req)
     class_name = check_class_name(req.path_params["className"])
-    schema = req.app.schemas.get(class_name)
+    schema = await req.app.schemas.get_or_reload(class_name, force=True)
     if schema is None:
         return Response({})
     count = await req.app.storage.count(schema, ir.TRUE, MASTER)
@@ -123,7 +123,7 @@ async def delete_schema(req: RequestContext) -> Response:
 async def purge(req: RequestContext) -> Response:
     require_writable_master(req)
     class_name = check_class_name(req.path_params["className"])
-    if req.app.schemas.get(class_name) is not None:
+    if await req.app.schemas.get_or_reload(class_name, force=True) is not None:
         await req.app.storage.purge(class_name)
     return Response({})
 

@@ -1,0 +1,210 @@
+"""A generic OpenID Connect provider: ``authData.<name>.id_token`` is an ID token from a configured issuer.
+
+The token (``id_token``, or ``token`` as Parse's Apple adapter names it) must be signed with RS256 or
+ES256 by a key in the issuer's JWKS, be current (``nbf``/``exp`` with a small clock tolerance), name
+one of the configured client ids in ``aud``, come from the issuer (``iss``), and its ``sub`` must be
+``authData.<name>.id``. Refusals are Parse's 101 with the messages Parse Server 9's Apple and Google
+adapters give (jsonwebtoken's for signature and claim failures).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+
+from bastion.domain.auth_providers.base import string_id
+from bastion.domain.auth_providers.fetch import FetchError, check_url, fetch_json
+from bastion.domain.auth_providers.jwks import JwksCache, KeysUnavailable
+from bastion.errors import Code, ParseError
+
+log = logging.getLogger("bastion.auth")
+
+MAX_TOKEN_LENGTH = 16 * 1024
+_CLAIM_CHECKS_OFF = {
+    "verify_signature": True,
+    "verify_exp": False,
+    "verify_nbf": False,
+    "verify_iat": False,
+    "verify_aud": False,
+    "verify_iss": False,
+    "verify_sub": False,
+    "verify_jti": False,
+    "require": [],
+}
+_OPTION_KEYS = {"issuer", "clientId", "jwksUri", "clockTolerance", "cacheMaxAge", "oidc", "enabled"}
+
+
+@dataclass(frozen=True, slots=True)
+class OidcConfig:
+    issuer: str
+    client_ids: tuple[str, ...]  # accepted audiences
+    jwks_uri: str | None = None  # None: read from <issuer>/.well-known/openid-configuration
+    clock_tolerance: float = 30.0  # seconds of clock skew allowed on exp and nbf
+    cache_max_age: float = 3600.0  # seconds a fetched key set is trusted
+    min_refetch_interval: float = 30.0  # seconds between fetches caused by unknown key ids
+    http_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        check_url(self.issuer, "issuer")
+        if self.jwks_uri is not None:
+            check_url(self.jwks_uri, "jwksUri")
+        if not self.client_ids or not all(isinstance(c, str) and c for c in self.client_ids):
+            raise ValueError("clientId must be a non-empty string or a list of them")
+        for name in ("clock_tolerance", "cache_max_age", "min_refetch_interval", "http_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 10**7:
+                raise ValueError(f"{name} must be a number of seconds")
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> OidcConfig:
+        """Parse-style options: ``issuer``, ``clientId`` (string or list), ``jwksUri``,
+        ``clockTolerance`` (seconds), ``cacheMaxAge`` (milliseconds, as Parse's Apple/Google options)."""
+        unknown = set(options) - _OPTION_KEYS
+        if unknown:
+            raise ValueError(f"unknown OpenID Connect option(s): {', '.join(sorted(unknown))}")
+        issuer = options.get("issuer")
+        if not isinstance(issuer, str):
+            raise ValueError("issuer is required")
+        client_id = options.get("clientId")
+        client_ids = (client_id,) if isinstance(client_id, str) else tuple(client_id or ())
+        extra: dict[str, Any] = {}
+        if "clockTolerance" in options:
+            extra["clock_tolerance"] = options["clockTolerance"]
+        if "cacheMaxAge" in options:
+            max_age = options["cacheMaxAge"]
+            if isinstance(max_age, bool) or not isinstance(max_age, int | float):
+                raise ValueError("cacheMaxAge must be a number of milliseconds")
+            extra["cache_max_age"] = max_age / 1000
+        return cls(issuer=issuer, client_ids=client_ids, jwks_uri=options.get("jwksUri"), **extra)
+
+
+class OidcProvider:
+    def __init__(
+        self,
+        name: str,
+        config: OidcConfig,
+        *,
+        http: httpx.AsyncClient | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(timeout=config.http_timeout, follow_redirects=False)
+        self._now = now
+        self._discovered_jwks_uri: str | None = None
+        self.keys = JwksCache(
+            self._jwks_uri,
+            lambda url: fetch_json(self._http, url),
+            max_age=config.cache_max_age,
+            min_refetch_interval=config.min_refetch_interval,
+            clock=clock,
+        )
+
+    def id_of(self, auth_data: dict[str, Any]) -> str:
+        return string_id(self.name, auth_data)
+
+    async def validate(self, auth_data: dict[str, Any]) -> None:
+        token = auth_data.get("id_token") or auth_data.get("token")
+        if not isinstance(token, str) or not token:
+            raise _refused("id token is invalid for this user.")
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise _refused("provided token does not decode as JWT")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise _refused("provided token does not decode as JWT") from None
+        kid = header.get("kid")
+        key = await self._key(kid)
+        if token.endswith("."):
+            raise _refused("jwt signature is required")  # alg "none" and other unsigned tokens
+        if header.get("alg") != key.algorithm_name:
+            # The key decides the algorithm: no HS256 "signed" with the public key, no alg swaps.
+            raise _refused("invalid algorithm")
+        try:
+            claims = jwt.decode(token, key.key, algorithms=[key.algorithm_name], options=_CLAIM_CHECKS_OFF)
+        except jwt.InvalidSignatureError:
+            raise _refused("invalid signature") from None
+        except jwt.PyJWTError:
+            raise _refused("jwt malformed") from None
+        self._check_claims(claims, auth_data.get("id"))
+
+    async def _key(self, kid: Any) -> jwt.PyJWK:
+        shown = "undefined" if kid is None else kid  # as Parse Server prints a missing kid
+        if kid is not None and not isinstance(kid, str):
+            raise _refused(f"Unable to find matching key for Key ID: {shown}")
+        try:
+            key = await self.keys.key(kid)
+        except KeysUnavailable as error:
+            log.warning("provider %s: no signing keys: %s", self.name, error)
+            key = None
+        if key is None:
+            raise _refused(f"Unable to find matching key for Key ID: {shown}")
+        return key
+
+    def _check_claims(self, claims: dict[str, Any], user_id: Any) -> None:
+        """In jsonwebtoken's order (nbf, exp, aud), then issuer and subject as Parse's adapters do."""
+        now = self._now()
+        tolerance = self.config.clock_tolerance
+        if "nbf" in claims:
+            if not _is_number(claims["nbf"]):
+                raise _refused("invalid nbf value")
+            if claims["nbf"] > now + tolerance:
+                raise _refused("jwt not active")
+        # Parse accepts tokens without exp; an ID token always has one (OpenID Connect Core 2), so we require it.
+        if not _is_number(claims.get("exp")):
+            raise _refused("invalid exp value")
+        if now >= claims["exp"] + tolerance:
+            raise _refused("jwt expired")
+        audiences = claims.get("aud")
+        audiences = audiences if isinstance(audiences, list) else [audiences]
+        if not any(isinstance(a, str) and a in self.config.client_ids for a in audiences):
+            raise _refused("jwt audience invalid. expected: " + " or ".join(self.config.client_ids))
+        if claims.get("iss") != self.config.issuer:
+            shown = claims.get("iss", "undefined")
+            raise _refused(
+                f"id token not issued by correct OpenID provider - expected: {self.config.issuer} | from: {shown}"
+            )
+        if not isinstance(user_id, str) or claims.get("sub") != user_id:
+            raise _refused("auth data is invalid for this user.")
+
+    async def _jwks_uri(self) -> str:
+        if self.config.jwks_uri:
+            return self.config.jwks_uri
+        if self._discovered_jwks_uri is None:
+            self._discovered_jwks_uri = await self._discover()
+        return self._discovered_jwks_uri
+
+    async def _discover(self) -> str:
+        url = self.config.issuer.rstrip("/") + "/.well-known/openid-configuration"
+        document = await fetch_json(self._http, url)
+        if document.get("issuer") != self.config.issuer:
+            # OpenID Connect Discovery 4.3: the document must name the issuer it was fetched for.
+            raise FetchError(f"{url} names issuer {document.get('issuer')!r}, not {self.config.issuer!r}")
+        jwks_uri = document.get("jwks_uri")
+        if not isinstance(jwks_uri, str):
+            raise FetchError(f"{url} has no jwks_uri")
+        try:
+            check_url(jwks_uri, "jwks_uri")
+        except ValueError as error:
+            raise FetchError(str(error)) from None
+        return jwks_uri
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+
+def _refused(message: str) -> ParseError:
+    return ParseError(Code.OBJECT_NOT_FOUND, message)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -1,0 +1,349 @@
+"""Users (``_User``): sign-up, log-in, log-out, the current user, and the rules of user writes.
+
+Passwords never leave this module: the hash lives in the hidden ``_hashed_password`` column, which
+no read selects. Every answer about a user goes through ``sanitize``: no password, no session token
+of someone else, ``authData`` only for the user and the master key, and ``email`` hidden from other
+users (Parse Server's default ``protectedFields``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from bastion.adapters.storage.base import MASTER, FindQuery, Set, StorageAdapter
+from bastion.domain.account_emails import AccountEmails
+from bastion.domain.auth import MASTER_AUTH, Auth
+from bastion.domain.codec import encode_date
+from bastion.domain.passwords import PasswordHasher
+from bastion.domain.query import ir
+from bastion.domain.query.parse import escape_regex_literal
+from bastion.domain.read import Reader
+from bastion.domain.roles import Roles
+from bastion.domain.schema import ClassSchema
+from bastion.domain.schema_registry import SchemaRegistry
+from bastion.domain.sessions import Session, Sessions
+from bastion.domain.user_auth_data import UserAuthData, clean_auth_data
+from bastion.domain.write import Writer, new_object_id
+from bastion.errors import Code, ParseError
+
+USER_CLASS = "_User"
+EMAIL = re.compile(r"^.+@.+\Z", re.DOTALL)
+_USERNAME = ir.Field("username", "String")
+_EMAIL = ir.Field("email", "String")
+_HASH = "_hashed_password"
+INVALID_LOGIN = "Invalid username/password."
+
+
+# Parse Server 9 answers these refusals with a generic message (enableSanitizedErrorResponse).
+DENIED = "Permission denied"
+
+
+@dataclass(slots=True)
+class UserOptions:
+    # Parse Server's revokeSessionOnPasswordReset: a new password ends every session of the user.
+    revoke_sessions_on_password_change: bool = True
+    # Parse Server's enforcePrivateUsers (true since 6): new users are readable by themselves only.
+    enforce_private_users: bool = True
+
+
+class Users:
+    # Email verification and reset-token hooks; set by the app (account_emails.py).
+    emails: AccountEmails | None = None
+
+    def __init__(self, storage: StorageAdapter, schemas: SchemaRegistry, reader: Reader, writer: Writer,
+                 sessions: Sessions, roles: Roles, hasher: PasswordHasher | None = None,
+                 options: UserOptions | None = None) -> None:
+        self.storage = storage
+        self.schemas = schemas
+        self.reader = reader
+        self.writer = writer
+        self.sessions = sessions
+        self.roles = roles
+        self.hasher = hasher or PasswordHasher()
+        self.options = options or UserOptions()
+        # authData (sign-up and log-in with providers, linking); set by the app (user_auth_data.py).
+        self.auth_data: UserAuthData | None = None
+        reader.sanitizers[USER_CLASS] = sanitize
+
+    # --- who a request acts as ------------------------------------------------------------------
+
+    async def authenticate(self, auth: Auth, token: str) -> Auth:
+        """``auth`` acting as the user of ``token``; 209 when the token is not a live session."""
+        session = await self.sessions.resolve(token)
+        if session is None:
+            raise ParseError(Code.INVALID_SESSION_TOKEN, "Invalid session token")
+        auth.user = {"objectId": session.user_id}
+        auth.session_token = token
+        auth.roles = await self.roles.names_for(session.user_id)
+        return auth
+
+    # --- sign-up --------------------------------------------------------------------------------
+
+    async def sign_up(self, body: Any, auth: Auth, *, auth_data: dict[str, Any] | None = None,
+                      created_with: dict[str, Any] | None = None,
+                      session: bool = True) -> tuple[dict[str, Any], str]:
+        """Create a user and a session: the answer (objectId, createdAt, sessionToken) and the id.
+
+        A sign-up with a provider (``user_auth_data.py``) passes the validated ``auth_data`` and the
+        session's ``created_with``; it needs no password, and no session when ``session`` is False."""
+        if not isinstance(body, dict):
+            raise ParseError(Code.INVALID_JSON, "This object must be a JSON object.")
+        username, password = body.get("username"), body.get("password")
+        if not isinstance(username, str) or not username:
+            raise ParseError(Code.USERNAME_MISSING, "bad or missing username")
+        if (created_with is None or password not in (None, "")) and (not isinstance(password, str) or not password):
+            raise ParseError(Code.PASSWORD_MISSING, "password is required")
+        self._check_client_fields(body, auth)
+        # As Parse Server 9: the create CLP is checked before uniqueness, so a closed sign-up tells nothing.
+        self.writer.permissions.require(self.schemas.get(USER_CLASS), auth, "create")
+        await self._check_unique(body, None)
+        data = {k: v for k, v in body.items() if k != "password"}
+        if auth_data:
+            data["authData"] = auth_data
+        hidden = {_HASH: await self.hasher.hash(password)} if password else {}
+        verify = self.emails.prepare_write(body, data, hidden, creating=True) if self.emails else False
+        object_id = new_object_id()
+        if "ACL" not in data:
+            data["ACL"] = {object_id: {"read": True, "write": True}}
+            if not self.options.enforce_private_users:
+                data["ACL"]["*"] = {"read": True}
+        await self._ensure_class()
+        try:
+            result = await self.writer.create(USER_CLASS, data, auth, trusted=True, object_id=object_id,
+                                              hidden=hidden)
+        except ParseError as exc:
+            if exc.code == Code.DUPLICATE_VALUE:  # lost a race with another sign-up
+                await self._check_unique(body, None)
+            raise
+        response = dict(result.response)
+        if verify and self.emails:
+            self.emails.send_verification(object_id)
+        if self.emails is not None and created_with is None and self.emails.withholds_signup_session():
+            self.emails.check_signup()  # 205 when sign-ups must wait for the verification
+            session = False  # the user logs in once the email is verified
+        if session:
+            created = created_with or {"action": "signup", "authProvider": "password"}
+            response["sessionToken"] = (await self.sessions.create(object_id, created, auth.installation_id)).token
+        return response, object_id
+
+    # --- log-in and sessions --------------------------------------------------------------------
+
+    async def log_in(self, payload: dict[str, Any], auth: Auth) -> dict[str, Any]:
+        user = await self._check_credentials(payload, auth)
+        if self.auth_data is not None and "authData" in payload:
+            user = await self.auth_data.after_password_login(user, payload["authData"])
+        session = await self.sessions.create(user["objectId"], {"action": "login", "authProvider": "password"},
+                                             auth.installation_id)
+        user["sessionToken"] = session.token
+        return user
+
+    async def verify_password(self, payload: dict[str, Any], auth: Auth) -> dict[str, Any]:
+        return await self._check_credentials(payload, auth)
+
+    async def log_in_as(self, user_id: Any, auth: Auth) -> dict[str, Any]:
+        if not auth.is_master:
+            raise ParseError(Code.OPERATION_FORBIDDEN, DENIED)  # "master key is required"
+        if not user_id:
+            raise ParseError(Code.INVALID_VALUE, "userId must not be empty, null, or undefined")
+        if not isinstance(user_id, str):
+            raise ParseError(Code.OBJECT_NOT_FOUND, "user not found")
+        user = await self._user_by_id(user_id)
+        if user is None:
+            raise ParseError(Code.OBJECT_NOT_FOUND, "user not found")
+        session = await self.sessions.create(user_id, {"action": "login", "authProvider": "masterkey"},
+                                             auth.installation_id)
+        user["sessionToken"] = session.token
+        return user
+
+    async def log_out(self, token: str | None) -> dict[str, Any] | None:
+        """Revoke the session of ``token`` (nothing when there is none); the revoked session."""
+        if not token:
+            return None
+        return await self.sessions.revoke(token)
+
+    async def me(self, token: str | None) -> dict[str, Any]:
+        session = await self.sessions.resolve(token) if token else None
+        user = await self._user_by_id(session.user_id) if session else None
+        if session is None or user is None:
+            raise ParseError(Code.INVALID_SESSION_TOKEN, DENIED)  # "Invalid session token"
+        user["sessionToken"] = token
+        return user
+
+    async def upgrade_session(self, auth: Auth) -> dict[str, Any]:
+        """Every Bastion session is revocable already; the upgrade hands out a fresh one, as Parse does."""
+        if not auth.user_id:
+            raise ParseError(Code.OBJECT_NOT_FOUND, "invalid session")
+        session = await self.sessions.create(auth.user_id, {"action": "upgrade"}, auth.installation_id)
+        return session_json(session, {"action": "upgrade"})
+
+    async def _check_credentials(self, payload: dict[str, Any], auth: Auth) -> dict[str, Any]:
+        username, email, password = payload.get("username"), payload.get("email"), payload.get("password")
+        if not username and not email:
+            raise ParseError(Code.USERNAME_MISSING, "username/email is required.")
+        if not password:
+            raise ParseError(Code.PASSWORD_MISSING, "password is required.")
+        if (not isinstance(password, str) or (email and not isinstance(email, str))
+                or (username and not isinstance(username, str))):
+            raise ParseError(Code.OBJECT_NOT_FOUND, INVALID_LOGIN)
+        record = await self._find_login(username or None, email or None)
+        ok, rehash = await self.hasher.verify(password, record.get(_HASH) if record else None)
+        if record is None or not ok:
+            raise ParseError(Code.OBJECT_NOT_FOUND, INVALID_LOGIN)
+        if not auth.is_master and record.get("_rperm") == [] and record.get("_wperm") == []:
+            raise ParseError(Code.OBJECT_NOT_FOUND, INVALID_LOGIN)  # an empty ACL locks the user out
+        schema = self._schema()
+        if rehash:
+            await self.storage.update(schema, record["objectId"], [Set(_HASH, await self.hasher.hash(password))],
+                                      MASTER)
+        user = self.reader.encode(schema, {k: v for k, v in record.items() if not k.startswith("_hashed")})
+        if self.emails is not None:
+            self.emails.check_login(user, auth, payload)  # 205 while the email is unverified
+        return sanitize(user, MASTER_AUTH)
+
+    async def _find_login(self, username: str | None, email: str | None) -> dict[str, Any] | None:
+        schema = self.schemas.get(USER_CLASS)
+        if schema is None:
+            return None
+        if username and email:
+            node: ir.Node = ir.conjoin([ir.Compare(_USERNAME, ir.EQ, username), ir.Compare(_EMAIL, ir.EQ, email)])
+        elif email:
+            node = ir.Compare(_EMAIL, ir.EQ, email)
+        else:
+            node = ir.disjoin([ir.Compare(_USERNAME, ir.EQ, username), ir.Compare(_EMAIL, ir.EQ, username)])
+        columns = (*self._columns(schema), _HASH)
+        records = await self.storage.find(schema, FindQuery(node, limit=2, columns=columns), MASTER)
+        if len(records) > 1:  # one user's email is another's username: the username wins, as in Parse
+            records = [r for r in records if r.get("username") == username] or records[:1]
+        return records[0] if records else None
+
+    # --- writes ---------------------------------------------------------------------------------
+
+    async def update(self, object_id: str, body: Any, auth: Auth) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise ParseError(Code.INVALID_JSON, "This object must be a JSON object.")
+        if not auth.is_master and auth.user_id != object_id:
+            # "Cannot modify user X." without a session, "Insufficient auth." with another's.
+            raise ParseError(Code.SESSION_MISSING, DENIED)
+        self._check_client_fields(body, auth)
+        if "username" in body and not (isinstance(body["username"], str) and body["username"]):
+            raise ParseError(Code.USERNAME_MISSING, "bad or missing username")
+        await self._check_unique(body, object_id)
+        auth_data_response = None
+        if self.auth_data is not None:
+            body, auth_data_response = await self.auth_data.before_update(object_id, body, auth)
+        data = {k: v for k, v in body.items() if k != "password"}
+        hidden: dict[str, Any] = {}
+        password = body.get("password")
+        if "password" in body:
+            if not isinstance(password, str):
+                raise ParseError(Code.PASSWORD_MISSING, "password is required")
+            hidden[_HASH] = await self.hasher.hash(password)
+        verify = self.emails.prepare_write(body, data, hidden, creating=False) if self.emails else False
+        result = await self.writer.update(USER_CLASS, object_id, data, auth, trusted=True, hidden=hidden)
+        response = dict(result.response)
+        if verify and self.emails:
+            self.emails.send_verification(object_id)
+        if _HASH in hidden:
+            if self.options.revoke_sessions_on_password_change:
+                await self.sessions.revoke_for_user(object_id)
+            if not auth.is_master:
+                # The user who changed their password gets a new session in the answer (the SDK
+                # takes it over), as Parse Server does.
+                session = await self.sessions.create(object_id, None, auth.installation_id)
+                response["sessionToken"] = session.token
+        if auth_data_response is not None:
+            response["authDataResponse"] = auth_data_response
+        return response
+
+    async def delete(self, object_id: str, auth: Auth) -> None:
+        if not auth.is_master and not auth.user_id:
+            raise ParseError(Code.SESSION_MISSING, "Insufficient auth to delete user")
+        if not auth.is_master and auth.user_id != object_id:
+            raise ParseError(Code.SESSION_MISSING, DENIED)  # "Insufficient auth."
+        await self.writer.delete(USER_CLASS, object_id, auth, trusted=True)
+        await self.sessions.revoke_for_user(object_id)
+
+    def _check_client_fields(self, body: dict[str, Any], auth: Auth) -> None:
+        if not auth.is_master and "emailVerified" in body:
+            # "Clients aren't allowed to manually update email verification."
+            raise ParseError(Code.OPERATION_FORBIDDEN, DENIED)
+        email = body.get("email")
+        if isinstance(email, str) and not EMAIL.match(email):
+            raise ParseError(Code.INVALID_EMAIL_ADDRESS, "Email address format is invalid.")
+        for key in body:
+            if key.startswith("_") and key not in ("_method",):
+                raise ParseError(Code.INVALID_KEY_NAME, f"Invalid field name: {key[:120]}.")
+        if "sessionToken" in body:
+            raise ParseError(Code.INVALID_KEY_NAME, "Invalid field name: sessionToken.")
+
+    async def _check_unique(self, body: dict[str, Any], object_id: str | None) -> None:
+        """Usernames and emails are unique compared case-insensitively (202, 203), as in Parse."""
+        schema = self.schemas.get(USER_CLASS)
+        if schema is None:
+            return
+        for key, field, code, message in (
+                ("username", _USERNAME, Code.USERNAME_TAKEN, "Account already exists for this username."),
+                ("email", _EMAIL, Code.EMAIL_TAKEN, "Account already exists for this email address.")):
+            value = body.get(key)
+            if not isinstance(value, str) or not value:
+                continue
+            node = ir.Regex(field, "^" + escape_regex_literal(value) + "$", ignore_case=True)
+            if object_id:
+                node = ir.conjoin([node, ir.Compare(ir.Field("objectId", "String"), ir.NE, object_id)])
+            found = await self.storage.find(schema, FindQuery(node, columns=("objectId", key)), MASTER)
+            if any(isinstance(r.get(key), str) and r[key].lower() == value.lower() for r in found):
+                raise ParseError(code, message)
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _schema(self) -> ClassSchema:
+        schema = self.schemas.get(USER_CLASS)
+        if schema is None:
+            raise ParseError(Code.OBJECT_NOT_FOUND, INVALID_LOGIN)
+        return schema
+
+    @staticmethod
+    def _columns(schema: ClassSchema) -> tuple[str, ...]:
+        return tuple(name for name, ft in schema.fields.items() if ft.type not in ("Relation", "ACL")
+                     and name != "password") + ("_rperm", "_wperm")
+
+    async def _user_by_id(self, user_id: str) -> dict[str, Any] | None:
+        schema = self.schemas.get(USER_CLASS)
+        if schema is None:
+            return None
+        node = ir.Compare(ir.Field("objectId", "String"), ir.EQ, user_id)
+        records = await self.storage.find(schema, FindQuery(node, limit=1, columns=self._columns(schema)), MASTER)
+        if not records:
+            return None
+        return sanitize(self.reader.encode(schema, records[0]), MASTER_AUTH)
+
+    async def _ensure_class(self) -> None:
+        if self.schemas.get(USER_CLASS) is None:
+            await self.schemas.ensure_fields(USER_CLASS, {}, may_create_class=True)
+
+
+def sanitize(user: dict[str, Any], auth: Auth) -> dict[str, Any]:
+    """A ``_User`` object as ``auth`` may see it."""
+    user.pop("password", None)
+    user.pop("sessionToken", None)
+    clean_auth_data(user)
+    if auth.is_master or auth.user_id == user.get("objectId"):
+        return user
+    user.pop("authData", None)  # email: Parse Server's default protectedFields (domain/permissions.py)
+    return user
+
+
+def session_json(session: Session, created_with: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "sessionToken": session.token,
+        "user": {"__type": "Pointer", "className": USER_CLASS, "objectId": session.user_id},
+        "createdWith": created_with,
+        "restricted": False,
+    }
+    if session.expires_at is not None:
+        out["expiresAt"] = encode_date(session.expires_at)
+    if session.installation_id:
+        out["installationId"] = session.installation_id
+    return out

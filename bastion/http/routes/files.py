@@ -1,0 +1,306 @@
+"""/files: upload (raw body or the JS SDK's JSON with base64), download with ranges, metadata, delete.
+
+As Parse Server's FilesRouter: an upload whose headers name the application carries the file as its
+raw body, which streams from ASGI ``receive`` into the backend chunk by chunk; without the header
+the body is the JS SDK's JSON (keys, ``base64``, ``_ContentType``, ``fileData``), necessarily read
+whole (bounded by ``max_body_bytes``). Downloads need no keys; they stream the backend's chunks.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from bastion.adapters.files.base import FilesAdapter, FileTooLarge
+from bastion.domain.files import Files
+from bastion.domain.names import check_no_denylisted_keys
+from bastion.errors import Code, ParseError, Unauthorized
+from bastion.http.context import RequestContext, authenticate, decode_body, extract_keys, read_body
+from bastion.http.ranges import Multipart, Unsatisfiable, content_range, parse_range
+from bastion.http.responses import Response, StreamResponse
+from bastion.http.router import Router
+from bastion.http.routes.common import PERMISSION_DENIED, require_master
+
+log = logging.getLogger("bastion")
+_HEADER_VALUE = re.compile(r"^[\x20-\x7e]{1,255}$")
+# What a browser shows in place without running anything; every other type is sent as an attachment.
+_INLINE_TYPES = re.compile(
+    r"^(image/(png|jpeg|gif|webp|avif|bmp|x-icon|vnd\.microsoft\.icon|heic|heif|tiff)|audio/[\w.+-]+|"
+    r"video/[\w.+-]+|text/plain|text/csv|application/json|application/pdf|application/octet-stream)$")
+# A file is never a page of this origin: no script, no plugin, no form, even if a browser renders it.
+_SAFETY_HEADERS = [(b"x-content-type-options", b"nosniff"),
+                   (b"content-security-policy", b"default-src 'none'; sandbox"),
+                   (b"accept-ranges", b"bytes")]
+
+
+def _files(req: RequestContext) -> Files:
+    return req.app.files  # type: ignore[no-any-return]
+
+
+# --- upload ---------------------------------------------------------------------------------------
+
+
+async def filename_missing(req: RequestContext) -> Response:
+    raise ParseError(Code.INVALID_FILE_NAME, "Filename not provided.")
+
+
+async def create(req: RequestContext) -> Response:
+    try:
+        return await _create(req)
+    except _EntityTooLarge:
+        return Response({"error": "request entity too large"}, status=413)
+
+
+@dataclass(slots=True)
+class _Upload:
+    """What an upload request carries, whichever of its two forms it took."""
+
+    raw: bool  # the body is the file (else the SDK's JSON)
+    content_type: str | None
+    chunks: AsyncIterator[bytes]
+    metadata: Any = None
+    tags: Any = None
+    may_be_empty: bool = False
+
+
+async def _read_upload(req: RequestContext, files: Files) -> _Upload:
+    """The keys and the file of an upload; the raw body is not read yet, only wrapped."""
+    if req.headers.get("x-parse-application-id") == req.app.settings.app_id:
+        length = req.headers.get("content-length", "")
+        # As Parse Server's body limit, before anything else: a body announced too large is refused unread.
+        if length.isdigit() and int(length) > files.rules.max_upload_bytes:
+            raise _too_large(req, files)
+        req.keys, req.context = extract_keys(req.headers, None)
+        # Parse Server streams a request without any body (no length, not chunked) into an empty file;
+        # an announced body that turns out empty is "Invalid file upload." as in its buffered path.
+        bodiless = "content-length" not in req.headers and "transfer-encoding" not in req.headers
+        return _Upload(True, req.headers.get("content-type"), _receive_chunks(req.receive), may_be_empty=bodiless)
+    body = await _json_upload(req)
+    content_type = req.headers.get("content-type")
+    if "_ContentType" in body:
+        if not isinstance(body["_ContentType"], str):
+            raise Unauthorized()
+        content_type = body["_ContentType"]
+    req.keys, req.context = extract_keys(req.headers, body)
+    file_data = body.get("fileData") if isinstance(body.get("fileData"), dict) else {}
+    data = _decode_base64(body.get("base64"))
+    if len(data) > files.rules.max_upload_bytes:
+        raise _too_large(req, files)
+    return _Upload(False, content_type, _single(data), file_data.get("metadata"), file_data.get("tags"))
+
+
+async def _create(req: RequestContext) -> Response:
+    files = _files(req)
+    upload = await _read_upload(req, files)
+    req.auth = authenticate(req.keys, req.app.settings)
+    if req.keys.session_token and not req.auth.is_master:
+        req.auth = await req.app.users.authenticate(req.auth, req.keys.session_token)
+    await files.check_upload_allowed(req.auth)
+    name, content_type = files.prepare(req.path_params["filename"], upload.content_type, req.auth)
+    if upload.raw and req.headers.get("x-parse-upload-mode") == "stream":
+        # Parse Server's streaming mode takes metadata and tags from headers.
+        upload.metadata = _header_object(req, "x-parse-file-metadata", "X-Parse-File-Metadata")
+        upload.tags = _header_object(req, "x-parse-file-tags", "X-Parse-File-Tags")
+    if not _HEADER_VALUE.match(content_type):
+        raise ParseError(Code.FILE_SAVE_ERROR, "Invalid Content-Type.")
+    try:
+        first = await _first_chunk(upload.chunks)
+        if first is None and not upload.may_be_empty:
+            raise ParseError(Code.FILE_SAVE_ERROR, "Invalid file upload.")
+        answer = await files.save(name, _prepend(first or b"", upload.chunks), content_type,
+                                  upload.metadata if isinstance(upload.metadata, dict) else {},
+                                  upload.tags if isinstance(upload.tags, dict) else {})
+    except FileTooLarge:
+        raise _too_large(req, files) from None
+    except (ParseError, Unauthorized):
+        raise
+    except _Disconnected:  # the client went away mid-upload: nothing was kept, nobody reads the answer
+        raise ParseError(Code.FILE_SAVE_ERROR, f"Could not store file: {name}.") from None
+    except Exception:  # noqa: BLE001 - Parse Server answers a failed store with 130 and logs it
+        log.exception("could not store file %s", name)
+        raise ParseError(Code.FILE_SAVE_ERROR, f"Could not store file: {name}.") from None
+    return Response(answer, status=201, headers=[(b"location", answer["url"].encode())])
+
+
+def _too_large(req: RequestContext, files: Files) -> Exception:
+    """Parse Server's answers to a file over maxUploadSize: its streaming mode's 130, else the 413
+    of the body parser that reads the whole request first."""
+    if req.headers.get("x-parse-upload-mode") == "stream":
+        return ParseError(Code.FILE_SAVE_ERROR,
+                          f"File size exceeds maximum allowed: {files.rules.max_upload_bytes} bytes.")
+    return _EntityTooLarge()
+
+
+class _EntityTooLarge(Exception):
+    """Answered as Parse Server's body parser does: 413 {"error": "request entity too large"}."""
+
+
+async def _json_upload(req: RequestContext) -> dict[str, Any]:
+    """The JS SDK's form: without keys in the headers the body must be JSON naming the app
+    (Parse Server answers anything else 403 unauthorized)."""
+    try:
+        raw = await read_body(req.receive, req.app.settings.max_body_bytes)
+    except ParseError:
+        raise _EntityTooLarge() from None
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise Unauthorized() from None
+    body = decode_body(raw)
+    if not isinstance(body, dict) or "_ApplicationId" not in body:
+        raise Unauthorized()
+    return body
+
+
+def _decode_base64(value: Any) -> bytes:
+    if value is None or value == "":
+        return b""
+    if not isinstance(value, str):
+        raise Unauthorized()
+    try:
+        # Node's Buffer.from(…, "base64") is lenient; so is this, but it never decodes garbage silently.
+        return base64.b64decode(value + "=" * (-len(value) % 4), validate=False)
+    except (binascii.Error, ValueError):
+        raise ParseError(Code.FILE_SAVE_ERROR, "Invalid file upload.") from None
+
+
+def _header_object(req: RequestContext, key: str, label: str) -> dict[str, Any]:
+    text = req.headers.get(key)
+    if not text:
+        return {}
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise ParseError(Code.INVALID_JSON, f"Invalid JSON in {label} header.")
+    check_no_denylisted_keys(value)  # 105, as Parse Server's checkProhibitedKeywords
+    return value
+
+
+class _Disconnected(Exception):
+    """The client went away mid-upload."""
+
+
+async def _receive_chunks(receive: Any) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected()
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body"):
+            return
+
+
+async def _single(data: bytes) -> AsyncIterator[bytes]:
+    if data:
+        yield data
+
+
+async def _first_chunk(chunks: AsyncIterator[bytes]) -> bytes | None:
+    async for chunk in chunks:
+        if chunk:
+            return chunk
+    return None
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
+
+
+# --- download -------------------------------------------------------------------------------------
+
+
+def _not_found() -> Response:
+    return Response(raw=b"File not found.", status=404, content_type=(b"content-type", b"text/plain; charset=utf-8"))
+
+
+def _with_charset(content_type: str) -> str:
+    """As Express sets it: text types without a charset are sent as UTF-8."""
+    if content_type.lower().startswith("text/") and "charset=" not in content_type.lower():
+        return content_type + "; charset=utf-8"
+    return content_type
+
+
+async def download(req: RequestContext) -> Response:
+    if req.path_params["appId"] != req.app.settings.app_id:
+        return Response({"error": PERMISSION_DENIED}, status=403)
+    files = _files(req)
+    name = req.path_params["filename"]
+    spec = req.query.get("thumb")
+    # ?thumb=200x200&fit=cover: a thumbnail, made once and then served like any file (Parse has none).
+    info = await (files.info(name) if spec is None else files.thumbnail(name, spec, req.query.get("fit")))
+    if info is None:
+        return _not_found()
+    name = info.name
+    headers = list(_SAFETY_HEADERS)
+    base_type = info.content_type.split(";", 1)[0].strip().lower()
+    if not _INLINE_TYPES.match(base_type):
+        headers.append((b"content-disposition", b"attachment"))
+    direct = files.adapter.direct_url(name)
+    if direct is not None:
+        return Response(raw=b"", status=302, headers=[(b"location", direct.encode())], content_type=None)
+    head = req.method == "HEAD"
+    content_type = (b"content-type", _with_charset(info.content_type).encode("latin-1"))
+    try:
+        ranges = parse_range(req.headers.get("range"), info.size)
+    except Unsatisfiable:
+        headers.append((b"content-range", f"bytes */{info.size}".encode()))
+        return Response(raw=b"", status=416, headers=headers, content_type=None)
+    adapter: FilesAdapter = files.adapter
+    if ranges is None:
+        return StreamResponse(None if head else adapter.read(name), info.size, headers=headers,
+                              content_type=content_type, receive=req.receive)
+    if len(ranges) == 1:
+        start, end = ranges[0]
+        headers.append((b"content-range", content_range(start, end, info.size).encode()))
+        return StreamResponse(None if head else adapter.read(name, start, end), end - start, status=206,
+                              headers=headers, content_type=content_type, receive=req.receive)
+    multipart = Multipart(ranges, info.size, info.content_type)
+    return StreamResponse(None if head else multipart.chunks(lambda s, e: adapter.read(name, s, e)),
+                          multipart.length, status=206, headers=headers,
+                          content_type=(b"content-type", multipart.content_type.encode()), receive=req.receive)
+
+
+async def metadata(req: RequestContext) -> Response:
+    if req.path_params["appId"] != req.app.settings.app_id:
+        return Response({})  # as Parse Server for an application it does not know
+    info = await _files(req).info(req.path_params["filename"])
+    if info is None:
+        return Response({})
+    answer: dict[str, Any] = {"metadata": info.metadata}
+    if info.tags:
+        answer["tags"] = info.tags
+    return Response(answer)
+
+
+# --- delete ---------------------------------------------------------------------------------------
+
+
+async def delete(req: RequestContext) -> Response:
+    require_master(req)
+    if req.auth.is_read_only:
+        raise Unauthorized(PERMISSION_DENIED)
+    await _files(req).delete(req.path_params["filename"])
+    return Response(raw=b"", content_type=None)  # Parse Server answers 200 with an empty body
+
+
+def register(router: Router) -> None:
+    for path in ("/files", "/files/"):  # Express matches both
+        router.add("POST", path, filename_missing, public=True, streams_body=True)  # the body is never read
+    router.add("POST", "/files/:filename", create, public=True, streams_body=True)
+    router.add("GET", "/files/:appId/metadata/:filename", metadata, public=True)
+    router.add("GET", "/files/:appId/:filename", download, public=True)
+    router.add("HEAD", "/files/:appId/:filename", download, public=True)
+    router.add("DELETE", "/files/:filename", delete)
