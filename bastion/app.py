@@ -11,6 +11,9 @@ import orjson
 from bastion.adapters.files import open_files
 from bastion.adapters.mail import mailer_from_url
 from bastion.adapters.storage.base import StorageAdapter
+from bastion.cloud.loader import load_cloud
+from bastion.cloud.registry import CloudRegistry
+from bastion.cloud.runtime import CloudRuntime
 from bastion.config import Settings
 from bastion.domain.account_emails import AccountEmailOptions, AccountEmails
 from bastion.domain.auth_providers import ProviderRegistry
@@ -43,6 +46,7 @@ from bastion.http.routes import (
     classes,
     config,
     files,
+    functions,
     health,
     pages,
     roles,
@@ -146,10 +150,14 @@ class Bastion:
         self.files = Files(open_files(settings.files, settings.data_dir, settings.database_url),
                            upload_rules(settings), self.storage, self.schemas, self.file_url)
         self.writer.listeners.append(self._written)
+        # Cloud code's functions and triggers; always attached, so that a class without triggers
+        # costs one dict lookup per read or write.
+        self.cloud = CloudRuntime(self, load_cloud(settings.cloud) if settings.cloud else CloudRegistry())
+        self.writer.cloud = self.reader.cloud = self.cloud
         self.router = Router()
         # Users and sessions first: they own /classes/_User and /classes/_Session, as in Parse Server.
         for module in (health, users, sessions, roles, classes, schemas, config, aggregate, batch, account_emails,
-                       pages, files):
+                       pages, files, functions):
             module.register(self.router)
         self.ready = False
 

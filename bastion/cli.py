@@ -59,6 +59,20 @@ def _protected_fields_option(ctx: click.Context, param: click.Parameter, value: 
         raise click.BadParameter(str(error)) from None
 
 
+def _check_cloud(path: str | None) -> str:
+    """Loads the cloud code once before the server starts, so a broken file stops the start with
+    its file and line; the summary of what it registers otherwise."""
+    if not path:
+        return ""
+    from bastion.cloud.loader import CloudLoadError, load_cloud
+
+    try:
+        return load_cloud(path).summary()
+    except CloudLoadError as error:
+        click.echo(f"Error: cloud code failed to load: {error}", err=True)
+        raise SystemExit(1) from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="bastion")
 def main() -> None:
@@ -165,6 +179,11 @@ def main() -> None:
 @click.option("--enforce-private-users/--no-enforce-private-users", envvar="BASTION_ENFORCE_PRIVATE_USERS",
               default=True, show_default=True,
               help="New users are readable by themselves only (Parse Server's enforcePrivateUsers).")
+@click.option("--cloud", envvar="BASTION_CLOUD", type=click.Path(exists=True),
+              help="Cloud code: a .py file or a package directory with functions, triggers and jobs "
+                   "(see docs/cloud-code.md).")
+@click.option("--dev/--no-dev", envvar="BASTION_DEV", default=False, show_default=True,
+              help="Development mode: reload the cloud code when its files change.")
 @click.option("--log-level", envvar="BASTION_LOG_LEVEL", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
@@ -186,6 +205,7 @@ def serve(access_log: bool, **options: object) -> None:
         check_files_settings(settings)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    cloud_summary = _check_cloud(settings.cloud)
     configure(settings.log_level)
     os.environ.update(settings_to_env(settings))
     db = _redact(settings.database_url)
@@ -199,6 +219,9 @@ def serve(access_log: bool, **options: object) -> None:
     click.echo(f"  Data dir:     {Path(settings.data_dir).resolve()}", err=True)
     click.echo(f"  Files:        {_redact(settings.files)}", err=True)
     click.echo(f"  Workers:      {settings.workers}", err=True)
+    if settings.cloud:
+        click.echo(f"  Cloud code:   {Path(settings.cloud).resolve()} ({cloud_summary})"
+                   + (", reloads on change" if settings.dev else ""), err=True)
     uvicorn.run(
         "bastion.asgi:build",
         factory=True,

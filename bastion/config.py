@@ -64,6 +64,8 @@ class Settings:
     password_reset_success_on_invalid_email: bool = True
     revoke_session_on_password_reset: bool = True
     enforce_private_users: bool = True  # Parse Server's enforcePrivateUsers: new users readable by themselves only
+    cloud: str | None = None  # cloud code: a .py file or a package directory (docs/cloud-code.md)
+    dev: bool = False  # development mode: cloud code reloads when its files change
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -158,6 +160,8 @@ ENV_FIELDS: dict[str, type] = {
     "password_reset_success_on_invalid_email": bool,
     "revoke_session_on_password_reset": bool,
     "enforce_private_users": bool,
+    "cloud": str,
+    "dev": bool,
 }
 
 

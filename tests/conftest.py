@@ -133,7 +133,8 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
             pytest.skip(f"PostgreSQL suite skipped: {reason}")
         db_name = create_pg_database()
         database = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + db_name
-    srv = start_server(backend, database)
+    # The API suite's server runs the cloud code of tests/cloud_app (triggers on Cloud* classes only).
+    srv = start_server(backend, database, ["--cloud", str(ROOT / "tests" / "cloud_app")])
     try:
         yield srv
     finally:

@@ -37,3 +37,12 @@ class Auth:
 
 MASTER_AUTH = Auth(is_master=True)
 PUBLIC_AUTH = Auth()
+
+
+@dataclass(slots=True)
+class CallInfo:
+    """What cloud code may want to know of the request beside who made it."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    ip: str | None = None
+    context: dict[str, Any] = field(default_factory=dict)  # the client's X-Parse-Cloud-Context / _context

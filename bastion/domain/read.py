@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from bastion.adapters.storage.base import BASE_COLUMNS, SCORE_COLUMN, FindQuery, Record, StorageAdapter
 from bastion.domain.acl import perms_to_acl
-from bastion.domain.auth import Auth
+from bastion.domain.auth import Auth, CallInfo
 from bastion.domain.codec import iso_or_none, to_rest, value_encoder
 from bastion.domain.names import INTERNAL_CLASSES, check_class_name
 from bastion.domain.permissions import Permissions, Protection
@@ -26,6 +26,9 @@ from bastion.domain.schema import ClassSchema
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.text_search import score_value
 from bastion.errors import Code, ParseError
+
+if TYPE_CHECKING:
+    from bastion.cloud.runtime import CloudRuntime
 
 FileUrl = Callable[[str], str]
 # System classes clients may query (their ACLs, and sanitizers, decide what they see).
@@ -65,6 +68,8 @@ class Reader:
         self.permissions = permissions or Permissions()
         # Per class, what a caller may see of an object (``users.sanitize`` for _User).
         self.sanitizers: dict[str, Callable[[dict[str, Any], Auth], dict[str, Any]]] = {}
+        # Cloud code's find triggers (set when cloud code is loaded).
+        self.cloud: CloudRuntime | None = None
 
     def _check_class(self, class_name: str, auth: Auth) -> None:
         check_class_name(class_name)
@@ -92,18 +97,26 @@ class Reader:
 
     # --- find -----------------------------------------------------------------------------------
 
-    async def find(self, class_name: str, request: FindRequest, auth: Auth, raw: bool = False) -> dict[str, Any]:
+    async def find(self, class_name: str, request: FindRequest, auth: Auth, raw: bool = False,
+                   info: CallInfo | None = None) -> dict[str, Any]:
         """The REST answer of a query. With ``raw``, ``results`` may be an ``orjson.Fragment`` of
-        JSON the database wrote (see ``_raw_ok``), for callers that only serialise it."""
-        response, texts = await self._find(class_name, request, auth, raw)
+        JSON the database wrote (see ``_raw_ok``), for callers that only serialise it. ``info`` is
+        what cloud code's find triggers see of the request."""
+        response, texts = await self._find(class_name, request, auth, raw, info=info)
         if texts is not None:
             response["results"] = orjson.Fragment("[" + ",".join(texts) + "]")
         return response
 
-    async def _find(self, class_name: str, request: FindRequest, auth: Auth,
-                    raw: bool, is_get: bool = False) -> tuple[dict[str, Any], list[str] | None]:
+    async def _find(self, class_name: str, request: FindRequest, auth: Auth, raw: bool, is_get: bool = False,
+                    info: CallInfo | None = None) -> tuple[dict[str, Any], list[str] | None]:
         """The answer, and with ``raw`` maybe the objects as JSON texts instead of its ``results``."""
         self._check_class(class_name, auth)
+        cloud = self.cloud
+        after_find = False
+        if cloud is not None:
+            if cloud.has("beforeFind", class_name):
+                request = await cloud.before_find(class_name, request, auth, info, is_get)
+            after_find = cloud.has("afterFind", class_name)
         schema = await self.schemas.get_or_reload(class_name, force=auth.is_master)
         where = request.where
         protection: Protection | None = None
@@ -153,7 +166,7 @@ class Reader:
                 columns = (*columns, SCORE_COLUMN)
             query = FindQuery(node, tuple(order), limit, skip, columns, score)
             texts = None
-            if raw and not include_tree and protection is None and self._raw_ok(schema, request):
+            if raw and not include_tree and protection is None and not after_find and self._raw_ok(schema, request):
                 texts = await self.storage.find_json(schema, query, auth.access())
             if texts is not None:
                 response["results"] = None  # filled by the caller; keeps "results" before "count"
@@ -174,6 +187,9 @@ class Reader:
             self._project(results, request.keys, request.exclude_keys)
             if score is not None:
                 _show_score(results)
+            if after_find:
+                assert cloud is not None
+                results = await cloud.after_find(class_name, results, auth, info, is_get)
         elif node is None and op == "get":
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         response["results"] = results
@@ -199,13 +215,13 @@ class Reader:
 
     async def get(self, class_name: str, object_id: str, auth: Auth, keys: list[str] | None = None,
                   include: list[str] | None = None, exclude_keys: list[str] | None = None,
-                  raw: bool = False) -> Any:
+                  raw: bool = False, info: CallInfo | None = None) -> Any:
         """One object's REST JSON (with ``raw``, possibly as an ``orjson.Fragment``)."""
         if not isinstance(object_id, str) or len(object_id) > 120:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         request = FindRequest(where={"objectId": object_id}, limit=1, keys=keys, include=include or [],
                               exclude_keys=exclude_keys or [])
-        response, texts = await self._find(class_name, request, auth, raw, is_get=True)
+        response, texts = await self._find(class_name, request, auth, raw, is_get=True, info=info)
         if texts is not None:
             if not texts:
                 raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")

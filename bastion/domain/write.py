@@ -12,12 +12,12 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bastion.adapters.storage import base as ops
 from bastion.adapters.storage.base import DuplicateValue, StorageAdapter
 from bastion.domain.acl import acl_to_perms
-from bastion.domain.auth import Auth
+from bastion.domain.auth import Auth, CallInfo
 from bastion.domain.codec import number_out, to_canonical
 from bastion.domain.names import (
     INTERNAL_CLASSES,
@@ -40,6 +40,9 @@ from bastion.domain.types import (
     now_ms,
 )
 from bastion.errors import Code, ParseError
+
+if TYPE_CHECKING:
+    from bastion.cloud.runtime import CloudRuntime
 
 OBJECT_ID_ALPHABET = string.ascii_letters + string.digits
 # System classes clients may write through the generic routes (ACLs and CLPs apply as anywhere).
@@ -79,6 +82,22 @@ def new_object_id(length: int = 10) -> str:
     return "".join(chars)
 
 
+def add_trigger_changes(response: dict[str, Any], body: dict[str, Any], changed: list[str]) -> None:
+    """As Parse Server: a write's answer carries the fields a before_save trigger changed, with the
+    values written (an operation's result is in the answer already, or the client computes it)."""
+    for key in changed:
+        if key in response or key not in body:
+            continue
+        value = body[key]
+        if value is None:
+            continue
+        if isinstance(value, dict) and "__op" in value:
+            if value["__op"] == "Delete":
+                response[key] = value
+            continue
+        response[key] = value
+
+
 @dataclass(slots=True)
 class WriteOptions:
     allow_client_class_creation: bool = False
@@ -110,6 +129,8 @@ class Writer:
         self.permissions = permissions or Permissions()
         # Called with the class name after each write (caches of roles and sessions listen).
         self.listeners: list[Callable[[str], None]] = []
+        # Cloud code's triggers (set when cloud code is loaded); None costs nothing per write.
+        self.cloud: CloudRuntime | None = None
 
     # --- shared checks --------------------------------------------------------------------------
 
@@ -207,11 +228,19 @@ class Writer:
     # --- create ---------------------------------------------------------------------------------
 
     async def create(self, class_name: str, body: Any, auth: Auth, *, trusted: bool = False,
-                     object_id: str | None = None, hidden: dict[str, Any] | None = None) -> WriteResult:
+                     object_id: str | None = None, hidden: dict[str, Any] | None = None,
+                     info: CallInfo | None = None) -> WriteResult:
         """Create an object. Services of system classes pass ``trusted``, may choose the
-        ``object_id``, and may store ``hidden`` columns (such as a password hash) beside the fields."""
+        ``object_id``, and may store ``hidden`` columns (such as a password hash) beside the fields.
+        ``info`` is what cloud code's triggers see of the request."""
         self._check_target(class_name, auth, trusted)
         body = self._check_body(body, creating=True)
+        cloud = self.cloud
+        changed: list[str] = []
+        if cloud is not None and cloud.has("beforeSave", class_name):
+            self._check_clp(self.schemas.get(class_name), body, auth, "create")
+            body, changed = await cloud.before_save(class_name, body, None, auth, info)
+            body = self._check_body(body, creating=True)
         if body.get("objectId"):
             raise ParseError(Code.INVALID_KEY_NAME, "objectId is an invalid field name.")
         if body.get("id"):
@@ -266,12 +295,17 @@ class Writer:
                              "A duplicate value for a field with unique values was provided") from None
         await self._apply_relations(class_name, object_id, relations)
         self._notify(class_name)
+        if cloud is not None:
+            if changed:
+                add_trigger_changes(response, body, changed)
+            if cloud.has("afterSave", class_name):
+                await cloud.after_save(class_name, cloud.encode_record(class_name, record), None, auth, info)
         return WriteResult(response, record, object_id)
 
     # --- update ---------------------------------------------------------------------------------
 
     async def update(self, class_name: str, object_id: str, body: Any, auth: Auth, *, trusted: bool = False,
-                     hidden: dict[str, Any] | None = None) -> WriteResult:
+                     hidden: dict[str, Any] | None = None, info: CallInfo | None = None) -> WriteResult:
         self._check_target(class_name, auth, trusted)
         body = self._check_body(body)
         if not isinstance(object_id, str) or not object_id or len(object_id) > 120:
@@ -281,6 +315,17 @@ class Writer:
             if not auth.is_master and not self.options.allow_client_class_creation:
                 raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")  # as Parse Server, sanitized
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
+        cloud = self.cloud
+        changed: list[str] = []
+        original: dict[str, Any] | None = None
+        if cloud is not None and (cloud.has("beforeSave", class_name) or cloud.has("afterSave", class_name)):
+            # As Parse Server: the stored object, as the caller may read it, is the triggers' original.
+            original = await cloud.load(class_name, object_id, auth)
+            if original is None:
+                raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
+            if cloud.has("beforeSave", class_name):
+                body, changed = await cloud.before_save(class_name, body, original, auth, info)
+                body = self._check_body(body)
         wanted = self._wanted_types(class_name, body)
         self._check_new_values(class_name, body, wanted)
         permitted = self._check_clp(existing, body, auth, "update")
@@ -335,6 +380,11 @@ class Writer:
         await self._apply_relations(class_name, object_id, relations)
         self._notify(class_name)
         response: dict[str, Any] = {"updatedAt": format_iso(now)}
+        if cloud is not None:
+            if changed:
+                add_trigger_changes(response, body, changed)
+            if original is not None and cloud.has("afterSave", class_name):
+                await cloud.after_save(class_name, cloud.encode_record(class_name, record), original, auth, info)
         for key in result_keys:
             # A nested key's result comes back nested, as Parse Server expands it:
             # {"stats.wins": Increment} answers {"stats": {"wins": 3}}.
@@ -353,7 +403,8 @@ class Writer:
 
     # --- delete ---------------------------------------------------------------------------------
 
-    async def delete(self, class_name: str, object_id: str, auth: Auth, *, trusted: bool = False) -> None:
+    async def delete(self, class_name: str, object_id: str, auth: Auth, *, trusted: bool = False,
+                     info: CallInfo | None = None) -> None:
         self._check_target(class_name, auth, trusted)
         schema = await self.schemas.get_or_reload(class_name, force=auth.is_master)
         if schema is None:
@@ -362,9 +413,19 @@ class Writer:
         if not isinstance(object_id, str) or len(object_id) > 120:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         permitted = self._check_clp(schema, {}, auth, "delete")
+        cloud = self.cloud
+        stored: dict[str, Any] | None = None
+        if cloud is not None and (cloud.has("beforeDelete", class_name) or cloud.has("afterDelete", class_name)):
+            stored = await cloud.load(class_name, object_id, auth)
+            if stored is None:
+                raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found for delete.")  # Parse Server's words
+            if cloud.has("beforeDelete", class_name):
+                await cloud.before_delete(class_name, stored, auth, info)
         if permitted is None or not await self.storage.delete(schema, object_id, auth.access(), permitted):
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         self._notify(class_name)
+        if stored is not None and cloud is not None and cloud.has("afterDelete", class_name):
+            await cloud.after_delete(class_name, stored, auth, info)
 
     def _notify(self, class_name: str) -> None:
         for listener in self.listeners:

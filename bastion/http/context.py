@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from bastion.domain.auth import Auth
+from bastion.domain.auth import Auth, CallInfo
 from bastion.domain.names import check_no_denylisted_keys
 from bastion.errors import Code, ParseError, Unauthorized
 
@@ -63,6 +63,10 @@ class RequestContext:
         if not isinstance(self.body, dict):
             raise ParseError(Code.INVALID_JSON, "This request body must be a JSON object.")
         return self.body
+
+    def call_info(self) -> CallInfo:
+        """Headers, address and cloud context, for cloud code's ``request``."""
+        return CallInfo(self.headers, self.client_ip, self.context)
 
     def param(self, name: str) -> Any:
         """A query option, from the URL or, for the SDK's POST-as-GET, from the body."""

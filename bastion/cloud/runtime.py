@@ -1,0 +1,213 @@
+"""Runs cloud code for the server: functions, and the triggers the read and write pipelines call.
+
+The pipelines ask ``has(kind, class_name)`` first (a dict lookup), so a class without triggers pays
+nothing. A handler's validator runs first; ``cloud.Error`` (any ParseError) reaches the client as it
+is; any other exception is logged with its traceback and reaches the client as 141 "Script failed.".
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import inspect
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from bastion.cloud.acl import ACL
+from bastion.cloud.errors import SCRIPT_FAILED
+from bastion.cloud.objects import Object, User, decode, encode
+from bastion.cloud.query import Query
+from bastion.cloud.registry import CloudRegistry, Registered
+from bastion.cloud.request import Request
+from bastion.domain.auth import Auth, CallInfo
+from bastion.domain.read import FindRequest
+from bastion.errors import Code, ParseError
+
+if TYPE_CHECKING:
+    from bastion.app import Bastion
+
+log = logging.getLogger("bastion.cloud")
+_ABSENT = object()
+
+
+def encode_result(value: Any) -> Any:
+    """A function's return value as Parse encodes it: objects in full, with their class."""
+    if isinstance(value, Object):
+        return {key: encode_result(item) if isinstance(item, (list, dict)) else item
+                for key, item in value.to_full_json().items()}
+    if isinstance(value, (datetime, ACL)):
+        return encode(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"__type": "Bytes", "base64": base64.b64encode(bytes(value)).decode()}
+    if isinstance(value, (list, tuple)):
+        return [encode_result(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): encode_result(item) for key, item in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"cannot send a {type(value).__name__} to the client")
+
+
+class CloudRuntime:
+    def __init__(self, app: Bastion, registry: CloudRegistry | None = None) -> None:
+        self.app = app
+        self.registry = registry or CloudRegistry()
+
+    # --- lookups (hot path) ---------------------------------------------------------------------
+
+    def has(self, kind: str, class_name: str) -> bool:
+        return (kind, class_name) in self.registry.triggers
+
+    # --- invoking -------------------------------------------------------------------------------
+
+    def request_for(self, auth: Auth, info: CallInfo | None, **fields: Any) -> Request:
+        info = info or CallInfo()
+        user = User.from_json("_User", auth.user) if auth.user else None
+        return Request(user=user, master=auth.is_master, installation_id=auth.installation_id,
+                       session_token=auth.session_token, headers=info.headers, ip=info.ip,
+                       context=info.context, **fields)
+
+    async def invoke(self, entry: Registered, request: Request, auth: Auth) -> Any:
+        """Validator, rate limit, then the handler; errors as the client should see them."""
+        validator = entry.validator
+        if validator is not None:
+            if validator.skip_with_master_key and auth.is_master:
+                return None
+            if validator.rate_limit is not None:
+                validator.rate_limit.check(ip=request.ip, user_id=auth.user_id,
+                                           session_token=auth.session_token, master=auth.is_master)
+            try:
+                await validator.check(request, self._roles(auth))
+            except ParseError:
+                raise
+            except Exception:  # noqa: BLE001 - a custom validator's own failure
+                log.exception("validator of %s failed", entry.name)
+                raise ParseError(Code.VALIDATION_ERROR, "Validation failed.") from None
+        try:
+            if entry.is_async:
+                return await entry.fn(request)
+            result = entry.fn(request)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+        except ParseError:
+            raise
+        except Exception:  # noqa: BLE001 - the client gets a Parse error, the log the traceback
+            log.exception("cloud code %s failed", entry.name)
+            raise ParseError(Code.SCRIPT_FAILED, SCRIPT_FAILED) from None
+
+    @staticmethod
+    def _roles(auth: Auth) -> Any:
+        async def names() -> list[str]:
+            return list(auth.roles)
+        return names
+
+    # --- functions ------------------------------------------------------------------------------
+
+    async def run_function(self, name: str, params: Any, auth: Auth, info: CallInfo | None) -> Any:
+        entry = self.registry.functions.get(name)
+        if entry is None:
+            raise ParseError(Code.SCRIPT_FAILED, f'Invalid function: "{name}"')
+        if not isinstance(params, dict):
+            params = {}
+        request = self.request_for(auth, info, function_name=name, params=decode(params))
+        result = await self.invoke(entry, request, auth)
+        try:
+            return encode_result(result)
+        except TypeError:
+            log.exception("cloud function %s returned a value that is not JSON", name)
+            raise ParseError(Code.SCRIPT_FAILED, SCRIPT_FAILED) from None
+
+    # --- object triggers ------------------------------------------------------------------------
+
+    async def before_save(self, class_name: str, body: dict[str, Any], original: dict[str, Any] | None,
+                          auth: Auth, info: CallInfo | None) -> tuple[dict[str, Any], list[str]]:
+        """The body after the class's before_save trigger changed the object, and the keys it changed."""
+        entry = self.registry.triggers[("beforeSave", class_name)]
+        obj = Object.from_json(class_name, copy.deepcopy(original) if original else {})
+        obj._existed = original is not None
+        obj._changes = copy.deepcopy(body)
+        request = self.request_for(auth, info, trigger_name="beforeSave", object=obj,
+                                   original=Object.from_json(class_name, original) if original else None)
+        await self.invoke(entry, request, auth)
+        new_body = obj.changes()
+        changed = [key for key, value in new_body.items() if body.get(key, _ABSENT) != value]
+        return new_body, changed
+
+    async def after_save(self, class_name: str, saved: dict[str, Any], original: dict[str, Any] | None,
+                         auth: Auth, info: CallInfo | None) -> None:
+        """As Parse Server: awaited before the answer, but its failure only reaches the log."""
+        entry = self.registry.triggers[("afterSave", class_name)]
+        obj = Object.from_json(class_name, saved)
+        obj._existed = original is not None
+        request = self.request_for(auth, info, trigger_name="afterSave", object=obj,
+                                   original=Object.from_json(class_name, original) if original else None)
+        try:
+            await self.invoke(entry, request, auth)
+        except ParseError as exc:
+            log.warning("afterSave %s caught an error: %s %s", class_name, exc.code, exc.message)
+
+    async def before_delete(self, class_name: str, stored: dict[str, Any], auth: Auth,
+                            info: CallInfo | None) -> None:
+        entry = self.registry.triggers[("beforeDelete", class_name)]
+        request = self.request_for(auth, info, trigger_name="beforeDelete",
+                                   object=Object.from_json(class_name, stored))
+        await self.invoke(entry, request, auth)
+
+    async def after_delete(self, class_name: str, stored: dict[str, Any], auth: Auth,
+                           info: CallInfo | None) -> None:
+        entry = self.registry.triggers[("afterDelete", class_name)]
+        request = self.request_for(auth, info, trigger_name="afterDelete",
+                                   object=Object.from_json(class_name, stored))
+        await self.invoke(entry, request, auth)
+
+    # --- find triggers --------------------------------------------------------------------------
+
+    async def before_find(self, class_name: str, find: FindRequest, auth: Auth, info: CallInfo | None,
+                          is_get: bool = False) -> FindRequest:
+        """The find after the class's before_find trigger changed (or replaced) its query."""
+        entry = self.registry.triggers[("beforeFind", class_name)]
+        query = Query.from_find_request(class_name, find)
+        request = self.request_for(auth, info, trigger_name="beforeFind", query=query, is_get=is_get,
+                                   count=find.count)
+        result = await self.invoke(entry, request, auth)
+        if isinstance(result, Query):
+            if result.class_name != class_name:
+                raise ParseError(Code.SCRIPT_FAILED, "beforeFind may not change the class of a query.")
+            query = result
+        if not isinstance(query.where, dict):
+            raise ParseError(Code.INVALID_QUERY, "Invalid where, must be an object.")
+        return query.to_find_request(count=find.count)
+
+    async def after_find(self, class_name: str, results: list[dict[str, Any]], auth: Auth,
+                         info: CallInfo | None, is_get: bool = False) -> list[dict[str, Any]]:
+        entry = self.registry.triggers[("afterFind", class_name)]
+        objects = [Object.from_json(class_name, obj) for obj in results]
+        request = self.request_for(auth, info, trigger_name="afterFind", objects=objects, is_get=is_get)
+        result = await self.invoke(entry, request, auth)
+        if result is not None:
+            if not isinstance(result, list) or not all(isinstance(o, (Object, dict)) for o in result):
+                log.error("afterFind %s returned %s, not a list of objects", class_name, type(result).__name__)
+                raise ParseError(Code.SCRIPT_FAILED, SCRIPT_FAILED)
+            objects = result
+        return [obj.to_json() if isinstance(obj, Object) else obj for obj in objects]
+
+    # --- helpers for the pipelines --------------------------------------------------------------
+
+    async def load(self, class_name: str, object_id: str, auth: Auth) -> dict[str, Any] | None:
+        """The object as ``auth`` may read it, for a trigger's ``original`` (None when not found)."""
+        try:
+            found = await self.app.reader.get(class_name, object_id, auth)
+        except ParseError as exc:
+            if exc.code == Code.OBJECT_NOT_FOUND:
+                return None
+            raise
+        return found if isinstance(found, dict) else None
+
+    def encode_record(self, class_name: str, record: dict[str, Any]) -> dict[str, Any]:
+        schema = self.app.schemas.get(class_name)
+        if schema is None:
+            return {}
+        return self.app.reader.encode(schema, record)
+
