@@ -20,7 +20,7 @@ from bastion.cloud.objects import Object, User, decode, encode
 from bastion.cloud.query import Query
 from bastion.cloud.registry import CloudRegistry, Registered
 from bastion.cloud.request import Request
-from bastion.domain.auth import Auth, CallInfo
+from bastion.domain.auth import MASTER_AUTH, Auth, CallInfo
 from bastion.domain.read import FindRequest
 from bastion.errors import Code, ParseError
 
@@ -70,6 +70,7 @@ class CloudRuntime:
 
     async def invoke(self, entry: Registered, request: Request, auth: Auth) -> Any:
         """Validator, rate limit, then the handler; errors as the client should see them."""
+        await self._complete_user(request, auth)
         validator = entry.validator
         if validator is not None:
             if validator.skip_with_master_key and auth.is_master:
@@ -96,6 +97,18 @@ class CloudRuntime:
         except Exception:  # noqa: BLE001 - the client gets a Parse error, the log the traceback
             log.exception("cloud code %s failed", entry.name)
             raise ParseError(Code.SCRIPT_FAILED, SCRIPT_FAILED) from None
+
+    async def _complete_user(self, request: Request, auth: Auth) -> None:
+        """A session names only its user's id: cloud code gets the whole user (as the master key
+        reads it, so with its email and fields, never a password) and its session token."""
+        user = request.user
+        if user is None or "username" in user._server or not user.id:
+            return
+        stored = await self.load("_User", user.id, MASTER_AUTH)
+        if stored is not None:
+            user._server.update(stored)
+        if auth.session_token:
+            user._server["sessionToken"] = auth.session_token
 
     @staticmethod
     def _roles(auth: Auth) -> Any:

@@ -271,8 +271,8 @@ class Writer:
                 record[head] = ops.apply_op(current, op)
                 continue
             ft = schema.fields.get(key)
-            if ft is None:
-                continue  # null or Delete: nothing to store
+            if ft is None or value is None:
+                continue  # null or Delete: nothing to store (Parse Server accepts null for any field)
             if isinstance(value, dict) and "__op" in value:
                 for op in self._field_ops(key, ft, value, relations):
                     record[key] = ops.apply_op(record.get(key), op)

@@ -412,3 +412,12 @@ def test_concurrent_increments_lose_nothing(server: Server, master: httpx.Client
     assert fetch(master, class_name, created["objectId"])["n"] == 20
     # Every increment saw its own result: 1, 2, ... 20 in some order.
     assert sorted(answers) == list(range(1, 21))
+
+
+def test_null_for_an_existing_field_on_create_stores_nothing(master: httpx.Client, class_name: str) -> None:
+    # Parse Server 9 accepts null for a field of any type on create, and stores no value.
+    master.post(f"/classes/{class_name}", json={"n": 1})
+    response = master.post(f"/classes/{class_name}", json={"n": None})
+    assert response.status_code == 201, response.text
+    stored = master.get(f"/classes/{class_name}/{response.json()['objectId']}").json()
+    assert "n" not in stored

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from bastion import cloud
 
-AUDIT: list[str] = []
-
 
 @cloud.before_save("CloudScore")
 def check_score(request: cloud.Request) -> None:
@@ -63,4 +61,6 @@ def validated(request: cloud.Request) -> None:
 
 @cloud.after_delete("CloudScore")
 def after_delete(request: cloud.Request) -> None:
-    AUDIT.append(request.object.id)
+    # As Parse Server: an after_delete failure reaches the client, after the object is gone.
+    if request.object.get("failAfterDelete"):
+        raise cloud.Error(141, "after delete failure")
