@@ -34,6 +34,8 @@ _ABSENT = object()
 def encode_result(value: Any) -> Any:
     """A function's return value as Parse encodes it: objects in full, with their class."""
     if isinstance(value, Object):
+        if value.id and (value.dirty() or len(value._server) < 2):
+            return value.to_pointer()  # as the Parse SDK encodes an object with unsaved changes
         return {key: encode_result(item) if isinstance(item, (list, dict)) else item
                 for key, item in value.to_full_json().items()}
     if isinstance(value, (datetime, ACL)):

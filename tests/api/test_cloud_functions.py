@@ -55,7 +55,9 @@ def test_params_are_decoded_and_results_encoded(api: httpx.Client) -> None:
     assert answer["whenIsDatetime"] is True
     assert answer["when"] == {"__type": "Date", "iso": "2020-01-01T00:00:00.000Z"}
     assert (answer["pointerClass"], answer["pointerId"]) == ("CloudThing", "abc123")
-    assert answer["object"] == {"a": 1, "__type": "Object", "className": "CloudThing"}
+    assert answer["object"] == {"objectId": "thing1", "a": 1, "__type": "Object", "className": "CloudThing"}
+    # As the Parse SDK encodes: an object with unsaved changes goes as a pointer.
+    assert answer["dirty"] == {"__type": "Pointer", "className": "CloudThing", "objectId": "thing2"}
     assert answer["now"] == {"__type": "Date", "iso": "2020-01-02T03:04:05.678Z"}
     assert answer["bytes"] == {"__type": "Bytes", "base64": "aGk="}
 

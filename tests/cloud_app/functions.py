@@ -41,7 +41,8 @@ def echo_types(request: cloud.Request) -> dict:
         "when": when,
         "pointerClass": pointer.class_name if isinstance(pointer, cloud.Object) else None,
         "pointerId": pointer.id if isinstance(pointer, cloud.Object) else None,
-        "object": cloud.Object("CloudThing", {"a": 1}),
+        "object": cloud.Object.from_json("CloudThing", {"objectId": "thing1", "a": 1}),
+        "dirty": cloud.Object.from_json("CloudThing", {"objectId": "thing2", "a": 1}).set("a", 2),
         "now": datetime(2020, 1, 2, 3, 4, 5, 678000, tzinfo=UTC),
         "bytes": b"hi",
     }

@@ -83,7 +83,7 @@ async function waitForHealth(baseURL, child, stderrBuf) {
   );
 }
 
-async function startBastion() {
+async function startBastion(options = {}) {
   const python = process.env.BASTION_PYTHON || 'python3';
   const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'bastion-sdk-'));
@@ -101,6 +101,9 @@ async function startBastion() {
   ];
   if (process.env.BASTION_TEST_DATABASE) {
     args.push('--database', process.env.BASTION_TEST_DATABASE);
+  }
+  if (options.cloud) {
+    args.push('--cloud', options.cloud); // relative to the repository root
   }
   const stderr = [];
   const child = spawn(python, args, { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -134,9 +137,10 @@ async function startBastion() {
 
 /**
  * Starts (or connects to) the server under test and initializes the SDK.
+ * `options.cloud`: cloud code for a Bastion this harness starts (a path from the repository root).
  * Returns { Parse, serverURL, appId, masterKey, jsKey }.
  */
-export async function startServer() {
+export async function startServer(options = {}) {
   if (current) return info();
   if (process.env.PARSE_SERVER_URL) {
     const { PARSE_SERVER_URL, PARSE_APP_ID, PARSE_MASTER_KEY, PARSE_JS_KEY } = process.env;
@@ -151,7 +155,7 @@ export async function startServer() {
       child: null,
     };
   } else {
-    current = await startBastion();
+    current = await startBastion(options);
   }
   Parse.initialize(current.appId, current.jsKey);
   Parse.serverURL = current.serverURL;

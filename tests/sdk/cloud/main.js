@@ -1,0 +1,55 @@
+// Parse Server's JavaScript twin of the cloud code in tests/cloud_app (the parts the SDK suite
+// uses), so that tests/sdk/cloud.test.mjs can run against Parse Server itself:
+// start Parse Server with `cloud: '<repo>/tests/sdk/cloud/main.js'`.
+
+Parse.Cloud.define('hello', (request) => `Hello ${request.params.name || 'world'}`);
+
+Parse.Cloud.define('echoTypes', (request) => {
+  const { when, pointer } = request.params;
+  const object = Parse.Object.fromJSON({ className: 'CloudThing', objectId: 'thing1', a: 1 });
+  return {
+    whenIsDatetime: when instanceof Date,
+    when,
+    pointerClass: pointer ? pointer.className : null,
+    pointerId: pointer ? pointer.id : null,
+    object,
+    now: new Date('2020-01-02T03:04:05.678Z'),
+  };
+});
+
+Parse.Cloud.define('fail', () => {
+  throw new Parse.Error(141, 'custom failure');
+});
+
+Parse.Cloud.define('needsUser', (request) => request.user.id, { requireUser: true });
+
+Parse.Cloud.define('needsMaster', () => 'ok', { requireMaster: true });
+
+Parse.Cloud.beforeSave('CloudScore', (request) => {
+  const obj = request.object;
+  if ((obj.get('score') || 0) < 0) {
+    throw new Parse.Error(142, 'score must be >= 0');
+  }
+  obj.set('checked', true);
+  if (obj.get('name') === 'shout') obj.set('name', 'SHOUT');
+  if (obj.get('dropMe') !== undefined) obj.unset('dropMe');
+  if (obj.get('bump')) obj.increment('bumps', 10);
+  obj.set('sawOriginal', request.original ? request.original.get('score') : null);
+  obj.set('existed', obj.existed());
+  obj.set('sawMaster', request.master);
+});
+
+Parse.Cloud.beforeDelete('CloudScore', (request) => {
+  if (request.object.get('protected')) {
+    throw new Parse.Error(119, 'this score is protected');
+  }
+});
+
+Parse.Cloud.beforeFind('CloudScore', (request) => {
+  request.query.notEqualTo('hidden', true);
+});
+
+Parse.Cloud.afterFind('CloudScore', (request) => {
+  for (const obj of request.objects) obj.set('decorated', true);
+  return request.objects;
+});
