@@ -964,8 +964,9 @@ def options_from_args(args: argparse.Namespace, seed: int) -> Options:
 
 def run_matrix(args: argparse.Namespace, servers: list[str], workloads: list[str], opts: Options, *,
                seeder: Seeder | None, headline: str, settings: dict[str, Any], script: str,
-               argv: list[str] | None) -> int:
-    """Measure every worker count x server x workload, print the table (and the JSON); the exit code."""
+               argv: list[str] | None, after_table: Callable[[list[Row]], None] | None = None) -> int:
+    """Measure every worker count x server x workload, print the table (then ``after_table(rows)``,
+    and the JSON); the exit code."""
     def on_sigterm(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
@@ -993,6 +994,8 @@ def run_matrix(args: argparse.Namespace, servers: list[str], workloads: list[str
     print("srv CPU / other CPU: cores used during the measurement by the server's process tree / by processes "
           "outside the benchmark (noise)")
     print_table(rows)
+    if after_table is not None:
+        after_table(rows)
     if args.json:
         payload = {
             "machine": info,

@@ -7,6 +7,7 @@
 //   BENCH_WORKERS      number of server processes (node cluster workers), default 1
 //   BENCH_APP_ID       application id, default "bench"
 //   BENCH_MASTER_KEY   master key, default "benchmaster"
+//   BENCH_CLOUD        optional: cloud code file (bench/cloud.py sets it); none when unset
 // Files go to ./files under the working directory (run.py uses a temp dir).
 //
 // With BENCH_WORKERS > 1 the primary process forks one worker first and waits
@@ -21,6 +22,7 @@ const workers = Math.max(1, Number(process.env.BENCH_WORKERS || 1));
 const databaseURI = process.env.BENCH_DATABASE_URI;
 const appId = process.env.BENCH_APP_ID || 'bench';
 const masterKey = process.env.BENCH_MASTER_KEY || 'benchmaster';
+const cloud = process.env.BENCH_CLOUD ? require('node:path').resolve(process.env.BENCH_CLOUD) : undefined;
 
 if (!databaseURI) {
   console.error('server.js: BENCH_DATABASE_URI is required');
@@ -43,6 +45,7 @@ async function runWorker() {
     logsFolder: null,
     logLevel: 'error',
     verifyServerUrl: false,
+    ...(cloud ? { cloud } : {}),
   });
   if (process.send) {
     process.send({ bench: 'listening' });
