@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import string
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -96,6 +96,10 @@ def add_trigger_changes(response: dict[str, Any], body: dict[str, Any], changed:
                 response[key] = value
             continue
         response[key] = value
+
+
+# Takes what is no field out of a body after its before_save trigger (see Writer.create).
+TakeSecrets = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 @dataclass(slots=True)
@@ -229,10 +233,12 @@ class Writer:
 
     async def create(self, class_name: str, body: Any, auth: Auth, *, trusted: bool = False,
                      object_id: str | None = None, hidden: dict[str, Any] | None = None,
-                     info: CallInfo | None = None) -> WriteResult:
+                     info: CallInfo | None = None, take_secrets: TakeSecrets | None = None) -> WriteResult:
         """Create an object. Services of system classes pass ``trusted``, may choose the
         ``object_id``, and may store ``hidden`` columns (such as a password hash) beside the fields.
-        ``info`` is what cloud code's triggers see of the request."""
+        ``info`` is what cloud code's triggers see of the request. ``take_secrets`` gets the body
+        after the before_save trigger and takes out what is no field (the users service hashes a
+        password into ``hidden`` so: the trigger sees the password, as in Parse Server)."""
         self._check_target(class_name, auth, trusted)
         body = self._check_body(body, creating=True)
         cloud = self.cloud
@@ -241,6 +247,8 @@ class Writer:
             self._check_clp(self.schemas.get(class_name), body, auth, "create")
             body, changed = await cloud.before_save(class_name, body, None, auth, info)
             body = self._check_body(body, creating=True)
+        if take_secrets is not None:
+            body = await take_secrets(body)
         if body.get("objectId"):
             raise ParseError(Code.INVALID_KEY_NAME, "objectId is an invalid field name.")
         if body.get("id"):
@@ -305,7 +313,8 @@ class Writer:
     # --- update ---------------------------------------------------------------------------------
 
     async def update(self, class_name: str, object_id: str, body: Any, auth: Auth, *, trusted: bool = False,
-                     hidden: dict[str, Any] | None = None, info: CallInfo | None = None) -> WriteResult:
+                     hidden: dict[str, Any] | None = None, info: CallInfo | None = None,
+                     take_secrets: TakeSecrets | None = None) -> WriteResult:
         self._check_target(class_name, auth, trusted)
         body = self._check_body(body)
         if not isinstance(object_id, str) or not object_id or len(object_id) > 120:
@@ -326,6 +335,8 @@ class Writer:
             if cloud.has("beforeSave", class_name):
                 body, changed = await cloud.before_save(class_name, body, original, auth, info)
                 body = self._check_body(body)
+        if take_secrets is not None:
+            body = await take_secrets(body)
         wanted = self._wanted_types(class_name, body)
         self._check_new_values(class_name, body, wanted)
         permitted = self._check_clp(existing, body, auth, "update")
