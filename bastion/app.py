@@ -11,9 +11,11 @@ import orjson
 from bastion.adapters.files import open_files
 from bastion.adapters.mail import mailer_from_url
 from bastion.adapters.storage.base import StorageAdapter
+from bastion.cloud.jobs import JobRunner
 from bastion.cloud.loader import load_cloud
 from bastion.cloud.registry import CloudRegistry
 from bastion.cloud.runtime import CloudRuntime
+from bastion.cloud.scheduler import Scheduler, parse_schedule
 from bastion.config import Settings
 from bastion.domain.account_emails import AccountEmailOptions, AccountEmails
 from bastion.domain.auth_providers import ProviderRegistry
@@ -44,10 +46,12 @@ from bastion.http.routes import (
     aggregate,
     batch,
     classes,
+    cloud_code,
     config,
     files,
     functions,
     health,
+    jobs,
     pages,
     roles,
     schemas,
@@ -154,10 +158,13 @@ class Bastion:
         # costs one dict lookup per read or write.
         self.cloud = CloudRuntime(self, load_cloud(settings.cloud) if settings.cloud else CloudRegistry())
         self.writer.cloud = self.reader.cloud = self.cloud
+        # Cloud jobs started by /jobs or by a schedule (one scheduler loop per process).
+        self.jobs = JobRunner(self)
+        self.scheduler = Scheduler(self, parse_schedule(settings.schedule), settings.schedule_tick_ms / 1000)
         self.router = Router()
         # Users and sessions first: they own /classes/_User and /classes/_Session, as in Parse Server.
         for module in (health, users, sessions, roles, classes, schemas, config, aggregate, batch, account_emails,
-                       pages, files, functions):
+                       pages, files, functions, jobs, cloud_code):
             module.register(self.router)
         self.ready = False
 
@@ -175,10 +182,14 @@ class Bastion:
         await self.storage.open()
         await self.schemas.load()
         await self.files.adapter.open()
+        self.scheduler.check()
+        self.scheduler.start()
         self.ready = True
 
     async def shutdown(self) -> None:
         self.ready = False
+        await self.scheduler.stop()
+        await self.jobs.shutdown()
         await self.emails.drain()
         await self.auth_providers.aclose()
         await self.files.adapter.close()

@@ -59,6 +59,25 @@ def _protected_fields_option(ctx: click.Context, param: click.Parameter, value: 
         raise click.BadParameter(str(error)) from None
 
 
+class _ScheduleEntry(click.ParamType):
+    """One --schedule entry; in BASTION_SCHEDULE, entries are separated by ';'."""
+
+    name = "NAME=CRON"
+    envvar_list_splitter = ";"
+
+
+def _schedule_option(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> str | None:
+    """The --schedule entries, checked now, as one setting ("NAME=CRON; NAME=CRON")."""
+    from bastion.cloud.scheduler import parse_schedule
+
+    text = "; ".join(item.strip() for item in value if item.strip())
+    try:
+        entries = parse_schedule(text)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    return "; ".join(f"{entry.job}={entry.expr}" for entry in entries) or None
+
+
 def _check_cloud(path: str | None) -> str:
     """Loads the cloud code once before the server starts, so a broken file stops the start with
     its file and line; the summary of what it registers otherwise."""
@@ -184,6 +203,14 @@ def main() -> None:
                    "(see docs/cloud-code.md).")
 @click.option("--dev/--no-dev", envvar="BASTION_DEV", default=False, show_default=True,
               help="Development mode: reload the cloud code when its files change.")
+@click.option("--schedule", envvar="BASTION_SCHEDULE", multiple=True, type=_ScheduleEntry(),
+              callback=_schedule_option,
+              help="Run a cloud job on a schedule: JOB_NAME=CRON, in UTC, e.g. --schedule 'cleanup=*/5 * * * *'. "
+                   "Repeatable; in BASTION_SCHEDULE separate entries with ';'. CRON has 5 fields (minute hour "
+                   "day-of-month month day-of-week) or 6 (seconds first). With several processes on one "
+                   "database each run happens once. Parse Dashboard's schedules (_JobSchedule) run too.")
+@click.option("--schedule-tick-ms", envvar="BASTION_SCHEDULE_TICK_MS", type=int, default=5000, show_default=True,
+              help="How often each process looks for scheduled jobs that are due, in milliseconds.")
 @click.option("--log-level", envvar="BASTION_LOG_LEVEL", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
@@ -206,6 +233,10 @@ def serve(access_log: bool, **options: object) -> None:
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     cloud_summary = _check_cloud(settings.cloud)
+    if settings.schedule and not settings.cloud:
+        raise click.UsageError("--schedule needs --cloud: the jobs it names are defined in cloud code")
+    if settings.schedule_tick_ms < 10:
+        raise click.UsageError("--schedule-tick-ms must be at least 10")
     configure(settings.log_level)
     os.environ.update(settings_to_env(settings))
     db = _redact(settings.database_url)
@@ -222,6 +253,8 @@ def serve(access_log: bool, **options: object) -> None:
     if settings.cloud:
         click.echo(f"  Cloud code:   {Path(settings.cloud).resolve()} ({cloud_summary})"
                    + (", reloads on change" if settings.dev else ""), err=True)
+    if settings.schedule:
+        click.echo(f"  Schedule:     {settings.schedule} (UTC)", err=True)
     uvicorn.run(
         "bastion.asgi:build",
         factory=True,

@@ -66,6 +66,10 @@ class Settings:
     enforce_private_users: bool = True  # Parse Server's enforcePrivateUsers: new users readable by themselves only
     cloud: str | None = None  # cloud code: a .py file or a package directory (docs/cloud-code.md)
     dev: bool = False  # development mode: cloud code reloads when its files change
+    # Scheduled jobs: "NAME=CRON" entries separated by ";" (bastion/cloud/scheduler.py), and how often
+    # each process looks at what is due.
+    schedule: str | None = None
+    schedule_tick_ms: int = 5000
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -162,6 +166,8 @@ ENV_FIELDS: dict[str, type] = {
     "enforce_private_users": bool,
     "cloud": str,
     "dev": bool,
+    "schedule": str,
+    "schedule_tick_ms": int,
 }
 
 

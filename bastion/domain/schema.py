@@ -61,6 +61,17 @@ SYSTEM_CLASS_FIELDS: dict[str, dict[str, FieldType]] = {
         "params": FieldType("Object"),
         "finishedAt": FieldType("Date"),
     },
+    # As Parse Dashboard writes a schedule (see bastion/cloud/scheduler.py for how it runs).
+    "_JobSchedule": {
+        "jobName": FieldType("String"),
+        "description": FieldType("String"),
+        "params": FieldType("String"),
+        "startAfter": FieldType("String"),
+        "daysOfWeek": FieldType("Array"),
+        "timeOfDay": FieldType("String"),
+        "lastRun": FieldType("Number"),
+        "repeatMinutes": FieldType("Number"),
+    },
     "_PushStatus": {
         "pushTime": FieldType("String"),
         "source": FieldType("String"),
