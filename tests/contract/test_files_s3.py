@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bastion.adapters.files import s3 as s3_module
 from bastion.adapters.files.base import FileTooLarge
 from bastion.adapters.files.s3 import MIN_PART_SIZE, S3Files
 from tests.contract.s3_server import FAKE_CREDENTIALS, MotoS3
@@ -114,6 +115,49 @@ async def test_a_failing_or_cancelled_body_leaves_nothing(s3: S3Files, moto: Mot
         await task
     assert await s3.info("broken.bin") is None and await s3.info("cancelled.bin") is None
     assert pending_uploads(moto, s3) == []
+
+
+async def test_part_buffers_stay_within_the_budget_of_all_uploads(moto: MotoS3,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    live: set[int] = set()
+    most = 0
+
+    class CountedPart(s3_module._Part):
+        __slots__ = ()
+
+        def __init__(self, capacity: int) -> None:
+            nonlocal most
+            super().__init__(capacity)
+            live.add(id(self))
+            most = max(most, len(live))
+
+        def close(self) -> None:
+            live.discard(id(self))
+            super().close()
+
+    monkeypatch.setattr(s3_module, "_Part", CountedPart)
+    files = S3Files(moto.new_bucket(), endpoint_url=moto.endpoint, region="us-east-1", max_buffered_parts=1,
+                    **KEYS)
+    await files.open()
+    try:
+        sizes = {"a.bin": 2 * MIN_PART_SIZE + 5, "b.bin": MIN_PART_SIZE + 7, "c.bin": 3 * MIN_PART_SIZE,
+                 "small.bin": 1000}
+        # Three uploads that each need several parts, at once, with one part buffer for them all;
+        # a failed one gives its buffer back (or the others would wait for ever).
+        failing = files.save("broken.bin", body(3 * MIN_PART_SIZE, fail_after=MIN_PART_SIZE + 1), "x/y")
+        results = await asyncio.wait_for(asyncio.gather(
+            failing, *(files.save(name, body(size), "application/octet-stream") for name, size in sizes.items()),
+            return_exceptions=True), 60)
+        assert isinstance(results[0], RuntimeError)
+        assert [info.size for info in results[1:]] == list(sizes.values())  # type: ignore[union-attr]
+        for name, size in sizes.items():
+            assert await read_all(files, name) == expected(size)
+        assert most == 1 and not live
+        assert pending_uploads(moto, files) == []
+    finally:
+        await files.close()
+    with pytest.raises(ValueError):
+        S3Files("b", max_buffered_parts=0)
 
 
 async def test_metadata_tags_and_content_type_round_trip(s3: S3Files) -> None:

@@ -7,6 +7,10 @@ upload of ``part_size`` parts (S3 wants at least 5 MiB per part but the last) se
 part is read, aborted when the body fails, is cancelled or goes past ``max_bytes``, so no half file
 ever becomes visible. Downloads are ranged GETs read chunk by chunk.
 
+Memory: part buffers are the only large thing an upload holds, and at most ``max_buffered_parts``
+of them exist at once in the whole adapter; an upload that needs one waits (and stops reading its
+body) until another upload's part is sent. Files up to ``SMALL_FILE_BYTES`` need no part buffer.
+
 boto3 is synchronous, so every call runs in a small thread pool of this adapter; the event loop never
 waits on the network. Credentials come from the arguments or boto3's usual chain (AWS_ACCESS_KEY_ID /
 AWS_SECRET_ACCESS_KEY, profiles, instance roles) and are never logged.
@@ -18,6 +22,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import mmap
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -31,7 +36,9 @@ from bastion.adapters.files.base import CHUNK_SIZE, FileInfo, FilesAdapter, File
 T = TypeVar("T")
 
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest part (all but the last)
-DEFAULT_PART_SIZE = MIN_PART_SIZE  # two parts at most in memory per upload: 10 MiB
+DEFAULT_PART_SIZE = MIN_PART_SIZE
+DEFAULT_BUFFERED_PARTS = 2  # part buffers in memory at once, all uploads together
+SMALL_FILE_BYTES = 1024 * 1024  # a body up to this size is kept as it came and sent in one PUT
 MAX_PARTS = 10_000  # S3's limit per multipart upload
 _MAX_KEY_BYTES = 1024  # S3's limit for a whole key
 _META_KEY, _TAGS_KEY = "bastion-metadata", "bastion-tags"
@@ -58,11 +65,14 @@ class S3Files(FilesAdapter):
     def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
                  region: str | None = None, access_key: str | None = None, secret_key: str | None = None,
                  presigned_urls: bool = False, presign_ttl: int = 3600,
-                 part_size: int = DEFAULT_PART_SIZE, max_threads: int = 8) -> None:
+                 part_size: int = DEFAULT_PART_SIZE, max_buffered_parts: int = DEFAULT_BUFFERED_PARTS,
+                 max_threads: int = 8) -> None:
         if not bucket:
             raise ValueError("S3 files need a bucket")
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum part)")
+        if max_buffered_parts < 1:
+            raise ValueError("max_buffered_parts must be at least 1")
         if presign_ttl <= 0 or presign_ttl > 7 * 24 * 3600:
             raise ValueError("presign_ttl must be between 1 second and 7 days (S3's limit)")
         self.bucket = bucket
@@ -73,10 +83,12 @@ class S3Files(FilesAdapter):
         self.presigned_urls = presigned_urls
         self.presign_ttl = presign_ttl
         self.part_size = part_size
+        self.max_buffered_parts = max_buffered_parts
         self._credentials = (access_key, secret_key)
         self._max_threads = max_threads
         self._client: Any = None
         self._pool: ThreadPoolExecutor | None = None
+        self._budget: asyncio.Semaphore | None = None  # part buffers that may still be made
 
     def __repr__(self) -> str:  # never shows the credentials
         return f"S3Files(bucket={self.bucket!r}, prefix={self.prefix!r}, endpoint_url={self.endpoint_url!r})"
@@ -97,6 +109,7 @@ class S3Files(FilesAdapter):
             response_checksum_validation="when_required",
         )
         self._pool = ThreadPoolExecutor(self._max_threads, thread_name_prefix="bastion-s3")
+        self._budget = asyncio.Semaphore(self.max_buffered_parts)
         session = boto3.session.Session()
         self._client = await self._run(functools.partial(
             session.client, "s3", endpoint_url=self.endpoint_url, region_name=self.region,
@@ -113,6 +126,7 @@ class S3Files(FilesAdapter):
     async def close(self) -> None:
         client, pool = self._client, self._pool
         self._client = self._pool = None
+        self._budget = None
         if client is not None:
             client.close()
         if pool is not None:
@@ -144,21 +158,19 @@ class S3Files(FilesAdapter):
                              _TAGS_KEY: json.dumps(info.tags, separators=(",", ":"))}}
         # Parts grow for uploads allowed past what 10,000 parts of the usual size hold (48 GiB).
         part_size = max(self.part_size, -(-(max_bytes or 0) // MAX_PARTS))
-        # Once an upload is known to span parts, each part is filled in place in a buffer of exactly
-        # its size: no growing bytearray that reallocates (two copies alive at once), no slicing off
-        # of what spilled over. The first grows, so a small file never touches a whole part.
-        buffer, filled = bytearray(), 0
-        size = 0
+        small: list[bytes] = []  # a body's first chunks, while it may still be a small file
+        small_size = size = 0
+        part: _Part | None = None  # the part being filled; it holds a place in the budget
         upload_id: str | None = None
         parts: list[dict[str, Any]] = []
         pending: asyncio.Future[Any] | None = None  # the part on its way while the next one is read
 
-        async def upload(number: int, data: bytes | bytearray) -> None:
-            answer = await self._call("upload_part", Bucket=self.bucket, Key=key, UploadId=upload_id,
-                                      PartNumber=number, Body=data)
+        async def upload(number: int, data: _Part) -> None:
+            answer = await self._send(data, "upload_part", Bucket=self.bucket, Key=key, UploadId=upload_id,
+                                      PartNumber=number)
             parts[number - 1]["ETag"] = answer["ETag"]
 
-        async def send_part(data: bytes | bytearray) -> None:
+        async def send_part(data: _Part) -> None:
             nonlocal pending
             if pending is not None:
                 await pending
@@ -167,27 +179,38 @@ class S3Files(FilesAdapter):
 
         try:
             async for chunk in chunks:
+                if not chunk:
+                    continue
                 size += len(chunk)
                 if max_bytes is not None and size > max_bytes:
                     raise FileTooLarge(name)
+                if part is None and not parts and small_size + len(chunk) <= SMALL_FILE_BYTES:
+                    small.append(chunk)  # no part (nor a wait for the budget) for a small file
+                    small_size += len(chunk)
+                    continue
                 view = memoryview(chunk)
                 while view:
-                    taken = min(len(view), part_size - filled)
-                    buffer[filled:filled + taken] = view[:taken]
-                    filled += taken
-                    view = view[taken:]
-                    if filled == part_size:
+                    if part is None:
+                        part = await self._new_part(part_size)
+                        for held in small:
+                            part.fill(memoryview(held))
+                        small, small_size = [], 0
+                    view = view[part.fill(view):]
+                    if part.full:
                         if upload_id is None:
                             upload_id = (await self._call("create_multipart_upload", **head))["UploadId"]
-                        await send_part(buffer)  # the full buffer is the part itself, no copy
-                        buffer, filled = bytearray(part_size), 0
-            del buffer[filled:]
+                        data, part = part, None
+                        await send_part(data)
             if upload_id is None:
-                await self._call("put_object", Body=buffer, **head)
+                if part is None:
+                    await self._call("put_object", Body=b"".join(small), **head)
+                else:
+                    data, part = part, None
+                    await self._send(data, "put_object", **head)
             else:
-                if buffer or not parts:
-                    await send_part(buffer)
-                buffer = bytearray()
+                if part is not None:
+                    data, part = part, None
+                    await send_part(data)
                 if pending is not None:
                     await pending
                     pending = None
@@ -195,6 +218,8 @@ class S3Files(FilesAdapter):
                                  MultipartUpload={"Parts": parts})
         except BaseException:
             # Too large, failed or cancelled: drop the parts so nothing (and no bill) stays behind.
+            if part is not None:
+                self._drop(part)
             if pending is not None:
                 if not pending.done():
                     await asyncio.shield(asyncio.wait([pending]))
@@ -204,6 +229,51 @@ class S3Files(FilesAdapter):
                 await asyncio.shield(self._abort(key, upload_id))
             raise
         return FileInfo(name, size, content_type, info.metadata, info.tags)
+
+    # --- part buffers ---------------------------------------------------------------------------
+
+    async def _new_part(self, capacity: int) -> _Part:
+        """An empty part buffer, once the budget has room for one (parts of every upload count)."""
+        if self._budget is None:
+            raise RuntimeError("S3Files is not open")
+        await self._budget.acquire()
+        try:
+            return _Part(capacity)
+        except BaseException:
+            self._budget.release()
+            raise
+
+    def _drop(self, part: _Part) -> None:
+        """A part never handed to a worker thread: its memory and its place in the budget go back."""
+        part.close()
+        if self._budget is not None:
+            self._budget.release()
+
+    async def _send(self, part: _Part, operation: str, **params: Any) -> Any:
+        """``operation`` with ``part`` as its body. The worker thread closes the part when botocore is
+        done with it and only then gives its place in the budget back, even if the caller was
+        cancelled meanwhile (a thread cannot be stopped: until it ends, the part is still in use)."""
+        if self._client is None or self._budget is None:
+            self._drop(part)
+            raise RuntimeError("S3Files is not open")
+        loop, budget = asyncio.get_running_loop(), self._budget
+        method = getattr(self._client, operation)
+
+        def call() -> Any:
+            try:
+                return method(Body=part, **params)
+            finally:
+                part.close()
+                with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+                    loop.call_soon_threadsafe(budget.release)
+
+        try:
+            future = loop.run_in_executor(self._pool, call)
+        except BaseException:  # the pool was shut down: the call never runs
+            self._drop(part)
+            raise
+        # Shielded: cancelling a call still queued would lose the part (and its place in the budget).
+        return await asyncio.shield(future)
 
     async def _abort(self, key: str, upload_id: str) -> None:
         # Already gone, or S3 unreachable: a bucket lifecycle rule cleans what an abort could not.
@@ -270,6 +340,55 @@ class S3Files(FilesAdapter):
             return None
         return str(self._client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": self._key(name)}, ExpiresIn=self.presign_ttl))
+
+
+class _Part:
+    """One part's bytes, in an anonymous memory map of the part's size. A page takes memory only once
+    written, and all of it goes back to the system on close: parts of several MiB made and freed on
+    the heap instead raise glibc's mmap threshold and linger as fragments, so the process kept the
+    peak of every burst of uploads. To botocore it is a file (read, seek, tell, len over the bytes
+    written); reads hand out views of the map, not copies."""
+
+    __slots__ = ("_map", "_position", "_view", "capacity", "size")
+
+    def __init__(self, capacity: int) -> None:
+        self._map = mmap.mmap(-1, capacity)
+        self._view = memoryview(self._map)
+        self.capacity, self.size, self._position = capacity, 0, 0
+
+    @property
+    def full(self) -> bool:
+        return self.size == self.capacity
+
+    def fill(self, data: memoryview) -> int:
+        """Copies in as much of ``data`` as fits; how many bytes that was."""
+        taken = min(len(data), self.capacity - self.size)
+        self._view[self.size:self.size + taken] = data[:taken]
+        self.size += taken
+        return taken
+
+    def read(self, amount: int | None = -1) -> memoryview:
+        end = self.size if amount is None or amount < 0 else min(self.size, self._position + amount)
+        chunk = self._view[self._position:end]
+        self._position = end
+        return chunk
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = (0, self._position, self.size)[whence]
+        self._position = max(0, min(self.size, base + offset))
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+    def __len__(self) -> int:
+        return self.size
+
+    def close(self) -> None:
+        # A view still held somewhere keeps the map open; it goes when the last view does.
+        with contextlib.suppress(BufferError):
+            self._view.release()
+            self._map.close()
 
 
 def _json_dict(text: str | None) -> dict[str, Any]:
