@@ -75,7 +75,19 @@ def _apply(current: Any, change: Any) -> Any:
         return existing + [item for item in items if item not in existing]
     if op == "Remove":
         return [item for item in existing if item not in items]
+    if op in ("AddRelation", "RemoveRelation", "Batch") and current is None:
+        target = _relation_target(change)
+        return {"__type": "Relation", "className": target} if target else None
     return current  # relation operations leave the Relation as it is
+
+
+def _relation_target(change: dict[str, Any]) -> str | None:
+    """The class a relation operation's objects are of."""
+    for op in change.get("ops") or [change]:
+        for item in op.get("objects") or []:
+            if isinstance(item, dict) and isinstance(item.get("className"), str):
+                return item["className"]
+    return None
 
 
 class Object:
@@ -322,6 +334,102 @@ class Object:
             self._changes = {}
         self._server.update({k: v for k, v in data.items() if k not in ("__type", "className")})
 
+    # --- relations ------------------------------------------------------------------------------
+
+    def relation(self, key: str, target_class: str | None = None) -> Relation:
+        """The relation ``key`` of this object: ``obj.relation("likes").add(post)``; its objects
+        with ``await obj.relation("likes").query().find()``."""
+        return Relation(self, key, target_class)
+
+    def add_relation(self, key: str, objects: Object | list[Object]) -> Object:
+        """Adds objects to the relation ``key`` when the object is saved (``AddRelation``)."""
+        self._relation_op(key, _objects(objects), [])
+        return self
+
+    def remove_relation(self, key: str, objects: Object | list[Object]) -> Object:
+        """Removes objects from the relation ``key`` when the object is saved (``RemoveRelation``)."""
+        self._relation_op(key, [], _objects(objects))
+        return self
+
+    def _relation_op(self, key: str, add: list[Object], remove: list[Object]) -> None:
+        adds: list[dict[str, Any]] = []
+        removes: list[dict[str, Any]] = []
+        change = self._changes.get(key)
+        if isinstance(change, dict):
+            for op in change.get("ops") or [change]:
+                if op.get("__op") == "AddRelation":
+                    adds.extend(op.get("objects") or [])
+                elif op.get("__op") == "RemoveRelation":
+                    removes.extend(op.get("objects") or [])
+        elif key in self._changes:
+            raise ValueError(f"{key} has a pending change that is not a relation operation")
+        for obj in add:
+            pointer = obj.to_pointer()
+            removes = [p for p in removes if p != pointer]
+            if pointer not in adds:
+                adds.append(pointer)
+        for obj in remove:
+            pointer = obj.to_pointer()
+            adds = [p for p in adds if p != pointer]
+            if pointer not in removes:
+                removes.append(pointer)
+        ops = [{"__op": "AddRelation", "objects": adds}] if adds else []
+        ops += [{"__op": "RemoveRelation", "objects": removes}] if removes else []
+        if not ops:
+            self._changes.pop(key, None)
+        else:
+            self._changes[key] = ops[0] if len(ops) == 1 else {"__op": "Batch", "ops": ops}
+
+    # --- the data API (runs in the server's pipelines; see bastion/cloud/data.py) ---------------
+
+    async def save(self, *, use_master_key: bool = False, session_token: str | None = None,
+                   context: dict[str, Any] | None = None) -> Object:
+        """Creates or updates the object with its pending changes, as a client's write would (access
+        control and triggers apply); the answer, a before_save trigger's changes included, is taken
+        in. A new ``cloud.User`` is signed up. Returns the object."""
+        from bastion.cloud import data
+
+        return await data.save(self, use_master_key, session_token, context)
+
+    async def fetch(self, *, use_master_key: bool = False, session_token: str | None = None,
+                    include: list[str] | str | None = None, context: dict[str, Any] | None = None) -> Object:
+        """Reloads the object as stored (pending changes are dropped); ``include`` pointer fields."""
+        from bastion.cloud import data
+
+        return await data.fetch(self, use_master_key, session_token, include, context)
+
+    async def fetch_with_include(self, keys: list[str] | str, *, use_master_key: bool = False,
+                                 session_token: str | None = None) -> Object:
+        return await self.fetch(use_master_key=use_master_key, session_token=session_token, include=keys)
+
+    async def destroy(self, *, use_master_key: bool = False, session_token: str | None = None,
+                      context: dict[str, Any] | None = None) -> None:
+        from bastion.cloud import data
+
+        await data.destroy(self, use_master_key, session_token, context)
+
+    @staticmethod
+    async def save_all(objects: list[Object], *, use_master_key: bool = False, session_token: str | None = None,
+                       context: dict[str, Any] | None = None) -> list[Object]:
+        """Saves each object in turn; the first failure stops and is raised."""
+        for obj in objects:
+            await obj.save(use_master_key=use_master_key, session_token=session_token, context=context)
+        return list(objects)
+
+    @staticmethod
+    async def destroy_all(objects: list[Object], *, use_master_key: bool = False, session_token: str | None = None,
+                          context: dict[str, Any] | None = None) -> None:
+        for obj in objects:
+            await obj.destroy(use_master_key=use_master_key, session_token=session_token, context=context)
+
+    @staticmethod
+    async def fetch_all(objects: list[Object], *, use_master_key: bool = False, session_token: str | None = None,
+                        include: list[str] | str | None = None) -> list[Object]:
+        """Reloads objects of one class with one query (101 when one of them is gone)."""
+        from bastion.cloud import data
+
+        return await data.fetch_all(objects, use_master_key, session_token, include)
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Object):
             return NotImplemented
@@ -334,6 +442,63 @@ class Object:
 
     def __repr__(self) -> str:
         return f"<{self.class_name} {self.id or '(new)'}>"
+
+
+def _objects(objects: Object | list[Object]) -> list[Object]:
+    items = [objects] if isinstance(objects, Object) else list(objects)
+    if not all(isinstance(item, Object) for item in items):
+        raise TypeError("a relation holds cloud.Object instances")
+    return items
+
+
+class Relation:
+    """A relation field of an object: ``add``/``remove`` queue ``AddRelation``/``RemoveRelation``
+    on the parent (written by ``await parent.save()``); ``query()`` finds the related objects."""
+
+    def __init__(self, parent: Object, key: str, target_class: str | None = None) -> None:
+        if not isinstance(key, str) or not key:
+            raise ValueError("a relation needs a field name")
+        self.parent = parent
+        self.key = key
+        self._target_class = target_class
+
+    @property
+    def target_class(self) -> str | None:
+        if self._target_class:
+            return self._target_class
+        value = self.parent._value(self.key)
+        if isinstance(value, dict):
+            if value.get("__type") == "Relation" and isinstance(value.get("className"), str):
+                return value["className"]
+            return _relation_target(value)
+        return None
+
+    def add(self, objects: Object | list[Object]) -> Relation:
+        self.parent.add_relation(self.key, objects)
+        return self
+
+    def remove(self, objects: Object | list[Object]) -> Relation:
+        self.parent.remove_relation(self.key, objects)
+        return self
+
+    def query(self) -> Any:
+        """A ``cloud.Query`` of the objects in the relation (its class from the field, or else the schema)."""
+        from bastion.cloud.query import Query
+
+        target = self.target_class
+        if target is None:
+            from bastion.cloud.data import current_runtime
+
+            schema = current_runtime().app.schemas.get(self.parent.class_name)
+            field = schema.fields.get(self.key) if schema is not None else None
+            target = field.target_class if field is not None and field.type == "Relation" else None
+        if not target:
+            raise ValueError(f"{self.parent.class_name}.{self.key} is not a known relation; "
+                             "give its class: obj.relation(key, 'ClassName')")
+        return Query(target).related_to(self.parent, self.key)
+
+    def __repr__(self) -> str:
+        return f"<Relation {self.parent!r}.{self.key} -> {self.target_class}>"
 
 
 class User(Object):
@@ -350,6 +515,44 @@ class User(Object):
     def get_session_token(self) -> str | None:
         return self._server.get("sessionToken")
 
+    @property
+    def session_token(self) -> str | None:
+        return self.get_session_token()
+
+    @classmethod
+    async def sign_up(cls, username: str, password: str, **fields: Any) -> User:
+        """A new user, signed up as a client would (with a session: ``user.session_token``)."""
+        user = cls({"username": username, "password": password, **fields})
+        await user.save()
+        return user
+
+    @classmethod
+    async def log_in(cls, username: str, password: str) -> User:
+        """The user with these credentials, with a new session (``user.session_token``)."""
+        from bastion.cloud import data
+
+        return _as_user(await data.log_in(username, password))
+
+    @classmethod
+    async def become(cls, session_token: str) -> User:
+        """The user of a session token (209 when it is not a live session)."""
+        from bastion.cloud import data
+
+        return _as_user(await data.become(session_token))
+
+    async def log_out(self) -> None:
+        """Ends the session this user object carries."""
+        from bastion.cloud import data
+
+        await data.log_out(self.get_session_token())
+        self._server.pop("sessionToken", None)
+
+
+def _as_user(data: dict[str, Any]) -> User:
+    user = Object.from_json("_User", data)
+    assert isinstance(user, User)
+    return user
+
 
 class Role(Object):
     class_name = "_Role"
@@ -364,6 +567,22 @@ class Role(Object):
     @property
     def name(self) -> str | None:
         return self.get("name")
+
+    @property
+    def users(self) -> Relation:
+        """The users holding the role: ``role.users.add(user)``, then ``await role.save(...)``."""
+        return self.relation("users", "_User")
+
+    @property
+    def roles(self) -> Relation:
+        """The roles whose members hold this role too (Parse's role inheritance)."""
+        return self.relation("roles", "_Role")
+
+    def get_users(self) -> Relation:
+        return self.users
+
+    def get_roles(self) -> Relation:
+        return self.roles
 
 
 class Session(Object):

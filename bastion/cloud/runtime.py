@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bastion.cloud.acl import ACL
+from bastion.cloud.data import set_current_runtime
 from bastion.cloud.errors import SCRIPT_FAILED
 from bastion.cloud.objects import Object, User, decode, encode
 from bastion.cloud.query import Query
@@ -55,6 +56,7 @@ class CloudRuntime:
     def __init__(self, app: Bastion, registry: CloudRegistry | None = None) -> None:
         self.app = app
         self.registry = registry or CloudRegistry()
+        set_current_runtime(self)  # the data API (cloud.Object.save, cloud.Query.find) runs through it
 
     # --- lookups (hot path) ---------------------------------------------------------------------
 
