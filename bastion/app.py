@@ -14,6 +14,7 @@ from bastion.adapters.storage.base import StorageAdapter
 from bastion.cloud.jobs import JobRunner
 from bastion.cloud.loader import load_cloud
 from bastion.cloud.registry import CloudRegistry
+from bastion.cloud.reload import CloudReloader
 from bastion.cloud.runtime import CloudRuntime
 from bastion.cloud.scheduler import Scheduler, parse_schedule
 from bastion.config import Settings
@@ -157,7 +158,9 @@ class Bastion:
         # Cloud code's functions and triggers; always attached, so that a class without triggers
         # costs one dict lookup per read or write.
         self.cloud = CloudRuntime(self, load_cloud(settings.cloud) if settings.cloud else CloudRegistry())
-        self.writer.cloud = self.reader.cloud = self.cloud
+        self.writer.cloud = self.reader.cloud = self.users.cloud = self.cloud
+        # --dev: the cloud code reloads when its files change (started with the server).
+        self.cloud_reloader = CloudReloader(self.cloud, settings.cloud) if settings.dev and settings.cloud else None
         # Cloud jobs started by /jobs or by a schedule (one scheduler loop per process).
         self.jobs = JobRunner(self)
         self.scheduler = Scheduler(self, parse_schedule(settings.schedule), settings.schedule_tick_ms / 1000)
@@ -184,10 +187,14 @@ class Bastion:
         await self.files.adapter.open()
         self.scheduler.check()
         self.scheduler.start()
+        if self.cloud_reloader is not None:
+            self.cloud_reloader.start()
         self.ready = True
 
     async def shutdown(self) -> None:
         self.ready = False
+        if self.cloud_reloader is not None:
+            await self.cloud_reloader.stop()
         await self.scheduler.stop()
         await self.jobs.shutdown()
         await self.emails.drain()

@@ -11,6 +11,7 @@ See docs/cloud-code.md for functions, triggers, validators, jobs and the data AP
 
 from bastion.cloud.acl import ACL
 from bastion.cloud.errors import Error
+from bastion.cloud.files import File
 from bastion.cloud.objects import Installation, Object, Role, Session, User
 from bastion.cloud.query import Query
 from bastion.cloud.registry import (
@@ -38,6 +39,7 @@ from bastion.cloud.request import Request
 __all__ = [
     "ACL",
     "Error",
+    "File",
     "Installation",
     "Object",
     "Query",

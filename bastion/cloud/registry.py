@@ -85,9 +85,11 @@ def _check_trigger_class(kind: str, class_name: str) -> None:
     """Parse Server's rules on which triggers a system class may have."""
     if kind == "beforeSave" and class_name == "_PushStatus":
         raise ValueError("Only afterSave is allowed on _PushStatus")
-    if class_name == "_Session" and kind not in ("afterLogout", "beforeSave", "afterSave", "beforeDelete",
-                                                 "afterDelete", "beforeFind", "afterFind"):
-        raise ValueError("Only the after_logout trigger and object triggers are allowed for the _Session class.")
+    # As Parse Server's validateClassNameForTriggers: _Session takes no object, find or live query
+    # trigger, only after_logout. _User and _Installation take every class trigger; log-in triggers
+    # are on _User and after_logout on _Session by construction (their decorators take no class).
+    if class_name == "_Session" and kind != "afterLogout":
+        raise ValueError("Only the after_logout trigger is allowed for the _Session class.")
 
 
 def define(name: str | Handler, **options: Any) -> Any:

@@ -215,12 +215,26 @@ class Files:
         unique, resolved = stored_name(name, content_type)
         return unique, resolved or "application/octet-stream"
 
+    @staticmethod
+    def prepare_renamed(name: Any, content_type: Any) -> tuple[str, str]:
+        """The stored name and content type of a file cloud code's before_save_file renamed (or
+        retyped): the name must still be a valid file name; the extension rules, which apply to
+        clients, do not apply to cloud code."""
+        if not isinstance(name, str) or not name:
+            raise ParseError(Code.INVALID_FILE_NAME, "Filename not provided.")
+        if content_type is not None and not isinstance(content_type, str):
+            raise ParseError(Code.FILE_SAVE_ERROR, "Invalid Content-Type.")
+        validate_filename(name)
+        unique, resolved = stored_name(name, content_type or None)
+        return unique, resolved or "application/octet-stream"
+
     async def save(self, name: str, chunks: AsyncIterator[bytes], content_type: str,
-                   metadata: dict[str, Any], tags: dict[str, Any]) -> dict[str, str]:
-        """Streams an upload into the backend; ``{"url", "name"}`` as Parse Server answers."""
-        await self.adapter.save(name, chunks, content_type, metadata=metadata, tags=tags,
-                                max_bytes=self.rules.max_upload_bytes)
-        return {"url": self.url_for(name), "name": name}
+                   metadata: dict[str, Any], tags: dict[str, Any]) -> tuple[dict[str, str], int]:
+        """Streams an upload into the backend; ``{"url", "name"}`` as Parse Server answers, and
+        the number of bytes stored."""
+        info = await self.adapter.save(name, chunks, content_type, metadata=metadata, tags=tags,
+                                       max_bytes=self.rules.max_upload_bytes)
+        return {"url": self.url_for(name), "name": name}, info.size
 
     async def info(self, name: str) -> FileInfo | None:
         return await self.adapter.info(name) if is_stored_name(name) else None

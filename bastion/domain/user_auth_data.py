@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bastion.adapters.storage.base import MASTER, DuplicateValue, FindQuery, SetPath, UpdateOp
-from bastion.domain.auth import MASTER_AUTH, Auth
+from bastion.domain.auth import MASTER_AUTH, Auth, CallInfo
 from bastion.domain.auth_providers import ProviderRegistry
 from bastion.domain.auth_providers.base import PROVIDER_NAME, unsupported
 from bastion.domain.names import check_no_denylisted_keys
@@ -160,8 +161,9 @@ class UserAuthData:
 
     # --- POST /users ---------------------------------------------------------------------------------
 
-    async def sign_up(self, body: dict[str, Any], auth: Auth) -> AuthDataSignUp:
-        """``POST /users`` whose body has ``authData``: a sign-up or a log-in with a provider."""
+    async def sign_up(self, body: dict[str, Any], auth: Auth, info: CallInfo | None = None) -> AuthDataSignUp:
+        """``POST /users`` whose body has ``authData``: a sign-up or a log-in with a provider.
+        A log-in runs cloud code's before_login (not after_login, as in Parse Server)."""
         auth_data = body["authData"]
         has_data = isinstance(auth_data, dict) and _has_provider_data(auth_data)
         if not has_data:
@@ -174,7 +176,7 @@ class UserAuthData:
         rest = {k: v for k, v in body.items() if k != "authData"}
         if not auth_data:
             # An empty authData is no authData: a plain sign-up.
-            response, object_id = await self.users.sign_up(rest, auth)
+            response, object_id = await self.users.sign_up(rest, auth, info=info)
             return AuthDataSignUp(response, object_id, True)
         await self._ensure_indexes()
         user_id = auth.user_id
@@ -184,7 +186,7 @@ class UserAuthData:
             await self.validate(auth_data)
             raise ParseError(Code.ACCOUNT_ALREADY_LINKED, ALREADY_USED)
         if found:
-            return await self._log_in(found[0], auth_data, auth)
+            return await self._log_in(found[0], auth_data, auth, info)
         validated = await self.validate(auth_data)
         await self._check_unique(validated, user_id)
         stored = {name: value for name, value in validated.items() if value is not None}
@@ -196,7 +198,8 @@ class UserAuthData:
         created_with = {"action": "login", "authProvider": ",".join(validated)}
         try:
             response, object_id = await self.users.sign_up(
-                rest, auth, auth_data=stored or None, created_with=created_with, session=user_id is None)
+                rest, auth, auth_data=stored or None, created_with=created_with, session=user_id is None,
+                info=info)
         except ParseError as exc:
             if exc.code == Code.DUPLICATE_VALUE:  # a concurrent sign-up took the id (unique index)
                 await self._check_unique(validated, None)
@@ -206,7 +209,8 @@ class UserAuthData:
         response["authDataResponse"] = {}
         return AuthDataSignUp(response, object_id, True)
 
-    async def _log_in(self, record: dict[str, Any], auth_data: dict[str, Any], auth: Auth) -> AuthDataSignUp:
+    async def _log_in(self, record: dict[str, Any], auth_data: dict[str, Any], auth: Auth,
+                      info: CallInfo | None = None) -> AuthDataSignUp:
         object_id = record["objectId"]
         stored = record.get("authData") if isinstance(record.get("authData"), dict) else None
         changed = _mutated(auth_data, stored)
@@ -216,10 +220,14 @@ class UserAuthData:
         is_self_or_master = auth.is_master or auth.user_id == object_id
         if not changed and is_self_or_master:
             # The master key (or the user itself) naming known data: the user, no validation.
+            await self.users.before_login(user, auth, info)
             return AuthDataSignUp(clean_auth_data(user), object_id, False)
         # A log-in validates every provider given, not only changed ones: an id alone must never
         # be enough to become its user.
         validated = await self.validate(auth_data)
+        # Cloud code's before_login, before anything is stored. Parse Server runs it before the
+        # validation; here it runs only for a caller who proved the identity.
+        await self.users.before_login(user, auth, info)
         if validated:
             await self._store(object_id, validated)
         merged = dict(user.get("authData") or {})
@@ -295,12 +303,16 @@ class UserAuthData:
 
     # --- POST /login ---------------------------------------------------------------------------------
 
-    async def after_password_login(self, user: dict[str, Any], auth_data: Any) -> dict[str, Any]:
+    async def after_password_login(self, user: dict[str, Any], auth_data: Any,
+                                   before_store: Callable[[], Awaitable[None]] | None = None) -> dict[str, Any]:
         """``POST /login`` with a password and ``authData``: the providers are validated and stored
-        for the user who proved the password (Parse's additional providers, such as MFA)."""
+        for the user who proved the password (Parse's additional providers, such as MFA).
+        ``before_store`` (cloud code's before_login) runs between the two, as in Parse Server."""
+        validated = await self.validate(_check_shape(auth_data)) if auth_data else {}
+        if before_store is not None:
+            await before_store()
         if not auth_data:
             return user
-        validated = await self.validate(_check_shape(auth_data))
         if validated:
             await self._store(user["objectId"], validated)
             merged = dict(user.get("authData") or {})

@@ -8,13 +8,14 @@ users (Parse Server's default ``protectedFields``).
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bastion.adapters.storage.base import MASTER, FindQuery, Set, StorageAdapter
 from bastion.domain.account_emails import AccountEmails
-from bastion.domain.auth import MASTER_AUTH, Auth
+from bastion.domain.auth import MASTER_AUTH, Auth, CallInfo
 from bastion.domain.codec import encode_date
 from bastion.domain.passwords import PasswordHasher
 from bastion.domain.query import ir
@@ -28,7 +29,11 @@ from bastion.domain.user_auth_data import UserAuthData, clean_auth_data
 from bastion.domain.write import Writer, new_object_id
 from bastion.errors import Code, ParseError
 
+if TYPE_CHECKING:
+    from bastion.cloud.runtime import CloudRuntime
+
 USER_CLASS = "_User"
+SESSION_CLASS = "_Session"
 EMAIL = re.compile(r"^.+@.+\Z", re.DOTALL)
 _USERNAME = ir.Field("username", "String")
 _EMAIL = ir.Field("email", "String")
@@ -51,6 +56,8 @@ class UserOptions:
 class Users:
     # Email verification and reset-token hooks; set by the app (account_emails.py).
     emails: AccountEmails | None = None
+    # Cloud code's login and logout triggers; set by the app (None: no cloud code).
+    cloud: CloudRuntime | None = None
 
     def __init__(self, storage: StorageAdapter, schemas: SchemaRegistry, reader: Reader, writer: Writer,
                  sessions: Sessions, roles: Roles, hasher: PasswordHasher | None = None,
@@ -82,12 +89,13 @@ class Users:
     # --- sign-up --------------------------------------------------------------------------------
 
     async def sign_up(self, body: Any, auth: Auth, *, auth_data: dict[str, Any] | None = None,
-                      created_with: dict[str, Any] | None = None,
-                      session: bool = True) -> tuple[dict[str, Any], str]:
+                      created_with: dict[str, Any] | None = None, session: bool = True,
+                      info: CallInfo | None = None) -> tuple[dict[str, Any], str]:
         """Create a user and a session: the answer (objectId, createdAt, sessionToken) and the id.
 
         A sign-up with a provider (``user_auth_data.py``) passes the validated ``auth_data`` and the
-        session's ``created_with``; it needs no password, and no session when ``session`` is False."""
+        session's ``created_with``; it needs no password, and no session when ``session`` is False.
+        ``info`` is what cloud code's triggers see of the request."""
         if not isinstance(body, dict):
             raise ParseError(Code.INVALID_JSON, "This object must be a JSON object.")
         username, password = body.get("username"), body.get("password")
@@ -102,7 +110,16 @@ class Users:
         data = {k: v for k, v in body.items() if k != "password"}
         if auth_data:
             data["authData"] = auth_data
-        hidden = {_HASH: await self.hasher.hash(password)} if password else {}
+        hidden: dict[str, Any] = {}
+        take_password = None
+        if self._trigger_sees_password():
+            # A before_save trigger on _User sees the password, as in Parse Server; it is hashed
+            # (and taken out of the body) once the trigger is done.
+            if password:
+                data["password"] = password
+            take_password = self._password_taker(hidden)
+        elif password:
+            hidden[_HASH] = await self.hasher.hash(password)
         verify = self.emails.prepare_write(body, data, hidden, creating=True) if self.emails else False
         object_id = new_object_id()
         if "ACL" not in data:
@@ -112,7 +129,7 @@ class Users:
         await self._ensure_class()
         try:
             result = await self.writer.create(USER_CLASS, data, auth, trusted=True, object_id=object_id,
-                                              hidden=hidden)
+                                              hidden=hidden, info=info, take_secrets=take_password)
         except ParseError as exc:
             if exc.code == Code.DUPLICATE_VALUE:  # lost a race with another sign-up
                 await self._check_unique(body, None)
@@ -130,13 +147,23 @@ class Users:
 
     # --- log-in and sessions --------------------------------------------------------------------
 
-    async def log_in(self, payload: dict[str, Any], auth: Auth) -> dict[str, Any]:
+    async def log_in(self, payload: dict[str, Any], auth: Auth, info: CallInfo | None = None) -> dict[str, Any]:
+        """As Parse Server: the credentials, then cloud code's before_login (which may refuse), then
+        the session, then after_login."""
         user = await self._check_credentials(payload, auth)
         if self.auth_data is not None and "authData" in payload:
-            user = await self.auth_data.after_password_login(user, payload["authData"])
+            # Extra providers are validated, then before_login runs, then they are stored.
+            checked = user
+
+            async def before_store() -> None:
+                await self.before_login(checked, auth, info)
+            user = await self.auth_data.after_password_login(user, payload["authData"], before_store)
+        else:
+            await self.before_login(user, auth, info)
         session = await self.sessions.create(user["objectId"], {"action": "login", "authProvider": "password"},
                                              auth.installation_id)
         user["sessionToken"] = session.token
+        await self.after_login(user, auth, info)
         return user
 
     async def verify_password(self, payload: dict[str, Any], auth: Auth) -> dict[str, Any]:
@@ -157,11 +184,76 @@ class Users:
         user["sessionToken"] = session.token
         return user
 
-    async def log_out(self, token: str | None) -> dict[str, Any] | None:
-        """Revoke the session of ``token`` (nothing when there is none); the revoked session."""
+    async def log_out(self, token: str | None, auth: Auth | None = None,
+                      info: CallInfo | None = None) -> dict[str, Any] | None:
+        """Revoke the session of ``token`` (nothing when there is none); the revoked session.
+        Cloud code's after_logout then gets that session, as in Parse Server."""
         if not token:
             return None
-        return await self.sessions.revoke(token)
+        record = await self.sessions.revoke(token)
+        cloud = self.cloud
+        if record is not None and cloud is not None and cloud.has("afterLogout", SESSION_CLASS):
+            entry = cloud.registry.trigger("afterLogout", SESSION_CLASS)
+            if entry is not None:
+                from bastion.cloud.objects import Session as CloudSession
+
+                auth = auth or Auth()
+                stored = CloudSession.from_json(SESSION_CLASS, cloud.encode_record(SESSION_CLASS, record))
+                request = cloud.request_for(auth, info, trigger_name="afterLogout", object=stored)
+                await cloud.invoke(entry, request, auth)
+        return record
+
+    # --- cloud code's login triggers ------------------------------------------------------------
+
+    async def before_login(self, user: dict[str, Any], auth: Auth, info: CallInfo | None) -> None:
+        """Cloud code's before_login with the user who proved who they are (a copy: changes are
+        ignored, as in Parse Server); an error it raises refuses the log-in."""
+        cloud = self.cloud
+        if cloud is None or not cloud.has("beforeLogin", USER_CLASS):
+            return
+        entry = cloud.registry.trigger("beforeLogin", USER_CLASS)
+        if entry is None:
+            return
+        from bastion.cloud.objects import User as CloudUser
+
+        obj = CloudUser.from_json(USER_CLASS, copy.deepcopy(user))
+        request = cloud.request_for(auth, info, trigger_name="beforeLogin", object=obj)
+        await cloud.invoke(entry, request, auth)
+
+    async def after_login(self, user: dict[str, Any], auth: Auth, info: CallInfo | None) -> None:
+        """Cloud code's after_login: the user (with the new session token) is both ``request.object``
+        and ``request.user``, as in Parse Server."""
+        cloud = self.cloud
+        if cloud is None or not cloud.has("afterLogin", USER_CLASS):
+            return
+        entry = cloud.registry.trigger("afterLogin", USER_CLASS)
+        if entry is None:
+            return
+        from bastion.cloud.objects import User as CloudUser
+
+        obj = CloudUser.from_json(USER_CLASS, copy.deepcopy(user))
+        request = cloud.request_for(auth, info, trigger_name="afterLogin", object=obj)
+        request.user = obj
+        request.session_token = user.get("sessionToken")
+        await cloud.invoke(entry, request, auth)
+
+    def _trigger_sees_password(self) -> bool:
+        return self.cloud is not None and self.cloud.has("beforeSave", USER_CLASS)
+
+    def _password_taker(self, hidden: dict[str, Any]) -> Any:
+        """The Writer's ``take_secrets``: the password the trigger left is hashed into ``hidden``."""
+        async def take(body: dict[str, Any]) -> dict[str, Any]:
+            if "password" not in body:
+                return body
+            password = body["password"]
+            rest = {k: v for k, v in body.items() if k != "password"}
+            if password is None or (isinstance(password, dict) and password.get("__op") == "Delete"):
+                return rest  # the trigger removed it: no new password
+            if not isinstance(password, str):
+                raise ParseError(Code.PASSWORD_MISSING, "password is required")
+            hidden[_HASH] = await self.hasher.hash(password)
+            return rest
+        return take
 
     async def me(self, token: str | None) -> dict[str, Any]:
         session = await self.sessions.resolve(token) if token else None
@@ -220,7 +312,7 @@ class Users:
 
     # --- writes ---------------------------------------------------------------------------------
 
-    async def update(self, object_id: str, body: Any, auth: Auth) -> dict[str, Any]:
+    async def update(self, object_id: str, body: Any, auth: Auth, info: CallInfo | None = None) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise ParseError(Code.INVALID_JSON, "This object must be a JSON object.")
         if not auth.is_master and auth.user_id != object_id:
@@ -236,12 +328,19 @@ class Users:
         data = {k: v for k, v in body.items() if k != "password"}
         hidden: dict[str, Any] = {}
         password = body.get("password")
-        if "password" in body:
-            if not isinstance(password, str):
-                raise ParseError(Code.PASSWORD_MISSING, "password is required")
+        if "password" in body and not isinstance(password, str):
+            raise ParseError(Code.PASSWORD_MISSING, "password is required")
+        take_password = None
+        if self._trigger_sees_password():
+            # The before_save trigger sees the new password; it is hashed once the trigger is done.
+            if "password" in body:
+                data["password"] = password
+            take_password = self._password_taker(hidden)
+        elif "password" in body:
             hidden[_HASH] = await self.hasher.hash(password)
         verify = self.emails.prepare_write(body, data, hidden, creating=False) if self.emails else False
-        result = await self.writer.update(USER_CLASS, object_id, data, auth, trusted=True, hidden=hidden)
+        result = await self.writer.update(USER_CLASS, object_id, data, auth, trusted=True, hidden=hidden,
+                                          info=info, take_secrets=take_password)
         response = dict(result.response)
         if verify and self.emails:
             self.emails.send_verification(object_id)
@@ -257,12 +356,12 @@ class Users:
             response["authDataResponse"] = auth_data_response
         return response
 
-    async def delete(self, object_id: str, auth: Auth) -> None:
+    async def delete(self, object_id: str, auth: Auth, info: CallInfo | None = None) -> None:
         if not auth.is_master and not auth.user_id:
             raise ParseError(Code.SESSION_MISSING, "Insufficient auth to delete user")
         if not auth.is_master and auth.user_id != object_id:
             raise ParseError(Code.SESSION_MISSING, DENIED)  # "Insufficient auth."
-        await self.writer.delete(USER_CLASS, object_id, auth, trusted=True)
+        await self.writer.delete(USER_CLASS, object_id, auth, trusted=True, info=info)
         await self.sessions.revoke_for_user(object_id)
 
     def _check_client_fields(self, body: dict[str, Any], auth: Auth) -> None:

@@ -19,6 +19,8 @@ from typing import Any
 import orjson
 
 from bastion.adapters.files.base import FilesAdapter, FileTooLarge
+from bastion.cloud.files import File, run_file_trigger
+from bastion.cloud.registry import FILE_CLASS
 from bastion.domain.files import Files
 from bastion.domain.names import check_no_denylisted_keys
 from bastion.errors import Code, ParseError, Unauthorized
@@ -68,6 +70,7 @@ class _Upload:
     metadata: Any = None
     tags: Any = None
     may_be_empty: bool = False
+    data: bytes | None = None  # the SDK's JSON form only: the decoded base64, in memory already
 
 
 async def _read_upload(req: RequestContext, files: Files) -> _Upload:
@@ -93,7 +96,7 @@ async def _read_upload(req: RequestContext, files: Files) -> _Upload:
     data = _decode_base64(body.get("base64"))
     if len(data) > files.rules.max_upload_bytes:
         raise _too_large(req, files)
-    return _Upload(False, content_type, _single(data), file_data.get("metadata"), file_data.get("tags"))
+    return _Upload(False, content_type, _single(data), file_data.get("metadata"), file_data.get("tags"), data=data)
 
 
 async def _create(req: RequestContext) -> Response:
@@ -110,13 +113,27 @@ async def _create(req: RequestContext) -> Response:
         upload.tags = _header_object(req, "x-parse-file-tags", "X-Parse-File-Tags")
     if not _HEADER_VALUE.match(content_type):
         raise ParseError(Code.FILE_SAVE_ERROR, "Invalid Content-Type.")
+    metadata = upload.metadata if isinstance(upload.metadata, dict) else {}
+    tags = upload.tags if isinstance(upload.tags, dict) else {}
+    cloud = req.app.cloud
+    failure = (Code.FILE_SAVE_ERROR, f"Could not store file: {req.path_params['filename']}.")
+    file: File | None = None
+    if cloud.has("beforeSave", FILE_CLASS):
+        if upload.data == b"":
+            raise ParseError(Code.FILE_SAVE_ERROR, "Invalid file upload.")  # before the trigger, as Parse
+        file, name, content_type = await _before_save_file(req, files, upload, name, content_type,
+                                                           metadata, tags, failure)
+        if file.url:
+            # The trigger answered with a file stored elsewhere: nothing of this upload is kept.
+            answer = {"url": file.url, "name": file.name}
+            await run_file_trigger(cloud, "afterSave", file, req.auth, req.call_info(), failure, file_size=None)
+            return Response(answer, status=201, headers=[(b"location", answer["url"].encode())])
+        metadata, tags = file.metadata, file.tags
     try:
         first = await _first_chunk(upload.chunks)
         if first is None and not upload.may_be_empty:
             raise ParseError(Code.FILE_SAVE_ERROR, "Invalid file upload.")
-        answer = await files.save(name, _prepend(first or b"", upload.chunks), content_type,
-                                  upload.metadata if isinstance(upload.metadata, dict) else {},
-                                  upload.tags if isinstance(upload.tags, dict) else {})
+        answer, size = await files.save(name, _prepend(first or b"", upload.chunks), content_type, metadata, tags)
     except FileTooLarge:
         raise _too_large(req, files) from None
     except (ParseError, Unauthorized):
@@ -126,7 +143,44 @@ async def _create(req: RequestContext) -> Response:
     except Exception:  # noqa: BLE001 - Parse Server answers a failed store with 130 and logs it
         log.exception("could not store file %s", name)
         raise ParseError(Code.FILE_SAVE_ERROR, f"Could not store file: {name}.") from None
+    if cloud.has("afterSave", FILE_CLASS):
+        saved = File(answer["name"], upload.data if file is None else file.data, content_type,
+                     metadata=metadata, tags=tags, url=answer["url"])
+        await run_file_trigger(cloud, "afterSave", saved, req.auth, req.call_info(), failure, file_size=size)
     return Response(answer, status=201, headers=[(b"location", answer["url"].encode())])
+
+
+async def _before_save_file(req: RequestContext, files: Files, upload: _Upload, name: str, content_type: str,
+                            metadata: dict[str, Any], tags: dict[str, Any],
+                            failure: tuple[int, str]) -> tuple[File, str, str]:
+    """Cloud code's before_save_file, before a byte of a raw upload is read (so a refusal reads
+    none); the file it leaves, and the stored name and content type to use."""
+    given = req.path_params["filename"]
+    length = req.headers.get("content-length", "")
+    size = len(upload.data) if upload.data is not None else (int(length) if length.isdigit() else None)
+    file = File(given, upload.data, content_type, metadata=metadata, tags=tags)
+    result = await run_file_trigger(req.app.cloud, "beforeSave", file, req.auth, req.call_info(), failure,
+                                    file_size=size, content_length=int(length) if length.isdigit() else None)
+    if result.url:
+        return result, result.name, content_type
+    if not isinstance(result.metadata, dict) or not isinstance(result.tags, dict):
+        log.error("before_save_file left metadata or tags that are not dicts")
+        raise ParseError(*failure)
+    check_no_denylisted_keys(result.metadata)
+    check_no_denylisted_keys(result.tags)
+    if result.name != given or result.content_type != content_type:
+        name, content_type = files.prepare_renamed(result.name, result.content_type)
+        if not _HEADER_VALUE.match(content_type):
+            raise ParseError(Code.FILE_SAVE_ERROR, "Invalid Content-Type.")
+    if result.data is not None:
+        # The bytes to store, the upload's own or the trigger's (a raw body is then never read).
+        if not isinstance(result.data, (bytes, bytearray)):
+            log.error("before_save_file left data that is not bytes")
+            raise ParseError(*failure)
+        if len(result.data) > files.rules.max_upload_bytes:
+            raise _too_large(req, files)
+        upload.chunks, upload.may_be_empty = _single(bytes(result.data)), True
+    return result, name, content_type
 
 
 def _too_large(req: RequestContext, files: Files) -> Exception:
@@ -292,8 +346,17 @@ async def delete(req: RequestContext) -> Response:
     require_master(req)
     if req.auth.is_read_only:
         raise Unauthorized(PERMISSION_DENIED)
-    await _files(req).delete(req.path_params["filename"])
-    return Response(raw=b"", content_type=None)  # Parse Server answers 200 with an empty body
+    files, name, cloud = _files(req), req.path_params["filename"], req.app.cloud
+    if not (cloud.has("beforeDelete", FILE_CLASS) or cloud.has("afterDelete", FILE_CLASS)):
+        await files.delete(name)
+        return Response(raw=b"", content_type=None)  # Parse Server answers 200 with an empty body
+    # As Parse Server: before_delete_file runs whether or not the file exists (and may refuse).
+    failure = (Code.FILE_DELETE_ERROR, "Could not delete file.")
+    file = File(name, url=files.url_for(name))
+    file = await run_file_trigger(cloud, "beforeDelete", file, req.auth, req.call_info(), failure, file_size=None)
+    await files.delete(name)
+    await run_file_trigger(cloud, "afterDelete", file, req.auth, req.call_info(), failure, file_size=None)
+    return Response(raw=b"", content_type=None)
 
 
 def register(router: Router) -> None:

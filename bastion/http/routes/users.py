@@ -24,16 +24,16 @@ async def sign_up(req: RequestContext) -> Response:
     auth_data = req.app.users.auth_data
     if auth_data is not None and isinstance(req.data, dict) and "authData" in req.data:
         # Sign-up (201) or log-in (200) with a provider.
-        result = await auth_data.sign_up(req.data, req.auth)
+        result = await auth_data.sign_up(req.data, req.auth, req.call_info())
         response, object_id, status = result.response, result.object_id, 201 if result.created else 200
     else:
-        (response, object_id), status = await req.app.users.sign_up(req.data, req.auth), 201
+        (response, object_id), status = await req.app.users.sign_up(req.data, req.auth, info=req.call_info()), 201
     location = f"{req.app.settings.public_url}/users/{object_id}"
     return Response(response, status=status, headers=[(b"location", location.encode())])
 
 
 async def log_in(req: RequestContext) -> Response:
-    return Response(await req.app.users.log_in(_credentials(req), req.auth))
+    return Response(await req.app.users.log_in(_credentials(req), req.auth, req.call_info()))
 
 
 async def verify_password(req: RequestContext) -> Response:
@@ -46,7 +46,7 @@ async def log_in_as(req: RequestContext) -> Response:
 
 
 async def log_out(req: RequestContext) -> Response:
-    await req.app.users.log_out(req.keys.session_token if req.keys else None)
+    await req.app.users.log_out(req.keys.session_token if req.keys else None, req.auth, req.call_info())
     return Response({})
 
 
@@ -65,11 +65,11 @@ async def get(req: RequestContext) -> Response:
 
 
 async def update(req: RequestContext) -> Response:
-    return Response(await req.app.users.update(req.path_params["objectId"], req.data, req.auth))
+    return Response(await req.app.users.update(req.path_params["objectId"], req.data, req.auth, req.call_info()))
 
 
 async def delete(req: RequestContext) -> Response:
-    await req.app.users.delete(req.path_params["objectId"], req.auth)
+    await req.app.users.delete(req.path_params["objectId"], req.auth, req.call_info())
     return Response({})
 
 
