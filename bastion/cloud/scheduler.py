@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from cronsim import CronSim, CronSimError
 
+from bastion.cloud.jobs import JOB_STATUS
 from bastion.domain.auth import MASTER_AUTH
 from bastion.domain.read import FindRequest
 from bastion.domain.types import format_iso
@@ -265,14 +266,24 @@ class Scheduler:
 
     async def _start(self, name: str, params: dict[str, Any], key: str, slot: datetime) -> str | None:
         """Claims and starts one run; its status id, or None when another process has it."""
+        object_id = claim_id(key)
         try:
-            job_id = await self.app.jobs.start(name, params, source="schedule", object_id=claim_id(key),
+            # Usually another process got there first: a read spares the database a refused insert.
+            if await self.app.cloud.load(JOB_STATUS, object_id, MASTER_AUTH) is not None:
+                log.debug("job scheduler: %s for %s was claimed by another process", name, format_iso(slot))
+                return None
+        except ParseError:
+            pass  # no _JobStatus class yet: the claim below creates it
+        try:
+            job_id = await self.app.jobs.start(name, params, source="schedule", object_id=object_id,
                                                scheduled_at=slot)
         except ParseError as error:
             log.error("job scheduler: could not start %s: %s", name, error)
             return None
         if job_id:
             log.info("job scheduler: started %s for %s (status %s)", name, format_iso(slot), job_id)
+        else:
+            log.debug("job scheduler: %s for %s was claimed by another process", name, format_iso(slot))
         return job_id
 
     def _warn(self, key: str, message: str) -> None:
