@@ -144,3 +144,46 @@ describe('triggers seen through the SDK', () => {
     assert.equal(gone.code, 101);
   });
 });
+
+describe('log-in triggers seen through the SDK', () => {
+  test('a beforeLogin refusal rejects Parse.User.logIn, others log in', async () => {
+    const blocked = `cloudblocked_${randomBytes(4).toString('hex')}`;
+    const user = new Parse.User();
+    user.set({ username: blocked, password: 'pw-1234' });
+    await user.signUp(); // sign-up is no log-in: the trigger does not run
+    await Parse.User.logOut();
+    const err = await expectParseError(() => Parse.User.logIn(blocked, 'pw-1234'));
+    assert.equal(err.code, 119);
+    assert.equal(err.message, 'Access denied, you have been banned.');
+    assert.equal(Parse.User.current(), null);
+    const fine = `cloudlogin_${randomBytes(4).toString('hex')}`;
+    await Parse.User.signUp(fine, 'pw-1234');
+    await Parse.User.logOut();
+    const loggedIn = await Parse.User.logIn(fine, 'pw-1234');
+    assert.equal(loggedIn.get('username'), fine);
+    await Parse.User.logOut();
+  });
+});
+
+describe('jobs through the SDK', () => {
+  test('Parse.Cloud.startJob and Parse.Cloud.getJobStatus', async () => {
+    const jobId = await Parse.Cloud.startJob('jobEcho', { n: 7 });
+    assert.equal(typeof jobId, 'string');
+    let status;
+    for (let i = 0; i < 100; i += 1) {
+      status = await Parse.Cloud.getJobStatus(jobId);
+      if (status.get('status') !== 'running') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(status.get('jobName'), 'jobEcho');
+    assert.equal(status.get('status'), 'succeeded');
+    assert.equal(status.get('message'), 'done 7');
+    assert.ok(status.get('finishedAt') instanceof Date);
+  });
+
+  test('an unknown job is error 141', async () => {
+    const err = await expectParseError(() => Parse.Cloud.startJob('noSuchJob', {}));
+    assert.equal(err.code, 141);
+    assert.equal(err.message, 'Invalid job.');
+  });
+});

@@ -53,3 +53,15 @@ Parse.Cloud.afterFind('CloudScore', (request) => {
   for (const obj of request.objects) obj.set('decorated', true);
   return request.objects;
 });
+
+Parse.Cloud.beforeLogin((request) => {
+  const name = request.object.get('username') || '';
+  if (name.startsWith('cloudblocked_')) {
+    throw new Parse.Error(119, 'Access denied, you have been banned.');
+  }
+});
+
+Parse.Cloud.job('jobEcho', async (request) => {
+  request.message(`params ${Object.keys(request.params).sort()}`);
+  return `done ${request.params.n}`;
+});
