@@ -226,5 +226,9 @@ class CloudRuntime:
         schema = self.app.schemas.get(class_name)
         if schema is None:
             return {}
-        return self.app.reader.encode(schema, record)
+        # Hidden columns (a password's hash, email and reset tokens) are no fields: as Parse Server's
+        # sanitizedData, cloud code never sees them.
+        visible = {key: value for key, value in record.items()
+                   if not key.startswith("_") or key in ("_rperm", "_wperm")}
+        return self.app.reader.encode(schema, visible)
 

@@ -302,10 +302,20 @@ PASSWORD_CLOUD = textwrap.dedent('''
             user.set("password", "changed-" + password)
 
 
+    SEEN_AFTER_SAVE = []
+
+
     @cloud.after_save(cloud.User)
     def after(request):
-        if request.object.get("password") is not None:
-            raise cloud.Error(141, "after_save must never see a password")
+        # What after_save saw of the password, its hash or any other hidden column.
+        SEEN_AFTER_SAVE.extend(key for key in request.object._server
+                               if key.startswith("_") or key == "password")
+        SEEN_AFTER_SAVE.append("after_save ran")
+
+
+    @cloud.define("afterSaveSaw")
+    def after_save_saw(request):
+        return SEEN_AFTER_SAVE
 
 
     @cloud.before_save(cloud.Installation)
@@ -358,6 +368,8 @@ def test_user_before_save_sees_the_password_which_is_never_stored(pw_server: Ser
         assert api.post("/login", json={"username": "pat", "password": "secret-2"}).status_code == 200
         assert master.put(f"/users/{user_id}", json={"city": "Lyon"}).status_code == 200
         assert "sawPassword" not in master.get(f"/users/{user_id}").json()  # set to None: no password given
+        saw = api.post("/functions/afterSaveSaw", json={}).json()["result"]
+        assert saw and set(saw) == {"after_save ran"}, saw
 
 
 def test_session_class_takes_only_after_logout(tmp_path: Path) -> None:
