@@ -93,6 +93,15 @@ class Access:
 MASTER = Access(None)
 
 
+# The columns of Parse Server's _Hooks table; a webhook is named by its function, or by its class and trigger.
+HOOK_COLUMNS = ("functionName", "className", "triggerName", "url")
+
+
+def hook_key(hook: dict[str, str]) -> tuple[str, ...]:
+    """The columns that name the webhook ``hook``."""
+    return ("functionName",) if hook.get("functionName") else ("className", "triggerName")
+
+
 # An authData provider name, as it appears in SQL (JSON keys, index names).
 AUTH_PROVIDER = re.compile(r"[A-Za-z0-9_]{1,64}")
 
@@ -212,6 +221,20 @@ class StorageAdapter(ABC):
 
     @abstractmethod
     async def set_config(self, params: dict[str, Any], master_key_only: dict[str, Any]) -> None: ...
+
+    # --- webhooks: Parse Server's _Hooks table (its four text columns, no objectId) ---------------
+
+    @abstractmethod
+    async def load_hooks(self) -> list[dict[str, Any]]:
+        """Every ``_Hooks`` row, as a dict of HOOK_COLUMNS."""
+
+    @abstractmethod
+    async def save_hook(self, hook: dict[str, str]) -> None:
+        """Set the url of the webhook ``hook`` names (``hook_key``), inserting it when there is none."""
+
+    @abstractmethod
+    async def delete_hooks(self, hook: dict[str, str]) -> int:
+        """Delete the webhooks ``hook`` names; how many there were."""
 
     # --- aggregation pipelines ------------------------------------------------------------------
 

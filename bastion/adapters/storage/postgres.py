@@ -36,6 +36,7 @@ from bastion.adapters.storage.aggregate_sql import AggregateCompiler
 from bastion.adapters.storage.base import (
     AUTH_PROVIDER,
     BASE_COLUMNS,
+    HOOK_COLUMNS,
     Access,
     AddItems,
     DuplicateValue,
@@ -47,6 +48,7 @@ from bastion.adapters.storage.base import (
     SetPath,
     StorageAdapter,
     UpdateOp,
+    hook_key,
 )
 from bastion.adapters.storage.sql import Params, SqlDialect, quote
 from bastion.domain import geo
@@ -827,7 +829,9 @@ class PostgresStorage(StorageAdapter):
             for ddl in ('CREATE TABLE IF NOT EXISTS "_SCHEMA" ("className" varchar(120), "schema" jsonb, '
                         '"isParseClass" bool, PRIMARY KEY ("className"))',
                         'CREATE TABLE IF NOT EXISTS "_GlobalConfig" ("objectId" text, "params" jsonb, '
-                        '"masterKeyOnly" jsonb, PRIMARY KEY ("objectId"))'):
+                        '"masterKeyOnly" jsonb, PRIMARY KEY ("objectId"))',
+                        'CREATE TABLE IF NOT EXISTS "_Hooks" ("functionName" text, "className" text, '
+                        '"triggerName" text, "url" text)'):
                 # Another process may create it at the same moment.
                 with suppress(asyncpg.UniqueViolationError, asyncpg.DuplicateTableError):
                     await conn.execute(ddl)
@@ -1186,6 +1190,31 @@ class PostgresStorage(StorageAdapter):
                 'INSERT INTO "_GlobalConfig" ("objectId", "params", "masterKeyOnly") VALUES (\'1\', $1::jsonb, '
                 '$2::jsonb) ON CONFLICT ("objectId") DO UPDATE SET "params" = excluded."params", '
                 '"masterKeyOnly" = excluded."masterKeyOnly"', params, master_key_only)
+
+    # --- webhooks -------------------------------------------------------------------------------
+
+    async def load_hooks(self) -> list[dict[str, Any]]:
+        rows = await self.pool.fetch('SELECT "functionName", "className", "triggerName", "url" FROM "_Hooks"')
+        return [dict(zip(HOOK_COLUMNS, row, strict=True)) for row in rows]
+
+    async def save_hook(self, hook: dict[str, str]) -> None:
+        key = hook_key(hook)
+        match = " AND ".join(f'"{column}" = ${i}' for i, column in enumerate(key, start=2))
+        columns = (*key, "url")
+        names = ", ".join(f'"{column}"' for column in columns)
+        places = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+        async with self.pool.acquire() as conn, conn.transaction():
+            done = await conn.execute(f'UPDATE "_Hooks" SET "url" = $1 WHERE {match}', hook["url"],
+                                      *(hook[c] for c in key))
+            if done == "UPDATE 0":
+                await conn.execute(f'INSERT INTO "_Hooks" ({names}) VALUES ({places})',
+                                   *(hook[c] for c in columns))
+
+    async def delete_hooks(self, hook: dict[str, str]) -> int:
+        key = hook_key(hook)
+        match = " AND ".join(f'"{column}" = ${i}' for i, column in enumerate(key, start=1))
+        done = await self.pool.execute(f'DELETE FROM "_Hooks" WHERE {match}', *(hook[c] for c in key))
+        return int(done.rsplit(" ", 1)[-1])
 
     # --- aggregation pipelines ------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from bastion.adapters.storage.aggregate_sqlite import SqliteAggregateHooks
 from bastion.adapters.storage.base import (
     AUTH_PROVIDER,
     BASE_COLUMNS,
+    HOOK_COLUMNS,
     Access,
     DuplicateValue,
     FindQuery,
@@ -36,6 +37,7 @@ from bastion.adapters.storage.base import (
     StorageAdapter,
     UpdateOp,
     apply_op,
+    hook_key,
 )
 from bastion.adapters.storage.sql import Params, SqlDialect, balanced, quote
 from bastion.domain import geo, text_search
@@ -622,6 +624,8 @@ class SqliteStorage(StorageAdapter):
                          '"schema" TEXT, "isParseClass" INTEGER)')
             conn.execute('CREATE TABLE IF NOT EXISTS "_GlobalConfig" ("objectId" TEXT PRIMARY KEY, '
                          '"params" TEXT, "masterKeyOnly" TEXT)')
+            conn.execute('CREATE TABLE IF NOT EXISTS "_Hooks" ("functionName" TEXT, "className" TEXT, '
+                         '"triggerName" TEXT, "url" TEXT)')
 
         await self._write(init)
 
@@ -942,6 +946,33 @@ class SqliteStorage(StorageAdapter):
             'INSERT INTO "_GlobalConfig" ("objectId", "params", "masterKeyOnly") VALUES (\'1\', ?, ?) '
             'ON CONFLICT ("objectId") DO UPDATE SET "params" = excluded."params", '
             '"masterKeyOnly" = excluded."masterKeyOnly"', values))
+
+    # --- webhooks -------------------------------------------------------------------------------
+
+    async def load_hooks(self) -> list[dict[str, Any]]:
+        rows = await self._read(lambda c: c.execute(
+            'SELECT "functionName", "className", "triggerName", "url" FROM "_Hooks" ORDER BY rowid').fetchall())
+        return [dict(zip(HOOK_COLUMNS, row, strict=True)) for row in rows]
+
+    async def save_hook(self, hook: dict[str, str]) -> None:
+        key = hook_key(hook)
+        match = " AND ".join(f'"{column}" = ?' for column in key)
+        columns = (*key, "url")
+        names = ", ".join(f'"{column}"' for column in columns)
+        places = ", ".join("?" for _ in columns)
+
+        def run(conn: sqlite3.Connection) -> None:
+            if conn.execute(f'UPDATE "_Hooks" SET "url" = ? WHERE {match}',
+                            (hook["url"], *(hook[c] for c in key))).rowcount == 0:
+                conn.execute(f'INSERT INTO "_Hooks" ({names}) VALUES ({places})', tuple(hook[c] for c in columns))
+
+        await self._write(run)
+
+    async def delete_hooks(self, hook: dict[str, str]) -> int:
+        key = hook_key(hook)
+        match = " AND ".join(f'"{column}" = ?' for column in key)
+        return await self._write(lambda c: c.execute(f'DELETE FROM "_Hooks" WHERE {match}',
+                                                     tuple(hook[col] for col in key)).rowcount)
 
     # --- aggregation pipelines ------------------------------------------------------------------
 
