@@ -34,11 +34,22 @@ def entry_file(path: str | Path) -> tuple[Path, Path, bool]:
     return target, target.parent, False
 
 
+def _installed_roots() -> list[Path]:
+    """Where installed code lives (the environment, Bastion itself): never cloud code, even when the
+    cloud code's directory holds them (a project's own .venv, a checkout of Bastion)."""
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(__file__).resolve().parent.parent)}
+    return [Path(root).resolve() for root in roots]
+
+
 def _forget_modules(directory: Path) -> None:
     """Drops modules loaded from ``directory`` so the next import reads their files again."""
+    installed = _installed_roots()
     for name, module in list(sys.modules.items()):
         origin = getattr(module, "__file__", None)
-        if origin and Path(origin).resolve().is_relative_to(directory):
+        if not origin:
+            continue
+        path = Path(origin).resolve()
+        if path.is_relative_to(directory) and not any(path.is_relative_to(root) for root in installed):
             del sys.modules[name]
 
 

@@ -143,3 +143,30 @@ def test_broken_cloud_code_stops_the_start_naming_file_and_line(own_server: None
     assert f"{broken}:{line}" in done.stderr, done.stderr
     assert reason in done.stderr, done.stderr
     assert "Traceback" not in done.stderr  # a message, not a crash
+
+
+def test_reloading_never_drops_installed_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A project that keeps its virtual environment beside its cloud code (project/.venv, project/main.py):
+    # loading the code again re-reads the project's modules, never the installed ones (Bastion among them).
+    from bastion.cloud.loader import load_cloud
+
+    env = tmp_path / ".venv" / "lib"
+    env.mkdir(parents=True)
+    (env / "installed_helper.py").write_text("VALUE = 1\n")
+    (tmp_path / "own_helper.py").write_text("VALUE = 'own'\n")
+    main = tmp_path / "main.py"
+    main.write_text('from bastion import cloud\nimport installed_helper\nimport own_helper\n\n\n'
+                    '@cloud.define("x")\ndef x(request):\n    return own_helper.VALUE\n')
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / ".venv"))
+    monkeypatch.syspath_prepend(str(env))
+    monkeypatch.delitem(sys.modules, "installed_helper", raising=False)
+    monkeypatch.delitem(sys.modules, "own_helper", raising=False)
+    registry_module = sys.modules["bastion.cloud.registry"]
+    assert load_cloud(main).summary() == "1 functions, 0 jobs, 0 triggers"
+    installed, own = sys.modules["installed_helper"], sys.modules["own_helper"]
+    assert load_cloud(main).summary() == "1 functions, 0 jobs, 0 triggers"
+    assert sys.modules["installed_helper"] is installed  # kept
+    assert sys.modules["own_helper"] is not own  # read anew
+    assert sys.modules["bastion.cloud.registry"] is registry_module
+    monkeypatch.delitem(sys.modules, "installed_helper", raising=False)
+    monkeypatch.delitem(sys.modules, "own_helper", raising=False)
