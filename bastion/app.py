@@ -52,6 +52,7 @@ from bastion.http.routes import (
     files,
     functions,
     health,
+    hooks,
     jobs,
     pages,
     roles,
@@ -167,7 +168,7 @@ class Bastion:
         self.router = Router()
         # Users and sessions first: they own /classes/_User and /classes/_Session, as in Parse Server.
         for module in (health, users, sessions, roles, classes, schemas, config, aggregate, batch, account_emails,
-                       pages, files, functions, jobs, cloud_code):
+                       pages, files, functions, hooks, jobs, cloud_code):
             module.register(self.router)
         self.ready = False
 
@@ -184,6 +185,7 @@ class Bastion:
     async def startup(self) -> None:
         await self.storage.open()
         await self.schemas.load()
+        await self.cloud.webhooks.load()
         await self.files.adapter.open()
         self.scheduler.check()
         self.scheduler.start()
@@ -199,6 +201,7 @@ class Bastion:
         await self.jobs.shutdown()
         await self.emails.drain()
         await self.auth_providers.aclose()
+        await self.cloud.webhooks.close()
         await self.files.adapter.close()
         await self.storage.close()
 
@@ -285,6 +288,7 @@ class Bastion:
         if not found:
             return not_found(method, self.settings.mount + path)
         await self.schemas.refresh_if_stale()
+        self.cloud.webhooks.refresh_if_stale()  # other processes' webhooks, in the background
         if req.keys.session_token and not req.auth.is_master:
             # The master key wins over a session token, as in Parse Server.
             req.auth = await self.users.authenticate(req.auth, req.keys.session_token)

@@ -211,6 +211,9 @@ def main() -> None:
                    "database each run happens once. Parse Dashboard's schedules (_JobSchedule) run too.")
 @click.option("--schedule-tick-ms", envvar="BASTION_SCHEDULE_TICK_MS", type=int, default=5000, show_default=True,
               help="How often each process looks for scheduled jobs that are due, in milliseconds.")
+@click.option("--webhook-key", envvar="BASTION_WEBHOOK_KEY",
+              help="Sent as the X-Parse-Webhook-Key header with every webhook call (functions and triggers "
+                   "registered under /hooks), for the webhook to check (Parse Server's webhookKey).")
 @click.option("--log-level", envvar="BASTION_LOG_LEVEL", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")

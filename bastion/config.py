@@ -70,6 +70,8 @@ class Settings:
     # each process looks at what is due.
     schedule: str | None = None
     schedule_tick_ms: int = 5000
+    # Sent as X-Parse-Webhook-Key with every webhook call (/hooks), so the webhook can tell it is us.
+    webhook_key: str | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -168,6 +170,7 @@ ENV_FIELDS: dict[str, type] = {
     "dev": bool,
     "schedule": str,
     "schedule_tick_ms": int,
+    "webhook_key": str,
 }
 
 

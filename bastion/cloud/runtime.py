@@ -21,6 +21,7 @@ from bastion.cloud.objects import Object, User, decode, encode
 from bastion.cloud.query import Query
 from bastion.cloud.registry import CloudRegistry, Registered
 from bastion.cloud.request import Request
+from bastion.cloud.webhooks import Webhooks
 from bastion.domain.auth import MASTER_AUTH, Auth, CallInfo
 from bastion.domain.read import FindRequest
 from bastion.errors import Code, ParseError
@@ -55,13 +56,24 @@ def encode_result(value: Any) -> Any:
 class CloudRuntime:
     def __init__(self, app: Bastion, registry: CloudRegistry | None = None) -> None:
         self.app = app
+        self.webhooks = Webhooks(self)  # functions and triggers served by URLs (/hooks), over the code's
         self.registry = registry or CloudRegistry()
         set_current_runtime(self)  # the data API (cloud.Object.save, cloud.Query.find) runs through it
+
+    @property
+    def registry(self) -> CloudRegistry:
+        """What runs: the cloud code's functions, jobs and triggers with the webhooks over them."""
+        return self._registry
+
+    @registry.setter
+    def registry(self, code: CloudRegistry) -> None:
+        self.code_registry = code  # the cloud code alone (swapped whole by a --dev reload)
+        self._registry = self.webhooks.merged(code)
 
     # --- lookups (hot path) ---------------------------------------------------------------------
 
     def has(self, kind: str, class_name: str) -> bool:
-        return (kind, class_name) in self.registry.triggers
+        return (kind, class_name) in self._registry.triggers
 
     # --- invoking -------------------------------------------------------------------------------
 
@@ -124,6 +136,9 @@ class CloudRuntime:
 
     async def run_function(self, name: str, params: Any, auth: Auth, info: CallInfo | None) -> Any:
         entry = self.registry.functions.get(name)
+        if entry is None:
+            await self.webhooks.reload_on_miss()  # another process may have just registered it
+            entry = self.registry.functions.get(name)
         if entry is None:
             raise ParseError(Code.SCRIPT_FAILED, f'Invalid function: "{name}"')
         if not isinstance(params, dict):
