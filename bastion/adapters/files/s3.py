@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import functools
 import json
 import mmap
@@ -38,7 +39,7 @@ T = TypeVar("T")
 MIN_PART_SIZE = 5 * 1024 * 1024  # S3's smallest part (all but the last)
 DEFAULT_PART_SIZE = MIN_PART_SIZE
 DEFAULT_BUFFERED_PARTS = 2  # part buffers in memory at once, all uploads together
-SMALL_FILE_BYTES = 1024 * 1024  # a body up to this size is kept as it came and sent in one PUT
+SMALL_FILE_BYTES = 256 * 1024  # a body up to this size is kept as it came and sent in one PUT
 MAX_PARTS = 10_000  # S3's limit per multipart upload
 _MAX_KEY_BYTES = 1024  # S3's limit for a whole key
 _META_KEY, _TAGS_KEY = "bastion-metadata", "bastion-tags"
@@ -108,6 +109,7 @@ class S3Files(FilesAdapter):
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
+        _fix_malloc_thresholds()
         self._pool = ThreadPoolExecutor(self._max_threads, thread_name_prefix="bastion-s3")
         self._budget = asyncio.Semaphore(self.max_buffered_parts)
         session = boto3.session.Session()
@@ -122,6 +124,7 @@ class S3Files(FilesAdapter):
         except BotoCoreError as error:  # no credentials, endpoint unreachable, …
             await self.close()
             raise RuntimeError(f"S3 bucket {self.bucket!r} is not reachable: {error}") from None
+        _release_free_memory()  # what loading botocore's models (tens of MB of JSON) left behind
 
     async def close(self) -> None:
         client, pool = self._client, self._pool
@@ -340,6 +343,43 @@ class S3Files(FilesAdapter):
             return None
         return str(self._client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": self._key(name)}, ExpiresIn=self.presign_ttl))
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters (malloc.h)
+_GLIBC_DEFAULT_THRESHOLD = 128 * 1024
+
+
+def _glibc() -> Any:
+    """The C library when it is glibc, else None."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 - only glibc has it
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+def _fix_malloc_thresholds() -> None:
+    """Has glibc's malloc give every freed block of 128 KiB or more straight back to the system.
+
+    That is its default only until the first such block is freed: from then on it raises its mmap
+    threshold (up to 32 MiB) and trim threshold, and serves large blocks from its heaps, one per
+    thread, which keep them once freed. Each chunk a download reads is made in one of the worker
+    threads, so each worker's heap kept its share of the last burst of downloads (10 MB of RSS after
+    eight concurrent ones, never given back). Setting both thresholds, at glibc's own defaults, stops
+    them moving: what MALLOC_MMAP_THRESHOLD_=131072 in the environment does, for the whole process.
+    The cost, an mmap and a munmap per large block, is small next to moving its bytes over a socket."""
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+        libc.mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT_THRESHOLD)
+
+
+def _release_free_memory() -> None:
+    """Gives the system back the free pages glibc's heaps hold (a no-op elsewhere)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 class _Part:
