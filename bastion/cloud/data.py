@@ -124,13 +124,13 @@ async def save(obj: Object, use_master_key: bool = False, session_token: str | N
     if obj.id is None:
         if class_name == USER_CLASS:
             # A new user is a sign-up (with a session, whose token the user then carries).
-            response, _object_id = await _call(app.users.sign_up(body, auth))
+            response, _object_id = await _call(app.users.sign_up(body, auth, info=info))
         else:
             response = (await _call(app.writer.create(class_name, body, auth, info=info))).response
         _take_answer(obj, response, created=True)
     else:
         if class_name == USER_CLASS:
-            response = await _call(app.users.update(obj.id, body, auth))
+            response = await _call(app.users.update(obj.id, body, auth, info=info))
         else:
             response = (await _call(app.writer.update(class_name, obj.id, body, auth, info=info))).response
         _take_answer(obj, response, created=False)
@@ -159,7 +159,7 @@ async def destroy(obj: Object, use_master_key: bool = False, session_token: str 
     app = _app()
     auth = await auth_for(use_master_key, session_token)
     if obj.class_name == USER_CLASS:
-        await _call(app.users.delete(obj.id, auth))
+        await _call(app.users.delete(obj.id, auth, info=_info(context)))
     else:
         await _call(app.writer.delete(obj.class_name, obj.id, auth, info=_info(context)))
 
