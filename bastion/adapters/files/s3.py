@@ -11,8 +11,9 @@ Memory: part buffers are the only large thing an upload holds, and at most ``max
 of them exist at once in the whole adapter; an upload that needs one waits (and stops reading its
 body) until another upload's part is sent. Files up to ``SMALL_FILE_BYTES`` need no part buffer.
 
-boto3 is synchronous, so every call runs in a small thread pool of this adapter; the event loop never
-waits on the network. Credentials come from the arguments or boto3's usual chain (AWS_ACCESS_KEY_ID /
+botocore (boto3's core, used directly: boto3 itself would cost 2-3 MB more and add nothing here) is
+synchronous, so every call runs in a small thread pool of this adapter; the event loop never waits on
+the network. Credentials come from the arguments or boto3's usual chain (AWS_ACCESS_KEY_ID /
 AWS_SECRET_ACCESS_KEY, profiles, instance roles) and are never logged.
 """
 
@@ -28,7 +29,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -112,9 +113,9 @@ class S3Files(FilesAdapter):
         _fix_malloc_thresholds()
         self._pool = ThreadPoolExecutor(self._max_threads, thread_name_prefix="bastion-s3")
         self._budget = asyncio.Semaphore(self.max_buffered_parts)
-        session = boto3.session.Session()
+        session = botocore.session.Session()
         self._client = await self._run(functools.partial(
-            session.client, "s3", endpoint_url=self.endpoint_url, region_name=self.region,
+            session.create_client, "s3", endpoint_url=self.endpoint_url, region_name=self.region,
             aws_access_key_id=access_key, aws_secret_access_key=secret_key, config=config))
         try:
             await self._call("head_bucket", Bucket=self.bucket)
