@@ -207,6 +207,7 @@ async def _check_option(spec: dict[str, Any], key: str, value: Any) -> None:
         return
     if not isinstance(options, (list, tuple, set, frozenset)):
         options = [options]
-    if value not in options or (isinstance(value, bool) and not any(o is value for o in options)):
+    # As JavaScript's includes(): true is not 1, and 1 is not true.
+    if not any(option == value and isinstance(option, bool) == isinstance(value, bool) for option in options):
         expected = ", ".join(_js_text(option) for option in options)
         raise _fail(spec.get("error") or f"Validation failed. Invalid option for {key}. Expected: {expected}")
