@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from botocore.exceptions import ClientError
 
 from bastion.adapters.files import s3 as s3_module
 from bastion.adapters.files.base import FileTooLarge
@@ -158,6 +159,38 @@ async def test_part_buffers_stay_within_the_budget_of_all_uploads(moto: MotoS3,
         await files.close()
     with pytest.raises(ValueError):
         S3Files("b", max_buffered_parts=0)
+
+
+async def test_a_failed_part_gives_its_buffers_back(s3: S3Files, moto: MotoS3) -> None:
+    client, calls = s3._client, 0
+    real = client.upload_part
+
+    def upload_part(**params: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "boom"}}, "UploadPart")
+        return real(**params)
+
+    client.upload_part = upload_part
+    s3.max_buffered_parts = 1
+    s3._budget = asyncio.Semaphore(1)  # as open() makes it
+    with pytest.raises(ClientError):
+        await s3.save("failed.bin", body(3 * MIN_PART_SIZE), "application/octet-stream")
+    info = await asyncio.wait_for(s3.save("next.bin", body(2 * MIN_PART_SIZE + 1), "x/y"), 20)
+    assert info.size == 2 * MIN_PART_SIZE + 1 and await s3.info("failed.bin") is None
+    assert pending_uploads(moto, s3) == []
+
+
+def test_a_part_reads_as_a_file_botocore_can_rewind() -> None:
+    part = s3_module._Part(MIN_PART_SIZE)
+    assert part.fill(memoryview(b"abcdef")) == 6 and len(part) == 6 and not part.full
+    assert bytes(part.read(4)) == b"abcd" and part.tell() == 4
+    assert bytes(part.read()) == b"ef" and part.read(10) == b""
+    assert part.seek(0) == 0 and bytes(part.read(100)) == b"abcdef"  # a retry starts over
+    assert part.seek(-2, 2) == 4 and bytes(part.read()) == b"ef"
+    assert part.fill(memoryview(bytes(MIN_PART_SIZE))) == MIN_PART_SIZE - 6 and part.full
+    part.close()
 
 
 async def test_metadata_tags_and_content_type_round_trip(s3: S3Files) -> None:

@@ -177,7 +177,11 @@ class S3Files(FilesAdapter):
         async def send_part(data: _Part) -> None:
             nonlocal pending
             if pending is not None:
-                await pending
+                try:
+                    await pending
+                except BaseException:
+                    self._drop(data)  # never sent: its place in the budget must come back
+                    raise
             parts.append({"PartNumber": len(parts) + 1})
             pending = asyncio.ensure_future(upload(len(parts), data))
 
