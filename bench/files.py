@@ -9,8 +9,8 @@ database (SQLite for bastion-local and bastion-s3), then for each file size:
   upload answered, streamed and discarded): MB/s and requests/s for each direction;
 
 and, for Bastion (``--big-mb``, default 1024), uploads one file of that size streamed from a
-generator and downloads it again, sampling the summed VmRSS of the server's process tree every
-0.1 s: the peak during each (the issue's bound is 100 MB). Parse Server keeps its 20 MB upload
+generator and downloads it again. The summed VmRSS of the server's process tree is sampled every
+0.1 s during every row: its peak (the issue's bound is 100 MB). Parse Server keeps its 20 MB upload
 limit (``maxUploadSize``) and buffers uploads, so it takes no part in that one.
 
 The client is Python (httpx on asyncio) on the same machine: for small files it may be the
@@ -254,10 +254,12 @@ async def measure_sizes(target: Target, sizes: list[tuple[str, int]], count: int
         for label, size in sizes:
             payload = secrets.token_bytes(size)
             n = count if size < 5 * MIB else max(1, count // 10)  # fewer big files: same order of time
-            seconds, urls, errors = await upload_many(client, target.base, payload, n, concurrency)
-            rows.append(row(target.name, label, "upload", n, seconds, size, errors))
-            seconds, errors = await download_many(client, urls, size, concurrency)
-            rows.append(row(target.name, label, "download", len(urls), seconds, size, errors))
+            with RssSampler(target.process.pid) as sampler:
+                seconds, urls, errors = await upload_many(client, target.base, payload, n, concurrency)
+            rows.append(row(target.name, label, "upload", n, seconds, size, errors, sampler.peak_mb))
+            with RssSampler(target.process.pid) as sampler:
+                seconds, errors = await download_many(client, urls, size, concurrency)
+            rows.append(row(target.name, label, "download", len(urls), seconds, size, errors, sampler.peak_mb))
             log(f"{target.name} {label}: {rows[-2].mb_per_s} MB/s up, {rows[-1].mb_per_s} MB/s down")
     return rows
 

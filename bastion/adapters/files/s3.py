@@ -10,6 +10,8 @@ ever becomes visible. Downloads are ranged GETs read chunk by chunk.
 Memory: part buffers are the only large thing an upload holds, and at most ``max_buffered_parts``
 of them exist at once in the whole adapter; an upload that needs one waits (and stops reading its
 body) until another upload's part is sent. Files up to ``SMALL_FILE_BYTES`` need no part buffer.
+Opening the adapter also fixes glibc's malloc thresholds for the whole process (see
+``_fix_malloc_thresholds``), or the heaps of the worker threads keep what downloads went through.
 
 botocore (boto3's core, used directly: boto3 itself would cost 2-3 MB more and add nothing here) is
 synchronous, so every call runs in a small thread pool of this adapter; the event loop never waits on
