@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from bastion.cloud.acl import ACL
 from bastion.cloud.data import set_current_runtime
 from bastion.cloud.errors import SCRIPT_FAILED
-from bastion.cloud.objects import Object, User, decode, encode
+from bastion.cloud.objects import Object, Session, User, decode, encode
 from bastion.cloud.query import Query
 from bastion.cloud.registry import CloudRegistry, Registered
 from bastion.cloud.request import Request
@@ -193,6 +193,25 @@ class CloudRuntime:
         request = self.request_for(auth, info, trigger_name="afterDelete",
                                    object=Object.from_json(class_name, stored))
         await self.invoke(entry, request, auth)
+
+    # --- login and logout triggers -------------------------------------------------------------
+
+    async def login_trigger(self, kind: str, user: dict[str, Any], auth: Auth, info: CallInfo | None) -> None:
+        """before_login / after_login with the user (a copy: changes are ignored, as in Parse
+        Server). after_login's user, with its new session token, is also ``request.user``."""
+        entry = self.registry.triggers[(kind, "_User")]
+        obj = User.from_json("_User", copy.deepcopy(user))
+        request = self.request_for(auth, info, trigger_name=kind, object=obj)
+        if kind == "afterLogin":
+            request.user = obj
+            request.session_token = user.get("sessionToken")
+        await self.invoke(entry, request, auth)
+
+    async def after_logout(self, session: dict[str, Any], auth: Auth, info: CallInfo | None) -> None:
+        """after_logout with the revoked session (its stored record)."""
+        entry = self.registry.triggers[("afterLogout", "_Session")]
+        stored = Session.from_json("_Session", self.encode_record("_Session", session))
+        await self.invoke(entry, self.request_for(auth, info, trigger_name="afterLogout", object=stored), auth)
 
     # --- find triggers --------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ users (Parse Server's default ``protectedFields``).
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -193,49 +192,22 @@ class Users:
         record = await self.sessions.revoke(token)
         cloud = self.cloud
         if record is not None and cloud is not None and cloud.has("afterLogout", SESSION_CLASS):
-            entry = cloud.registry.trigger("afterLogout", SESSION_CLASS)
-            if entry is not None:
-                from bastion.cloud.objects import Session as CloudSession
-
-                auth = auth or Auth()
-                stored = CloudSession.from_json(SESSION_CLASS, cloud.encode_record(SESSION_CLASS, record))
-                request = cloud.request_for(auth, info, trigger_name="afterLogout", object=stored)
-                await cloud.invoke(entry, request, auth)
+            await cloud.after_logout(record, auth or Auth(), info)
         return record
 
     # --- cloud code's login triggers ------------------------------------------------------------
 
     async def before_login(self, user: dict[str, Any], auth: Auth, info: CallInfo | None) -> None:
-        """Cloud code's before_login with the user who proved who they are (a copy: changes are
-        ignored, as in Parse Server); an error it raises refuses the log-in."""
+        """Cloud code's before_login with the user who proved who they are; an error it raises
+        refuses the log-in."""
         cloud = self.cloud
-        if cloud is None or not cloud.has("beforeLogin", USER_CLASS):
-            return
-        entry = cloud.registry.trigger("beforeLogin", USER_CLASS)
-        if entry is None:
-            return
-        from bastion.cloud.objects import User as CloudUser
-
-        obj = CloudUser.from_json(USER_CLASS, copy.deepcopy(user))
-        request = cloud.request_for(auth, info, trigger_name="beforeLogin", object=obj)
-        await cloud.invoke(entry, request, auth)
+        if cloud is not None and cloud.has("beforeLogin", USER_CLASS):
+            await cloud.login_trigger("beforeLogin", user, auth, info)
 
     async def after_login(self, user: dict[str, Any], auth: Auth, info: CallInfo | None) -> None:
-        """Cloud code's after_login: the user (with the new session token) is both ``request.object``
-        and ``request.user``, as in Parse Server."""
         cloud = self.cloud
-        if cloud is None or not cloud.has("afterLogin", USER_CLASS):
-            return
-        entry = cloud.registry.trigger("afterLogin", USER_CLASS)
-        if entry is None:
-            return
-        from bastion.cloud.objects import User as CloudUser
-
-        obj = CloudUser.from_json(USER_CLASS, copy.deepcopy(user))
-        request = cloud.request_for(auth, info, trigger_name="afterLogin", object=obj)
-        request.user = obj
-        request.session_token = user.get("sessionToken")
-        await cloud.invoke(entry, request, auth)
+        if cloud is not None and cloud.has("afterLogin", USER_CLASS):
+            await cloud.login_trigger("afterLogin", user, auth, info)
 
     def _trigger_sees_password(self) -> bool:
         return self.cloud is not None and self.cloud.has("beforeSave", USER_CLASS)
