@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,25 +123,40 @@ def stop_server(server: Server) -> None:
         server.process.wait()
 
 
+@contextmanager
+def backend_database(backend: str) -> Iterator[str | None]:
+    """The ``--database`` for a server of ``backend``: None for SQLite (the server's own file in its
+    data dir), else the URL of a fresh PostgreSQL database, dropped afterwards. Skips the test when
+    PostgreSQL does not answer."""
+    if backend != "postgres":
+        yield None
+        return
+    reason = postgres_available()
+    if reason:
+        pytest.skip(f"PostgreSQL suite skipped: {reason}")
+    db_name = create_pg_database()
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + db_name
+    finally:
+        drop_pg_database(db_name)
+
+
+@contextmanager
+def running_server(backend: str, extra_args: list[str] | None = None) -> Iterator[Server]:
+    """A Bastion of its own on ``backend`` (a fresh database), stopped and dropped afterwards."""
+    with backend_database(backend) as database:
+        srv = start_server(backend, database, extra_args)
+        try:
+            yield srv
+        finally:
+            stop_server(srv)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def server(request: pytest.FixtureRequest) -> Iterator[Server]:
-    backend = request.param
-    database = None
-    db_name = None
-    if backend == "postgres":
-        reason = postgres_available()
-        if reason:
-            pytest.skip(f"PostgreSQL suite skipped: {reason}")
-        db_name = create_pg_database()
-        database = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + db_name
     # The API suite's server runs the cloud code of tests/cloud_app (triggers on Cloud* classes only).
-    srv = start_server(backend, database, ["--cloud", str(ROOT / "tests" / "cloud_app")])
-    try:
+    with running_server(request.param, ["--cloud", str(ROOT / "tests" / "cloud_app")]) as srv:
         yield srv
-    finally:
-        stop_server(srv)
-        if db_name:
-            drop_pg_database(db_name)
 
 
 @pytest.fixture

@@ -22,13 +22,8 @@ import pytest
 from tests.api.conftest import EXTERNAL
 from tests.api.helpers import assert_error
 from tests.conftest import (
-    PG_ADMIN_URL,
     Server,
-    create_pg_database,
-    drop_pg_database,
-    postgres_available,
-    start_server,
-    stop_server,
+    running_server,
 )
 from tests.oidc_issuer import CLIENT, Issuer, claims, rsa_key, serve, sign
 
@@ -52,21 +47,8 @@ def issuer() -> Iterator[Issuer]:
 def _start(backend: str, args: list[str]) -> Iterator[Server]:
     if EXTERNAL:
         pytest.skip("starts its own Bastion with an OpenID Connect provider")
-    db_name = None
-    database = None
-    if backend == "postgres":
-        reason = postgres_available()
-        if reason:
-            pytest.skip(f"PostgreSQL suite skipped: {reason}")
-        db_name = create_pg_database()
-        database = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + db_name
-    server = start_server(backend, database, args)
-    try:
+    with running_server(backend, args) as server:
         yield server
-    finally:
-        stop_server(server)
-        if db_name:
-            drop_pg_database(db_name)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

@@ -21,13 +21,10 @@ import pytest
 
 from tests.api.helpers import assert_error
 from tests.conftest import (
-    PG_ADMIN_URL,
     ROOT,
     Server,
-    create_pg_database,
-    drop_pg_database,
+    backend_database,
     free_port,
-    postgres_available,
     start_server,
     stop_server,
 )
@@ -244,22 +241,14 @@ def webhook() -> Iterator[Webhook]:
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def hooked(request: pytest.FixtureRequest, own_server: None) -> Iterator[Server]:
     """A Bastion with --webhook-key (and the test cloud code, which webhooks may override)."""
-    database = db_name = None
-    if request.param == "postgres":
-        reason = postgres_available()
-        if reason:
-            pytest.skip(f"PostgreSQL suite skipped: {reason}")
-        db_name = create_pg_database()
-        database = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + db_name
-    srv = start_server(request.param, database, ["--webhook-key", WEBHOOK_KEY,
-                                                 "--cloud", str(ROOT / "tests" / "cloud_app")])
-    srv.database = database or f"sqlite:///{srv.data_dir / 'bastion.db'}"  # type: ignore[attr-defined]
-    try:
-        yield srv
-    finally:
-        stop_server(srv)
-        if db_name:
-            drop_pg_database(db_name)
+    with backend_database(request.param) as database:
+        srv = start_server(request.param, database, ["--webhook-key", WEBHOOK_KEY,
+                                                     "--cloud", str(ROOT / "tests" / "cloud_app")])
+        srv.database = database or f"sqlite:///{srv.data_dir / 'bastion.db'}"  # type: ignore[attr-defined]
+        try:
+            yield srv
+        finally:
+            stop_server(srv)
 
 
 @pytest.fixture

@@ -21,12 +21,9 @@ from bastion.cloud.scheduler import claim_id, parse_schedule, previous_fire, sch
 from tests.api.conftest import EXTERNAL
 from tests.api.helpers import ISO_DATE, OBJECT_ID, assert_error
 from tests.conftest import (
-    PG_ADMIN_URL,
     ROOT,
     Server,
-    create_pg_database,
-    drop_pg_database,
-    postgres_available,
+    backend_database,
     start_server,
     stop_server,
 )
@@ -189,14 +186,8 @@ def database(request: pytest.FixtureRequest, own_server: None, tmp_path: Any) ->
     if request.param == "sqlite":
         yield "sqlite", f"sqlite:///{tmp_path / 'shared.db'}"
         return
-    reason = postgres_available()
-    if reason:
-        pytest.skip(f"PostgreSQL skipped: {reason}")
-    name = create_pg_database()
-    try:
-        yield "postgres", PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        drop_pg_database(name)
+    with backend_database("postgres") as url:
+        yield "postgres", url
 
 
 def scheduled_runs(client: httpx.Client) -> list[dict[str, Any]]:

@@ -22,12 +22,8 @@ import pytest
 
 from tests.api.helpers import assert_error
 from tests.conftest import (
-    PG_ADMIN_URL,
     Server,
-    create_pg_database,
-    drop_pg_database,
-    start_server,
-    stop_server,
+    running_server,
 )
 
 UNIQUE = re.compile(r"^[0-9a-f]{32}_")
@@ -328,15 +324,8 @@ PASSWORD_CLOUD = textwrap.dedent('''
 def pw_server(server: Server, own_server: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     cloud_file = tmp_path_factory.mktemp("pwcloud") / "main.py"
     cloud_file.write_text(PASSWORD_CLOUD)
-    db_name = create_pg_database() if server.backend == "postgres" else None
-    database = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + db_name if db_name else None
-    srv = start_server(server.backend, database, ["--cloud", str(cloud_file)])
-    try:
+    with running_server(server.backend, ["--cloud", str(cloud_file)]) as srv:
         yield srv
-    finally:
-        stop_server(srv)
-        if db_name:
-            drop_pg_database(db_name)
 
 
 def test_user_before_save_sees_the_password_which_is_never_stored(pw_server: Server) -> None:

@@ -24,12 +24,9 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from tests.conftest import (
-    PG_ADMIN_URL,
     Server,
-    create_pg_database,
-    drop_pg_database,
+    backend_database,
     free_port,
-    postgres_available,
     start_server,
     stop_server,
 )
@@ -100,17 +97,8 @@ def inbox() -> Iterator[tuple[Inbox, int]]:
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """None for SQLite, else the URL of a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield None
-        return
-    reason = postgres_available()
-    if reason:
-        pytest.skip(f"PostgreSQL suite skipped: {reason}")
-    name = create_pg_database()
-    try:
-        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        drop_pg_database(name)
+    with backend_database(request.param) as database:
+        yield database
 
 
 def _bastion(backend: str | None, inbox: tuple[Inbox, int] | None, *flags: str) -> Server:
