@@ -140,6 +140,9 @@ def main() -> None:
               envvar="BASTION_PROTECTED_FIELDS_OWNER_EXEMPT", default=True, show_default=True,
               help="A user sees all of their own _User object whatever protectedFields say.")
 @click.option("--max-limit", envvar="BASTION_MAX_LIMIT", type=int, help="Largest `limit` a query may ask for.")
+@click.option("--max-batch-requests", envvar="BASTION_MAX_BATCH_REQUESTS", type=int,
+              help="Most requests one /batch may hold without the master key (default 50; -1: no limit, "
+                   "Parse Server 9's default).")
 @click.option("--max-body-bytes", envvar="BASTION_MAX_BODY_BYTES", type=int, default=20 * 1024 * 1024,
               show_default=True, help="Largest request body accepted.")
 @click.option("--files", envvar="BASTION_FILES", default="local", show_default=True,
