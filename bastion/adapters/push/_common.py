@@ -1,0 +1,85 @@
+"""Small pieces the push adapters share: base64url, Retry-After, bounded fan-out, priorities."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import TypeVar
+
+import httpx
+
+from bastion.adapters.push.base import Delivery
+
+T = TypeVar("T")
+
+# The longest time-to-live the services keep a message for (FCM: 4 weeks; Web Push services are similar).
+MAX_TTL = 4 * 7 * 24 * 3600
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    text = text.strip()
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def ttl_seconds(expiration: datetime | None, now: float | None = None) -> int:
+    """Seconds until ``expiration`` (0 when past), or the longest TTL when there is none."""
+    if expiration is None:
+        return MAX_TTL
+    if expiration.tzinfo is None:
+        expiration = expiration.replace(tzinfo=UTC)
+    left = expiration.timestamp() - (time.time() if now is None else now)
+    return max(0, min(MAX_TTL, int(left)))
+
+
+def retry_after(response: httpx.Response, default: float = 1.0) -> float:
+    """The Retry-After hint in seconds (delta or HTTP date), or ``default``."""
+    value = response.headers.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                pass
+    return default
+
+
+def is_high_priority(priority: str | int | None, default: bool = True) -> bool:
+    """Parse's priorities: "high"/10 → high, "normal"/"low"/5 → not."""
+    if priority is None or priority == "":
+        return default
+    text = str(priority).strip().lower()
+    if text in ("high", "10", "urgent"):
+        return True
+    if text in ("normal", "low", "very-low", "5", "1"):
+        return False
+    return default
+
+
+async def fan_out(items: Sequence[T], limit: int, one: Callable[[T], Awaitable[Delivery]]) -> list[Delivery]:
+    """``one(item)`` for every item, at most ``limit`` at a time, results in order."""
+    if not items:
+        return []
+    if len(items) == 1:
+        return [await one(items[0])]
+    gate = asyncio.Semaphore(max(1, limit))
+
+    async def bounded(item: T) -> Delivery:
+        async with gate:
+            return await one(item)
+
+    return list(await asyncio.gather(*(bounded(item) for item in items)))
+
+
+def transport_failure(installation_id: str, error: Exception) -> Delivery:
+    """A request that never got an answer (connection refused, timeout): retried later."""
+    return Delivery(installation_id, ok=False, error=f"{type(error).__name__}: {error}", retry_after=1.0)
