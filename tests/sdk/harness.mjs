@@ -8,6 +8,12 @@
 //     (by pid) when the test file finishes. BASTION_TEST_DATABASE, when set, is passed
 //     as `--database`. It runs with the repository root as working directory.
 //
+// LiveQuery: `Parse.liveQueryServerURL` is set to the ws:// form of the server URL
+// (ws://host:port/parse), or to LIVE_QUERY_URL when that is set (for an external server
+// whose LiveQuery server listens elsewhere). `liveQueryURL()` answers it. In Bastion mode
+// `restartServer()` stops the server and starts it again on the same port and data dir
+// (`canRestartServer()` is false against an external server).
+//
 // Each test file runs in its own process under `node --test`, so each file gets its own
 // server in Bastion mode. Use `uniqueName()` for class names so files never collide
 // when they share one external server.
@@ -83,13 +89,14 @@ async function waitForHealth(baseURL, child, stderrBuf) {
   );
 }
 
-async function startBastion(options = {}) {
+async function startBastion(options = {}, reuse = null) {
   const python = process.env.BASTION_PYTHON || 'python3';
-  const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), 'bastion-sdk-'));
-  const appId = `app_${randomToken(6)}`;
-  const masterKey = `mk_${randomToken()}`;
-  const jsKey = `js_${randomToken()}`;
+  // `reuse` (from restartServer) keeps the port, data dir and keys of a stopped server.
+  const port = reuse ? reuse.port : await freePort();
+  const dataDir = reuse ? reuse.dataDir : mkdtempSync(join(tmpdir(), 'bastion-sdk-'));
+  const appId = reuse ? reuse.appId : `app_${randomToken(6)}`;
+  const masterKey = reuse ? reuse.masterKey : `mk_${randomToken()}`;
+  const jsKey = reuse ? reuse.jsKey : `js_${randomToken()}`;
   const args = [
     '-m', 'bastion', 'serve',
     '--host', '127.0.0.1',
@@ -132,7 +139,12 @@ async function startBastion(options = {}) {
     rmSync(dataDir, { recursive: true, force: true });
     throw err;
   }
-  return { serverURL, appId, masterKey, jsKey, child, dataDir, stderr, killOnExit };
+  return { serverURL, appId, masterKey, jsKey, child, dataDir, stderr, killOnExit, port, options };
+}
+
+/** The ws:// form of an http(s):// server URL (path kept). */
+function wsURL(serverURL) {
+  return serverURL.replace(/^http/, 'ws');
 }
 
 /**
@@ -153,6 +165,7 @@ export async function startServer(options = {}) {
       masterKey: PARSE_MASTER_KEY,
       jsKey: PARSE_JS_KEY || undefined,
       child: null,
+      liveQueryURL: process.env.LIVE_QUERY_URL || undefined,
     };
   } else {
     current = await startBastion(options);
@@ -160,12 +173,43 @@ export async function startServer(options = {}) {
   Parse.initialize(current.appId, current.jsKey);
   Parse.serverURL = current.serverURL;
   Parse.masterKey = current.masterKey;
+  Parse.liveQueryServerURL = liveQueryURL();
   return info();
 }
 
 function info() {
   const { serverURL, appId, masterKey, jsKey } = current;
   return { Parse, serverURL, appId, masterKey, jsKey };
+}
+
+/** The LiveQuery WebSocket URL of the server under test. */
+export function liveQueryURL() {
+  return current.liveQueryURL || process.env.LIVE_QUERY_URL || wsURL(current.serverURL);
+}
+
+/** True when this harness started the server and can restart it (Bastion mode). */
+export function canRestartServer() {
+  return Boolean(current && current.child);
+}
+
+/**
+ * Stops the Bastion this harness started (SIGTERM, like a deploy) and starts it again on
+ * the same port with the same data dir and keys; resolves once it is healthy again.
+ * `downMs` keeps it stopped that long first.
+ */
+export async function restartServer({ downMs = 0 } = {}) {
+  if (!canRestartServer()) throw new Error('restartServer() needs a server started by the harness');
+  const old = current;
+  if (old.child.exitCode === null && old.child.signalCode === null) {
+    const exited = new Promise((r) => old.child.once('exit', r));
+    process.kill(old.child.pid, 'SIGTERM');
+    const timedOut = await Promise.race([exited.then(() => false), sleep(10_000).then(() => true)]);
+    if (timedOut) old.killOnExit();
+  }
+  process.removeListener('exit', old.killOnExit);
+  if (downMs) await sleep(downMs);
+  current = await startBastion(old.options, old);
+  return info();
 }
 
 /** Stops the server if this harness started it. */
