@@ -60,6 +60,7 @@ from bastion.http.routes import (
     sessions,
     users,
 )
+from bastion.invalidation import Invalidation
 
 log = logging.getLogger("bastion")
 
@@ -156,6 +157,8 @@ class Bastion:
         self.files = Files(open_files(settings.files, settings.data_dir, settings.database_url),
                            upload_rules(settings), self.storage, self.schemas, self.file_url)
         self.writer.listeners.append(self._written)
+        # Tells other processes (through --pubsub) of changes to what every process caches.
+        self.invalidation = Invalidation(self)
         # Cloud code's functions and triggers; always attached, so that a class without triggers
         # costs one dict lookup per read or write.
         self.cloud = CloudRuntime(self, load_cloud(settings.cloud) if settings.cloud else CloudRegistry())
@@ -178,6 +181,7 @@ class Bastion:
             self.roles.invalidate()
         elif class_name == "_Session":
             self.sessions.forget()
+        self.invalidation.written(class_name)
 
     def file_url(self, name: str) -> str:
         return f"{self.settings.public_url}/files/{self.settings.app_id}/{url_quote(name)}"
@@ -191,10 +195,12 @@ class Bastion:
         self.scheduler.start()
         if self.cloud_reloader is not None:
             self.cloud_reloader.start()
+        await self.invalidation.start(getattr(self, "pubsub", None))
         self.ready = True
 
     async def shutdown(self) -> None:
         self.ready = False
+        await self.invalidation.stop()
         if self.cloud_reloader is not None:
             await self.cloud_reloader.stop()
         await self.scheduler.stop()

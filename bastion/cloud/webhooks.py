@@ -5,8 +5,9 @@ database's ``_Hooks`` table (Parse Server's: functionName, className, triggerNam
 process sharing the database serves them. Each process keeps them in memory as ``Registered``
 entries merged over its cloud code (``merged``: a webhook wins over a Python handler of the same
 name, and removing the webhook brings the handler back). The set is re-read at start, after each
-change made here, at most every ``REFRESH_SECONDS`` in the background while requests arrive, and
-when a function is not found (another process may have just registered it).
+change made here, at most every ``REFRESH_SECONDS`` in the background while requests arrive, when
+a function is not found (another process may have just registered it), and at once when another
+process tells of a change through the pub/sub adapter (``listeners``, bastion/invalidation.py).
 
 Calling one is an HTTP POST of the request as JSON (``params``, ``user``, ``master``, ``object``,
 ``original``, ``triggerName``, …, as Parse Server's HooksController sends it) with the
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -149,6 +151,8 @@ class Webhooks:
         self._refresh: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self._warned_no_key = False
+        # Called after this process changed the stored hooks (other processes re-read them).
+        self.listeners: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def storage(self) -> Any:
@@ -274,14 +278,21 @@ class Webhooks:
         async with self._lock:
             await self.storage.save_hook(hook.row())
             await self._load_locked()
+        await self._changed()
         return hook
 
     async def _delete(self, key: dict[str, str]) -> None:
         async with self._lock:
             deleted = await self.storage.delete_hooks(key)
             await self._load_locked()
+        if deleted:
+            await self._changed()
         if not deleted:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
+
+    async def _changed(self) -> None:
+        for listener in self.listeners:
+            await listener()
 
     # --- calling out -----------------------------------------------------------------------------
 

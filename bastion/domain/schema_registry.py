@@ -42,7 +42,9 @@ class SchemaRegistry:
         self._loaded_at = 0.0
         self._refreshing = False
         self._changes = 0  # bumped by every change, so that a refresh begun before it is dropped
+        # Called with a class name after each change, once it is committed (other processes reload).
         self.listeners: list[ChangeListener] = []
+        self._deferred: set[str] = set()  # classes changed inside the transaction() in progress
 
     @property
     def _classes(self) -> dict[str, ClassSchema]:
@@ -76,8 +78,11 @@ class SchemaRegistry:
                 yield
             finally:
                 _TRANSACTION_VIEW.reset(token)
+                changed, self._deferred = self._deferred, set()  # a rollback changed nothing
             self._changes += 1
             await self.load()
+        for class_name in sorted(changed):
+            await self._changed(class_name)
 
     @asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
@@ -132,12 +137,18 @@ class SchemaRegistry:
         return list(self._classes.values())
 
     async def _changed(self, class_name: str) -> None:
+        view = _TRANSACTION_VIEW.get()
+        if view is not None and view[0] is self:
+            self._deferred.add(class_name)  # told once the transaction is over (the lock is ours)
+            return
         for listener in self.listeners:
             await listener(class_name)
 
     async def invalidate(self) -> None:
-        """Another process changed a schema: re-read them all."""
-        await self.load()
+        """Another process changed a schema: re-read them all (after any change in progress here)."""
+        async with self._lock:
+            self._changes += 1
+            await self.load()
 
     # --- changes made by writes -----------------------------------------------------------------
 

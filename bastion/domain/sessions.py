@@ -3,14 +3,16 @@
 A session is an ordinary ``_Session`` object that only its user may read and write (its ACL),
 holding ``sessionToken``, ``user``, ``expiresAt``, ``createdWith`` and ``installationId``. Tokens
 are looked up on every authenticated request, so resolved sessions are cached briefly; a revocation
-made by this process drops the cached entry at once (other processes see it within the TTL, as with
-Parse Server's cache).
+made by this process drops the cached entry at once; other processes drop theirs when told through
+the pub/sub adapter (``listeners``, bastion/invalidation.py), or else within the TTL, as with Parse
+Server's cache.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,6 +53,8 @@ class Sessions:
         self.session_length = session_length
         self.cache_ttl = cache_ttl
         self._cache: dict[str, tuple[float, Session]] = {}
+        # Called with the user id after this process revoked sessions (other processes forget them).
+        self.listeners: list[Callable[[str], Awaitable[None]]] = []
 
     async def create(self, user_id: str, created_with: dict[str, Any] | None, installation_id: str | None,
                      extra: dict[str, Any] | None = None) -> Session:
@@ -111,6 +115,7 @@ class Sessions:
         if not records:
             return None
         await self.storage.delete(schema, records[0]["objectId"], MASTER)
+        await self._revoked(records[0].get("user"))
         return records[0]
 
     async def revoke_for_user(self, user_id: str, keep_token: str | None = None) -> None:
@@ -119,12 +124,21 @@ class Sessions:
         if schema is None:
             return
         records = await self.storage.find(schema, FindQuery(ir.Compare(_USER, ir.EQ, user_id)), MASTER)
+        revoked = False
         for record in records:
             token = record.get("sessionToken")
             if token == keep_token:
                 continue
             self._cache.pop(token, None)
             await self.storage.delete(schema, record["objectId"], MASTER)
+            revoked = True
+        if revoked:
+            await self._revoked(user_id)
+
+    async def _revoked(self, user_id: Any) -> None:
+        if isinstance(user_id, str):
+            for listener in self.listeners:
+                await listener(user_id)
 
     def forget(self, token: str | None = None) -> None:
         """Drop cached sessions (one, or all) after a change made elsewhere."""
@@ -132,3 +146,9 @@ class Sessions:
             self._cache.clear()
         else:
             self._cache.pop(token, None)
+
+    def forget_user(self, user_id: str) -> None:
+        """Drop the cached sessions of one user (another process revoked some of them)."""
+        for token, (_expires, session) in list(self._cache.items()):
+            if session.user_id == user_id:
+                self._cache.pop(token, None)
