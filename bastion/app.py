@@ -21,6 +21,7 @@ from bastion.config import Settings
 from bastion.domain.account_emails import AccountEmailOptions, AccountEmails
 from bastion.domain.auth_providers import ProviderRegistry
 from bastion.domain.files import Files, UploadRules, parse_extension_patterns
+from bastion.domain.installations import Installations
 from bastion.domain.permissions import Permissions
 from bastion.domain.query.parse import QueryLimits
 from bastion.domain.read import Reader, ReadOptions
@@ -53,6 +54,7 @@ from bastion.http.routes import (
     functions,
     health,
     hooks,
+    installations,
     jobs,
     pages,
     roles,
@@ -145,6 +147,7 @@ class Bastion:
         self.sessions = Sessions(self.storage, self.schemas, settings.session_length)
         self.roles = Roles(self.storage, self.schemas)
         self.users = Users(self.storage, self.schemas, self.reader, self.writer, self.sessions, self.roles)
+        self.installations = Installations(self.storage, self.schemas, self.writer)
         self.auth_providers = ProviderRegistry.from_options(
             settings.auth, enable_anonymous_users=settings.enable_anonymous_users)
         self.users.auth_data = UserAuthData(self.users, self.auth_providers)
@@ -169,9 +172,10 @@ class Bastion:
         self.jobs = JobRunner(self)
         self.scheduler = Scheduler(self, parse_schedule(settings.schedule), settings.schedule_tick_ms / 1000)
         self.router = Router()
-        # Users and sessions first: they own /classes/_User and /classes/_Session, as in Parse Server.
-        for module in (health, users, sessions, roles, classes, schemas, config, aggregate, batch, account_emails,
-                       pages, files, functions, hooks, jobs, cloud_code):
+        # Users, sessions and installations first: they own /classes/_User, /classes/_Session and
+        # /classes/_Installation, as in Parse Server.
+        for module in (health, users, sessions, installations, roles, classes, schemas, config, aggregate, batch,
+                       account_emails, pages, files, functions, hooks, jobs, cloud_code):
             module.register(self.router)
         self.ready = False
 

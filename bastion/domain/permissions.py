@@ -28,6 +28,8 @@ READ_OPS = frozenset({"get", "find", "count"})
 DEFAULT_PROTECTED_FIELDS: dict[str, dict[str, list[str]]] = {"_User": {"*": ["email"]}}
 # ``where`` keys that hold subqueries, and where their class and constraints sit.
 _IN_QUERY = ("$inQuery", "$notInQuery")
+# System classes a client's subquery may name (as Reader's CLIENT_READABLE, less _Installation).
+_CLIENT_QUERYABLE = frozenset({"_User", "_Role", "_Session"})
 _SELECT = ("$select", "$dontSelect")
 NOTHING = {"objectId": {"$in": []}}  # a where no object matches
 
@@ -281,6 +283,10 @@ class Permissions:
 
     def _secure_sub(self, sub: dict[str, Any], walk: _Walk, depth: int, select_key: Any) -> dict[str, Any]:
         class_name = sub.get("className")
+        if isinstance(class_name, str) and class_name.startswith("_") and class_name not in _CLIENT_QUERYABLE:
+            # As Parse Server's enforceRoleSecurity: a subquery is a find of its own class, and
+            # clients may not find installations or the master-only classes.
+            raise ParseError(Code.OPERATION_FORBIDDEN, DENIED)
         inner = sub.get("where")
         secured = self._secure(inner, walk, depth + 1) if isinstance(inner, (dict, list)) else inner
         schema = walk.lookup(class_name) if isinstance(class_name, str) else None

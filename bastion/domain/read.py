@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 FileUrl = Callable[[str], str]
 # System classes clients may query (their ACLs, and sanitizers, decide what they see).
-CLIENT_READABLE = frozenset({"_User", "_Role", "_Session"})
+CLIENT_READABLE = frozenset({"_User", "_Role", "_Session", "_Installation"})
 MAX_ROWS = 2**63 - 1  # what SQL's LIMIT and OFFSET hold; larger values mean the same
 
 
@@ -111,6 +111,9 @@ class Reader:
                     info: CallInfo | None = None) -> tuple[dict[str, Any], list[str] | None]:
         """The answer, and with ``raw`` maybe the objects as JSON texts instead of its ``results``."""
         self._check_class(class_name, auth)
+        if class_name == "_Installation" and not is_get and not auth.is_master:
+            # Clients may get an installation, never query them (sanitized, as Parse Server 9).
+            raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")
         cloud = self.cloud
         after_find = False
         if cloud is not None:

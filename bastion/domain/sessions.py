@@ -74,7 +74,19 @@ class Sessions:
         if session.installation_id:
             record["installationId"] = session.installation_id
         await self.storage.insert(schema, record)
+        if session.installation_id:
+            await self._drop_other_sessions(schema, user_id, session.installation_id, session.token)
         return session
+
+    async def _drop_other_sessions(self, schema: Any, user_id: str, installation_id: str, keep_token: str) -> None:
+        """As Parse Server: a new session of a user on an installation ends the user's others there."""
+        where = ir.conjoin([ir.Compare(_USER, ir.EQ, user_id),
+                            ir.Compare(ir.Field("installationId", "String"), ir.EQ, installation_id)])
+        for record in await self.storage.find(schema, FindQuery(where), MASTER):
+            token = record.get("sessionToken")
+            if token != keep_token:
+                self._cache.pop(token, None)
+                await self.storage.delete(schema, record["objectId"], MASTER)
 
     async def resolve(self, token: str) -> Session | None:
         """The live session of ``token``, or None (unknown, revoked or expired)."""
