@@ -82,11 +82,15 @@ class Sessions:
         """As Parse Server: a new session of a user on an installation ends the user's others there."""
         where = ir.conjoin([ir.Compare(_USER, ir.EQ, user_id),
                             ir.Compare(ir.Field("installationId", "String"), ir.EQ, installation_id)])
+        revoked = False
         for record in await self.storage.find(schema, FindQuery(where), MASTER):
             token = record.get("sessionToken")
             if token != keep_token:
                 self._cache.pop(token, None)
                 await self.storage.delete(schema, record["objectId"], MASTER)
+                revoked = True
+        if revoked:
+            await self._revoked(user_id)
 
     async def resolve(self, token: str) -> Session | None:
         """The live session of ``token``, or None (unknown, revoked or expired)."""
