@@ -92,6 +92,20 @@ def _check_cloud(path: str | None) -> str:
         raise SystemExit(1) from None
 
 
+def _check_push(settings: Any) -> str:
+    """Opens the push adapters once before the server starts (creating the VAPID keys on first use),
+    so a broken push setting stops the start with its reason; a summary line otherwise."""
+    from bastion.adapters.push import open_push_adapters
+    from bastion.adapters.push.webpush import WebPushAdapter
+
+    try:
+        adapters = open_push_adapters(settings, settings.data_dir)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    web = next(adapter for adapter in adapters if isinstance(adapter, WebPushAdapter))
+    return f"{', '.join(adapter.name for adapter in adapters)} (VAPID public key {web.keys.public_key})"
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="bastion")
 def main() -> None:
@@ -214,6 +228,29 @@ def main() -> None:
                    "database each run happens once. Parse Dashboard's schedules (_JobSchedule) run too.")
 @click.option("--schedule-tick-ms", envvar="BASTION_SCHEDULE_TICK_MS", type=int, default=5000, show_default=True,
               help="How often each process looks for scheduled jobs that are due, in milliseconds.")
+@click.option("--vapid-public-key", envvar="BASTION_VAPID_PUBLIC_KEY",
+              help="Web Push VAPID public key, base64url (default: the key pair in <data-dir>/vapid.json, "
+                   "created on first start; `bastion keys vapid` prints it).")
+@click.option("--vapid-private-key", envvar="BASTION_VAPID_PRIVATE_KEY",
+              help="Web Push VAPID private key: base64url (as web-push tools print it), PEM, or a file holding "
+                   "either.")
+@click.option("--vapid-subject", envvar="BASTION_VAPID_SUBJECT",
+              help="Contact the push services see in the VAPID JWT: mailto:you@example.com or an https URL "
+                   "(default: the https --server-url's origin).")
+@click.option("--fcm-service-account", envvar="BASTION_FCM_SERVICE_ACCOUNT", type=click.Path(dir_okay=False),
+              help="Firebase service-account key (JSON) for Android pushes over FCM HTTP v1.")
+@click.option("--fcm-endpoint", envvar="BASTION_FCM_ENDPOINT",
+              help="FCM API base URL (default: https://fcm.googleapis.com).")
+@click.option("--apns-key", envvar="BASTION_APNS_KEY", type=click.Path(dir_okay=False),
+              help="APNs token-authentication key (.p8) for Apple devices.")
+@click.option("--apns-key-id", envvar="BASTION_APNS_KEY_ID", help="The .p8 key's Key ID.")
+@click.option("--apns-team-id", envvar="BASTION_APNS_TEAM_ID", help="Apple developer Team ID.")
+@click.option("--apns-topic", envvar="BASTION_APNS_TOPIC",
+              help="The app's bundle id, for installations without appIdentifier.")
+@click.option("--apns-production/--apns-sandbox", envvar="BASTION_APNS_PRODUCTION", default=False,
+              show_default=True, help="Apple's production or sandbox (development builds) push service.")
+@click.option("--apns-endpoint", envvar="BASTION_APNS_ENDPOINT",
+              help="APNs base URL (default: Apple's production or sandbox host).")
 @click.option("--webhook-key", envvar="BASTION_WEBHOOK_KEY",
               help="Sent as the X-Parse-Webhook-Key header with every webhook call (functions and triggers "
                    "registered under /hooks), for the webhook to check (Parse Server's webhookKey).")
@@ -239,6 +276,7 @@ def serve(access_log: bool, **options: object) -> None:
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     cloud_summary = _check_cloud(settings.cloud)
+    push_summary = _check_push(settings)
     if settings.schedule and not settings.cloud:
         raise click.UsageError("--schedule needs --cloud: the jobs it names are defined in cloud code")
     if settings.schedule_tick_ms < 10:
@@ -255,6 +293,7 @@ def serve(access_log: bool, **options: object) -> None:
     click.echo(f"  Database:     {db}", err=True)
     click.echo(f"  Data dir:     {Path(settings.data_dir).resolve()}", err=True)
     click.echo(f"  Files:        {_redact(settings.files)}", err=True)
+    click.echo(f"  Push:         {push_summary}", err=True)
     click.echo(f"  Workers:      {settings.workers}", err=True)
     if settings.cloud:
         click.echo(f"  Cloud code:   {Path(settings.cloud).resolve()} ({cloud_summary})"
@@ -340,6 +379,33 @@ def orphans(database: str | None, files_url: str, data_dir: str, delete: bool, q
             await storage.close()
 
     sys.exit(asyncio.run(run()))
+
+
+@main.group()
+def keys() -> None:
+    """Keys Bastion keeps for you."""
+
+
+@keys.command()
+@click.option("--data-dir", envvar="BASTION_DATA_DIR", default="./bastion-data", show_default=True,
+              type=click.Path(file_okay=False), help="The data directory of `bastion serve`.")
+@click.option("--vapid-public-key", envvar="BASTION_VAPID_PUBLIC_KEY", help="As for `bastion serve`.")
+@click.option("--vapid-private-key", envvar="BASTION_VAPID_PRIVATE_KEY", help="As for `bastion serve`.")
+def vapid(data_dir: str, vapid_public_key: str | None, vapid_private_key: str | None) -> None:
+    """Print the Web Push application server key (VAPID public key, base64url).
+
+    The web app passes it as `applicationServerKey` to `pushManager.subscribe()`. Without configured
+    keys it is the pair in <data-dir>/vapid.json, created now if `bastion serve` has not yet.
+    """
+    from bastion.adapters.push.webpush import vapid_keys_from_settings
+
+    settings = settings_from_env({}, data_dir=data_dir, vapid_public_key=vapid_public_key,
+                                 vapid_private_key=vapid_private_key)
+    try:
+        keys = vapid_keys_from_settings(settings, settings.data_dir)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    click.echo(keys.public_key)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,20 @@ class Settings:
     password_reset_success_on_invalid_email: bool = True
     revoke_session_on_password_reset: bool = True
     enforce_private_users: bool = True  # Parse Server's enforcePrivateUsers: new users readable by themselves only
+    # Push adapters (docs/push.md, "Adapters"): Web Push's VAPID keys (created once in
+    # <data_dir>/vapid.json when unset) and subject; FCM HTTP v1 with a service-account key file;
+    # APNs with a .p8 token key. Endpoints are overridable (local stand-ins, proxies).
+    vapid_public_key: str | None = None
+    vapid_private_key: str | None = None  # base64url or PEM text, or a file holding it
+    vapid_subject: str | None = None  # mailto:… or https://…; default: the https server URL's origin
+    fcm_service_account: str | None = None  # path of the service-account JSON
+    fcm_endpoint: str | None = None  # default https://fcm.googleapis.com
+    apns_key: str | None = None  # path of the .p8 key (or its PEM text)
+    apns_key_id: str | None = None
+    apns_team_id: str | None = None
+    apns_topic: str | None = None  # the app's bundle id, when installations have no appIdentifier
+    apns_production: bool = False
+    apns_endpoint: str | None = None  # default: Apple's production or sandbox host
     cloud: str | None = None  # cloud code: a .py file or a package directory (docs/cloud-code.md)
     dev: bool = False  # development mode: cloud code reloads when its files change
     # Scheduled jobs: "NAME=CRON" entries separated by ";" (bastion/cloud/scheduler.py), and how often
@@ -168,6 +182,17 @@ ENV_FIELDS: dict[str, type] = {
     "enforce_private_users": bool,
     "cloud": str,
     "dev": bool,
+    "vapid_public_key": str,
+    "vapid_private_key": str,
+    "vapid_subject": str,
+    "fcm_service_account": str,
+    "fcm_endpoint": str,
+    "apns_key": str,
+    "apns_key_id": str,
+    "apns_team_id": str,
+    "apns_topic": str,
+    "apns_production": bool,
+    "apns_endpoint": str,
     "schedule": str,
     "schedule_tick_ms": int,
     "webhook_key": str,
