@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -99,7 +100,8 @@ class ApnsAdapter(PushAdapter):
 
     def __init__(self, key: ec.EllipticCurvePrivateKey, *, key_id: str, team_id: str, topic: str | None = None,
                  production: bool = False, endpoint: str | None = None, concurrency: int = 64,
-                 timeout: float = 15.0, transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 timeout: float = 15.0, transport: httpx.AsyncBaseTransport | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         if not key_id or not team_id:
             raise ValueError("APNs token authentication needs the key id and the team id")
         self.key = key
@@ -114,6 +116,7 @@ class ApnsAdapter(PushAdapter):
         self._token: str | None = None
         self._token_issued = 0.0
         self.tokens_made = 0
+        self.clock = clock
 
     async def open(self) -> None:
         if self._client is None:
@@ -127,7 +130,7 @@ class ApnsAdapter(PushAdapter):
             self._client = None
 
     def provider_token(self, *, now: float | None = None, stale: str | None = None) -> str:
-        now = time.time() if now is None else now
+        now = self.clock() if now is None else now
         if self._token is None or now - self._token_issued >= TOKEN_REFRESH or (stale and stale == self._token):
             self._token = jwt.encode({"iss": self.team_id, "iat": int(now)}, self.key, algorithm="ES256",
                                      headers={"kid": self.key_id})
