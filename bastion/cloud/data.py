@@ -30,6 +30,7 @@ _current: CloudRuntime | None = None
 
 USER_CLASS = "_User"
 ROLE_CLASS = "_Role"
+INSTALLATION_CLASS = "_Installation"
 _ROLE_NAME = re.compile(r"^[0-9a-zA-Z\-_ ]+$")
 
 
@@ -125,12 +126,18 @@ async def save(obj: Object, use_master_key: bool = False, session_token: str | N
         if class_name == USER_CLASS:
             # A new user is a sign-up (with a session, whose token the user then carries).
             response, _object_id = await _call(app.users.sign_up(body, auth, info=info))
+        elif class_name == INSTALLATION_CLASS:
+            # Parse's installation rules: the save may update the installation it matches.
+            result = await _call(app.installations.save(body, auth, info=info))
+            response = result.response if result.created else {**result.response, "objectId": result.object_id}
         else:
             response = (await _call(app.writer.create(class_name, body, auth, info=info))).response
         _take_answer(obj, response, created=True)
     else:
         if class_name == USER_CLASS:
             response = await _call(app.users.update(obj.id, body, auth, info=info))
+        elif class_name == INSTALLATION_CLASS:
+            response = (await _call(app.installations.save(body, auth, obj.id, info=info))).response
         else:
             response = (await _call(app.writer.update(class_name, obj.id, body, auth, info=info))).response
         _take_answer(obj, response, created=False)
@@ -160,6 +167,8 @@ async def destroy(obj: Object, use_master_key: bool = False, session_token: str 
     auth = await auth_for(use_master_key, session_token)
     if obj.class_name == USER_CLASS:
         await _call(app.users.delete(obj.id, auth, info=_info(context)))
+    elif obj.class_name == INSTALLATION_CLASS:
+        await _call(app.installations.delete(obj.id, auth, info=_info(context)))
     else:
         await _call(app.writer.delete(obj.class_name, obj.id, auth, info=_info(context)))
 

@@ -9,13 +9,15 @@ PostgreSQL (``BASTION_API_EXTERNAL``).
 from __future__ import annotations
 
 import secrets
+import textwrap
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.api.helpers import ISO_DATE, OBJECT_ID, assert_error
-from tests.conftest import Server
+from tests.conftest import Server, running_server
 
 ROUTES = ("/installations", "/classes/_Installation")
 
@@ -265,3 +267,54 @@ def test_clients_may_not_query_installations_through_subqueries(api: httpx.Clien
     in_query = {"$inQuery": {"className": "_Installation", "where": {}}}
     assert_error(api.get("/classes/_User", params={"where": _json({"objectId": in_query})}), 400, 119,
                  "Permission denied")
+
+
+INSTALLATION_CLOUD = textwrap.dedent('''
+    from bastion import cloud
+
+
+    @cloud.before_save(cloud.Installation)
+    def stamp(request):
+        request.object.set("sawOriginal", request.original is not None)
+
+
+    @cloud.define("saveTwice")
+    async def save_twice(request):
+        given = request.params["installationId"]
+        first = cloud.Installation({"deviceType": "ios", "installationId": given})
+        await first.save(use_master_key=True)
+        second = cloud.Installation({"installationId": given.lower(), "appName": "again"})
+        await second.save(use_master_key=True)
+        try:
+            await cloud.Installation({"deviceType": "ios"}).save(use_master_key=True)
+            missing = None
+        except cloud.Error as exc:
+            missing = exc.code
+        return {"first": first.id, "second": second.id, "missing": missing}
+''')
+
+
+@pytest.fixture(scope="module")
+def cloud_server(server: Server, own_server: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    cloud_file = tmp_path_factory.mktemp("instcloud") / "main.py"
+    cloud_file.write_text(INSTALLATION_CLOUD)
+    with running_server(server.backend, ["--cloud", str(cloud_file)]) as srv:
+        yield srv
+
+
+def test_cloud_code_saves_installations_by_the_same_rules(cloud_server: Server) -> None:
+    given = iid()
+    with cloud_server.client() as api, cloud_server.client(master=True) as master:
+        response = api.post("/functions/saveTwice", json={"installationId": given})
+        assert response.status_code == 200, response.text
+        result = response.json()["result"]
+        assert result["first"] == result["second"] and result["missing"] == 135
+        [obj] = by(master, {"installationId": given.lower()})
+        # The second save matched the first installation, so its trigger ran as an update.
+        assert obj["appName"] == "again" and obj["sawOriginal"] is True
+        # A REST create that becomes an update is one for triggers too.
+        other = iid()
+        object_id = created(api, {"deviceType": "web", "installationId": other})
+        assert api.get(f"/installations/{object_id}").json()["sawOriginal"] is False
+        assert post(api, {"installationId": other, "badge": 1}).status_code == 200
+        assert api.get(f"/installations/{object_id}").json()["sawOriginal"] is True
