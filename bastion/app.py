@@ -23,6 +23,8 @@ from bastion.domain.auth_providers import ProviderRegistry
 from bastion.domain.files import Files, UploadRules, parse_extension_patterns
 from bastion.domain.installations import Installations
 from bastion.domain.permissions import Permissions
+from bastion.domain.push import PushService
+from bastion.domain.push_queue import PushQueue, QueueOptions
 from bastion.domain.query.parse import QueryLimits
 from bastion.domain.read import Reader, ReadOptions
 from bastion.domain.roles import Roles
@@ -57,6 +59,8 @@ from bastion.http.routes import (
     installations,
     jobs,
     pages,
+    push,
+    push_audiences,
     roles,
     schemas,
     sessions,
@@ -171,13 +175,24 @@ class Bastion:
         # Cloud jobs started by /jobs or by a schedule (one scheduler loop per process).
         self.jobs = JobRunner(self)
         self.scheduler = Scheduler(self, parse_schedule(settings.schedule), settings.schedule_tick_ms / 1000)
+        # Push: POST /push checks and enqueues; the durable queue's worker (one per process) delivers.
+        self.push = PushService(self)
+        self.push_queue = PushQueue(self, QueueOptions(poll_s=settings.push_poll_ms / 1000),
+                                    enabled=settings.push_worker, open_adapters=self._push_adapters)
         self.router = Router()
         # Users, sessions and installations first: they own /classes/_User, /classes/_Session and
         # /classes/_Installation, as in Parse Server.
         for module in (health, users, sessions, installations, roles, classes, schemas, config, aggregate, batch,
                        account_emails, pages, files, functions, hooks, jobs, cloud_code):
             module.register(self.router)
+        push.register(self.router)
+        push_audiences.register(self.router)
         self.ready = False
+
+    def _push_adapters(self) -> list[Any]:
+        from bastion.adapters.push import open_push_adapters
+
+        return open_push_adapters(self.settings, self.settings.data_dir)
 
     def _written(self, class_name: str) -> None:
         """Caches that hold what a write may have changed."""
@@ -197,6 +212,7 @@ class Bastion:
         await self.files.adapter.open()
         self.scheduler.check()
         self.scheduler.start()
+        await self.push_queue.start()
         if self.cloud_reloader is not None:
             self.cloud_reloader.start()
         await self.invalidation.start(getattr(self, "pubsub", None))
@@ -208,6 +224,7 @@ class Bastion:
         if self.cloud_reloader is not None:
             await self.cloud_reloader.stop()
         await self.scheduler.stop()
+        await self.push_queue.stop()
         await self.jobs.shutdown()
         await self.emails.drain()
         await self.auth_providers.aclose()

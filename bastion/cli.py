@@ -254,6 +254,12 @@ def main() -> None:
 @click.option("--webhook-key", envvar="BASTION_WEBHOOK_KEY",
               help="Sent as the X-Parse-Webhook-Key header with every webhook call (functions and triggers "
                    "registered under /hooks), for the webhook to check (Parse Server's webhookKey).")
+@click.option("--allow-client-push/--no-allow-client-push", envvar="BASTION_ALLOW_CLIENT_PUSH", default=False,
+              show_default=True, help="Let clients (not only the master key) send pushes with POST /push.")
+@click.option("--push-worker/--no-push-worker", envvar="BASTION_PUSH_WORKER", default=True, show_default=True,
+              help="Deliver queued pushes from this process (--no-push-worker: only accept them).")
+@click.option("--push-poll-ms", envvar="BASTION_PUSH_POLL_MS", type=int, default=1000, show_default=True,
+              help="How often an idle push worker looks for pushes that are due, in milliseconds.")
 @click.option("--log-level", envvar="BASTION_LOG_LEVEL", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
@@ -281,6 +287,8 @@ def serve(access_log: bool, **options: object) -> None:
         raise click.UsageError("--schedule needs --cloud: the jobs it names are defined in cloud code")
     if settings.schedule_tick_ms < 10:
         raise click.UsageError("--schedule-tick-ms must be at least 10")
+    if settings.push_poll_ms < 10:
+        raise click.UsageError("--push-poll-ms must be at least 10")
     configure(settings.log_level)
     os.environ.update(settings_to_env(settings))
     db = _redact(settings.database_url)

@@ -86,6 +86,11 @@ class Settings:
     schedule_tick_ms: int = 5000
     # Sent as X-Parse-Webhook-Key with every webhook call (/hooks), so the webhook can tell it is us.
     webhook_key: str | None = None
+    # Push (docs/push.md): clients may POST /push (Parse's allowClientPush); this process runs a
+    # push worker; how often an idle worker looks for due pushes.
+    allow_client_push: bool = False
+    push_worker: bool = True
+    push_poll_ms: int = 1000
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -196,6 +201,9 @@ ENV_FIELDS: dict[str, type] = {
     "schedule": str,
     "schedule_tick_ms": int,
     "webhook_key": str,
+    "allow_client_push": bool,
+    "push_worker": bool,
+    "push_poll_ms": int,
 }
 
 

@@ -102,6 +102,13 @@ def hook_key(hook: dict[str, str]) -> tuple[str, ...]:
     return ("functionName",) if hook.get("functionName") else ("className", "triggerName")
 
 
+# The columns of the push queue's "_PushQueue" table (bastion/domain/push_queue.py): a row is a unit
+# of push work (``kind`` "query": find the audience; "batch": send to listed installations) for the
+# ``_PushStatus`` ``pushId``, due at ``notBefore`` (ms since the epoch), held by the worker
+# ``claimedBy`` until ``claimedUntil`` (ms), its ``body`` JSON text.
+PUSH_QUEUE_COLUMNS = ("id", "pushId", "kind", "body", "attempts", "notBefore", "claimedBy", "claimedUntil")
+
+
 # An authData provider name, as it appears in SQL (JSON keys, index names).
 AUTH_PROVIDER = re.compile(r"[A-Za-z0-9_]{1,64}")
 
@@ -235,6 +242,31 @@ class StorageAdapter(ABC):
     @abstractmethod
     async def delete_hooks(self, hook: dict[str, str]) -> int:
         """Delete the webhooks ``hook`` names; how many there were."""
+
+    # --- the push queue: "_PushQueue" rows (PUSH_QUEUE_COLUMNS), shared by every process ----------
+
+    @abstractmethod
+    async def push_enqueue(self, rows: list[dict[str, Any]]) -> None:
+        """Insert queue rows (dicts of PUSH_QUEUE_COLUMNS; claimedBy/claimedUntil None)."""
+
+    @abstractmethod
+    async def push_claim(self, worker: str, now: int, lease_ms: int, limit: int) -> list[dict[str, Any]]:
+        """Claim up to ``limit`` rows due by ``now`` that nobody holds (or whose holder's lease ran
+        out), oldest due first, for ``worker`` until ``now + lease_ms``: one statement, so that two
+        processes never claim one row (PostgreSQL: FOR UPDATE SKIP LOCKED). The rows as claimed."""
+
+    @abstractmethod
+    async def push_reschedule(self, row_id: str, worker: str, body: str, attempts: int, not_before: int) -> bool:
+        """Give a row ``worker`` holds back to the queue with a new body, attempts and due time;
+        whether the worker still held it."""
+
+    @abstractmethod
+    async def push_done(self, row_id: str, worker: str) -> bool:
+        """Delete a row ``worker`` holds; whether it did (False: its lease ran out and another took it)."""
+
+    @abstractmethod
+    async def push_rows(self, push_id: str | None = None) -> list[dict[str, Any]]:
+        """The queue's rows (of one push when ``push_id`` is given), oldest due first."""
 
     # --- aggregation pipelines ------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from bastion.adapters.storage.base import (
     AUTH_PROVIDER,
     BASE_COLUMNS,
     HOOK_COLUMNS,
+    PUSH_QUEUE_COLUMNS,
     Access,
     AddItems,
     DuplicateValue,
@@ -831,7 +832,11 @@ class PostgresStorage(StorageAdapter):
                         'CREATE TABLE IF NOT EXISTS "_GlobalConfig" ("objectId" text, "params" jsonb, '
                         '"masterKeyOnly" jsonb, PRIMARY KEY ("objectId"))',
                         'CREATE TABLE IF NOT EXISTS "_Hooks" ("functionName" text, "className" text, '
-                        '"triggerName" text, "url" text)'):
+                        '"triggerName" text, "url" text)',
+                        'CREATE TABLE IF NOT EXISTS "_PushQueue" ("id" text PRIMARY KEY, "pushId" text, '
+                        '"kind" text, "body" text, "attempts" integer, "notBefore" bigint, "claimedBy" text, '
+                        '"claimedUntil" bigint)',
+                        'CREATE INDEX IF NOT EXISTS "_PushQueue_due" ON "_PushQueue" ("notBefore")'):
                 # Another process may create it at the same moment.
                 with suppress(asyncpg.UniqueViolationError, asyncpg.DuplicateTableError):
                     await conn.execute(ddl)
@@ -1215,6 +1220,46 @@ class PostgresStorage(StorageAdapter):
         match = " AND ".join(f'"{column}" = ${i}' for i, column in enumerate(key, start=1))
         done = await self.pool.execute(f'DELETE FROM "_Hooks" WHERE {match}', *(hook[c] for c in key))
         return int(done.rsplit(" ", 1)[-1])
+
+    # --- the push queue -------------------------------------------------------------------------
+
+    async def push_enqueue(self, rows: list[dict[str, Any]]) -> None:
+        names = ", ".join(f'"{c}"' for c in PUSH_QUEUE_COLUMNS)
+        places = ", ".join(f"${i}" for i in range(1, len(PUSH_QUEUE_COLUMNS) + 1))
+        async with self.pool.acquire() as conn:  # inside a transaction: its connection
+            await conn.executemany(f'INSERT INTO "_PushQueue" ({names}) VALUES ({places})',
+                                   [tuple(row.get(c) for c in PUSH_QUEUE_COLUMNS) for row in rows])
+
+    async def push_claim(self, worker: str, now: int, lease_ms: int, limit: int) -> list[dict[str, Any]]:
+        names = ", ".join(f'"{c}"' for c in PUSH_QUEUE_COLUMNS)
+        # Rows another claim has locked are skipped, not waited for: each row goes to one process.
+        rows = await self.pool.fetch(
+            f'UPDATE "_PushQueue" SET "claimedBy" = $1, "claimedUntil" = $2 WHERE "id" IN (SELECT "id" FROM '
+            '"_PushQueue" WHERE "notBefore" <= $3 AND ("claimedUntil" IS NULL OR "claimedUntil" < $3) '
+            f'ORDER BY "notBefore", "id" LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING {names}',
+            worker, now + lease_ms, now, limit)
+        return sorted((dict(zip(PUSH_QUEUE_COLUMNS, row, strict=True)) for row in rows),
+                      key=lambda r: (r["notBefore"], r["id"]))
+
+    async def push_reschedule(self, row_id: str, worker: str, body: str, attempts: int, not_before: int) -> bool:
+        done = await self.pool.execute(
+            'UPDATE "_PushQueue" SET "body" = $1, "attempts" = $2, "notBefore" = $3, "claimedBy" = NULL, '
+            '"claimedUntil" = NULL WHERE "id" = $4 AND "claimedBy" = $5', body, attempts, not_before, row_id, worker)
+        return done != "UPDATE 0"
+
+    async def push_done(self, row_id: str, worker: str) -> bool:
+        done = await self.pool.execute('DELETE FROM "_PushQueue" WHERE "id" = $1 AND "claimedBy" = $2',
+                                       row_id, worker)
+        return done != "DELETE 0"
+
+    async def push_rows(self, push_id: str | None = None) -> list[dict[str, Any]]:
+        names = ", ".join(f'"{c}"' for c in PUSH_QUEUE_COLUMNS)
+        if push_id is None:
+            rows = await self.pool.fetch(f'SELECT {names} FROM "_PushQueue" ORDER BY "notBefore", "id"')
+        else:
+            rows = await self.pool.fetch(f'SELECT {names} FROM "_PushQueue" WHERE "pushId" = $1 '
+                                         'ORDER BY "notBefore", "id"', push_id)
+        return [dict(zip(PUSH_QUEUE_COLUMNS, row, strict=True)) for row in rows]
 
     # --- aggregation pipelines ------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ from bastion.adapters.storage.base import (
     AUTH_PROVIDER,
     BASE_COLUMNS,
     HOOK_COLUMNS,
+    PUSH_QUEUE_COLUMNS,
     Access,
     DuplicateValue,
     FindQuery,
@@ -626,6 +627,10 @@ class SqliteStorage(StorageAdapter):
                          '"params" TEXT, "masterKeyOnly" TEXT)')
             conn.execute('CREATE TABLE IF NOT EXISTS "_Hooks" ("functionName" TEXT, "className" TEXT, '
                          '"triggerName" TEXT, "url" TEXT)')
+            conn.execute('CREATE TABLE IF NOT EXISTS "_PushQueue" ("id" TEXT PRIMARY KEY, "pushId" TEXT, '
+                         '"kind" TEXT, "body" TEXT, "attempts" INTEGER, "notBefore" INTEGER, "claimedBy" TEXT, '
+                         '"claimedUntil" INTEGER)')
+            conn.execute('CREATE INDEX IF NOT EXISTS "_PushQueue_due" ON "_PushQueue" ("notBefore")')
 
         await self._write(init)
 
@@ -973,6 +978,42 @@ class SqliteStorage(StorageAdapter):
         match = " AND ".join(f'"{column}" = ?' for column in key)
         return await self._write(lambda c: c.execute(f'DELETE FROM "_Hooks" WHERE {match}',
                                                      tuple(hook[col] for col in key)).rowcount)
+
+    # --- the push queue -------------------------------------------------------------------------
+
+    async def push_enqueue(self, rows: list[dict[str, Any]]) -> None:
+        names = ", ".join(f'"{c}"' for c in PUSH_QUEUE_COLUMNS)
+        places = ", ".join("?" for _ in PUSH_QUEUE_COLUMNS)
+        values = [tuple(row.get(c) for c in PUSH_QUEUE_COLUMNS) for row in rows]
+        await self._write(lambda c: c.executemany(f'INSERT INTO "_PushQueue" ({names}) VALUES ({places})', values))
+
+    async def push_claim(self, worker: str, now: int, lease_ms: int, limit: int) -> list[dict[str, Any]]:
+        names = ", ".join(f'"{c}"' for c in PUSH_QUEUE_COLUMNS)
+        # The writer's BEGIN IMMEDIATE serialises this against every other process's claim.
+        rows = await self._write(lambda c: c.execute(
+            f'UPDATE "_PushQueue" SET "claimedBy" = ?, "claimedUntil" = ? WHERE "id" IN (SELECT "id" FROM '
+            '"_PushQueue" WHERE "notBefore" <= ? AND ("claimedUntil" IS NULL OR "claimedUntil" < ?) '
+            f'ORDER BY "notBefore", "id" LIMIT ?) RETURNING {names}',
+            (worker, now + lease_ms, now, now, limit)).fetchall())
+        return sorted((dict(zip(PUSH_QUEUE_COLUMNS, row, strict=True)) for row in rows),
+                      key=lambda r: (r["notBefore"], r["id"]))
+
+    async def push_reschedule(self, row_id: str, worker: str, body: str, attempts: int, not_before: int) -> bool:
+        return bool(await self._write(lambda c: c.execute(
+            'UPDATE "_PushQueue" SET "body" = ?, "attempts" = ?, "notBefore" = ?, "claimedBy" = NULL, '
+            '"claimedUntil" = NULL WHERE "id" = ? AND "claimedBy" = ?',
+            (body, attempts, not_before, row_id, worker)).rowcount))
+
+    async def push_done(self, row_id: str, worker: str) -> bool:
+        return bool(await self._write(lambda c: c.execute(
+            'DELETE FROM "_PushQueue" WHERE "id" = ? AND "claimedBy" = ?', (row_id, worker)).rowcount))
+
+    async def push_rows(self, push_id: str | None = None) -> list[dict[str, Any]]:
+        names = ", ".join(f'"{c}"' for c in PUSH_QUEUE_COLUMNS)
+        where, values = ('WHERE "pushId" = ?', (push_id,)) if push_id is not None else ("", ())
+        rows = await self._read(lambda c: c.execute(
+            f'SELECT {names} FROM "_PushQueue" {where} ORDER BY "notBefore", "id"', values).fetchall())
+        return [dict(zip(PUSH_QUEUE_COLUMNS, row, strict=True)) for row in rows]
 
     # --- aggregation pipelines ------------------------------------------------------------------
 
