@@ -8,6 +8,10 @@
 //   BENCH_APP_ID       application id, default "bench"
 //   BENCH_MASTER_KEY   master key, default "benchmaster"
 //   BENCH_CLOUD        optional: cloud code file (bench/cloud.py sets it); none when unset
+//   BENCH_LIVE_QUERY   optional: comma-separated class names (regular expressions, as
+//                      Parse Server's liveQuery.classNames) to run LiveQuery for, with the
+//                      LiveQuery WebSocket server on the same port (bench/livequery.py sets
+//                      it); no LiveQuery when unset
 // Files go to ./files under the working directory (run.py uses a temp dir).
 //
 // With BENCH_WORKERS > 1 the primary process forks one worker first and waits
@@ -23,6 +27,7 @@ const databaseURI = process.env.BENCH_DATABASE_URI;
 const appId = process.env.BENCH_APP_ID || 'bench';
 const masterKey = process.env.BENCH_MASTER_KEY || 'benchmaster';
 const cloud = process.env.BENCH_CLOUD ? require('node:path').resolve(process.env.BENCH_CLOUD) : undefined;
+const liveQueryClasses = (process.env.BENCH_LIVE_QUERY || '').split(',').filter(Boolean);
 
 if (!databaseURI) {
   console.error('server.js: BENCH_DATABASE_URI is required');
@@ -46,6 +51,9 @@ async function runWorker() {
     logLevel: 'error',
     verifyServerUrl: false,
     ...(cloud ? { cloud } : {}),
+    ...(liveQueryClasses.length
+      ? { liveQuery: { classNames: liveQueryClasses }, startLiveQueryServer: true }
+      : {}),
   });
   if (process.send) {
     process.send({ bench: 'listening' });
