@@ -10,6 +10,7 @@ import orjson
 
 from bastion.adapters.files import open_files
 from bastion.adapters.mail import mailer_from_url
+from bastion.adapters.pubsub import open_pubsub
 from bastion.adapters.storage.base import StorageAdapter
 from bastion.cloud.jobs import JobRunner
 from bastion.cloud.loader import load_cloud
@@ -67,6 +68,7 @@ from bastion.http.routes import (
     users,
 )
 from bastion.invalidation import Invalidation
+from bastion.livequery import LiveQuery
 
 log = logging.getLogger("bastion")
 
@@ -166,6 +168,10 @@ class Bastion:
         self.writer.listeners.append(self._written)
         # Tells other processes (through --pubsub) of changes to what every process caches.
         self.invalidation = Invalidation(self)
+        # LiveQuery (WebSocket on the API's port): writes' after-commit events go through the pub/sub
+        # adapter (in-process unless --pubsub), so every process's subscribers get them.
+        self.pubsub = open_pubsub(settings.pubsub)
+        self.livequery = LiveQuery(self)
         # Cloud code's functions and triggers; always attached, so that a class without triggers
         # costs one dict lookup per read or write.
         self.cloud = CloudRuntime(self, load_cloud(settings.cloud) if settings.cloud else CloudRegistry())
@@ -215,11 +221,14 @@ class Bastion:
         await self.push_queue.start()
         if self.cloud_reloader is not None:
             self.cloud_reloader.start()
+        await self.pubsub.open()
+        await self.livequery.start()
         await self.invalidation.start(getattr(self, "pubsub", None))
         self.ready = True
 
     async def shutdown(self) -> None:
         self.ready = False
+        await self.livequery.stop()  # clients are told to reconnect (close 1012)
         await self.invalidation.stop()
         if self.cloud_reloader is not None:
             await self.cloud_reloader.stop()
@@ -230,6 +239,7 @@ class Bastion:
         await self.auth_providers.aclose()
         await self.cloud.webhooks.close()
         await self.files.adapter.close()
+        await self.pubsub.close()
         await self.storage.close()
 
     # --- ASGI -----------------------------------------------------------------------------------
@@ -238,6 +248,8 @@ class Bastion:
         kind = scope["type"]
         if kind == "http":
             await self.handle_http(scope, receive, send_fn)
+        elif kind == "websocket":
+            await self.livequery.serve(scope, receive, send_fn)
         elif kind == "lifespan":
             await self.lifespan(receive, send_fn)
 

@@ -254,6 +254,11 @@ def main() -> None:
 @click.option("--webhook-key", envvar="BASTION_WEBHOOK_KEY",
               help="Sent as the X-Parse-Webhook-Key header with every webhook call (functions and triggers "
                    "registered under /hooks), for the webhook to check (Parse Server's webhookKey).")
+@click.option("--live-query-classes", envvar="BASTION_LIVE_QUERY_CLASSES",
+              help="LiveQuery (WebSocket on the API's port) serves every class; A,B limits it to these classes.")
+@click.option("--pubsub", envvar="BASTION_PUBSUB",
+              help="Pub/sub between processes for LiveQuery events and cache invalidation: "
+                   "redis://host:6379/0 (default: in-process, for one process).")
 @click.option("--allow-client-push/--no-allow-client-push", envvar="BASTION_ALLOW_CLIENT_PUSH", default=False,
               show_default=True, help="Let clients (not only the master key) send pushes with POST /push.")
 @click.option("--push-worker/--no-push-worker", envvar="BASTION_PUSH_WORKER", default=True, show_default=True,
@@ -272,6 +277,7 @@ def serve(access_log: bool, **options: object) -> None:
     import uvicorn
 
     from bastion.app import check_email_settings, check_files_settings
+    from bastion.livequery import MAX_MESSAGE_BYTES
     from bastion.logs import configure
 
     settings = settings_from_env({}, **{k: v for k, v in options.items() if v is not None})
@@ -321,6 +327,12 @@ def serve(access_log: bool, **options: object) -> None:
         log_level=settings.log_level,
         server_header=False,
         date_header=False,
+        # LiveQuery's WebSockets: frames past its limit are refused, no per-socket compression state,
+        # and keep-alive pings (a client that stops answering is dropped).
+        ws_max_size=MAX_MESSAGE_BYTES,
+        ws_per_message_deflate=False,
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
     )
 
 

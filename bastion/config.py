@@ -86,6 +86,10 @@ class Settings:
     schedule_tick_ms: int = 5000
     # Sent as X-Parse-Webhook-Key with every webhook call (/hooks), so the webhook can tell it is us.
     webhook_key: str | None = None
+    # LiveQuery serves every class unless this names some ("A,B"); --pubsub carries its events (and
+    # cache invalidation) between processes: unset for in-process, redis://host:port/db for Redis.
+    live_query_classes: str | None = None
+    pubsub: str | None = None
     # Push (docs/push.md): clients may POST /push (Parse's allowClientPush); this process runs a
     # push worker; how often an idle worker looks for due pushes.
     allow_client_push: bool = False
@@ -201,6 +205,8 @@ ENV_FIELDS: dict[str, type] = {
     "schedule": str,
     "schedule_tick_ms": int,
     "webhook_key": str,
+    "live_query_classes": str,
+    "pubsub": str,
     "allow_client_push": bool,
     "push_worker": bool,
     "push_poll_ms": int,

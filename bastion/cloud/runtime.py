@@ -244,6 +244,58 @@ class CloudRuntime:
             objects = result
         return [obj.to_json() if isinstance(obj, Object) else obj for obj in objects]
 
+    # --- LiveQuery triggers ---------------------------------------------------------------------
+
+    async def before_connect(self, auth: Auth, info: CallInfo | None, **fields: Any) -> None:
+        """before_connect: raising refuses the LiveQuery connection (the client gets the error)."""
+        entry = self.registry.triggers[("beforeConnect", "@Connect")]
+        request = self.request_for(auth, info, trigger_name="beforeConnect", event="connect",
+                                   use_master_key=auth.is_master, **fields)
+        await self.invoke(entry, request, auth)
+
+    async def before_subscribe(self, class_name: str, where: dict[str, Any], keys: list[str] | None,
+                               watch: list[str] | None, auth: Auth, info: CallInfo | None,
+                               **fields: Any) -> tuple[dict[str, Any], list[str] | None, list[str] | None]:
+        """before_subscribe: may refuse (raise) or change ``request.query`` (a cloud.Query; its
+        ``watch`` attribute holds the watched fields). The query's where, keys and watch after it."""
+        entry = self.registry.triggers[("beforeSubscribe", class_name)]
+        query = Query(class_name)
+        query.where = copy.deepcopy(where)
+        query.keys = list(keys) if keys else None
+        query.watch = list(watch) if watch else None  # type: ignore[attr-defined]
+        request = self.request_for(auth, info, trigger_name="beforeSubscribe", query=query, **fields)
+        result = await self.invoke(entry, request, auth)
+        if isinstance(result, Query):
+            request.query = result
+        final = request.query
+        if not isinstance(final, Query) or final.class_name != class_name:
+            raise ParseError(Code.SCRIPT_FAILED, "beforeSubscribe may not change the class of a query.")
+        if not isinstance(final.where, dict):
+            raise ParseError(Code.INVALID_QUERY, "Invalid where, must be an object.")
+        new_watch = getattr(final, "watch", None)
+        return final.where, list(final.keys) if final.keys else None, list(new_watch) if new_watch else None
+
+    async def after_event(self, class_name: str, event: str, obj: dict[str, Any], original: dict[str, Any] | None,
+                          auth: Auth, info: CallInfo | None,
+                          **fields: Any) -> tuple[dict[str, Any], dict[str, Any] | None] | None:
+        """after_event for one subscriber's event: ``request.object`` (and ``original``) may be changed;
+        ``request.send_event = False`` drops the event (None)."""
+        entry = self.registry.triggers[("afterEvent", class_name)]
+        request = self.request_for(auth, info, trigger_name="afterEvent", event=event,
+                                   object=Object.from_json(class_name, obj),
+                                   original=Object.from_json(class_name, original) if original is not None else None,
+                                   send_event=True, **fields)
+        await self.invoke(entry, request, auth)
+        if not request.send_event:
+            return None
+
+        def out(value: Any) -> dict[str, Any] | None:
+            if isinstance(value, Object):
+                return {**value.to_json(), "className": value.class_name}
+            return value if isinstance(value, dict) else None
+
+        return out(request.object) or {}, out(request.original)
+
     # --- helpers for the pipelines --------------------------------------------------------------
 
     async def load(self, class_name: str, object_id: str, auth: Auth) -> dict[str, Any] | None:

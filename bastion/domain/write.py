@@ -7,6 +7,7 @@ fields -> one storage statement -> relation rows -> the REST answer.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import string
 from collections.abc import Awaitable, Callable
@@ -117,6 +118,22 @@ class RelationChange:
 
 
 @dataclass(slots=True)
+class ChangeEvent:
+    """A committed write, for LiveQuery: the stored record after it (None for a delete is never
+    used: a delete's ``record`` is the object as it was) and, for updates, the record before it.
+    Records are canonical and include hidden columns; listeners encode what they publish."""
+
+    class_name: str
+    op: str  # "create", "update" or "delete"
+    record: dict[str, Any]
+    original: dict[str, Any] | None = None
+
+
+def _nobody(_class_name: str) -> bool:
+    return False
+
+
+@dataclass(slots=True)
 class WriteResult:
     response: dict[str, Any]
     record: dict[str, Any] | None = None
@@ -133,6 +150,10 @@ class Writer:
         self.permissions = permissions or Permissions()
         # Called with the class name after each write (caches of roles and sessions listen).
         self.listeners: list[Callable[[str], None]] = []
+        # After-commit changes (LiveQuery). ``wants_changes(class_name)`` says whether anyone may
+        # listen: only then does an update or delete read the object's state before the write.
+        self.change_listeners: list[Callable[[ChangeEvent], None]] = []
+        self.wants_changes: Callable[[str], bool] = _nobody
         # Cloud code's triggers (set when cloud code is loaded); None costs nothing per write.
         self.cloud: CloudRuntime | None = None
 
@@ -303,6 +324,8 @@ class Writer:
                              "A duplicate value for a field with unique values was provided") from None
         await self._apply_relations(class_name, object_id, relations)
         self._notify(class_name)
+        if self.change_listeners and self.wants_changes(class_name):
+            self._changed(ChangeEvent(class_name, "create", record))
         if cloud is not None:
             if changed:
                 add_trigger_changes(response, body, changed)
@@ -381,6 +404,7 @@ class Writer:
             check_value(value, ft)
             if ft.type != "Relation":
                 update_ops.append(ops.Set(key, self._canonical(ft, value)))
+        before = await self._before_change(schema, object_id)
         try:
             record = await self.storage.update(schema, object_id, update_ops, auth.access(), permitted)
         except DuplicateValue:
@@ -390,6 +414,8 @@ class Writer:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         await self._apply_relations(class_name, object_id, relations)
         self._notify(class_name)
+        if before is not None:
+            self._changed(ChangeEvent(class_name, "update", record, before))
         response: dict[str, Any] = {"updatedAt": format_iso(now)}
         if cloud is not None:
             if changed:
@@ -432,15 +458,33 @@ class Writer:
                 raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found for delete.")  # Parse Server's words
             if cloud.has("beforeDelete", class_name):
                 await cloud.before_delete(class_name, stored, auth, info)
+        before = await self._before_change(schema, object_id) if permitted is not None else None
         if permitted is None or not await self.storage.delete(schema, object_id, auth.access(), permitted):
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         self._notify(class_name)
+        if before is not None:
+            self._changed(ChangeEvent(class_name, "delete", before))
         if stored is not None and cloud is not None and cloud.has("afterDelete", class_name):
             await cloud.after_delete(class_name, stored, auth, info)
 
     def _notify(self, class_name: str) -> None:
         for listener in self.listeners:
             listener(class_name)
+
+    async def _before_change(self, schema: ClassSchema, object_id: str) -> dict[str, Any] | None:
+        """The stored record before an update or delete, only when a change listener wants the class."""
+        if not self.change_listeners or not self.wants_changes(schema.class_name):
+            return None
+        node = parse_where({"objectId": object_id}, schema, schema.class_name, self.schemas.get)
+        found = await self.storage.find(schema, ops.FindQuery(node, limit=1), ops.MASTER)
+        return found[0] if found else None
+
+    def _changed(self, event: ChangeEvent) -> None:
+        for listener in self.change_listeners:
+            try:
+                listener(event)
+            except Exception:  # noqa: BLE001 - the write is committed; a listener's failure is only logged
+                logging.getLogger("bastion").exception("change listener failed on %s", event.class_name)
 
     # --- values and operations ------------------------------------------------------------------
 

@@ -55,7 +55,8 @@ async def _in_transaction(req: RequestContext, planned: list[tuple[str, str, Any
     changes), committed only when every one succeeds."""
     results: list[dict[str, Any]] = []
     try:
-        async with req.app.schemas.transaction(), req.app.storage.transaction():
+        # LiveQuery events of the writes go out after the commit (and never after a rollback).
+        async with req.app.livequery.deferred(), req.app.schemas.transaction(), req.app.storage.transaction():
             for method, path, body in planned:
                 result = await req.app.dispatch_internal(req, method, path, body)
                 if "error" in result:
