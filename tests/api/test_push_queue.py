@@ -420,3 +420,19 @@ async def test_audiences(bastion: App) -> None:
     assert refused.status_code == 403
     assert (await bastion.client.delete(f"/push_audiences/{audience_id}")).status_code == 200
     assert (await bastion.client.get("/push_audiences")).json()["results"] == []
+
+
+async def test_client_push_and_the_read_only_master_key(database: str, tmp_path: Path) -> None:
+    app = await start_app(database, tmp_path, allow_client_push=True, read_only_master_key="push-read-only")
+    try:
+        await installation(app, "ios")
+        as_client = await app.client.post("/push", json={"where": {}, "data": {"alert": "from a client"}},
+                                          headers={"X-Parse-Master-Key": ""})
+        assert as_client.status_code == 200, as_client.text
+        await finished(app, as_client.headers["x-parse-push-status-id"])
+        assert [d["data"]["alert"] for _, d in app.delivered] == ["from a client"]
+        read_only = await app.client.post("/push", json={"where": {}, "data": {"alert": "x"}},
+                                          headers={"X-Parse-Master-Key": "push-read-only"})
+        assert read_only.status_code == 400 and read_only.json() == {"code": 119, "error": "Permission denied"}
+    finally:
+        await app.stop()
