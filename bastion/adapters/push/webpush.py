@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bastion.adapters.push._common import (
+    ClientPool,
     b64url,
     b64url_decode,
     fan_out,
@@ -206,13 +207,12 @@ class WebPushAdapter(PushAdapter):
         self.concurrency = concurrency
         self.timeout = timeout
         self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._client: ClientPool | None = None
         self._tokens: dict[str, tuple[str, float]] = {}  # audience → (JWT, expiry)
 
     async def open(self) -> None:
         if self._client is None:
-            limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-            self._client = httpx.AsyncClient(timeout=self.timeout, limits=limits, transport=self._transport)
+            self._client = ClientPool(self.concurrency, timeout=self.timeout, transport=self._transport)
 
     async def close(self) -> None:
         if self._client is not None:
@@ -267,7 +267,8 @@ class WebPushAdapter(PushAdapter):
                                Authorization=self.authorization(subscription.endpoint))
         assert self._client is not None
         try:
-            response = await self._client.post(subscription.endpoint, content=body, headers=request_headers)
+            response = await self._client.pick().post(subscription.endpoint, content=body,
+                                                      headers=request_headers)
         except httpx.HTTPError as error:
             return transport_failure(device.installation_id, error)
         status = response.status_code
