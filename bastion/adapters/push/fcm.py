@@ -22,6 +22,7 @@ import httpx
 import jwt
 
 from bastion.adapters.push._common import (
+    ClientPool,
     fan_out,
     is_high_priority,
     retry_after,
@@ -81,7 +82,7 @@ class FcmAdapter(PushAdapter):
         self.concurrency = concurrency
         self.timeout = timeout
         self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._client: ClientPool | None = None
         self._token: str | None = None
         self._renew_at = 0.0
         self._token_lock = asyncio.Lock()
@@ -93,9 +94,7 @@ class FcmAdapter(PushAdapter):
 
     async def open(self) -> None:
         if self._client is None:
-            limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-            self._client = httpx.AsyncClient(timeout=self.timeout, limits=limits, http2=True,
-                                             transport=self._transport)
+            self._client = ClientPool(self.concurrency, timeout=self.timeout, http2=True, transport=self._transport)
 
     async def close(self) -> None:
         if self._client is not None:
@@ -110,7 +109,7 @@ class FcmAdapter(PushAdapter):
                 return self._token
             assert self._client is not None
             try:
-                response = await self._client.post(
+                response = await self._client.pick().post(
                     self.account.token_uri,
                     data={"grant_type": GRANT_TYPE, "assertion": self.account.assertion(now)},
                 )
@@ -166,7 +165,7 @@ class FcmAdapter(PushAdapter):
         token = await self.access_token()
         for attempt in range(2):
             try:
-                response = await self._client.post(
+                response = await self._client.pick().post(
                     self.send_url, json=body, headers={"Authorization": f"Bearer {token}"})
             except httpx.HTTPError as error:
                 return transport_failure(device.installation_id, error)
