@@ -223,7 +223,7 @@ class Bastion:
             self.cloud_reloader.start()
         await self.pubsub.open()
         await self.livequery.start()
-        await self.invalidation.start(getattr(self, "pubsub", None))
+        await self.invalidation.start(self.pubsub)
         self.ready = True
 
     async def shutdown(self) -> None:

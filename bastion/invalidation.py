@@ -13,6 +13,10 @@ re-reads the cache at once:
     {"from": "<process>", "kind": "sessions"}                   forget every cached session
     {"from": "<process>", "kind": "webhooks"}                   re-read the webhooks
 
+Role and session messages also make LiveQuery resolve its subscribers' access again. The same
+channel tells which classes have LiveQuery subscribers where (``SharedInterest``): a process writes
+an object's original state and publishes a change only for classes some process watches.
+
 Session tokens never travel: a revocation names the user. A process ignores its own messages
 (``from``). Messages published while Redis is away are lost; when the reader reconnects, the process
 drops all of these caches, since it may have missed some. Messages are published after the change
@@ -24,8 +28,10 @@ between keeps the old value until the entry expires (5 s), as without Redis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +58,7 @@ class Invalidation:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self.received = 0  # messages from other processes applied (for tests and logs)
+        self.interest: SharedInterest | None = None
 
     @property
     def active(self) -> bool:
@@ -69,8 +76,15 @@ class Invalidation:
         self.app.schemas.listeners.append(self._schema_changed)
         self.app.sessions.listeners.append(self._sessions_revoked)
         self.app.cloud.webhooks.listeners.append(self._webhooks_changed)
+        livequery = getattr(self.app, "livequery", None)
+        if livequery is not None:
+            self.interest = SharedInterest(self, livequery.interest)
+            self.interest.start()
 
     async def stop(self) -> None:
+        if self.interest is not None:
+            await self.interest.stop()
+            self.interest = None
         pubsub, self.pubsub = self.pubsub, None
         if pubsub is None:
             return
@@ -133,12 +147,17 @@ class Invalidation:
             self._rerun("schema", self.app.schemas.invalidate)
         elif kind == "roles":
             self.app.roles.invalidate()
+            self._access_changed()
         elif kind == "sessions":
             user = message.get("user")
             if isinstance(user, str):
                 self.app.sessions.forget_user(user)
             else:
                 self.app.sessions.forget()
+            self._access_changed()
+        elif kind in ("interest", "hello", "goodbye"):
+            if self.interest is not None:
+                self.interest.received(kind, str(message.get("from")), message.get("classes"))
         elif kind == "webhooks":
             self._rerun("webhooks", self.app.cloud.webhooks.load)
         else:
@@ -149,8 +168,17 @@ class Invalidation:
         """After messages may have been lost (pub/sub reconnected): drop every cache."""
         self.app.roles.invalidate()
         self.app.sessions.forget()
+        self._access_changed()
         self._rerun("schema", self.app.schemas.invalidate)
         self._rerun("webhooks", self.app.cloud.webhooks.load)
+        if self.interest is not None:
+            self.interest.warm_up()
+
+    def _access_changed(self) -> None:
+        """LiveQuery resolves its subscribers' sessions and roles again (when it has any)."""
+        livequery = getattr(self.app, "livequery", None)
+        if livequery is not None and livequery.principals:
+            livequery.access_changed()
 
     def _rerun(self, name: str, job: Callable[[], Awaitable[Any]]) -> None:
         """Runs ``job`` in the background; asked again while it runs, it runs once more after (a
@@ -170,6 +198,99 @@ class Invalidation:
                 log.exception("re-reading after an invalidation (%s) failed", name)
             if name not in self._again:
                 return
+
+
+HEARTBEAT = 5.0  # seconds between a process's announcements of its watched classes
+EXPIRY = 3 * HEARTBEAT  # a process not heard from for this long watches nothing any more
+TICK = 0.5
+
+
+class SharedInterest:
+    """Which classes have LiveQuery subscribers in other processes, kept in LiveQuery's ``Interest``
+    (``remote``), so that a write's change event is made when some process may want it.
+
+    A process announces its own classes (``interest``) when a class gains its first or loses its
+    last local subscription, and every HEARTBEAT seconds while it has any; at shutdown it says
+    ``goodbye``. A process that starts, or whose pub/sub reconnected (it may have missed
+    announcements), asks the others to announce (``hello``) and treats every class as watched
+    (``everything``) until a heartbeat has passed. An announcement made as a client subscribes
+    travels beside the client's own traffic: a write made in another process in the millisecond
+    between the two may go unseen by that subscription.
+    """
+
+    def __init__(self, invalidation: Invalidation, interest: Any) -> None:
+        self.invalidation = invalidation
+        self.interest = interest
+        self.others: dict[str, tuple[float, frozenset[str]]] = {}  # origin -> (expires, classes)
+        self._warm_until = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.interest.listeners.append(self._local_changed)
+        self.warm_up()
+        self._task = asyncio.get_running_loop().create_task(self._beat(), name="bastion-livequery-interest")
+
+    async def stop(self) -> None:
+        _remove(self.interest.listeners, self._local_changed)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        if self.interest.local:
+            with contextlib.suppress(Exception):
+                await self.invalidation.publish("goodbye")
+        self.others.clear()
+        self.interest.remote = set()
+        self.interest.everything = False
+
+    def warm_up(self) -> None:
+        self.interest.everything = True
+        self._warm_until = time.monotonic() + HEARTBEAT + 2 * TICK
+        self.invalidation.publish_soon("hello")
+        if self.interest.local:
+            self._announce_soon()
+
+    def _announce_soon(self) -> None:
+        self.invalidation.publish_soon("interest", classes=sorted(self.interest.local))
+
+    def _local_changed(self, class_name: str, present: bool) -> None:
+        self._announce_soon()
+
+    def received(self, kind: str, origin: str, classes: Any) -> None:
+        if kind == "hello":
+            if self.interest.local:
+                self._announce_soon()
+            return
+        if kind == "goodbye" or not isinstance(classes, list) or not classes:
+            self.others.pop(origin, None)
+        else:
+            names = frozenset(name for name in classes if isinstance(name, str))
+            self.others[origin] = (time.monotonic() + EXPIRY, names)
+        self._recompute()
+
+    def _recompute(self) -> None:
+        now = time.monotonic()
+        for origin in [o for o, (expires, _) in self.others.items() if expires <= now]:
+            del self.others[origin]
+        remote: set[str] = set()
+        for _expires, names in self.others.values():
+            remote |= names
+        self.interest.remote = remote
+
+    async def _beat(self) -> None:
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(TICK)
+            now = time.monotonic()
+            if self.interest.everything and now >= self._warm_until:
+                self.interest.everything = False
+            if now - last >= HEARTBEAT:
+                last = now
+                if self.interest.local:
+                    with contextlib.suppress(Exception):
+                        await self.invalidation.publish("interest", classes=sorted(self.interest.local))
+            self._recompute()
 
 
 def _remove(items: list[Any], item: Any) -> None:

@@ -1,6 +1,7 @@
 """Two Bastion processes on one PostgreSQL database and one Redis (``--pubsub redis://…``).
 
-What one process changes, the other sees at once: schema changes, role membership, revoked
+A LiveQuery client subscribed on one process gets the events of writes made on the other. What one
+process changes, the other sees at once: schema changes, role membership, revoked
 sessions and webhooks (bastion/invalidation.py), well before the 5 s their caches would otherwise
 keep an entry. Each check first makes the other process cache the old value, then changes it on
 the first and polls the second for at most AT_ONCE seconds.
@@ -23,8 +24,10 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
 
-from bastion.config import Settings
+from bastion.invalidation import HEARTBEAT
 from tests.conftest import Server, backend_database, start_server, stop_server
 from tests.contract.test_pubsub import REDIS_URL, redis_unavailable
 
@@ -35,12 +38,11 @@ AT_ONCE = 2.0  # seconds; the caches' own expiry is 5 s
 class Pair:
     a: Server
     b: Server
+    started: float  # time.monotonic() once both answered
 
 
 @pytest.fixture(scope="module")
 def pair() -> Iterator[Pair]:
-    if "pubsub" not in {field.name for field in dataclasses.fields(Settings)}:
-        pytest.skip("multi-process tests skipped: the server has no --pubsub option yet")
     reason = redis_unavailable()
     if reason:
         pytest.skip(f"multi-process tests skipped: {reason}")
@@ -51,7 +53,8 @@ def pair() -> Iterator[Pair]:
         try:
             b = start_server("postgres", database, args)
             try:
-                yield Pair(dataclasses.replace(a, app_id=app_id), dataclasses.replace(b, app_id=app_id))
+                yield Pair(dataclasses.replace(a, app_id=app_id), dataclasses.replace(b, app_id=app_id),
+                           time.monotonic())
             finally:
                 stop_server(b)
         finally:
@@ -181,3 +184,49 @@ def test_webhook_change_on_a_is_served_by_b_at_once(pair: Pair) -> None:
             eventually(lambda: b.post(f"/functions/{name}", json={}).json() == {"result": "/two"})
     finally:
         hooks.close()
+
+
+# --- LiveQuery across processes ----------------------------------------------------------------------
+
+
+def live(server: Server) -> ClientConnection:
+    """A LiveQuery socket to ``server`` (the WebSocket at the mount path); ``connect`` it first."""
+    return ws_connect(server.url.replace("http://", "ws://"), open_timeout=10)
+
+
+def connect(ws: ClientConnection, server: Server) -> None:
+    ws.send(json.dumps({"op": "connect", "applicationId": server.app_id, "javascriptKey": server.javascript_key}))
+    assert receive(ws)["op"] == "connected"
+
+
+def receive(ws: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:
+    return json.loads(ws.recv(timeout=timeout))
+
+
+def test_a_write_on_b_reaches_a_subscriber_on_a(pair: Pair) -> None:
+    # Past the start-up warm-up, in which a process makes change events for every class: B makes
+    # them for this class only because A announced its subscriber.
+    time.sleep(max(0.0, pair.started + HEARTBEAT + 2 - time.monotonic()))
+    name = "Live" + secrets.token_hex(4)
+    with pair.b.client(master=True) as mb:
+        assert mb.post(f"/schemas/{name}", json={"className": name, "fields": {"n": {"type": "Number"}}}
+                       ).status_code == 200
+    with live(pair.a) as ws:
+        connect(ws, pair.a)
+        ws.send(json.dumps({"op": "subscribe", "requestId": 1, "query": {"className": name, "where": {}}}))
+        assert receive(ws)["op"] == "subscribed"
+        with pair.b.client() as b:
+            created = b.post(f"/classes/{name}", json={"n": 1})
+            assert created.status_code == 201, created.text
+            object_id = created.json()["objectId"]
+            event = receive(ws)
+            assert event["op"] == "create" and event["requestId"] == 1
+            assert event["object"]["objectId"] == object_id and event["object"]["n"] == 1
+            assert b.put(f"/classes/{name}/{object_id}", json={"n": 2}).status_code == 200
+            event = receive(ws)
+            assert event["op"] == "update"
+            assert event["object"]["n"] == 2
+            assert event["original"]["n"] == 1  # B read the original: it knew of A's subscriber
+            assert b.delete(f"/classes/{name}/{object_id}").status_code == 200
+            event = receive(ws)
+            assert event["op"] == "delete" and event["object"]["objectId"] == object_id
