@@ -291,6 +291,7 @@ class LiveQuery:
         app.writer.change_listeners.append(self.on_change)
         app.writer.wants_changes = self.interest
         app.writer.listeners.append(self._written)
+        app.sessions.listeners.append(self._sessions_revoked)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -392,6 +393,10 @@ class LiveQuery:
 
     def _written(self, class_name: str) -> None:
         if class_name in ("_Role", "_Session") and self.principals:
+            self.access_changed()
+
+    async def _sessions_revoked(self, _user_id: str) -> None:
+        if self.principals:
             self.access_changed()
 
     def access_changed(self) -> None:
