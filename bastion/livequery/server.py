@@ -502,11 +502,9 @@ class LiveQuery:
                     log.exception("LiveQuery request failed")
                     conn.push(error_message(Code.INTERNAL_SERVER_ERROR, "Internal server error.", False))
         finally:
+            # The client is gone (or this task is being cancelled): nothing more can be sent.
             self._disconnect(conn)
             if not writer.done():
-                if conn.closing:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(asyncio.shield(writer), CLOSE_TIMEOUT + 1)
                 writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await writer
