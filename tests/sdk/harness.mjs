@@ -90,7 +90,10 @@ async function waitForHealth(baseURL, child, stderrBuf) {
 }
 
 async function startBastion(options = {}, reuse = null) {
-  const python = process.env.BASTION_PYTHON || 'python3';
+  // A relative BASTION_PYTHON (../../.venv/bin/python) is relative to where node runs,
+  // not to the repository root the server is started in.
+  const rawPython = process.env.BASTION_PYTHON || 'python3';
+  const python = rawPython.includes('/') ? resolve(rawPython) : rawPython;
   // `reuse` (from restartServer) keeps the port, data dir and keys of a stopped server.
   const port = reuse ? reuse.port : await freePort();
   const dataDir = reuse ? reuse.dataDir : mkdtempSync(join(tmpdir(), 'bastion-sdk-'));
