@@ -198,6 +198,21 @@ def redis_reachable(url: str) -> bool:
         return False
 
 
+def redis_numsub(url: str, channel: str) -> int | None:
+    """Subscribers of a Redis pub/sub channel (PUBSUB NUMSUB), None if Redis does not answer."""
+    parts = urllib.parse.urlsplit(url)
+    args = [b"PUBSUB", b"NUMSUB", channel.encode()]
+    cmd = b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+    try:
+        with socket.create_connection((parts.hostname or HOST, parts.port or 6379), timeout=2) as conn:
+            conn.sendall(cmd)
+            reply = conn.recv(4096).decode(errors="replace").split("\r\n")
+        # *2 $len channel :count
+        return int(reply[3].lstrip(":"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def raise_fd_limit(clients: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
@@ -281,6 +296,12 @@ def bench(name: str, clients: list[int], args: argparse.Namespace, opts: Options
             running = ctx.__enter__()
         finally:
             os.environ.pop("BASTION_PUBSUB", None)
+        if redis:
+            # Bastion's LiveQuery channel (an implementation detail: only logged). Redis pub/sub
+            # channels are global, not per database number.
+            channel = f"bastion:{APP_ID}:livequery"
+            log(f"{name}: {redis_numsub(args.redis, channel)} subscribers on Redis channel {channel} "
+                f"(expected {workers})")
         try:
             for n in clients:
                 row = LqRow(server=name, workers=workers, clients=n)
