@@ -308,6 +308,8 @@ def serve(access_log: bool, **options: object) -> None:
     click.echo(f"  Data dir:     {Path(settings.data_dir).resolve()}", err=True)
     click.echo(f"  Files:        {_redact(settings.files)}", err=True)
     click.echo(f"  Push:         {push_summary}", err=True)
+    click.echo(f"  Pub/sub:      {_redact(settings.pubsub) if settings.pubsub else 'in-process (one process)'}",
+               err=True)
     click.echo(f"  Workers:      {settings.workers}", err=True)
     if settings.cloud:
         click.echo(f"  Cloud code:   {Path(settings.cloud).resolve()} ({cloud_summary})"

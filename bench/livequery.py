@@ -297,9 +297,10 @@ def bench(name: str, clients: list[int], args: argparse.Namespace, opts: Options
         finally:
             os.environ.pop("BASTION_PUBSUB", None)
         if redis:
-            # Bastion's LiveQuery channel (an implementation detail: only logged). Redis pub/sub
-            # channels are global, not per database number.
-            channel = f"bastion:{APP_ID}:livequery"
+            # Bastion's LiveQuery channel (an implementation detail: only logged); the Redis
+            # adapter prefixes channels with the URL's database number.
+            db = args.redis.rstrip("/").rsplit("/", 1)[-1]
+            channel = f"db{db if db.isdigit() else 0}:bastion:{APP_ID}:livequery"
             log(f"{name}: {redis_numsub(args.redis, channel)} subscribers on Redis channel {channel} "
                 f"(expected {workers})")
         try:

@@ -240,3 +240,30 @@ def test_safe_url_drops_the_password() -> None:
     assert safe_url("redis://:pw@host:6380/2") == "redis://host:6380/2"
     assert safe_url("redis://user:pw@host/0") == "redis://host/0"
     assert safe_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+async def test_redis_database_numbers_separate_channels(channel: str) -> None:
+    """Redis pub/sub ignores database numbers; the adapter does not: /1 and /2 never meet."""
+    from bastion.adapters.pubsub.redis import RedisPubSub
+
+    reason = redis_unavailable()
+    if reason:
+        pytest.skip(reason)
+    first, second = RedisPubSub(REDIS_URL.rsplit("/", 1)[0] + "/1"), RedisPubSub(REDIS_URL.rsplit("/", 1)[0] + "/2")
+    await first.open()
+    await second.open()
+    try:
+        got_first: list[bytes] = []
+        got_second: list[bytes] = []
+        await first.subscribe(channel, got_first.append)
+        await second.subscribe(channel, got_second.append)
+        await first.publish(channel, b"to one")
+        await second.publish(channel, b"to two")
+        for _ in range(100):
+            if got_first and got_second:
+                break
+            await asyncio.sleep(0.02)
+        assert (got_first, got_second) == ([b"to one"], [b"to two"])
+    finally:
+        await first.close()
+        await second.close()

@@ -9,8 +9,8 @@ subscribes again to every channel and then calls the ``on_reconnect`` callbacks,
 adapter can make up for what was lost (the cache invalidation drops every cache). A publish that
 fails (Redis unreachable) is logged and dropped: the write it reports has already been made.
 
-Channels are not scoped by the database number of the URL (Redis pub/sub is server-wide): names carry
-the application id (``bastion:<app id>:…``).
+Redis pub/sub is server-wide, whatever the database number; so that the number in the URL still
+separates deployments, the adapter puts it in front of every channel name (``db3:bastion:<app id>:…``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub as RedisClientPubSub
@@ -55,6 +55,18 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+def _database_number(url: str) -> int:
+    """The database number of a redis:// URL (its path, or ``?db=``); 0 when it names none."""
+    parts = urlsplit(url)
+    path = parts.path.strip("/")
+    if path.isdigit():
+        return int(path)
+    for key, value in parse_qsl(parts.query):
+        if key == "db" and value.isdigit():
+            return int(value)
+    return 0
+
+
 class RedisPubSub(PubSub):
     name = "redis"
 
@@ -71,6 +83,9 @@ class RedisPubSub(PubSub):
         # A channel every reader connection subscribes to first, so that it is always in the
         # subscribed state (a connection with no channel cannot be read).
         self._own_channel = f"bastion:pubsub:{self.client_name}"
+        # Redis pub/sub channels are server-wide, whatever the database number: the number in the
+        # URL becomes part of every channel's name, so deployments on other numbers never meet.
+        self.namespace = f"db{_database_number(url)}:"
         self._connected = asyncio.Event()
         self._closed = False
         self._publish_failing = False
@@ -129,7 +144,7 @@ class RedisPubSub(PubSub):
         if self._closed or self._publisher is None:
             return
         try:
-            await self._publisher.publish(channel, message)
+            await self._publisher.publish(self.namespace + channel, message)
         except (RedisError, OSError) as exc:
             if not self._publish_failing:
                 self._publish_failing = True
@@ -145,6 +160,7 @@ class RedisPubSub(PubSub):
         after SUBSCRIBE_TIMEOUT while Redis is away: the reader subscribes when it is back)."""
         if self._closed:
             return
+        channel = self.namespace + channel  # the handlers are kept under the names Redis knows
         handlers = self._handlers.setdefault(channel, [])
         handlers.append(handler)
         if len(handlers) > 1:
@@ -161,6 +177,7 @@ class RedisPubSub(PubSub):
                         channel, exc.__class__.__name__)
 
     async def unsubscribe(self, channel: str, handler: Handler) -> None:
+        channel = self.namespace + channel
         handlers = self._handlers.get(channel)
         if not handlers or handler not in handlers:
             return
