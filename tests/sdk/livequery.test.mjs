@@ -118,8 +118,17 @@ before(async () => {
 });
 
 after(async () => {
-  for (const client of clients) {
+  // Every client is closed and its pending reconnect timer cleared (close() leaves a timer set by
+  // a drop just before it; a live timer keeps this test file's process from ending).
+  const all = [...clients];
+  try {
+    all.push(await Parse.CoreManager.getLiveQueryController().getDefaultLiveQueryClient());
+  } catch {
+    /* no default client was made */
+  }
+  for (const client of all) {
     await client.close().catch(() => {});
+    if (client.reconnectHandle) clearTimeout(client.reconnectHandle);
   }
   await Parse.LiveQuery.close().catch(() => {});
   await dropClasses(ITEMS, FIELDS, WATCHED, UNSUB, SECRET, RESTART);
@@ -420,10 +429,17 @@ test('the client reconnects and resubscribes after a server restart', { timeout:
     opens = Math.max(opens, 1);
 
     await restartServer();
-    await Promise.race([
-      reopenedPromise,
-      new Promise((_, reject) => setTimeout(() => reject(new Error('no resubscription within 60 s')), 60_000)),
-    ]);
+    let timer;
+    try {
+      await Promise.race([
+        reopenedPromise,
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error('no resubscription within 60 s')), 60_000);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
     const afterRestart = await new Parse.Object(RESTART).save({ n: 2 });
     await expectEvent(rec, 'create', afterRestart.id);
   } finally {
