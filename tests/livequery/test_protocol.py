@@ -91,12 +91,14 @@ async def test_frames_that_are_not_json_get_an_error(server: Server) -> None:
 
 async def test_a_huge_frame_is_refused(server: Server) -> None:
     client = await connected(server)
-    await client.send(json.dumps({"op": "subscribe", "requestId": 1,
-                                  "query": {"className": "A", "where": {"x": "y" * (2 << 20)}}}))
+    # The server may close the connection while the client is still sending the frame: the send
+    # itself can then raise. When the close frame arrived first, it says 1009 (message too big).
     with pytest.raises(ConnectionClosed) as closed:
+        await client.send(json.dumps({"op": "subscribe", "requestId": 1,
+                                      "query": {"className": "A", "where": {"x": "y" * (2 << 20)}}}))
         while True:
             await client.recv()
-    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    assert closed.value.rcvd is None or closed.value.rcvd.code == 1009
     # The server still serves others.
     other = await connected(server)
     await other.close()
