@@ -301,6 +301,9 @@ def serve(access_log: bool, **options: object) -> None:
     click.echo(f"Bastion {__version__}", err=True)
     click.echo(f"  API:          {settings.public_url}", err=True)
     click.echo(f"  Health:       {settings.public_url}/health", err=True)
+    live_url = "ws" + settings.public_url.removeprefix("http")  # https → wss
+    classes = settings.live_query_classes or "every class"
+    click.echo(f"  LiveQuery:    {live_url} ({classes})", err=True)
     click.echo(f"  App id:       {settings.app_id}", err=True)
     click.echo(f"  Master key:   {settings.master_key}" + ("  (generated; kept in "
                f"{Path(settings.data_dir) / 'keys.json'})" if generated else ""), err=True)
@@ -323,7 +326,7 @@ def serve(access_log: bool, **options: object) -> None:
         port=settings.port,
         workers=settings.workers if settings.workers > 1 else None,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
+        http="bastion.http.server:CoalescingHttpToolsProtocol",  # httptools, one send per answer
         access_log=access_log,
         log_config=None,
         log_level=settings.log_level,
