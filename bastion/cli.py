@@ -326,7 +326,7 @@ def serve(access_log: bool, **options: object) -> None:
         port=settings.port,
         workers=settings.workers if settings.workers > 1 else None,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
+        http="bastion.http.server:CoalescingHttpToolsProtocol",  # httptools, one send per answer
         access_log=access_log,
         log_config=None,
         log_level=settings.log_level,
