@@ -300,9 +300,11 @@ class Bastion:
     async def _handle(self, scope: dict[str, Any], receive: Any, method: str, path: str) -> Response:
         headers = decode_headers(scope["headers"])
         client = scope.get("client")
+        found: tuple[Any, dict[str, str]] | None | bool = None
+        routed = False  # whether ``found`` is the route of ``method`` (matched once per request)
         if method == "POST":
             # File uploads read their own body, chunk by chunk, straight into the files backend.
-            found = self.router.match(method, path)
+            found, routed = self.router.match(method, path), True
             if found and found[0].streams_body:
                 return await found[0].handler(RequestContext(
                     self, method, path, headers, decode_query(scope.get("query_string", b"")), None, found[1],
@@ -314,8 +316,9 @@ class Bastion:
             override = body.pop("_method")
             if not isinstance(override, str) or len(override) > 16:
                 raise ParseError(Code.INVALID_JSON, "Invalid _method.")
-            method = override.upper()
-        found = self.router.match(method, path)
+            method, routed = override.upper(), False
+        if not routed:
+            found = self.router.match(method, path)
         req = RequestContext(self, method, path, headers, decode_query(scope.get("query_string", b"")), body,
                              found[1] if found else {}, client_ip=client[0] if client else None, receive=receive)
         if found and found[0].public:

@@ -793,6 +793,8 @@ class PostgresStorage(StorageAdapter):
         # Set once per connection at start-up (e.g. statement_timeout), so never left over by a request.
         self._server_settings = server_settings
         self._pool: asyncpg.Pool | None = None
+        # INSERT statements' text by (class, columns, column types); see insert.
+        self._insert_sql: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
         self.schema_lookup: Callable[[str], ClassSchema | None] = lambda _name: None
 
     @property
@@ -1024,14 +1026,19 @@ class PostgresStorage(StorageAdapter):
     # --- objects --------------------------------------------------------------------------------
 
     async def insert(self, schema: ClassSchema, record: Record) -> None:
-        marks: list[str] = []
-        values: list[Any] = []
-        for i, (column, value) in enumerate(record.items(), 1):
-            kind = self._kind(schema, column)
-            marks.append(f"${i}::{CASTS.get(kind, 'text')}")
-            values.append(self.dialect.encode(kind, value))
-        sql = (f"INSERT INTO {quote(schema.class_name)} ({', '.join(quote(c) for c in record)}) "
-               f"VALUES ({', '.join(marks)})")
+        kinds = tuple(self._kind(schema, column) for column in record)
+        encode = self.dialect.encode
+        values = [encode(kind, value) for kind, value in zip(kinds, record.values(), strict=True)]
+        # The statement's text depends on the class, the columns and their types only: built once.
+        key = (schema.class_name, tuple(record), kinds)
+        sql = self._insert_sql.get(key)
+        if sql is None:
+            marks = [f"${i}::{CASTS.get(kind, 'text')}" for i, kind in enumerate(kinds, 1)]
+            sql = (f"INSERT INTO {quote(schema.class_name)} ({', '.join(quote(c) for c in record)}) "
+                   f"VALUES ({', '.join(marks)})")
+            if len(self._insert_sql) >= 1024:
+                self._insert_sql.clear()
+            self._insert_sql[key] = sql
         with _errors(lambda: ParseError(Code.INVALID_CLASS_NAME, f"Class {schema.class_name} does not exist.")):
             await self.pool.execute(sql, *values)
 
