@@ -189,10 +189,8 @@ class Bastion:
         # Users, sessions and installations first: they own /classes/_User, /classes/_Session and
         # /classes/_Installation, as in Parse Server.
         for module in (health, users, sessions, installations, roles, classes, schemas, config, aggregate, batch,
-                       account_emails, pages, files, functions, hooks, jobs, cloud_code):
+                       account_emails, pages, files, functions, hooks, jobs, cloud_code, push, push_audiences):
             module.register(self.router)
-        push.register(self.router)
-        push_audiences.register(self.router)
         self.ready = False
 
     def _push_adapters(self) -> list[Any]:
