@@ -393,3 +393,23 @@ def test_distinct_pointers(master: httpx.Client, class_name: str) -> None:
     seed(master, class_name, [{"p": pointer}, {"p": pointer}, {"n": 1}])
     response = master.get(f"/aggregate/{class_name}", params={"distinct": "p"})
     assert response.json() == {"results": [pointer]}
+
+
+def test_all_with_starts_with_expressions(master: httpx.Client, class_name: str) -> None:
+    # The SDKs' containsAllStartingWith: $all of ^\Q…\E expressions; every prefix must start some
+    # string element (Parse Server on PostgreSQL: array_contains_all_regex).
+    for tags in (["apple", "banana"], ["apricot"], ["banana", "avocado"], [1, "b"], ["a.b", "x"]):
+        create(master, class_name, {"tags": tags})
+
+    def found(where: dict[str, Any]) -> list[list[Any]]:
+        response = master.get(f"/classes/{class_name}", params={"where": json.dumps(where), "order": "createdAt"})
+        assert response.status_code == 200, response.text
+        return [o["tags"] for o in response.json()["results"]]
+
+    assert found({"tags": {"$all": [{"$regex": "^\\Qap\\E"}, {"$regex": "^\\Qba\\E"}]}}) == [["apple", "banana"]]
+    assert found({"tags": {"$all": [{"$regex": "^\\Qa\\E"}]}}) == [
+        ["apple", "banana"], ["apricot"], ["banana", "avocado"], ["a.b", "x"]]
+    assert found({"tags": {"$all": [{"$regex": "^\\Qa.\\E"}]}}) == [["a.b", "x"]]  # literal, not a wildcard
+    assert_error(master.get(f"/classes/{class_name}", params={"where": json.dumps(
+        {"tags": {"$all": [{"$regex": "^\\Qa\\E"}, "x"]}})}), 400, 107,
+        "All $all values must be of regex type or none: [object Object],x")

@@ -220,3 +220,14 @@ def test_subquery_without_a_resolver_is_an_error() -> None:
     node = where({"p": {"$inQuery": {"className": "Other", "where": {}}}})
     with pytest.raises(NotImplementedError):
         matches(node, {"p": "o1"})
+
+
+def test_array_starts_with() -> None:
+    from bastion.domain.query import ir as query_ir
+    from bastion.domain.query.matcher import matches
+
+    field = query_ir.Field("tags", "Array")
+    node = query_ir.ArrayStartsWith(field, "ap")
+    assert matches(node, {"tags": ["banana", "apple"]})
+    assert not matches(node, {"tags": ["banana", 1, {"ap": 1}]})
+    assert not matches(node, {"tags": "apple"}) and not matches(node, {})

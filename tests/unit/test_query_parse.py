@@ -112,6 +112,11 @@ def test_all_and_contained_by() -> None:
     assert parse({"a": {"$all": [1, "x"]}}) == ir.ContainsAll(A, (1, "x"))
     assert parse({"a": {"$containedBy": [1]}}) == ir.ContainedBy(A, (1,))
     assert parse({"a": {"$all": []}}) == ir.FALSE  # as Parse Server and MongoDB answer it
+    # The SDKs' containsAllStartingWith: an element starting with each (literal) prefix.
+    assert parse({"a": {"$all": [{"$regex": "^\\Qx.\\E"}, {"$regex": "^\\Qy\\E"}]}}) == ir.And(
+        (ir.ArrayStartsWith(A, "x."), ir.ArrayStartsWith(A, "y")))
+    # A $regex that is not a startsWith expression is a value like any other (it matches nothing).
+    assert parse({"a": {"$all": [{"$regex": "^a"}]}}) == ir.ContainsAll(A, ({"$regex": "^a"},))
 
 
 def test_exists() -> None:
@@ -200,7 +205,6 @@ def test_order() -> None:
     {"s": {"$regex": "a", "$options": 1}},
     {"s": {"$regex": "(a+)+$"}},
     {"n": {"$all": [1]}},
-    {"a": {"$all": [{"$regex": "^a"}]}},
     {"o.x": {"$gt": {"y": 1}}},
     {"p": {"$inQuery": "Other"}},
     {"p": {"$inQuery": {"where": {}}}},

@@ -330,6 +330,10 @@ class PostgresDialect(SqlDialect):
             return self.contains_all(node.field, (node.value,), params)
         if isinstance(node, ir.ContainsAll):
             return self.contains_all(node.field, node.values, params)
+        if isinstance(node, ir.ArrayStartsWith):
+            prefix = params.add(node.prefix)
+            return (f"EXISTS (SELECT 1 FROM {_elements(self.array_sql(node.field))} AS _e(_v) "
+                    f"WHERE jsonb_typeof(_e._v) = 'string' AND starts_with(_e._v #>> '{{}}', {prefix}::text))")
         if isinstance(node, ir.ContainedBy):
             return self.contained_by(node.field, node.values, params)
         if isinstance(node, ir.Exists):

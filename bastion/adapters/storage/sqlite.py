@@ -344,6 +344,11 @@ class SqliteDialect(SqlDialect):
             return self.in_values(node, params)
         if isinstance(node, ir.ArrayContains):
             return self.array_any(node.field, (node.value,), params)
+        if isinstance(node, ir.ArrayStartsWith):
+            col = quote(node.field.column)
+            first, second = params.add(node.prefix), params.add(node.prefix)
+            return (f"(json_type({col}) IS 'array' AND EXISTS (SELECT 1 FROM json_each({col}) j "
+                    f"WHERE j.type = 'text' AND substr(j.value, 1, length({first})) = {second}))")
         if isinstance(node, ir.ContainsAll):
             checks = [self.array_any(node.field, (value,), params) for value in node.values]
             return balanced([f"json_type({quote(node.field.column)}) IS 'array'", *checks], "AND")

@@ -91,6 +91,15 @@ class ArrayContains(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class ArrayStartsWith(Node):
+    """An Array field holds a string element that starts with ``prefix`` (one value of an ``$all``
+    of the SDKs' ``^\\Q…\\E`` regular expressions: ``containsAllStartingWith``)."""
+
+    field: Field
+    prefix: str
+
+
+@dataclass(frozen=True, slots=True)
 class ContainsAll(Node):
     """An Array field holds every one of ``values`` (``$all``)."""
 

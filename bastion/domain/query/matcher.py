@@ -116,6 +116,10 @@ class Matcher:
         value = field_value(record, node.field)
         return isinstance(value, list) and any(json_equal(v, node.value) for v in value)
 
+    def _ArrayStartsWith(self, node: ir.ArrayStartsWith, record: Mapping[str, Any]) -> bool:
+        value = field_value(record, node.field)
+        return isinstance(value, list) and any(isinstance(v, str) and v.startswith(node.prefix) for v in value)
+
     def _ContainsAll(self, node: ir.ContainsAll, record: Mapping[str, Any]) -> bool:
         value = field_value(record, node.field)
         if not isinstance(value, list):

@@ -342,8 +342,14 @@ class _Parser:
             raise ParseError(Code.INVALID_QUERY, f"{op} has too many values")
         for item in raw:
             self.check_json(item)
-        if op == "$all" and raw and all(isinstance(i, dict) and "$regex" in i for i in raw):
-            raise ParseError(Code.INVALID_QUERY, "$all with $regex is not supported")
+        prefixes: list[str] | None = None
+        if op == "$all" and any(_starts_with_regex(item) for item in raw):
+            # As Parse Server on PostgreSQL: $all of the SDKs' startsWith expressions (^\Q…\E) asks
+            # for an element starting with each prefix; it takes nothing else beside them.
+            if not all(_starts_with_regex(item) for item in raw):
+                shown = ",".join("[object Object]" if isinstance(i, dict) else str(i) for i in raw)
+                raise ParseError(Code.INVALID_JSON, f"All $all values must be of regex type or none: {shown[:200]}")
+            prefixes = [_starts_with_prefix(item["$regex"]) for item in raw]
         if field is None or ft is None:
             # As in Parse Server on PostgreSQL, a null array matches neither.
             return ir.FALSE
@@ -353,6 +359,8 @@ class _Parser:
             raise ParseError(Code.INVALID_QUERY, f"bad $containedBy: {field.column} is not an array")
         if op == "$all" and not raw:
             return ir.FALSE  # Parse Server (array_contains_all) and MongoDB: an empty $all matches nothing
+        if prefixes is not None:
+            return ir.conjoin([ir.ArrayStartsWith(field, prefix) for prefix in prefixes])
         values = tuple(raw)
         return ir.ContainsAll(field, values) if op == "$all" else ir.ContainedBy(field, values)
 
@@ -450,6 +458,18 @@ def escape_regex_literal(text: str) -> str:
     # Backslash before every non-alphanumeric character is a literal in Python, JavaScript and
     # PostgreSQL regular expressions alike.
     return "".join(ch if ch.isalnum() or ch == "_" else "\\" + ch for ch in text)
+
+
+def _starts_with_regex(item: Any) -> bool:
+    """Parse Server's isStartsWithRegex: ``{"$regex": "^\\Q…\\E…"}``, as the SDKs' startsWith writes it."""
+    pattern = item.get("$regex") if isinstance(item, dict) else None
+    return isinstance(pattern, str) and pattern.startswith("^") and _QUOTED.search(pattern) is not None
+
+
+def _starts_with_prefix(pattern: str) -> str:
+    """The literal text a ``^\\Q…\\E`` expression starts with (quoted sections unquoted, the rest
+    taken as written, as Parse Server's literalizeRegexPart does)."""
+    return _QUOTED.sub(lambda m: m.group(1), pattern[1:])
 
 
 def quote_literal_sections(pattern: str) -> str:
