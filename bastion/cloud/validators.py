@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bastion.cloud.errors import Error
 from bastion.cloud.rate_limit import RateLimit
+from bastion.domain.js import js_string, json_type
 from bastion.errors import Code
 
 if TYPE_CHECKING:
@@ -23,32 +24,6 @@ if TYPE_CHECKING:
 _TYPE_NAMES: dict[Any, str] = {int: "number", float: "number", str: "string", bool: "boolean",
                                list: "array", dict: "object"}
 _NAMED = {"number", "string", "boolean", "array", "object"}
-
-
-def _js_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if value is None:
-        return "null"
-    return "object"
-
-
-def _js_text(value: Any) -> str:
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if value is None:
-        return "null"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _fail(message: str) -> Error:
@@ -154,7 +129,7 @@ class Validator:
             kind = spec.get("type")
             if kind is not None:
                 expected = kind if isinstance(kind, str) else _TYPE_NAMES[kind]
-                if _js_type(value) != expected:
+                if json_type(value) != expected:
                     raise _fail(f"Validation failed. Invalid type for {key}. Expected: {expected}")
             if "options" in spec:
                 await _check_option(spec, key, value)
@@ -209,5 +184,5 @@ async def _check_option(spec: dict[str, Any], key: str, value: Any) -> None:
         options = [options]
     # As JavaScript's includes(): true is not 1, and 1 is not true.
     if not any(option == value and isinstance(option, bool) == isinstance(value, bool) for option in options):
-        expected = ", ".join(_js_text(option) for option in options)
+        expected = ", ".join(js_string(option) for option in options)
         raise _fail(spec.get("error") or f"Validation failed. Invalid option for {key}. Expected: {expected}")

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from bastion.domain.auth import MASTER_AUTH
+from bastion.domain.js import js_string
 from bastion.domain.types import encode_date, format_iso, now_ms
 from bastion.errors import Code, ParseError
 
@@ -48,25 +49,6 @@ class InvalidBadge(Exception):
     uncaught error: 500 ``{"code": 1, "message": "Internal server error."}``."""
 
     MESSAGE = "Invalid value for badge, expected number or 'Increment' or {increment: number}"
-
-
-def js_string(value: Any) -> str:
-    """``String(value)`` as JavaScript spells it, for Parse's "... is not valid time." messages."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, dict):
-        return "[object Object]"
-    if isinstance(value, list):
-        return ",".join("" if item is None else js_string(item) for item in value)
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e21:
-            return str(int(value))
-        return repr(value)
-    return str(value)
 
 
 def _is_number(value: Any) -> bool:

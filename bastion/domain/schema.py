@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from bastion.domain.js import js_string
 from bastion.domain.types import FIELD_TYPES, FieldType
 from bastion.errors import Code, ParseError
 
@@ -254,28 +255,11 @@ _CLP_ENTITY = re.compile(r"^(pointerFields|\*|requiresAuthentication|role:.*|[a-
 _PROTECTED_ENTITY = re.compile(r"^(userField:.*|\*|authenticated|role:.*|[a-zA-Z0-9]+)$", re.DOTALL)
 
 
-def _js(value: Any) -> str:
-    """A value as JavaScript's template strings show it (Parse Server's messages are built that way)."""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if value is None:
-        return "null"
-    if isinstance(value, dict):
-        return "[object Object]"
-    if isinstance(value, list):
-        return ",".join("" if item is None else _js(item) for item in value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
 def _check_user_field(name: Any, fields: dict[str, FieldType], operation: str) -> None:
     ft = fields.get(name) if isinstance(name, str) else None
     if ft is None or not ((ft.type == "Pointer" and ft.target_class == "_User") or ft.type == "Array"):
         raise ParseError(Code.INVALID_JSON,
-                         f"'{_js(name)}' is not a valid column for class level pointer permissions {operation}")
+                         f"'{js_string(name)}' is not a valid column for class level pointer permissions {operation}")
 
 
 def validate_clp(perms: Any, fields: dict[str, FieldType]) -> None:
@@ -289,13 +273,13 @@ def validate_clp(perms: Any, fields: dict[str, FieldType]) -> None:
             raise ParseError(Code.INVALID_JSON, f"{str(key)[:50]} is not a valid operation for class level permissions")
         if key in ("readUserFields", "writeUserFields"):
             if not isinstance(operation, list):
-                raise ParseError(Code.INVALID_JSON, f"'{_js(operation)}' is not a valid value for class level "
+                raise ParseError(Code.INVALID_JSON, f"'{js_string(operation)}' is not a valid value for class level "
                                                     f"permissions {key} - must be an array")
             for name in operation:
                 _check_user_field(name, fields, key)
             continue
         if not isinstance(operation, (dict, list)):
-            raise ParseError(Code.INVALID_JSON, f"'{_js(operation)}' is not a valid value for class level "
+            raise ParseError(Code.INVALID_JSON, f"'{js_string(operation)}' is not a valid value for class level "
                                                 f"permissions {key} - must be an object")
         if not isinstance(operation, dict):
             continue  # Parse Server lets an array through here (it has no keys to check)
@@ -304,21 +288,21 @@ def validate_clp(perms: Any, fields: dict[str, FieldType]) -> None:
                 if not _PROTECTED_ENTITY.match(entity):
                     raise ParseError(Code.INVALID_JSON, f"'{entity[:100]}' is not a valid key for class level permissions")
                 if not isinstance(protected, list):
-                    raise ParseError(Code.INVALID_JSON, f"'{_js(protected)}' is not a valid value for "
+                    raise ParseError(Code.INVALID_JSON, f"'{js_string(protected)}' is not a valid value for "
                                                         f"protectedFields[{entity}] - expected an array.")
                 for name in protected:
                     if name in DEFAULT_FIELDS:
                         raise ParseError(Code.INVALID_JSON, f"Default field '{name}' can not be protected")
                     if not isinstance(name, str) or name not in fields:
                         raise ParseError(Code.INVALID_JSON,
-                                         f"Field '{_js(name)}' in protectedFields:{entity} does not exist")
+                                         f"Field '{js_string(name)}' in protectedFields:{entity} does not exist")
             continue
         for entity, permit in operation.items():
             if not _CLP_ENTITY.match(entity):
                 raise ParseError(Code.INVALID_JSON, f"'{entity[:100]}' is not a valid key for class level permissions")
             if entity == "pointerFields":
                 if not isinstance(permit, list):
-                    raise ParseError(Code.INVALID_JSON, f"'{_js(permit)}' is not a valid value for "
+                    raise ParseError(Code.INVALID_JSON, f"'{js_string(permit)}' is not a valid value for "
                                                         f"{key}[{entity}] - expected an array.")
                 for name in permit:
                     _check_user_field(name, fields, "[object Object]")  # sic: Parse Server's message
@@ -326,15 +310,15 @@ def validate_clp(perms: Any, fields: dict[str, FieldType]) -> None:
             if key == "ACL":
                 if not isinstance(permit, dict):
                     raise ParseError(Code.INVALID_JSON,
-                                     f"'{_js(permit)}' is not a valid value for class level permissions acl")
+                                     f"'{js_string(permit)}' is not a valid value for class level permissions acl")
                 bad_keys = [k for k in permit if k not in ("read", "write")]
                 if bad_keys:
                     raise ParseError(Code.INVALID_JSON,
                                      f"'{','.join(bad_keys)}' is not a valid key for class level permissions acl")
                 bad_values = [v for v in permit.values() if not isinstance(v, bool)]
                 if bad_values:
-                    raise ParseError(Code.INVALID_JSON, f"'{_js(bad_values)}' is not a valid value for class "
+                    raise ParseError(Code.INVALID_JSON, f"'{js_string(bad_values)}' is not a valid value for class "
                                                         "level permissions acl")
             elif permit is not True:
-                raise ParseError(Code.INVALID_JSON, f"'{_js(permit)}' is not a valid value for class level "
+                raise ParseError(Code.INVALID_JSON, f"'{js_string(permit)}' is not a valid value for class level "
                                                     f"permissions acl {key}:{entity}")

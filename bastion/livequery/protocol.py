@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from bastion.domain.js import json_type
+
 # Error codes of the protocol itself (Parse Server's LiveQuery); other errors carry Parse's codes.
 SCHEMA_ERROR = 1
 NOT_CONNECTED = 2
@@ -56,20 +58,6 @@ SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
-
-
 def _js(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -81,7 +69,7 @@ def schema_error(value: Any, schema: dict[str, Any] | None) -> str | None:
     if not isinstance(schema, dict):
         return None  # tv4 ignores a schema that is no object (RequestSchema's `op: 'connect'`)
     expected = schema.get("type")
-    actual = _json_type(value)
+    actual = json_type(value)
     if expected is not None and actual != expected:
         return f"Invalid type: {actual} (expected {expected})"
     enum = schema.get("enum")

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bastion.domain.geo import EARTH_RADIUS_KM, EARTH_RADIUS_MILES, Point
+from bastion.domain.js import js_string
 from bastion.domain.query import ir
 from bastion.domain.schema import ClassSchema
 from bastion.domain.types import is_number
@@ -33,25 +34,18 @@ def _bad(message: str) -> ParseError:
     return ParseError(Code.INVALID_JSON, message)
 
 
-def _js(value: float) -> str:
-    """A number as JavaScript prints it in the SDK's messages (100, not 100.0)."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
-    return repr(value)
-
-
 def check_point(lat: Any, lng: Any) -> Point:
     """(lat, lng) checked as the Parse SDK's ``GeoPoint._validate`` checks them, same messages."""
     if not is_number(lat) or not is_number(lng):
         raise _bad("GeoPoint latitude and longitude must be valid numbers")
     if lat < -90.0:
-        raise _bad(f"GeoPoint latitude out of bounds: {_js(lat)} < -90.0.")
+        raise _bad(f"GeoPoint latitude out of bounds: {js_string(lat)} < -90.0.")
     if lat > 90.0:
-        raise _bad(f"GeoPoint latitude out of bounds: {_js(lat)} > 90.0.")
+        raise _bad(f"GeoPoint latitude out of bounds: {js_string(lat)} > 90.0.")
     if lng < -180.0:
-        raise _bad(f"GeoPoint longitude out of bounds: {_js(lng)} < -180.0.")
+        raise _bad(f"GeoPoint longitude out of bounds: {js_string(lng)} < -180.0.")
     if lng > 180.0:
-        raise _bad(f"GeoPoint longitude out of bounds: {_js(lng)} > 180.0.")
+        raise _bad(f"GeoPoint longitude out of bounds: {js_string(lng)} > 180.0.")
     return float(lat), float(lng)
 
 

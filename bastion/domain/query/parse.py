@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bastion.domain.codec import to_canonical
+from bastion.domain.js import js_string
 from bastion.domain.names import DENYLISTED_KEYS, field_name_is_valid
 from bastion.domain.query import ir
 from bastion.domain.query.geo_parse import DISTANCE_UNITS, GEO_OPERATORS, geo_constraint
@@ -347,8 +348,8 @@ class _Parser:
             # As Parse Server on PostgreSQL: $all of the SDKs' startsWith expressions (^\Q…\E) asks
             # for an element starting with each prefix; it takes nothing else beside them.
             if not all(_starts_with_regex(item) for item in raw):
-                shown = ",".join("[object Object]" if isinstance(i, dict) else str(i) for i in raw)
-                raise ParseError(Code.INVALID_JSON, f"All $all values must be of regex type or none: {shown[:200]}")
+                raise ParseError(Code.INVALID_JSON,
+                                 f"All $all values must be of regex type or none: {js_string(raw)[:200]}")
             prefixes = [_starts_with_prefix(item["$regex"]) for item in raw]
         if field is None or ft is None:
             # As in Parse Server on PostgreSQL, a null array matches neither.
