@@ -177,13 +177,7 @@ class Reader:
                     response["count"] = await self._count(schema, count_node, auth)
                 return response, texts
             records = await self.storage.find(schema, query, auth.access())
-            encode = self.encoder(schema)
-            results = [encode(r) for r in records]
-            sanitize = self.sanitizers.get(class_name)
-            if sanitize is not None:
-                results = [sanitize(obj, auth) for obj in results]
-            if protection is not None:
-                results = [protection.apply(obj) for obj in results]
+            results = self._visible(schema, records, auth, protection)
             if include_tree:
                 await self._include(schema, results, include_tree, auth, 0,
                                     _Projection(request.keys, request.exclude_keys))
@@ -309,6 +303,19 @@ class Reader:
 
     # --- encoding -------------------------------------------------------------------------------
 
+    def _visible(self, schema: ClassSchema, records: list[Record], auth: Auth,
+                 protection: Protection | None) -> list[dict[str, Any]]:
+        """Records as REST JSON, with what ``auth`` may not see of them removed (the class's
+        sanitizer, then protected fields)."""
+        encode = self.encoder(schema)
+        objects = [encode(r) for r in records]
+        sanitize = self.sanitizers.get(schema.class_name)
+        if sanitize is not None:
+            objects = [sanitize(obj, auth) for obj in objects]
+        if protection is not None:
+            objects = [protection.apply(obj) for obj in objects]
+        return objects
+
     def encode(self, schema: ClassSchema, record: Record) -> dict[str, Any]:
         return self.encoder(schema)(record)
 
@@ -366,13 +373,7 @@ class Reader:
                     where = {"objectId": next(iter(ids))} if len(ids) == 1 else None
                     protection = self.permissions.protection(target_schema, auth, where)
                 records = await self.storage.find(target_schema, FindQuery(node), auth.access())
-                encode = self.encoder(target_schema)
-                included = [encode(r) for r in records]
-                sanitize = self.sanitizers.get(target)
-                if sanitize is not None:
-                    included = [sanitize(obj, auth) for obj in included]
-                if protection is not None:
-                    included = [protection.apply(obj) for obj in included]
+                included = self._visible(target_schema, records, auth, protection)
                 if subtree:
                     await self._include(target_schema, included, subtree, auth, depth + 1, projection,
                                         (*prefix, key))
