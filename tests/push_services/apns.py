@@ -17,13 +17,13 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.push_services.http import Answer, Faults, Request, Server
+from tests.push_services.http import Answer, Faults, Request, Server, StandIn
 
 PUSH_TYPES = {"alert", "background", "location", "voip", "complication", "fileprovider", "mdm", "liveactivity",
               "pushtotalk"}
@@ -43,7 +43,8 @@ def _reason(status: int, reason: str, extra: dict[str, str] | None = None) -> An
 
 
 @dataclass
-class ApnsService:
+class ApnsService(StandIn):
+    http2: ClassVar[bool] = True  # APNs speaks HTTP/2 only
     team_id: str = "TEAM123456"
     topic: str = "com.example.app"
     host: str = "127.0.0.1"
@@ -57,19 +58,6 @@ class ApnsService:
     faults: Faults = field(default_factory=Faults)
     _server: Server | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    async def start(self) -> str:
-        self._server = Server(self.handle, http2=True, host=self.host, port=self.port)
-        await self._server.start()
-        self.port = self._server.port
-        return self.url
-
-    async def stop(self) -> None:
-        if self._server:
-            await self._server.stop()
 
     def new_key(self) -> tuple[str, str]:
         """(key id, .p8 PEM text) of a new signing key."""

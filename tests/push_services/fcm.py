@@ -22,7 +22,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.push_services.http import Answer, Faults, Request, Server, parse_form
+from tests.push_services.http import Answer, Faults, Request, Server, StandIn, parse_form
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 _SEND = re.compile(r"^/v1/projects/([^/]+)/messages:send$")
@@ -49,7 +49,7 @@ class Account:
 
 
 @dataclass
-class FcmService:
+class FcmService(StandIn):
     host: str = "127.0.0.1"
     port: int = 0
     token_lifetime: int = 3600
@@ -61,19 +61,6 @@ class FcmService:
     faults: Faults = field(default_factory=Faults)
     _server: Server | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    async def start(self) -> str:
-        self._server = Server(self.handle, host=self.host, port=self.port)
-        await self._server.start()
-        self.port = self._server.port
-        return self.url
-
-    async def stop(self) -> None:
-        if self._server:
-            await self._server.stop()
 
     def service_account(self, project_id: str = "bastion-test") -> dict[str, str]:
         private = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import h2.config
 import h2.connection
@@ -176,3 +177,30 @@ class Faults:
     @staticmethod
     def headers(fault: Fault) -> dict[str, str]:
         return {"Retry-After": str(int(fault.retry_after))} if fault.retry_after is not None else {}
+
+
+class StandIn:
+    """``url``, ``start`` and ``stop`` of a stand-in service: a dataclass with ``host``, ``port``,
+    ``_server`` and a ``handle(request)`` mixes this in (``http2`` for services that speak it)."""
+
+    http2: ClassVar[bool] = False
+    host: str
+    port: int
+    _server: Server | None
+
+    def handle(self, request: Request) -> Answer:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> str:
+        self._server = Server(self.handle, http2=self.http2, host=self.host, port=self.port)
+        await self._server.start()
+        self.port = self._server.port
+        return self.url
+
+    async def stop(self) -> None:
+        if self._server:
+            await self._server.stop()

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from tests.push_services.http import Answer, Faults, Request, Server
+from tests.push_services.http import Answer, Faults, Request, Server, StandIn
 
 _AUTH = re.compile(r"^vapid\s+t=([A-Za-z0-9._-]+)\s*,\s*k=([A-Za-z0-9_-]+=*)\s*$", re.IGNORECASE)
 
@@ -103,7 +103,7 @@ def decrypt(body: bytes, private: ec.EllipticCurvePrivateKey, auth: bytes) -> by
 
 
 @dataclass
-class WebPushService:
+class WebPushService(StandIn):
     host: str = "127.0.0.1"
     port: int = 0
     subscriptions: dict[str, BrowserSubscription] = field(default_factory=dict)
@@ -118,19 +118,6 @@ class WebPushService:
     _verified: dict[str, tuple[float, str, str]] = field(default_factory=dict)  # JWT → (exp, k, sub)
     _server: Server | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    async def start(self) -> str:
-        self._server = Server(self.handle, host=self.host, port=self.port)
-        await self._server.start()
-        self.port = self._server.port
-        return self.url
-
-    async def stop(self) -> None:
-        if self._server:
-            await self._server.stop()
 
     def subscribe(self) -> BrowserSubscription:
         sub_id = secrets.token_urlsafe(12)
