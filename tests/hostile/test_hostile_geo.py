@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server
-from tests.hostile.test_hostile_input import SQL, assert_error, assert_ok, find
+from tests.hostile.test_hostile_input import SQL, assert_error, assert_ok, find, listing
 
 BAD_NUMBERS: list[Any] = ["0", "NaN", "Infinity", "-Infinity", None, True, [], {}, [1, 2], {"$numberDouble": "1"},
                          1e308, -1e308, 181, -180.000001, 2**64]
@@ -38,12 +38,6 @@ def geo_class(server: Server) -> Iterator[tuple[str, Any]]:
                     "area": {"__type": "Polygon", "coordinates": [[0, 0], [i + 1, 0], [0, i + 1]]}}
             assert master.post(f"/classes/{cls}", json=body).status_code == 201
         yield cls, listing(master, cls)
-
-
-def listing(client: httpx.Client, cls: str) -> Any:
-    response = client.get(f"/classes/{cls}", params={"order": "objectId", "limit": "1000"})
-    assert response.status_code == 200, response.text[:300]
-    return response.json()["results"]
 
 
 @pytest.fixture(autouse=True)

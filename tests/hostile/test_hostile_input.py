@@ -108,15 +108,20 @@ class Seeded:
     baseline: tuple[Any, ...]
 
 
+def listing(client: httpx.Client, cls: str) -> Any:
+    """Every object of ``cls``, in a fixed order."""
+    response = client.get(f"/classes/{cls}", params={"order": "objectId", "limit": "1000"})
+    assert response.status_code == 200, response.text[:300]
+    return response.json()["results"]
+
+
 def snapshot(client: httpx.Client, cls: str) -> tuple[Any, ...]:
     """Every object of ``cls``, its schema and the names of all classes."""
-    listing = client.get(f"/classes/{cls}", params={"order": "objectId", "limit": "1000"})
-    assert listing.status_code == 200, listing.text[:300]
     schemas = client.get("/schemas")
     assert schemas.status_code == 200, schemas.text[:300]
     results = schemas.json()["results"]
     names = sorted(s["className"] for s in results)
-    return listing.json()["results"], [s for s in results if s["className"] == cls], names
+    return listing(client, cls), [s for s in results if s["className"] == cls], names
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.conftest import Server
-from tests.hostile.test_hostile_input import SEED_NAMES, SQL, assert_error, assert_ok, find
+from tests.hostile.test_hostile_input import SEED_NAMES, SQL, assert_error, assert_ok, find, listing
 
 # Ten words repeated past PostgreSQL's 256 positions per word, then one more: every ranking cover
 # of "any of the ten and the last" spans most of the document.
@@ -33,12 +33,6 @@ def text_class(server: Server) -> Iterator[tuple[str, Any]]:
         for i, body in enumerate(bodies):
             assert master.post(f"/classes/{cls}", json={"name": f"d{i}", "body": body, "n": i}).status_code == 201
         yield cls, listing(master, cls)
-
-
-def listing(client: httpx.Client, cls: str) -> Any:
-    response = client.get(f"/classes/{cls}", params={"order": "objectId", "limit": "1000"})
-    assert response.status_code == 200, response.text[:300]
-    return response.json()["results"]
 
 
 @pytest.fixture(autouse=True)
