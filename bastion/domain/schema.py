@@ -146,6 +146,9 @@ class ClassSchema:
     fields: dict[str, FieldType]
     clp: dict[str, Any] = field(default_factory=default_clp)
     indexes: dict[str, Any] = field(default_factory=dict)
+    # What storage adapters derive from the fields (statement text), kept per schema. The schema
+    # registry empties it whenever it may have changed the schema (see SchemaRegistry._locked).
+    derived: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def new(cls, class_name: str, fields: dict[str, FieldType] | None = None) -> ClassSchema:

@@ -86,13 +86,18 @@ class SchemaRegistry:
 
     @asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
-        """The schema lock, unless this task's transaction() holds it already."""
+        """The schema lock, unless this task's transaction() holds it already. Every change to a
+        schema happens under it, so leaving it drops what was derived from the schemas."""
         view = _TRANSACTION_VIEW.get()
-        if view is not None and view[0] is self:
-            yield
-            return
-        async with self._lock:
-            yield
+        try:
+            if view is not None and view[0] is self:
+                yield
+                return
+            async with self._lock:
+                yield
+        finally:
+            for schema in self._classes.values():
+                schema.derived.clear()
 
     async def load(self) -> None:
         docs = await self.storage.load_schemas()

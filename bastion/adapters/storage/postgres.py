@@ -51,6 +51,7 @@ from bastion.adapters.storage.base import (
     UpdateOp,
     hook_key,
 )
+from bastion.adapters.storage.pg_pool import ConnectionPool
 from bastion.adapters.storage.sql import Params, SqlDialect, quote
 from bastion.domain import geo
 from bastion.domain.acl import perms_to_acl
@@ -702,10 +703,6 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
                                   schema="pg_catalog", format="text")
 
 
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """The pool's reset: nothing. asyncpg still rolls back a transaction left open."""
-
-
 @contextmanager
 def _errors(missing: Callable[[], Exception] | None = None) -> Iterator[None]:
     """PostgreSQL errors a request can cause, as ParseErrors instead of 500s."""
@@ -796,17 +793,17 @@ class PostgresStorage(StorageAdapter):
         self._statement_cache_size = statement_cache_size
         # Set once per connection at start-up (e.g. statement_timeout), so never left over by a request.
         self._server_settings = server_settings
-        self._pool: asyncpg.Pool | None = None
+        self._pool: ConnectionPool | None = None
         # INSERT statements' text by (class, columns, column types); see insert.
         self._insert_sql: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
         self.schema_lookup: Callable[[str], ClassSchema | None] = lambda _name: None
 
     @property
-    def pool(self) -> asyncpg.Pool:
+    def pool(self) -> ConnectionPool:
         """The pool, or inside this task's transaction its connection (with the pool's methods)."""
         current = _TRANSACTION.get()
         if current is not None and current.storage is self:
-            return cast(asyncpg.Pool, current)
+            return cast(ConnectionPool, current)
         assert self._pool is not None, "storage is not open"
         return self._pool
 
@@ -825,10 +822,19 @@ class PostgresStorage(StorageAdapter):
                 _TRANSACTION.reset(token)
 
     async def open(self) -> None:
-        self._pool = await asyncpg.create_pool(
-            self.url, min_size=self._min_size, max_size=self._max_size, init=_init_connection,
-            reset=_keep_session, statement_cache_size=self._statement_cache_size,
-            server_settings=self._server_settings)
+        async def connect() -> asyncpg.Connection:
+            conn = await asyncpg.connect(self.url, statement_cache_size=self._statement_cache_size,
+                                         server_settings=self._server_settings)
+            try:
+                await _init_connection(conn)
+            except BaseException:
+                conn.terminate()
+                raise
+            return conn
+
+        pool = ConnectionPool(connect, min_size=self._min_size, max_size=self._max_size)
+        await pool.open()
+        self._pool = pool
         async with self.pool.acquire() as conn:
             collation = await conn.fetchval(
                 "SELECT datcollate FROM pg_database WHERE datname = current_database()")
@@ -867,12 +873,21 @@ class PostgresStorage(StorageAdapter):
         return "String"
 
     def _columns(self, schema: ClassSchema) -> list[str]:
-        cols = list(BASE_COLUMNS)
-        cols.extend(name for name, ft in schema.fields.items()
-                    if name not in BASE_COLUMNS and ft.type not in ("Relation", "ACL"))
-        return cols
+        cols = schema.derived.get("columns")
+        if cols is None:
+            cols = schema.derived["columns"] = (*BASE_COLUMNS, *(
+                name for name, ft in schema.fields.items()
+                if name not in BASE_COLUMNS and ft.type not in ("Relation", "ACL")))
+        return list(cols)
 
     def _decoder(self, schema: ClassSchema, columns: list[str]) -> Callable[[Any], Record]:
+        key = ("decoder", tuple(columns))
+        decode = schema.derived.get(key)
+        if decode is None:
+            decode = schema.derived[key] = self._new_decoder(schema, columns)
+        return cast("Callable[[Any], Record]", decode)
+
+    def _new_decoder(self, schema: ClassSchema, columns: list[str]) -> Callable[[Any], Record]:
         decoders = [(column, DECODERS.get(self._kind(schema, column))) for column in columns]
 
         def decode(row: Any) -> Record:
@@ -900,6 +915,7 @@ class PostgresStorage(StorageAdapter):
         return [row[0] for row in rows]
 
     async def create_class(self, schema: ClassSchema) -> None:
+        schema.derived.clear()  # statements built for the old columns
         name = schema.class_name
         _check_identifier(name, Code.INVALID_CLASS_NAME)
         columns = ['"objectId" text', '"createdAt" timestamp with time zone',
@@ -930,6 +946,7 @@ class PostgresStorage(StorageAdapter):
             raise exists from None  # a concurrent create of the same class won
 
     async def add_fields(self, schema: ClassSchema, fields: dict[str, FieldType]) -> None:
+        schema.derived.clear()  # statements built for the old columns
         table = quote(schema.class_name)
         with _errors():
             async with self.pool.acquire() as conn, conn.transaction():
@@ -945,6 +962,7 @@ class PostgresStorage(StorageAdapter):
                                    schema.to_storage(), schema.class_name)
 
     async def delete_fields(self, schema: ClassSchema, fields: dict[str, FieldType]) -> None:
+        schema.derived.clear()  # statements built for the old columns
         table = quote(schema.class_name)
         with _errors():
             async with self.pool.acquire() as conn, conn.transaction():
@@ -1098,10 +1116,7 @@ class PostgresStorage(StorageAdapter):
 
     async def find_json(self, schema: ClassSchema, query: FindQuery, access: Access) -> list[str] | None:
         columns = self._columns(schema) if query.columns is None else list(query.columns)
-        described = [(c, self._kind(schema, c), self._target(schema, c)) for c in columns
-                     if c not in ("_rperm", "_wperm")]
-        relations = [(name, ft.target_class or "") for name, ft in schema.fields.items() if ft.type == "Relation"]
-        expr = pg_json.object_json(described, relations)
+        expr = self._object_json(schema, columns)
         if expr is None:
             return None
         sql, values = self.dialect.select(schema, query, access, self.schema_lookup, columns,
@@ -1120,6 +1135,19 @@ class PostgresStorage(StorageAdapter):
                                                            wperm and _decode_perms(wperm)))
             out.append(text)
         return out
+
+    def _object_json(self, schema: ClassSchema, columns: list[str]) -> str | None:
+        """The select-list expression writing these columns as REST JSON (cached per schema)."""
+        key = ("object_json", tuple(columns))
+        try:
+            return cast("str | None", schema.derived[key])
+        except KeyError:
+            pass
+        described = [(c, self._kind(schema, c), self._target(schema, c)) for c in columns
+                     if c not in ("_rperm", "_wperm")]
+        relations = [(name, ft.target_class or "") for name, ft in schema.fields.items() if ft.type == "Relation"]
+        expr = schema.derived[key] = pg_json.object_json(described, relations)
+        return expr
 
     @staticmethod
     def _target(schema: ClassSchema, column: str) -> str | None:
