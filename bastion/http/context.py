@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 import orjson
 
@@ -80,7 +80,19 @@ def decode_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
 
 
 def decode_query(raw: bytes) -> dict[str, str]:
-    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)) if raw else {}
+    """The URL's query parameters, last value winning: what ``dict(parse_qsl(..., keep_blank_values=
+    True))`` gives, without its per-part cost for parts that have nothing to unescape."""
+    out: dict[str, str] = {}
+    if raw:
+        for part in raw.decode("latin-1").split("&"):
+            if part:
+                name, _, value = part.partition("=")
+                out[_unescape(name)] = _unescape(value)
+    return out
+
+
+def _unescape(text: str) -> str:
+    return unquote_plus(text) if "%" in text or "+" in text else text
 
 
 async def read_body(receive: Any, limit: int) -> bytes:

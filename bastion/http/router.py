@@ -42,15 +42,15 @@ class Router:
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None | bool:
         """The route and its path parameters; False when the path exists with another method."""
-        path_matched = False
-        for route in self._by_segment.get(_first_segment(path), ()):
-            found = route.pattern.match(path)
-            if found is None:
-                continue
+        candidates = self._by_segment.get(_first_segment(path), ())
+        for route in candidates:
             if route.method == method:
-                return route, found.groupdict()
-            path_matched = True
-        return False if path_matched else None
+                found = route.pattern.match(path)
+                if found is not None:
+                    return route, found.groupdict()
+        if any(route.pattern.match(path) for route in candidates):
+            return False
+        return None
 
 
 def _first_segment(path: str) -> str:

@@ -525,9 +525,16 @@ def relative_time(text: Any, now: datetime | None = None) -> datetime:
         raise bad("Date is out of range.") from None
 
 
+_OBJECT_ID = ir.Field("objectId", "String")
+
+
 def parse_where(where: Any, schema: ClassSchema | None, class_name: str, lookup: SchemaLookup,
                 limits: QueryLimits | None = None) -> ir.Node:
     """The IR of a ``where`` for ``class_name`` (whose schema may not exist yet)."""
+    if type(where) is dict and len(where) == 1:
+        object_id = where.get("objectId")
+        if type(object_id) is str:  # a get by id, the commonest query: no parsing needed
+            return ir.Compare(_OBJECT_ID, "eq", object_id)
     limits = limits or QueryLimits()
     _check_size(where, limits)
     return _Parser(lookup, limits).query(schema, class_name, where, 0)
