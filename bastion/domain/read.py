@@ -20,6 +20,7 @@ from bastion.domain.names import INTERNAL_CLASSES, check_class_name
 from bastion.domain.permissions import Permissions, Protection
 from bastion.domain.query import ir
 from bastion.domain.query.geo_parse import distance_order
+from bastion.domain.query.index_order import index_order
 from bastion.domain.query.parse import QueryLimits, parse_field, parse_order, parse_where
 from bastion.domain.query.text_parse import first_text_search
 from bastion.domain.schema import ClassSchema
@@ -137,6 +138,8 @@ class Reader:
         order: list[ir.Order] = list(parse_order(request.order, schema, search))
         # As Parse Server on PostgreSQL: a top-level $nearSphere sorts nearest first, whatever `order` says.
         order = distance_order(request.where, schema) or order
+        if not order and schema is not None and schema.indexes:
+            order = index_order(node, schema.indexes)  # let the database walk an index it has
         limit = self._limit(request.limit)
         skip = request.skip
         if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
