@@ -11,8 +11,6 @@ the ordinary path. The ACL is built in Python from ``_rperm``/``_wperm``, select
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from bastion.adapters.storage.sql import quote
@@ -83,10 +81,3 @@ def _joined(parts: list[str]) -> str:
     chunks = [parts[i:i + _MAX_ARGS] for i in range(0, len(parts), _MAX_ARGS)]
     # An all-NULL chunk gives '' from concat_ws; NULLIF keeps it from adding a stray comma.
     return _joined([f"NULLIF({_joined(chunk)}, '')" for chunk in chunks])
-
-
-def with_acl(text: str, acl: dict[str, Any] | None) -> str:
-    """Append the ACL to an object's JSON text (which always holds objectId, so is never empty)."""
-    if acl is None:
-        return text
-    return text[:-1] + ',"ACL":' + orjson.dumps(acl).decode() + "}"

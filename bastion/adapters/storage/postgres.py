@@ -796,6 +796,7 @@ class PostgresStorage(StorageAdapter):
         self._pool: ConnectionPool | None = None
         # INSERT statements' text by (class, columns, column types); see insert.
         self._insert_sql: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
+        self._acl_suffixes: dict[tuple[tuple[str, ...] | None, tuple[str, ...] | None], str] = {}
         self.schema_lookup: Callable[[str], ClassSchema | None] = lambda _name: None
 
     @property
@@ -1127,14 +1128,29 @@ class PostgresStorage(StorageAdapter):
         except _Missing:
             return []
         out = []
+        acl_suffix = self._acl_suffix
         for text, rperm, wperm in rows:
             if "\\u0001" in text:  # an escaped U+0000/U+0001 inside: only the ordinary path decodes it
                 return None
             if rperm is not None or wperm is not None:
-                text = pg_json.with_acl(text, perms_to_acl(rperm and _decode_perms(rperm),
-                                                           wperm and _decode_perms(wperm)))
+                suffix = acl_suffix(rperm, wperm)
+                if suffix:
+                    text = text[:-1] + suffix
             out.append(text)
         return out
+
+    def _acl_suffix(self, rperm: list[str] | None, wperm: list[str] | None) -> str:
+        """``,"ACL":{...}}``, the end of an object's JSON with these permissions ("" for no ACL).
+        Objects share few distinct permissions, so the text is kept per pair."""
+        key = (tuple(rperm) if rperm is not None else None, tuple(wperm) if wperm is not None else None)
+        suffix = self._acl_suffixes.get(key)
+        if suffix is None:
+            acl = perms_to_acl(rperm and _decode_perms(rperm), wperm and _decode_perms(wperm))
+            suffix = "" if acl is None else ',"ACL":' + orjson.dumps(acl).decode() + "}"
+            if len(self._acl_suffixes) >= 4096:
+                self._acl_suffixes.clear()
+            self._acl_suffixes[key] = suffix
+        return suffix
 
     def _object_json(self, schema: ClassSchema, columns: list[str]) -> str | None:
         """The select-list expression writing these columns as REST JSON (cached per schema)."""
