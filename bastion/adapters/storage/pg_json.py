@@ -17,7 +17,9 @@ from bastion.adapters.storage.sql import quote
 
 # Longer argument lists go to nested concat_ws calls: PostgreSQL functions take at most 100.
 _MAX_ARGS = 90
-_ISO = "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'"
+# to_char's pattern for a JSON string of the instant: \" is a literal double quote (an E'' literal,
+# so that its backslashes mean the same whatever standard_conforming_strings says).
+_ISO_JSON = "E'\\\\\"YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\\\\\"'"
 
 
 def _sql_text(text: str) -> str:
@@ -29,12 +31,15 @@ def _key(column: str) -> str:
     return orjson.dumps(column).decode() + ":"
 
 
-def _date_text(col: str) -> str:
+def _date_json(col: str) -> str:
+    """The instant as a JSON string ("2026-01-02T03:04:05.678Z"); NULL when the column is."""
     # The clamp spells -infinity/infinity (what the driver stores for datetime.min/max) as the
-    # driver reads them back: the first and the last moment Python has.
+    # driver reads them back: the first and the last moment Python has. Finite values, nearly all,
+    # skip it; LEAST and GREATEST ignore NULL, so NULL must not reach them.
     clamped = (f"GREATEST(LEAST({col}, '9999-12-31 23:59:59.999999+00'::timestamptz), "
                f"'0001-01-01 00:00:00+00'::timestamptz)")
-    return f"CASE WHEN {col} IS NOT NULL THEN to_char({clamped} AT TIME ZONE 'UTC', {_ISO}) END"
+    return (f"CASE WHEN isfinite({col}) THEN to_char({col} AT TIME ZONE 'UTC', {_ISO_JSON}) "
+            f"WHEN {col} IS NOT NULL THEN to_char({clamped} AT TIME ZONE 'UTC', {_ISO_JSON}) END")
 
 
 def value_json(kind: str, col: str, target_class: str | None) -> str | None:
@@ -46,7 +51,7 @@ def value_json(kind: str, col: str, target_class: str | None) -> str | None:
     if kind in ("Object", "Array"):
         return f"NULLIF({col}, 'null'::jsonb)::text"
     if kind == "Date":
-        return f"""('{{"__type":"Date","iso":"' || {_date_text(col)} || '"}}')"""
+        return f"""('{{"__type":"Date","iso":' || {_date_json(col)} || '}}')"""
     if kind == "Pointer" and target_class:
         head = _sql_text('{"__type":"Pointer","className":' + orjson.dumps(target_class).decode() + ',"objectId":')
         return f"({head} || to_json({col})::text || '}}')"
@@ -63,7 +68,7 @@ def object_json(columns: list[tuple[str, str, str | None]], relations: list[tupl
     for column, kind, target in columns:
         col = quote(column)
         if column in ("createdAt", "updatedAt"):
-            expr = f"""('"' || {_date_text(col)} || '"')"""
+            expr = _date_json(col)
         else:
             value = value_json(kind, col, target)
             if value is None:
