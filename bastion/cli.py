@@ -6,13 +6,16 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from bastion import __version__
 from bastion.config import settings_from_env, settings_to_env
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _redact(url: str) -> str:
@@ -106,6 +109,24 @@ def _check_push(settings: Any) -> str:
     return f"{', '.join(adapter.name for adapter in adapters)} (VAPID public key {web.keys.public_key})"
 
 
+def _setting(name: str, *flags: str, **kwargs: Any) -> Callable[[_F], _F]:
+    """A `serve` option for the setting ``name`` (a key of bastion.config.ENV_FIELDS).
+
+    Spelled --name-with-dashes (--x/--no-x when the default is a bool) unless ``flags`` are given, and
+    read from BASTION_<NAME>, the variable settings_from_env reads too: deriving both from the one name
+    keeps the flag, its variable and the setting from drifting apart. A default is shown in --help;
+    every other keyword goes to click as is.
+    """
+    if not flags:
+        flag = "--" + name.replace("_", "-")
+        flags = (f"{flag}/--no-{flag[2:]}",) if isinstance(kwargs.get("default"), bool) else (flag,)
+    kwargs.setdefault("envvar", "BASTION_" + name.upper())
+    if "default" in kwargs:
+        kwargs.setdefault("show_default", True)
+    # `name` as a declaration too, so the keyword serve() gets is the setting's name whatever the flags.
+    return click.option(name, *flags, **kwargs)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="bastion")
 def main() -> None:
@@ -116,157 +137,129 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", envvar="BASTION_HOST", default="127.0.0.1", show_default=True,
-              help="Interface to listen on (0.0.0.0 for every interface).")
-@click.option("--port", envvar="BASTION_PORT", default=1337, show_default=True, type=int, help="TCP port.")
-@click.option("--mount", envvar="BASTION_MOUNT", default="/parse", show_default=True,
-              help="Path the API is served under.")
-@click.option("--app-id", envvar="BASTION_APP_ID", help="Application id clients send (generated once if unset).")
-@click.option("--master-key", envvar="BASTION_MASTER_KEY",
-              help="Master key that bypasses every permission (generated once if unset).")
-@click.option("--read-only-master-key", envvar="BASTION_READ_ONLY_MASTER_KEY",
-              help="A master key that can read everything and write nothing.")
-@click.option("--javascript-key", envvar="BASTION_JAVASCRIPT_KEY", help="JavaScript key; required from clients if set.")
-@click.option("--rest-key", envvar="BASTION_REST_KEY", help="REST API key; required from clients if set.")
-@click.option("--client-key", envvar="BASTION_CLIENT_KEY", help="Client key; required from clients if set.")
-@click.option("--database", envvar="BASTION_DATABASE",
-              help="Database URL: sqlite:///path/to/file.db (default: <data-dir>/bastion.db) or "
-                   "postgresql://user@host:5432/dbname.")
-@click.option("--data-dir", envvar="BASTION_DATA_DIR", default="./bastion-data", show_default=True,
-              type=click.Path(file_okay=False), help="Where the SQLite database, keys and files live.")
-@click.option("--workers", envvar="BASTION_WORKERS", default=1, show_default=True, type=int,
-              help="Server processes. Use PostgreSQL when running more than one on a busy app.")
-@click.option("--server-url", envvar="BASTION_SERVER_URL",
-              help="Public URL clients use, e.g. https://api.example.com/parse (default: from host, port, mount).")
-@click.option("--allow-client-class-creation/--no-allow-client-class-creation",
-              envvar="BASTION_ALLOW_CLIENT_CLASS_CREATION", default=False, show_default=True,
-              help="Let clients without the master key create new classes.")
-@click.option("--auth", envvar="BASTION_AUTH", callback=_auth_option,
-              help='authData providers as JSON, Parse Server\'s `auth` option: {"<name>": {"oidc": true, '
-                   '"issuer": "https://…", "clientId": "…"}} (see docs/auth-providers.md).')
-@click.option("--enable-anonymous-users/--no-enable-anonymous-users", envvar="BASTION_ENABLE_ANONYMOUS_USERS",
-              default=True, show_default=True, help="Accept the `anonymous` authData provider.")
-@click.option("--protected-fields", envvar="BASTION_PROTECTED_FIELDS", callback=_protected_fields_option,
-              help='Fields hidden per class and caller, Parse Server\'s `protectedFields` option: {"<class>": '
-                   '{"*" | "authenticated" | "role:<name>" | "<user id>": ["field", ...]}}; merged into each '
-                   "class's CLP (_User's email is always hidden from other users).")
-@click.option("--protected-fields-owner-exempt/--no-protected-fields-owner-exempt",
-              envvar="BASTION_PROTECTED_FIELDS_OWNER_EXEMPT", default=True, show_default=True,
-              help="A user sees all of their own _User object whatever protectedFields say.")
-@click.option("--max-limit", envvar="BASTION_MAX_LIMIT", type=int, help="Largest `limit` a query may ask for.")
-@click.option("--max-batch-requests", envvar="BASTION_MAX_BATCH_REQUESTS", type=int,
-              help="Most requests one /batch may hold without the master key (default 50; -1: no limit, "
-                   "Parse Server 9's default).")
-@click.option("--max-body-bytes", envvar="BASTION_MAX_BODY_BYTES", type=int, default=20 * 1024 * 1024,
-              show_default=True, help="Largest request body accepted.")
-@click.option("--files", envvar="BASTION_FILES", default="local", show_default=True,
-              help="Where uploaded files live: local (<data-dir>/files), postgres (the --database, when it is "
-                   "PostgreSQL), postgresql://… or s3://bucket/prefix?endpoint=…&region=…&presign=1 "
-                   "(see docs/files.md).")
-@click.option("--max-upload-bytes", envvar="BASTION_MAX_UPLOAD_BYTES", type=int, default=20 * 1024 * 1024,
-              show_default=True, help="Largest file accepted (Parse Server's maxUploadSize).")
-@click.option("--file-upload-enable-for-public/--no-file-upload-enable-for-public",
-              envvar="BASTION_FILE_UPLOAD_ENABLE_FOR_PUBLIC", default=False, show_default=True,
-              help="Let requests without a user session upload files.")
-@click.option("--file-upload-enable-for-anonymous-user/--no-file-upload-enable-for-anonymous-user",
-              envvar="BASTION_FILE_UPLOAD_ENABLE_FOR_ANONYMOUS_USER", default=False, show_default=True,
-              help="Let anonymous users upload files.")
-@click.option("--file-upload-enable-for-authenticated-user/--no-file-upload-enable-for-authenticated-user",
-              envvar="BASTION_FILE_UPLOAD_ENABLE_FOR_AUTHENTICATED_USER", default=True, show_default=True,
-              help="Let logged-in users upload files.")
-@click.option("--file-extensions", envvar="BASTION_FILE_EXTENSIONS",
-              help='File extensions clients may upload: regular expressions, as a JSON list or comma-separated; '
-                   '"*" allows all (default: Parse Server\'s, refusing html, svg, xml and other types a browser '
-                   "would run).")
-@click.option("--session-length", envvar="BASTION_SESSION_LENGTH", type=int, default=365 * 24 * 3600,
-              show_default=True, help="Seconds a login session stays valid.")
-@click.option("--mail-url", envvar="BASTION_MAIL_URL",
-              help="SMTP server for verification and password-reset mails: smtp://user:pass@host:587?from="
-                   "app@example.com or smtps://… (default: .eml files under <data-dir>/mail, and a log line).")
-@click.option("--app-name", envvar="BASTION_APP_NAME", help="App name shown in mails and pages (default: the app id).")
-@click.option("--verify-user-emails/--no-verify-user-emails", envvar="BASTION_VERIFY_USER_EMAILS", default=False,
-              show_default=True, help="Mail new users a link that verifies their email (emailVerified).")
-@click.option("--prevent-login-with-unverified-email/--no-prevent-login-with-unverified-email",
-              envvar="BASTION_PREVENT_LOGIN_WITH_UNVERIFIED_EMAIL", default=False, show_default=True,
-              help="Refuse log-in (205) until the email is verified; sign-up then answers no session token.")
-@click.option("--prevent-signup-with-unverified-email/--no-prevent-signup-with-unverified-email",
-              envvar="BASTION_PREVENT_SIGNUP_WITH_UNVERIFIED_EMAIL", default=False, show_default=True,
-              help="With --prevent-login-with-unverified-email: answer sign-up with 205 instead of a user "
-                   "without session.")
-@click.option("--email-verify-token-validity", envvar="BASTION_EMAIL_VERIFY_TOKEN_VALIDITY", type=int,
-              help="Seconds a verification link stays valid (default: no expiry).")
-@click.option("--email-verify-token-reuse-if-valid/--no-email-verify-token-reuse-if-valid",
-              envvar="BASTION_EMAIL_VERIFY_TOKEN_REUSE_IF_VALID", default=False, show_default=True,
-              help="Resend a still valid verification token instead of a new one.")
-@click.option("--email-verify-success-on-invalid-email/--no-email-verify-success-on-invalid-email",
-              envvar="BASTION_EMAIL_VERIFY_SUCCESS_ON_INVALID_EMAIL", default=True, show_default=True,
-              help="Answer success to verification requests for unknown or verified emails.")
-@click.option("--password-reset-token-validity", envvar="BASTION_PASSWORD_RESET_TOKEN_VALIDITY", type=int,
-              help="Seconds a password-reset link stays valid (default: no expiry).")
-@click.option("--password-reset-token-reuse-if-valid/--no-password-reset-token-reuse-if-valid",
-              envvar="BASTION_PASSWORD_RESET_TOKEN_REUSE_IF_VALID", default=False, show_default=True,
-              help="Resend a still valid reset token instead of a new one.")
-@click.option("--password-reset-success-on-invalid-email/--no-password-reset-success-on-invalid-email",
-              envvar="BASTION_PASSWORD_RESET_SUCCESS_ON_INVALID_EMAIL", default=True, show_default=True,
-              help="Answer success to reset requests for unknown emails (no account enumeration).")
-@click.option("--revoke-session-on-password-reset/--no-revoke-session-on-password-reset",
-              envvar="BASTION_REVOKE_SESSION_ON_PASSWORD_RESET", default=True, show_default=True,
-              help="End every session of a user whose password changes.")
-@click.option("--enforce-private-users/--no-enforce-private-users", envvar="BASTION_ENFORCE_PRIVATE_USERS",
-              default=True, show_default=True,
-              help="New users are readable by themselves only (Parse Server's enforcePrivateUsers).")
-@click.option("--cloud", envvar="BASTION_CLOUD", type=click.Path(exists=True),
-              help="Cloud code: a .py file or a package directory with functions, triggers and jobs "
-                   "(see docs/cloud-code.md).")
-@click.option("--dev/--no-dev", envvar="BASTION_DEV", default=False, show_default=True,
-              help="Development mode: reload the cloud code when its files change.")
-@click.option("--schedule", envvar="BASTION_SCHEDULE", multiple=True, type=_ScheduleEntry(),
-              callback=_schedule_option,
-              help="Run a cloud job on a schedule: JOB_NAME=CRON, in UTC, e.g. --schedule 'cleanup=*/5 * * * *'. "
-                   "Repeatable; in BASTION_SCHEDULE separate entries with ';'. CRON has 5 fields (minute hour "
-                   "day-of-month month day-of-week) or 6 (seconds first). With several processes on one "
-                   "database each run happens once. Parse Dashboard's schedules (_JobSchedule) run too.")
-@click.option("--schedule-tick-ms", envvar="BASTION_SCHEDULE_TICK_MS", type=int, default=5000, show_default=True,
-              help="How often each process looks for scheduled jobs that are due, in milliseconds.")
-@click.option("--vapid-public-key", envvar="BASTION_VAPID_PUBLIC_KEY",
-              help="Web Push VAPID public key, base64url (default: the key pair in <data-dir>/vapid.json, "
-                   "created on first start; `bastion keys vapid` prints it).")
-@click.option("--vapid-private-key", envvar="BASTION_VAPID_PRIVATE_KEY",
-              help="Web Push VAPID private key: base64url (as web-push tools print it), PEM, or a file holding "
-                   "either.")
-@click.option("--vapid-subject", envvar="BASTION_VAPID_SUBJECT",
-              help="Contact the push services see in the VAPID JWT: mailto:you@example.com or an https URL "
-                   "(default: the https --server-url's origin).")
-@click.option("--fcm-service-account", envvar="BASTION_FCM_SERVICE_ACCOUNT", type=click.Path(dir_okay=False),
-              help="Firebase service-account key (JSON) for Android pushes over FCM HTTP v1.")
-@click.option("--fcm-endpoint", envvar="BASTION_FCM_ENDPOINT",
-              help="FCM API base URL (default: https://fcm.googleapis.com).")
-@click.option("--apns-key", envvar="BASTION_APNS_KEY", type=click.Path(dir_okay=False),
-              help="APNs token-authentication key (.p8) for Apple devices.")
-@click.option("--apns-key-id", envvar="BASTION_APNS_KEY_ID", help="The .p8 key's Key ID.")
-@click.option("--apns-team-id", envvar="BASTION_APNS_TEAM_ID", help="Apple developer Team ID.")
-@click.option("--apns-topic", envvar="BASTION_APNS_TOPIC",
-              help="The app's bundle id, for installations without appIdentifier.")
-@click.option("--apns-production/--apns-sandbox", envvar="BASTION_APNS_PRODUCTION", default=False,
-              show_default=True, help="Apple's production or sandbox (development builds) push service.")
-@click.option("--apns-endpoint", envvar="BASTION_APNS_ENDPOINT",
-              help="APNs base URL (default: Apple's production or sandbox host).")
-@click.option("--webhook-key", envvar="BASTION_WEBHOOK_KEY",
-              help="Sent as the X-Parse-Webhook-Key header with every webhook call (functions and triggers "
-                   "registered under /hooks), for the webhook to check (Parse Server's webhookKey).")
-@click.option("--live-query-classes", envvar="BASTION_LIVE_QUERY_CLASSES",
-              help="LiveQuery (WebSocket on the API's port) serves every class; A,B limits it to these classes.")
-@click.option("--pubsub", envvar="BASTION_PUBSUB",
-              help="Pub/sub between processes for LiveQuery events and cache invalidation: "
-                   "redis://host:6379/0 (default: in-process, for one process).")
-@click.option("--allow-client-push/--no-allow-client-push", envvar="BASTION_ALLOW_CLIENT_PUSH", default=False,
-              show_default=True, help="Let clients (not only the master key) send pushes with POST /push.")
-@click.option("--push-worker/--no-push-worker", envvar="BASTION_PUSH_WORKER", default=True, show_default=True,
-              help="Deliver queued pushes from this process (--no-push-worker: only accept them).")
-@click.option("--push-poll-ms", envvar="BASTION_PUSH_POLL_MS", type=int, default=1000, show_default=True,
-              help="How often an idle push worker looks for pushes that are due, in milliseconds.")
-@click.option("--log-level", envvar="BASTION_LOG_LEVEL", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
+@_setting("host", default="127.0.0.1", help="Interface to listen on (0.0.0.0 for every interface).")
+@_setting("port", default=1337, type=int, help="TCP port.")
+@_setting("mount", default="/parse", help="Path the API is served under.")
+@_setting("app_id", help="Application id clients send (generated once if unset).")
+@_setting("master_key", help="Master key that bypasses every permission (generated once if unset).")
+@_setting("read_only_master_key", help="A master key that can read everything and write nothing.")
+@_setting("javascript_key", help="JavaScript key; required from clients if set.")
+@_setting("rest_key", help="REST API key; required from clients if set.")
+@_setting("client_key", help="Client key; required from clients if set.")
+@_setting("database",
+          help="Database URL: sqlite:///path/to/file.db (default: <data-dir>/bastion.db) or "
+               "postgresql://user@host:5432/dbname.")
+@_setting("data_dir", default="./bastion-data", type=click.Path(file_okay=False),
+          help="Where the SQLite database, keys and files live.")
+@_setting("workers", default=1, type=int,
+          help="Server processes. Use PostgreSQL when running more than one on a busy app.")
+@_setting("server_url",
+          help="Public URL clients use, e.g. https://api.example.com/parse (default: from host, port, mount).")
+@_setting("allow_client_class_creation", default=False,
+          help="Let clients without the master key create new classes.")
+@_setting("auth", callback=_auth_option,
+          help='authData providers as JSON, Parse Server\'s `auth` option: {"<name>": {"oidc": true, '
+               '"issuer": "https://…", "clientId": "…"}} (see docs/auth-providers.md).')
+@_setting("enable_anonymous_users", default=True, help="Accept the `anonymous` authData provider.")
+@_setting("protected_fields", callback=_protected_fields_option,
+          help='Fields hidden per class and caller, Parse Server\'s `protectedFields` option: {"<class>": '
+               '{"*" | "authenticated" | "role:<name>" | "<user id>": ["field", ...]}}; merged into each '
+               "class's CLP (_User's email is always hidden from other users).")
+@_setting("protected_fields_owner_exempt", default=True,
+          help="A user sees all of their own _User object whatever protectedFields say.")
+@_setting("max_limit", type=int, help="Largest `limit` a query may ask for.")
+@_setting("max_batch_requests", type=int,
+          help="Most requests one /batch may hold without the master key (default 50; -1: no limit, "
+               "Parse Server 9's default).")
+@_setting("max_body_bytes", type=int, default=20 * 1024 * 1024, help="Largest request body accepted.")
+@_setting("files", default="local",
+          help="Where uploaded files live: local (<data-dir>/files), postgres (the --database, when it is "
+               "PostgreSQL), postgresql://… or s3://bucket/prefix?endpoint=…&region=…&presign=1 "
+               "(see docs/files.md).")
+@_setting("max_upload_bytes", type=int, default=20 * 1024 * 1024,
+          help="Largest file accepted (Parse Server's maxUploadSize).")
+@_setting("file_upload_enable_for_public", default=False,
+          help="Let requests without a user session upload files.")
+@_setting("file_upload_enable_for_anonymous_user", default=False, help="Let anonymous users upload files.")
+@_setting("file_upload_enable_for_authenticated_user", default=True, help="Let logged-in users upload files.")
+@_setting("file_extensions",
+          help='File extensions clients may upload: regular expressions, as a JSON list or comma-separated; '
+               '"*" allows all (default: Parse Server\'s, refusing html, svg, xml and other types a browser '
+               "would run).")
+@_setting("session_length", type=int, default=365 * 24 * 3600, help="Seconds a login session stays valid.")
+@_setting("mail_url",
+          help="SMTP server for verification and password-reset mails: smtp://user:pass@host:587?from="
+               "app@example.com or smtps://… (default: .eml files under <data-dir>/mail, and a log line).")
+@_setting("app_name", help="App name shown in mails and pages (default: the app id).")
+@_setting("verify_user_emails", default=False,
+          help="Mail new users a link that verifies their email (emailVerified).")
+@_setting("prevent_login_with_unverified_email", default=False,
+          help="Refuse log-in (205) until the email is verified; sign-up then answers no session token.")
+@_setting("prevent_signup_with_unverified_email", default=False,
+          help="With --prevent-login-with-unverified-email: answer sign-up with 205 instead of a user "
+               "without session.")
+@_setting("email_verify_token_validity", type=int,
+          help="Seconds a verification link stays valid (default: no expiry).")
+@_setting("email_verify_token_reuse_if_valid", default=False,
+          help="Resend a still valid verification token instead of a new one.")
+@_setting("email_verify_success_on_invalid_email", default=True,
+          help="Answer success to verification requests for unknown or verified emails.")
+@_setting("password_reset_token_validity", type=int,
+          help="Seconds a password-reset link stays valid (default: no expiry).")
+@_setting("password_reset_token_reuse_if_valid", default=False,
+          help="Resend a still valid reset token instead of a new one.")
+@_setting("password_reset_success_on_invalid_email", default=True,
+          help="Answer success to reset requests for unknown emails (no account enumeration).")
+@_setting("revoke_session_on_password_reset", default=True,
+          help="End every session of a user whose password changes.")
+@_setting("enforce_private_users", default=True,
+          help="New users are readable by themselves only (Parse Server's enforcePrivateUsers).")
+@_setting("cloud", type=click.Path(exists=True),
+          help="Cloud code: a .py file or a package directory with functions, triggers and jobs "
+               "(see docs/cloud-code.md).")
+@_setting("dev", default=False, help="Development mode: reload the cloud code when its files change.")
+@_setting("schedule", multiple=True, type=_ScheduleEntry(), callback=_schedule_option,
+          help="Run a cloud job on a schedule: JOB_NAME=CRON, in UTC, e.g. --schedule 'cleanup=*/5 * * * *'. "
+               "Repeatable; in BASTION_SCHEDULE separate entries with ';'. CRON has 5 fields (minute hour "
+               "day-of-month month day-of-week) or 6 (seconds first). With several processes on one "
+               "database each run happens once. Parse Dashboard's schedules (_JobSchedule) run too.")
+@_setting("schedule_tick_ms", type=int, default=5000,
+          help="How often each process looks for scheduled jobs that are due, in milliseconds.")
+@_setting("vapid_public_key",
+          help="Web Push VAPID public key, base64url (default: the key pair in <data-dir>/vapid.json, "
+               "created on first start; `bastion keys vapid` prints it).")
+@_setting("vapid_private_key",
+          help="Web Push VAPID private key: base64url (as web-push tools print it), PEM, or a file holding "
+               "either.")
+@_setting("vapid_subject",
+          help="Contact the push services see in the VAPID JWT: mailto:you@example.com or an https URL "
+               "(default: the https --server-url's origin).")
+@_setting("fcm_service_account", type=click.Path(dir_okay=False),
+          help="Firebase service-account key (JSON) for Android pushes over FCM HTTP v1.")
+@_setting("fcm_endpoint", help="FCM API base URL (default: https://fcm.googleapis.com).")
+@_setting("apns_key", type=click.Path(dir_okay=False),
+          help="APNs token-authentication key (.p8) for Apple devices.")
+@_setting("apns_key_id", help="The .p8 key's Key ID.")
+@_setting("apns_team_id", help="Apple developer Team ID.")
+@_setting("apns_topic", help="The app's bundle id, for installations without appIdentifier.")
+@_setting("apns_production", "--apns-production/--apns-sandbox", default=False,
+          help="Apple's production or sandbox (development builds) push service.")
+@_setting("apns_endpoint", help="APNs base URL (default: Apple's production or sandbox host).")
+@_setting("webhook_key",
+          help="Sent as the X-Parse-Webhook-Key header with every webhook call (functions and triggers "
+               "registered under /hooks), for the webhook to check (Parse Server's webhookKey).")
+@_setting("live_query_classes",
+          help="LiveQuery (WebSocket on the API's port) serves every class; A,B limits it to these classes.")
+@_setting("pubsub",
+          help="Pub/sub between processes for LiveQuery events and cache invalidation: "
+               "redis://host:6379/0 (default: in-process, for one process).")
+@_setting("allow_client_push", default=False,
+          help="Let clients (not only the master key) send pushes with POST /push.")
+@_setting("push_worker", default=True,
+          help="Deliver queued pushes from this process (--no-push-worker: only accept them).")
+@_setting("push_poll_ms", type=int, default=1000,
+          help="How often an idle push worker looks for pushes that are due, in milliseconds.")
+@_setting("log_level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
 def serve(access_log: bool, **options: object) -> None:
     """Run the API server.
