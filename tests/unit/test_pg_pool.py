@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -84,13 +85,19 @@ async def test_a_transaction_left_open_is_not_reused(opened: tuple[ConnectionPoo
     assert not made[1].is_closed() and pool.size == 1
 
 
-async def test_a_dead_connection_frees_its_slot_for_a_waiter(
-        opened: tuple[ConnectionPool, list[asyncpg.Connection]]) -> None:
-    pool, made = opened
+async def held_and_waiting(pool: ConnectionPool, sql: str) -> tuple[list[asyncpg.Connection], asyncio.Future[Any]]:
+    """Every connection of the pool taken, and a statement waiting for one."""
     held = [await pool._take() for _ in range(3)]
-    waiter = asyncio.ensure_future(pool.fetchval("SELECT 11"))
+    waiter = asyncio.ensure_future(pool.fetchval(sql))
     await asyncio.sleep(0.05)
     assert not waiter.done()
+    return held, waiter
+
+
+async def test_a_dead_connection_frees_its_slot_for_a_waiter(
+        opened: tuple[ConnectionPool, list[asyncpg.Connection]]) -> None:
+    pool, _made = opened
+    held, waiter = await held_and_waiting(pool, "SELECT 11")
     held[0].terminate()
     pool._give_back(held[0])
     assert await asyncio.wait_for(waiter, 5) == 11
@@ -101,9 +108,7 @@ async def test_a_dead_connection_frees_its_slot_for_a_waiter(
 async def test_closing_refuses_waiters_and_new_callers(
         opened: tuple[ConnectionPool, list[asyncpg.Connection]]) -> None:
     pool, _made = opened
-    held = [await pool._take() for _ in range(3)]
-    waiter = asyncio.ensure_future(pool.fetchval("SELECT 1"))
-    await asyncio.sleep(0.05)
+    held, waiter = await held_and_waiting(pool, "SELECT 1")
     await pool.close()
     with pytest.raises(PoolClosedError):
         await waiter

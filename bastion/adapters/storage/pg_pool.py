@@ -131,45 +131,29 @@ class ConnectionPool:
 
     # --- statements -----------------------------------------------------------------------------
 
-    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+    async def _statement(self, method: str, sql: str, args: tuple[Any, ...]) -> Any:
+        """One statement through ``Connection.<method>``, on an idle connection when there is one."""
         conn = self._idle.pop() if self._idle and not self._idle[-1].is_closed() else await self._take()
         try:
-            rows = await conn.fetch(sql, *args)
+            result = await getattr(conn, method)(sql, *args)
         except BaseException as exc:
             self._after_error(conn, exc)
             raise
         self._give_back(conn)
-        return rows  # type: ignore[no-any-return]
+        return result
 
-    async def fetchrow(self, sql: str, *args: Any) -> Any:
-        conn = self._idle.pop() if self._idle and not self._idle[-1].is_closed() else await self._take()
-        try:
-            row = await conn.fetchrow(sql, *args)
-        except BaseException as exc:
-            self._after_error(conn, exc)
-            raise
-        self._give_back(conn)
-        return row
+    # Plain functions returning the coroutine: no second coroutine frame per statement.
+    def fetch(self, sql: str, *args: Any) -> Awaitable[list[Any]]:
+        return self._statement("fetch", sql, args)
 
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        conn = self._idle.pop() if self._idle and not self._idle[-1].is_closed() else await self._take()
-        try:
-            value = await conn.fetchval(sql, *args)
-        except BaseException as exc:
-            self._after_error(conn, exc)
-            raise
-        self._give_back(conn)
-        return value
+    def fetchrow(self, sql: str, *args: Any) -> Awaitable[Any]:
+        return self._statement("fetchrow", sql, args)
 
-    async def execute(self, sql: str, *args: Any) -> str:
-        conn = self._idle.pop() if self._idle and not self._idle[-1].is_closed() else await self._take()
-        try:
-            status = await conn.execute(sql, *args)
-        except BaseException as exc:
-            self._after_error(conn, exc)
-            raise
-        self._give_back(conn)
-        return status  # type: ignore[no-any-return]
+    def fetchval(self, sql: str, *args: Any) -> Awaitable[Any]:
+        return self._statement("fetchval", sql, args)
+
+    def execute(self, sql: str, *args: Any) -> Awaitable[str]:
+        return self._statement("execute", sql, args)
 
     @asynccontextmanager
     async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
