@@ -20,6 +20,7 @@ from bastion.cloud.runtime import CloudRuntime
 from bastion.cloud.scheduler import Scheduler, parse_schedule
 from bastion.config import Settings
 from bastion.domain.account_emails import AccountEmailOptions, AccountEmails
+from bastion.domain.account_policy import AccountPolicy, LockoutOptions, PasswordPolicyOptions
 from bastion.domain.auth_providers import ProviderRegistry
 from bastion.domain.files import Files, UploadRules, parse_extension_patterns
 from bastion.domain.installations import Installations
@@ -89,6 +90,8 @@ def open_storage(url: str, query_timeout_ms: int = 30_000) -> StorageAdapter:
 
 def email_options(settings: Settings) -> AccountEmailOptions:
     """Email verification and password reset options; ValueError for unusable values."""
+    # passwordPolicy's reset-token options stand in for the flags of the same meaning left unset.
+    policy = PasswordPolicyOptions.from_json(settings.password_policy) or PasswordPolicyOptions()
     return AccountEmailOptions(
         app_name=settings.app_name or settings.app_id or "Bastion",
         app_id=settings.app_id or "",
@@ -99,9 +102,10 @@ def email_options(settings: Settings) -> AccountEmailOptions:
         email_verify_token_validity=settings.email_verify_token_validity,
         email_verify_token_reuse_if_valid=settings.email_verify_token_reuse_if_valid,
         email_verify_success_on_invalid_email=settings.email_verify_success_on_invalid_email,
-        reset_token_validity=settings.password_reset_token_validity,
-        reset_token_reuse_if_valid=settings.password_reset_token_reuse_if_valid,
-        reset_password_success_on_invalid_email=settings.password_reset_success_on_invalid_email,
+        reset_token_validity=settings.password_reset_token_validity or policy.reset_token_validity_duration,
+        reset_token_reuse_if_valid=settings.password_reset_token_reuse_if_valid or policy.reset_token_reuse_if_valid,
+        reset_password_success_on_invalid_email=settings.password_reset_success_on_invalid_email
+        if policy.reset_password_success_on_invalid_email is None else policy.reset_password_success_on_invalid_email,
         revoke_session_on_password_reset=settings.revoke_session_on_password_reset,
     )
 
@@ -126,6 +130,7 @@ def check_files_settings(settings: Settings) -> None:
 def check_email_settings(settings: Settings) -> None:
     """Raises ValueError when the mail URL or the email options cannot be used (checked at start)."""
     email_options(settings)
+    LockoutOptions.from_json(settings.account_lockout)
     mailer_from_url(settings.mail_url, settings.data_dir)
 
 
@@ -163,6 +168,11 @@ class Bastion:
         self.emails = AccountEmails(self.storage, self.schemas, self.sessions, self.mailer, email_options(settings),
                                     self.users.hasher)
         self.users.emails = self.emails
+        lockout = LockoutOptions.from_json(settings.account_lockout)
+        password_policy = PasswordPolicyOptions.from_json(settings.password_policy)
+        if lockout is not None or password_policy is not None:
+            self.users.policy = self.emails.policy = AccountPolicy(self.storage, self.schemas, self.users.hasher,
+                                                                   lockout, password_policy)
         self.files = Files(open_files(settings.files, settings.data_dir, settings.database_url),
                            upload_rules(settings), self.storage, self.schemas, self.file_url)
         self.writer.listeners.append(self._written)

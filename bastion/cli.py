@@ -62,6 +62,23 @@ def _protected_fields_option(ctx: click.Context, param: click.Parameter, value: 
         raise click.BadParameter(str(error)) from None
 
 
+def _account_option(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any] | None:
+    """--account-lockout and --password-policy: JSON objects, checked as Parse Server's Config does."""
+    if not value:
+        return None
+    from bastion.domain.account_policy import LockoutOptions, PasswordPolicyOptions
+
+    try:
+        parsed = json.loads(value)
+    except ValueError as error:
+        raise click.BadParameter(f"not valid JSON: {error}") from None
+    try:
+        (LockoutOptions if param.name == "account_lockout" else PasswordPolicyOptions).from_json(parsed)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    return parsed or None
+
+
 class _ScheduleEntry(click.ParamType):
     """One --schedule entry; in BASTION_SCHEDULE, entries are separated by ';'."""
 
@@ -214,6 +231,13 @@ def main() -> None:
           help="End every session of a user whose password changes.")
 @_setting("enforce_private_users", default=True,
           help="New users are readable by themselves only (Parse Server's enforcePrivateUsers).")
+@_setting("account_lockout", callback=_account_option,
+          help='Lock an account after failed log-ins, Parse Server\'s `accountLockout`: {"duration": <minutes>, '
+               '"threshold": <failures>, "unlockOnPasswordReset": true} (see docs/users.md).')
+@_setting("password_policy", callback=_account_option,
+          help='Rules for new passwords, Parse Server\'s `passwordPolicy`: {"validatorPattern": "<regex>", '
+               '"validationError": "…", "doNotAllowUsername": true, "maxPasswordAge": <days>, '
+               '"maxPasswordHistory": <0-20>, …} (see docs/users.md).')
 @_setting("cloud", type=click.Path(exists=True),
           help="Cloud code: a .py file or a package directory with functions, triggers and jobs "
                "(see docs/cloud-code.md).")

@@ -64,6 +64,10 @@ class Settings:
     password_reset_success_on_invalid_email: bool = True
     revoke_session_on_password_reset: bool = True
     enforce_private_users: bool = True  # Parse Server's enforcePrivateUsers: new users readable by themselves only
+    # Parse Server's accountLockout ({"duration", "threshold", "unlockOnPasswordReset"}) and
+    # passwordPolicy options, as JSON objects (bastion/domain/account_policy.py checks them).
+    account_lockout: dict[str, Any] | None = None
+    password_policy: dict[str, Any] | None = None
     # Push adapters (docs/push.md, "Adapters"): Web Push's VAPID keys (created once in
     # <data_dir>/vapid.json when unset) and subject; FCM HTTP v1 with a service-account key file;
     # APNs with a .p8 token key. Endpoints are overridable (local stand-ins, proxies).
@@ -189,6 +193,8 @@ ENV_FIELDS: dict[str, type] = {
     "password_reset_success_on_invalid_email": bool,
     "revoke_session_on_password_reset": bool,
     "enforce_private_users": bool,
+    "account_lockout": dict,
+    "password_policy": dict,
     "cloud": str,
     "dev": bool,
     "vapid_public_key": str,

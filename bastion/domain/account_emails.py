@@ -15,7 +15,7 @@ import secrets
 import string
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from bastion.adapters.mail import Mailer, MailError, MailMessage
@@ -28,6 +28,9 @@ from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.sessions import Sessions
 from bastion.domain.types import now_ms
 from bastion.errors import Code, ParseError
+
+if TYPE_CHECKING:
+    from bastion.domain.account_policy import AccountPolicy
 
 log = logging.getLogger("bastion.mail")
 
@@ -96,6 +99,9 @@ def _expired(value: Any, now: datetime) -> bool:
 
 
 class AccountEmails:
+    # The password policy and lockout (account_policy.py), applied to reset passwords; set by the app.
+    policy: AccountPolicy | None = None
+
     def __init__(self, storage: StorageAdapter, schemas: SchemaRegistry, sessions: Sessions, mailer: Mailer,
                  options: AccountEmailOptions, hasher: PasswordHasher | None = None) -> None:
         self.storage = storage
@@ -296,11 +302,20 @@ class AccountEmails:
         record = await self.check_reset_token(token)
         schema = self.schemas.get(USER_CLASS)
         assert schema is not None
+        policy_columns: dict[str, Any] = {}
+        if self.policy is not None:
+            try:  # as Parse Server: the policy's refusal is shown as its message alone
+                policy_columns = await self.policy.check_new_password(password, user_id=record["objectId"])
+            except ParseError as error:
+                raise ValueError(error.message) from None
         changes = [Set(_HASH, await self.hasher.hash(password)), Set(RESET_TOKEN, None), Set(RESET_EXPIRES, None),
                    Set("updatedAt", now_ms())]
+        changes += [Set(column, value) for column, value in policy_columns.items()]
         guard = ir.Compare(ir.Field(RESET_TOKEN, "String"), ir.EQ, token)
         if await self.storage.update(schema, record["objectId"], changes, MASTER, where=guard) is None:
             raise ValueError(INVALID_RESET)  # another request used the token first
+        if self.policy is not None:
+            await self.policy.unlock_after_reset(record["objectId"])
         if self.options.revoke_session_on_password_reset:
             await self.sessions.revoke_for_user(record["objectId"])
 

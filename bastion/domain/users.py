@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bastion.adapters.storage.base import MASTER, FindQuery, Set, StorageAdapter
 from bastion.domain.account_emails import AccountEmails
+from bastion.domain.account_policy import CHANGED_AT, AccountPolicy
 from bastion.domain.auth import MASTER_AUTH, Auth, CallInfo
 from bastion.domain.codec import encode_date
 from bastion.domain.passwords import PasswordHasher
@@ -21,9 +22,10 @@ from bastion.domain.query import ir
 from bastion.domain.query.parse import escape_regex_literal
 from bastion.domain.read import Reader
 from bastion.domain.roles import Roles
-from bastion.domain.schema import ClassSchema
+from bastion.domain.schema import HIDDEN_COLUMNS, ClassSchema
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.sessions import Session, Sessions
+from bastion.domain.types import now_ms
 from bastion.domain.user_auth_data import UserAuthData, clean_auth_data
 from bastion.domain.write import Writer, new_object_id
 from bastion.errors import Code, ParseError
@@ -57,6 +59,8 @@ class Users:
     emails: AccountEmails | None = None
     # Cloud code's login and logout triggers; set by the app (None: no cloud code).
     cloud: CloudRuntime | None = None
+    # Account lockout and password policy (account_policy.py); set by the app when configured.
+    policy: AccountPolicy | None = None
 
     def __init__(self, storage: StorageAdapter, schemas: SchemaRegistry, reader: Reader, writer: Writer,
                  sessions: Sessions, roles: Roles, hasher: PasswordHasher | None = None,
@@ -105,18 +109,25 @@ class Users:
         self._check_client_fields(body, auth)
         # As Parse Server 9: the create CLP is checked before uniqueness, so a closed sign-up tells nothing.
         self.writer.permissions.require(self.schemas.get(USER_CLASS), auth, "create")
+        if password and self.policy is not None and not self._trigger_sees_password():
+            # As Parse Server: the password policy is checked before the uniqueness of names.
+            policy_columns = await self.policy.check_new_password(password, username=username)
+        else:
+            policy_columns = {}
         await self._check_unique(body, None)
         data = {k: v for k, v in body.items() if k != "password"}
         if auth_data:
             data["authData"] = auth_data
-        hidden: dict[str, Any] = {}
+        hidden: dict[str, Any] = dict(policy_columns)
+        if self.policy is not None and self.policy.passwords and self.policy.passwords.max_password_age:
+            hidden.setdefault(CHANGED_AT, now_ms())  # every new user, as Parse Server stamps them
         take_password = None
         if self._trigger_sees_password():
             # A before_save trigger on _User sees the password, as in Parse Server; it is hashed
             # (and taken out of the body) once the trigger is done.
             if password:
                 data["password"] = password
-            take_password = self._password_taker(hidden)
+            take_password = self._password_taker(hidden, None)
         elif password:
             hidden[_HASH] = await self.hasher.hash(password)
         verify = self.emails.prepare_write(body, data, hidden, creating=True) if self.emails else False
@@ -149,7 +160,7 @@ class Users:
     async def log_in(self, payload: dict[str, Any], auth: Auth, info: CallInfo | None = None) -> dict[str, Any]:
         """As Parse Server: the credentials, then cloud code's before_login (which may refuse), then
         the session, then after_login."""
-        user = await self._check_credentials(payload, auth)
+        user = await self._check_credentials(payload, auth, check_age=True)
         if self.auth_data is not None and "authData" in payload:
             # Extra providers are validated, then before_login runs, then they are stored.
             checked = user
@@ -212,8 +223,9 @@ class Users:
     def _trigger_sees_password(self) -> bool:
         return self.cloud is not None and self.cloud.has("beforeSave", USER_CLASS)
 
-    def _password_taker(self, hidden: dict[str, Any]) -> Any:
-        """The Writer's ``take_secrets``: the password the trigger left is hashed into ``hidden``."""
+    def _password_taker(self, hidden: dict[str, Any], user_id: str | None) -> Any:
+        """The Writer's ``take_secrets``: the password the trigger left is checked against the
+        password policy and hashed into ``hidden``."""
         async def take(body: dict[str, Any]) -> dict[str, Any]:
             if "password" not in body:
                 return body
@@ -223,6 +235,9 @@ class Users:
                 return rest  # the trigger removed it: no new password
             if not isinstance(password, str):
                 raise ParseError(Code.PASSWORD_MISSING, "password is required")
+            if self.policy is not None:
+                hidden.update(await self.policy.check_new_password(password, username=body.get("username"),
+                                                                   user_id=user_id))
             hidden[_HASH] = await self.hasher.hash(password)
             return rest
         return take
@@ -242,7 +257,7 @@ class Users:
         session = await self.sessions.create(auth.user_id, {"action": "upgrade"}, auth.installation_id)
         return session_json(session, {"action": "upgrade"})
 
-    async def _check_credentials(self, payload: dict[str, Any], auth: Auth) -> dict[str, Any]:
+    async def _check_credentials(self, payload: dict[str, Any], auth: Auth, check_age: bool = False) -> dict[str, Any]:
         username, email, password = payload.get("username"), payload.get("email"), payload.get("password")
         if not username and not email:
             raise ParseError(Code.USERNAME_MISSING, "username/email is required.")
@@ -253,6 +268,8 @@ class Users:
             raise ParseError(Code.OBJECT_NOT_FOUND, INVALID_LOGIN)
         record = await self._find_login(username or None, email or None)
         ok, rehash = await self.hasher.verify(password, record.get(_HASH) if record else None)
+        if record is not None and self.policy is not None:
+            await self.policy.login_attempt(record, ok)  # a locked account is refused either way
         if record is None or not ok:
             raise ParseError(Code.OBJECT_NOT_FOUND, INVALID_LOGIN)
         if not auth.is_master and record.get("_rperm") == [] and record.get("_wperm") == []:
@@ -261,9 +278,12 @@ class Users:
         if rehash:
             await self.storage.update(schema, record["objectId"], [Set(_HASH, await self.hasher.hash(password))],
                                       MASTER)
-        user = self.reader.encode(schema, {k: v for k, v in record.items() if not k.startswith("_hashed")})
+        hidden = HIDDEN_COLUMNS[USER_CLASS]
+        user = self.reader.encode(schema, {k: v for k, v in record.items() if k not in hidden})
         if self.emails is not None:
             self.emails.check_login(user, auth, payload)  # 205 while the email is unverified
+        if check_age and self.policy is not None:
+            await self.policy.check_password_age(record)  # 101 once the password is too old
         return sanitize(user, MASTER_AUTH)
 
     async def _find_login(self, username: str | None, email: str | None) -> dict[str, Any] | None:
@@ -277,6 +297,8 @@ class Users:
         else:
             node = ir.disjoin([ir.Compare(_USERNAME, ir.EQ, username), ir.Compare(_EMAIL, ir.EQ, username)])
         columns = (*self._columns(schema), _HASH)
+        if self.policy is not None:
+            columns += self.policy.login_columns  # read here, stripped before anything answers
         records = await self.storage.find(schema, FindQuery(node, limit=2, columns=columns), MASTER)
         if len(records) > 1:  # one user's email is another's username: the username wins, as in Parse
             records = [r for r in records if r.get("username") == username] or records[:1]
@@ -307,8 +329,11 @@ class Users:
             # The before_save trigger sees the new password; it is hashed once the trigger is done.
             if "password" in body:
                 data["password"] = password
-            take_password = self._password_taker(hidden)
+            take_password = self._password_taker(hidden, object_id)
         elif "password" in body:
+            if self.policy is not None:
+                hidden.update(await self.policy.check_new_password(password, username=body.get("username"),
+                                                                   user_id=object_id))
             hidden[_HASH] = await self.hasher.hash(password)
         verify = self.emails.prepare_write(body, data, hidden, creating=False) if self.emails else False
         result = await self.writer.update(USER_CLASS, object_id, data, auth, trusted=True, hidden=hidden,
