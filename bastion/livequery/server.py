@@ -8,8 +8,9 @@ in-process adapter a write reaches this process's subscribers, and with Redis ev
 Per event, matching is done once per query group (``index.py``) and the access decision (CLP,
 pointer permissions, ACL, the event's type, the filtered object) once per distinct (query, viewer)
 pair; a viewer is who a subscription acts as (master key, or a session's user and roles, which are
-resolved when it subscribes and again when roles or sessions change). Each socket has a bounded
-send queue drained by its own task: a client that falls too far behind is told so and closed, and
+resolved when it subscribes and again when roles or sessions change). A message to an idle socket
+is written straight to its transport (``direct.py``); otherwise it waits in the socket's bounded
+send queue, drained by its own task: a client that falls too far behind is told so and closed, and
 never slows the others.
 """
 
@@ -35,6 +36,7 @@ from bastion.domain.query.parse import parse_where
 from bastion.domain.schema import ClassSchema
 from bastion.errors import Code, ParseError, Unauthorized
 from bastion.http.context import Keys, authenticate
+from bastion.livequery.direct import DirectWriter, direct_writer
 from bastion.livequery.index import ClassIndex, QueryGroup, canonical, check_supported
 from bastion.livequery.protocol import (
     INVALID_KEYS,
@@ -148,14 +150,20 @@ class Principal:
 
 
 class Connection:
-    """One WebSocket client."""
+    """One WebSocket client.
 
-    __slots__ = ("num", "send", "info", "client_id", "connected", "master", "principal", "installation_id",
-                 "subs", "queue", "queued_bytes", "wakeup", "closing", "close_code")
+    A message goes straight to the socket (``direct``) when nothing is queued or being sent and
+    the socket takes it now; otherwise it waits in ``queue`` for ``write_loop``, which keeps the
+    order and waits for a slow reader."""
 
-    def __init__(self, num: int, send: Any, info: CallInfo) -> None:
+    __slots__ = ("num", "send", "direct", "sending", "info", "client_id", "connected", "master", "principal",
+                 "installation_id", "subs", "queue", "queued_bytes", "wakeup", "closing", "close_code")
+
+    def __init__(self, num: int, send: Any, info: CallInfo, direct: DirectWriter | None = None) -> None:
         self.num = num
         self.send = send
+        self.direct = direct
+        self.sending = False  # write_loop holds a message it took from the queue but has not sent yet
         self.info = info
         self.client_id = ""
         self.connected = False
@@ -170,9 +178,13 @@ class Connection:
         self.close_code: int | None = None
 
     def push(self, data: bytes) -> bool:
-        """Queue a message; False when the socket is closing or fell too far behind (then closed)."""
+        """Send or queue a message (UTF-8 JSON); False when the socket is closing or fell too far
+        behind (then closed)."""
         if self.closing:
             return False
+        # Straight to the socket only when that cannot overtake a message still on its way.
+        if not self.queue and not self.sending and self.direct is not None and self.direct.write(data):
+            return True
         if len(self.queue) >= MAX_QUEUED_MESSAGES or self.queued_bytes + len(data) > MAX_QUEUED_BYTES:
             log.warning("LiveQuery: closing a client %d messages behind", len(self.queue))
             self.fail(error_message(SCHEMA_ERROR, "Client is too slow: too many events are waiting to be sent.",
@@ -210,11 +222,13 @@ class Connection:
                     await self.wakeup.wait()
                 data = queue.popleft()
                 self.queued_bytes -= len(data)
+                self.sending = True
                 sent = send({"type": "websocket.send", "text": data.decode()})
                 if self.closing:
                     await asyncio.wait_for(sent, CLOSE_TIMEOUT)
                 else:
                     await sent
+                self.sending = False
         except (OSError, RuntimeError, TimeoutError):
             self.closing = True  # the client is gone (or never read its last messages)
 
@@ -222,7 +236,7 @@ class Connection:
 class Subscription:
     """One ``requestId`` of one connection."""
 
-    __slots__ = ("conn", "request_id", "group", "principal", "keys", "watch")
+    __slots__ = ("conn", "request_id", "group", "principal", "keys", "watch", "ident")
 
     def __init__(self, conn: Connection, request_id: Any, group: QueryGroup, principal: Principal | None,
                  keys: tuple[str, ...] | None, watch: tuple[str, ...] | None) -> None:
@@ -232,6 +246,9 @@ class Subscription:
         self.principal = principal
         self.keys = keys
         self.watch = watch
+        # `"clientId":…,"installationId":…,"requestId":…` of its events, as message() writes them,
+        # encoded once (a new connect on the socket drops its subscriptions, so these stay true).
+        self.ident = event_ident(conn.client_id, conn.installation_id, request_id)
 
     def viewer(self) -> tuple[bool, Principal | None, Principal | None]:
         """Who the subscription acts as: the master key, or its own session (else the connection's),
@@ -244,9 +261,9 @@ class Subscription:
 
 class _Decision:
     """What one viewer gets of one event for one query: the event type, the object and original
-    (filtered for the viewer), encoded once per ``keys``."""
+    (filtered for the viewer), encoded once per ``keys`` as the message's end (``event_tail``)."""
 
-    __slots__ = ("event", "obj", "original", "auth", "filtered", "encoded")
+    __slots__ = ("event", "obj", "original", "auth", "filtered", "head", "encoded")
 
     def __init__(self, event: str, obj: dict[str, Any], original: dict[str, Any] | None, auth: Auth) -> None:
         self.event = event
@@ -254,7 +271,24 @@ class _Decision:
         self.original = original
         self.auth = auth
         self.filtered: tuple[dict[str, Any], dict[str, Any] | None] | None = None
-        self.encoded: dict[tuple[str, ...] | None, tuple[Any, Any]] = {}
+        self.head = b'{"op":' + orjson.dumps(event) + b","
+        self.encoded: dict[tuple[str, ...] | None, bytes] = {}
+
+
+def event_ident(client_id: str, installation_id: str | None, request_id: Any) -> bytes:
+    """The middle of an event message (see ``message()``): its clientId, installationId, requestId."""
+    fields: dict[str, Any] = {"clientId": client_id}
+    if installation_id is not None:
+        fields["installationId"] = installation_id
+    fields["requestId"] = request_id
+    return orjson.dumps(fields)[1:-1]
+
+
+def event_tail(obj: dict[str, Any], original: dict[str, Any] | None) -> bytes:
+    """The end of an event message (see ``message()``): its object and original."""
+    if original is None:
+        return b',"object":' + orjson.dumps(obj) + b"}"
+    return b',"object":' + orjson.dumps(obj) + b',"original":' + orjson.dumps(original) + b"}"
 
 
 def project(obj: dict[str, Any], keys: tuple[str, ...] | None) -> dict[str, Any]:
@@ -476,10 +510,11 @@ class LiveQuery:
             await send({"type": "websocket.close", "code": 1008})  # the handshake is refused (403)
             return
         await send({"type": "websocket.accept"})
+        direct = direct_writer(send)  # None: every message takes the ASGI path
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         client = scope.get("client")
         self._next += 1
-        conn = Connection(self._next, send, CallInfo(headers, client[0] if client else None, {}))
+        conn = Connection(self._next, send, CallInfo(headers, client[0] if client else None, {}), direct)
         self.connections[conn.num] = conn
         writer = asyncio.get_running_loop().create_task(conn.write_loop())
         try:
@@ -820,19 +855,17 @@ class LiveQuery:
         return obj
 
     def _send(self, sub: Subscription, decision: _Decision, schema: ClassSchema | None, class_name: str) -> None:
-        encoded = decision.encoded.get(sub.keys)
-        if encoded is None:
+        tail = decision.encoded.get(sub.keys)
+        if tail is None:
             if decision.filtered is None:
                 decision.filtered = (
                     self._filter(class_name, schema, decision.auth, sub.group.where, decision.obj) or {},
                     self._filter(class_name, schema, decision.auth, sub.group.where, decision.original))
             obj, original = decision.filtered
-            encoded = decision.encoded[sub.keys] = (
-                orjson.Fragment(orjson.dumps(project(obj, sub.keys))),
-                orjson.Fragment(orjson.dumps(project(original, sub.keys))) if original is not None else None)
-        conn = sub.conn
-        conn.push(message(decision.event, conn.client_id, conn.installation_id, sub.request_id,
-                          encoded[0], encoded[1]))
+            tail = decision.encoded[sub.keys] = event_tail(
+                project(obj, sub.keys), project(original, sub.keys) if original is not None else None)
+        # The bytes message() would make, from parts encoded once per event and per subscription.
+        sub.conn.push(decision.head + sub.ident + tail)
 
     async def _send_hooked(self, sub: Subscription, decision: _Decision, schema: ClassSchema | None,
                            class_name: str) -> None:
