@@ -315,15 +315,20 @@ class Users:
         self._check_client_fields(body, auth)
         if "username" in body and not (isinstance(body["username"], str) and body["username"]):
             raise ParseError(Code.USERNAME_MISSING, "bad or missing username")
+        password = body.get("password")
+        if "password" in body and not isinstance(password, str):
+            raise ParseError(Code.PASSWORD_MISSING, "password is required")
+        policy_columns: dict[str, Any] = {}
+        if "password" in body and self.policy is not None and not self._trigger_sees_password():
+            # As Parse Server: the password policy is checked before the uniqueness of names.
+            policy_columns = await self.policy.check_new_password(password, username=body.get("username"),
+                                                                  user_id=object_id)
         await self._check_unique(body, object_id)
         auth_data_response = None
         if self.auth_data is not None:
             body, auth_data_response = await self.auth_data.before_update(object_id, body, auth)
         data = {k: v for k, v in body.items() if k != "password"}
-        hidden: dict[str, Any] = {}
-        password = body.get("password")
-        if "password" in body and not isinstance(password, str):
-            raise ParseError(Code.PASSWORD_MISSING, "password is required")
+        hidden: dict[str, Any] = dict(policy_columns)
         take_password = None
         if self._trigger_sees_password():
             # The before_save trigger sees the new password; it is hashed once the trigger is done.
@@ -331,9 +336,6 @@ class Users:
                 data["password"] = password
             take_password = self._password_taker(hidden, object_id)
         elif "password" in body:
-            if self.policy is not None:
-                hidden.update(await self.policy.check_new_password(password, username=body.get("username"),
-                                                                   user_id=object_id))
             hidden[_HASH] = await self.hasher.hash(password)
         verify = self.emails.prepare_write(body, data, hidden, creating=False) if self.emails else False
         result = await self.writer.update(USER_CLASS, object_id, data, auth, trusted=True, hidden=hidden,

@@ -292,3 +292,13 @@ def test_bad_options_stop_the_start(ps: PolicyServer, flag: str, value: Any, mes
     result = CliRunner().invoke(main, ["serve", "--data-dir", str(ps.srv.data_dir / "bad"), flag, json.dumps(value)])
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
+
+
+def test_policy_is_checked_before_uniqueness(ps: PolicyServer) -> None:
+    # As Parse Server's transformUser: the password policy first, then the taken username.
+    taken, user_id, token = sign_up(ps)
+    other, _, _ = sign_up(ps)
+    with ps.srv.client() as api:
+        assert error(api.post("/users", json={"username": taken, "password": "weak"}))[1] == 142
+        assert error(api.post("/users", json={"username": taken, "password": "strong9"}))[1] == 202
+    assert error(change_password(ps, user_id, token, "weak", username=other))[1] == 142
