@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bastion.adapters.storage.base import MASTER, FindQuery, Set, StorageAdapter
+from bastion.domain.js import js_string
 from bastion.domain.passwords import PasswordHasher
 from bastion.domain.query import ir
 from bastion.domain.schema_registry import SchemaRegistry
@@ -31,13 +32,6 @@ _OBJECT_ID = ir.Field("objectId", "String")
 POLICY_ERROR = "Password does not meet the Password Policy requirements."
 CONTAINS_USERNAME = "Password cannot contain your username."
 PASSWORD_EXPIRED = "Your password has expired. Please reset your password."
-
-
-def js_number(value: float) -> str:
-    """A number as JavaScript prints it in a string (5, not 5.0), for Parse's messages."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _is_number(value: Any) -> bool:
@@ -73,7 +67,7 @@ class LockoutOptions:
     @property
     def locked_message(self) -> str:
         return ("Your account is locked due to multiple failed login attempts. Please try again after "
-                f"{js_number(self.duration)} minute(s)")
+                f"{js_string(self.duration)} minute(s)")
 
 
 @dataclass(frozen=True, slots=True)
