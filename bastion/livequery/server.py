@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from bastion.domain.auth import Auth, CallInfo
+from bastion.domain.js import js_string
 from bastion.domain.names import INTERNAL_CLASSES, check_class_name
 from bastion.domain.query import ir
 from bastion.domain.query.matcher import json_equal
@@ -701,7 +702,7 @@ class LiveQuery:
         if sub is None:
             conn.push(error_message(
                 NOT_CONNECTED, f"Cannot find subscription with clientId {conn.client_id} subscriptionId "
-                               f"{_js_number(request_id)}. Make sure you subscribe to live query server before "
+                               f"{js_string(request_id)}. Make sure you subscribe to live query server before "
                                "unsubscribing."))
             return
         self._remove(sub)
@@ -898,10 +899,3 @@ def _matches(node: ir.Node, record: dict[str, Any]) -> bool:
         return matches(node, record)
     except Exception:  # noqa: BLE001
         return False
-
-
-def _js_number(value: Any) -> str:
-    """A request id as JavaScript prints it (1, not 1.0)."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
