@@ -25,10 +25,14 @@ def index_order(node: ir.Node, indexes: dict[str, Any]) -> list[ir.Order]:
     leads one of ``indexes`` (``{name: {field: 1, ...}}``); empty when there is none."""
     if not indexes:
         return []
-    leading = {next(iter(spec)) for spec in indexes.values() if isinstance(spec, dict) and spec}
     conjuncts = node.children if isinstance(node, ir.And) else (node,)
-    for term in conjuncts:
-        if (isinstance(term, ir.Compare) and term.op in _RANGE_OPS and not term.field.path
-                and term.field.type in _ORDERABLE and term.field.column in leading):
-            return [ir.OrderKey(term.field)]
+    ranges = [term.field for term in conjuncts
+              if isinstance(term, ir.Compare) and term.op in _RANGE_OPS and not term.field.path
+              and term.field.type in _ORDERABLE]
+    if not ranges:  # the common case (gets, equalities): no need to look at the indexes
+        return []
+    leading = {next(iter(spec)) for spec in indexes.values() if isinstance(spec, dict) and spec}
+    for field in ranges:
+        if field.column in leading:
+            return [ir.OrderKey(field)]
     return []
