@@ -21,6 +21,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -600,6 +601,7 @@ class Row:
     first_error: str = ""
     empty: int | None = None  # finds that answered no results: a query that matches nothing is suspect
     error: str = ""
+    round: int = 1  # which pass of the matrix (--rounds)
 
 
 @dataclass
@@ -847,11 +849,35 @@ def machine_info(opts: Options) -> dict[str, str]:
 
 
 def fill_ratios(rows: list[Row]) -> None:
-    parse = {(r.workers, r.workload): r.rps for r in rows if r.server == "parse" and r.rps}
+    """Each Bastion row's req/s over Parse Server's for the same workload, workers and round."""
+    parse = {(r.round, r.workers, r.workload): r.rps for r in rows if r.server == "parse" and r.rps}
     for r in rows:
-        base = parse.get((r.workers, r.workload))
+        base = parse.get((r.round, r.workers, r.workload))
         if r.server.startswith("bastion") and r.rps is not None and base:
             r.ratio_vs_parse = round(r.rps / base, 2)
+
+
+def ratio_summary(rows: list[Row]) -> list[tuple[str, int, str, float, float, float, int]]:
+    """Per Bastion server, workers and workload: the median, lowest and highest ratio to Parse
+    Server over the rounds, and how many rounds gave one. One run's ratio moves with the machine;
+    the median of several rounds is the number to quote."""
+    ratios: dict[tuple[str, int, str], list[float]] = {}
+    for r in rows:
+        if r.ratio_vs_parse is not None:
+            ratios.setdefault((r.server, r.workers, r.workload), []).append(r.ratio_vs_parse)
+    return [(server, workers, workload, round(statistics.median(values), 2), min(values), max(values), len(values))
+            for (server, workers, workload), values in ratios.items()]
+
+
+def print_ratio_summary(rows: list[Row]) -> None:
+    summary = ratio_summary(rows)
+    if not summary:
+        return
+    print()
+    print("| server | workers | workload | median vs parse | lowest | highest | rounds |")
+    print("|--------|---------|----------|-----------------|--------|---------|--------|")
+    for server, workers, workload, median, low, high, count in summary:
+        print(f"| {server} | {workers} | {workload} | {median:.2f}x | {low:.2f}x | {high:.2f}x | {count} |")
 
 
 def fmt(v: float | int | None, spec: str = "") -> str:
@@ -865,6 +891,10 @@ def print_table(rows: list[Row]) -> None:
               fmt(r.non2xx), fmt(r.socket_errors), fmt(r.peak_rss_mib, ".0f"), fmt(r.server_cpu, ".2f"),
               fmt(r.other_cpu, ".2f"),
               "-" if r.ratio_vs_parse is None else f"{r.ratio_vs_parse:.2f}x"] for r in rows]
+    if any(r.round > 1 for r in rows):
+        headers.insert(0, "round")
+        for r, t in zip(rows, table, strict=True):
+            t.insert(0, str(r.round))
     widths = [max(len(h), *(len(t[i]) for t in table)) if table else len(h) for i, h in enumerate(headers)]
     line = "| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |"
     print(line)
@@ -905,6 +935,16 @@ def int_list(value: str) -> list[int]:
     return items
 
 
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from err
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
 def add_load_args(parser: argparse.ArgumentParser, *, duration: float = 10.0) -> None:
     """The options every harness shares: workers, wrk settings, PostgreSQL, quiet-machine checks, JSON."""
     parser.add_argument("--workers", type=int_list, default=[1],
@@ -929,6 +969,9 @@ def add_load_args(parser: argparse.ArgumentParser, *, duration: float = 10.0) ->
                         help="measure a workload again (up to this many times) when other processes "
                              "used more than --idle-limit cores during it; the least disturbed attempt "
                              "is kept (default: 2)")
+    parser.add_argument("--rounds", type=positive_int, default=1,
+                        help="run the whole matrix this many times and print, per workload, the median, lowest "
+                             "and highest ratio to Parse Server (default: 1)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to this file")
 
 
@@ -980,9 +1023,15 @@ def run_matrix(args: argparse.Namespace, servers: list[str], workloads: list[str
         info = machine_info(opts)
         log("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
         log(f"logs and temp data in {opts.run_dir}")
-        for workers in args.workers:
-            for name in servers:
-                bench_server(name, workers, workloads, opts, rows, seeder)
+        for round_no in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                log(f"round {round_no} of {args.rounds}")
+            for workers in args.workers:
+                for name in servers:
+                    first = len(rows)
+                    bench_server(name, workers, workloads, opts, rows, seeder)
+                    for row in rows[first:]:
+                        row.round = round_no
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted; servers stopped and databases dropped")
@@ -994,6 +1043,8 @@ def run_matrix(args: argparse.Namespace, servers: list[str], workloads: list[str
     print("srv CPU / other CPU: cores used during the measurement by the server's process tree / by processes "
           "outside the benchmark (noise)")
     print_table(rows)
+    if args.rounds > 1:
+        print_ratio_summary(rows)
     if after_table is not None:
         after_table(rows)
     if args.json:
@@ -1002,6 +1053,7 @@ def run_matrix(args: argparse.Namespace, servers: list[str], workloads: list[str
             "settings": {"duration_s": opts.duration, "warmup_s": opts.warmup, "connections": opts.connections,
                          "threads": opts.threads, **settings, "servers": servers,
                          "wait_idle_s": opts.wait_idle, "idle_limit_cores": opts.idle_limit, "retries": opts.retries,
+                         "rounds": args.rounds,
                          "workloads": workloads, "workers": args.workers,
                          "command": " ".join(["python", f"bench/{script}",
                                               *(argv if argv is not None else sys.argv[1:])])},
