@@ -120,17 +120,36 @@ def error_message(code: int, error: str, reconnect: bool = True, request_id: Any
                          "requestId": request_id})
 
 
-def message(op: str, client_id: str, installation_id: str | None, request_id: Any = None,
-            obj: Any = None, original: Any = None) -> bytes:
-    """``connected``, ``subscribed``, ``unsubscribed`` and the events, as Parse Server's Client sends
-    them; ``obj`` and ``original`` may be ``orjson.Fragment``s of JSON encoded once for many."""
+def message(op: str, client_id: str, installation_id: str | None, request_id: Any = None) -> bytes:
+    """``connected``, ``subscribed`` and ``unsubscribed``, as Parse Server's Client sends them."""
     out: dict[str, Any] = {"op": op, "clientId": client_id}
     if installation_id is not None:
         out["installationId"] = installation_id
     if request_id is not None:
         out["requestId"] = request_id
-    if obj is not None:
-        out["object"] = obj
-        if original is not None:
-            out["original"] = original
     return orjson.dumps(out)
+
+
+# An event (create, enter, update, leave, delete) is ``{"op", "clientId", ["installationId"],
+# "requestId", "object", ["original"]}``, built from three parts so that a fan-out encodes each
+# once: the head once per event, the ident once per subscription, the tail once per event and keys.
+
+
+def event_head(op: str) -> bytes:
+    return b'{"op":' + orjson.dumps(op) + b","
+
+
+def event_ident(client_id: str, installation_id: str | None, request_id: Any) -> bytes:
+    """The middle of an event: its clientId, installationId and requestId."""
+    fields: dict[str, Any] = {"clientId": client_id}
+    if installation_id is not None:
+        fields["installationId"] = installation_id
+    fields["requestId"] = request_id
+    return orjson.dumps(fields)[1:-1]
+
+
+def event_tail(obj: dict[str, Any], original: dict[str, Any] | None) -> bytes:
+    """The end of an event: its object and original."""
+    if original is None:
+        return b',"object":' + orjson.dumps(obj) + b"}"
+    return b',"object":' + orjson.dumps(obj) + b',"original":' + orjson.dumps(original) + b"}"

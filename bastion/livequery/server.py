@@ -44,6 +44,9 @@ from bastion.livequery.protocol import (
     NOT_CONNECTED,
     SCHEMA_ERROR,
     error_message,
+    event_head,
+    event_ident,
+    event_tail,
     message,
     request_error,
 )
@@ -247,8 +250,8 @@ class Subscription:
         self.principal = principal
         self.keys = keys
         self.watch = watch
-        # `"clientId":…,"installationId":…,"requestId":…` of its events, as message() writes them,
-        # encoded once (a new connect on the socket drops its subscriptions, so these stay true).
+        # The middle of its events (protocol.event_ident), encoded once: a new connect on the
+        # socket drops its subscriptions, so the ids stay true.
         self.ident = event_ident(conn.client_id, conn.installation_id, request_id)
 
     def viewer(self) -> tuple[bool, Principal | None, Principal | None]:
@@ -272,24 +275,8 @@ class _Decision:
         self.original = original
         self.auth = auth
         self.filtered: tuple[dict[str, Any], dict[str, Any] | None] | None = None
-        self.head = b'{"op":' + orjson.dumps(event) + b","
+        self.head = event_head(event)
         self.encoded: dict[tuple[str, ...] | None, bytes] = {}
-
-
-def event_ident(client_id: str, installation_id: str | None, request_id: Any) -> bytes:
-    """The middle of an event message (see ``message()``): its clientId, installationId, requestId."""
-    fields: dict[str, Any] = {"clientId": client_id}
-    if installation_id is not None:
-        fields["installationId"] = installation_id
-    fields["requestId"] = request_id
-    return orjson.dumps(fields)[1:-1]
-
-
-def event_tail(obj: dict[str, Any], original: dict[str, Any] | None) -> bytes:
-    """The end of an event message (see ``message()``): its object and original."""
-    if original is None:
-        return b',"object":' + orjson.dumps(obj) + b"}"
-    return b',"object":' + orjson.dumps(obj) + b',"original":' + orjson.dumps(original) + b"}"
 
 
 def project(obj: dict[str, Any], keys: tuple[str, ...] | None) -> dict[str, Any]:
@@ -865,7 +852,6 @@ class LiveQuery:
             obj, original = decision.filtered
             tail = decision.encoded[sub.keys] = event_tail(
                 project(obj, sub.keys), project(original, sub.keys) if original is not None else None)
-        # The bytes message() would make, from parts encoded once per event and per subscription.
         sub.conn.push(decision.head + sub.ident + tail)
 
     async def _send_hooked(self, sub: Subscription, decision: _Decision, schema: ClassSchema | None,
@@ -888,8 +874,8 @@ class LiveQuery:
         where = sub.group.where
         obj = self._filter(class_name, schema, decision.auth, where, obj) or {}
         original = self._filter(class_name, schema, decision.auth, where, original)
-        conn.push(message(decision.event, conn.client_id, conn.installation_id, sub.request_id,
-                          project(obj, sub.keys), project(original, sub.keys) if original is not None else None))
+        conn.push(decision.head + sub.ident + event_tail(
+            project(obj, sub.keys), project(original, sub.keys) if original is not None else None))
 
 
 def _matches(node: ir.Node, record: dict[str, Any]) -> bool:
