@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from bastion.domain.js import js_string
 from bastion.domain.types import FIELD_TYPES, FieldType
 from bastion.errors import Code, ParseError
+
+_T = TypeVar("_T")
+# Entries ClassSchema.derived may hold: keys can come from clients (a query's `keys` list), so the
+# cache starts over rather than grow without end.
+DERIVED_LIMIT = 256
 
 DEFAULT_FIELDS: dict[str, FieldType] = {
     "objectId": FieldType("String"),
@@ -146,8 +152,8 @@ class ClassSchema:
     fields: dict[str, FieldType]
     clp: dict[str, Any] = field(default_factory=default_clp)
     indexes: dict[str, Any] = field(default_factory=dict)
-    # What storage adapters derive from the fields (statement text), kept per schema. The schema
-    # registry empties it whenever it may have changed the schema (see SchemaRegistry._locked).
+    # What storage adapters derive from the fields (statement text), kept per schema; see derive().
+    # The schema registry empties it whenever it may have changed the schema (SchemaRegistry._locked).
     derived: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -156,6 +162,17 @@ class ClassSchema:
         all_fields.update(SYSTEM_CLASS_FIELDS.get(class_name, {}))
         all_fields.update(fields or {})
         return cls(class_name, all_fields)
+
+    def derive(self, key: Any, make: Callable[[], _T]) -> _T:
+        """``make()``, computed once per ``key`` while the schema stays as it is."""
+        try:
+            return self.derived[key]  # type: ignore[no-any-return]
+        except KeyError:
+            pass
+        if len(self.derived) >= DERIVED_LIMIT:
+            self.derived.clear()
+        value = self.derived[key] = make()
+        return value
 
     def user_fields(self) -> dict[str, FieldType]:
         return {name: ft for name, ft in self.fields.items() if name not in DEFAULT_FIELDS}

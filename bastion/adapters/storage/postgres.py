@@ -794,8 +794,6 @@ class PostgresStorage(StorageAdapter):
         # Set once per connection at start-up (e.g. statement_timeout), so never left over by a request.
         self._server_settings = server_settings
         self._pool: ConnectionPool | None = None
-        # INSERT statements' text by (class, columns, column types); see insert.
-        self._insert_sql: dict[tuple[str, tuple[str, ...], tuple[str, ...]], str] = {}
         self._acl_suffixes: dict[tuple[tuple[str, ...] | None, tuple[str, ...] | None], str] = {}
         self.schema_lookup: Callable[[str], ClassSchema | None] = lambda _name: None
 
@@ -874,19 +872,11 @@ class PostgresStorage(StorageAdapter):
         return "String"
 
     def _columns(self, schema: ClassSchema) -> list[str]:
-        cols = schema.derived.get("columns")
-        if cols is None:
-            cols = schema.derived["columns"] = (*BASE_COLUMNS, *(
-                name for name, ft in schema.fields.items()
-                if name not in BASE_COLUMNS and ft.type not in ("Relation", "ACL")))
-        return list(cols)
+        return list(schema.derive("columns", lambda: (*BASE_COLUMNS, *(
+            name for name, ft in schema.fields.items() if name not in BASE_COLUMNS and ft.type not in ("Relation", "ACL")))))
 
     def _decoder(self, schema: ClassSchema, columns: list[str]) -> Callable[[Any], Record]:
-        key = ("decoder", tuple(columns))
-        decode = schema.derived.get(key)
-        if decode is None:
-            decode = schema.derived[key] = self._new_decoder(schema, columns)
-        return cast("Callable[[Any], Record]", decode)
+        return schema.derive(("decoder", tuple(columns)), lambda: self._new_decoder(schema, columns))
 
     def _new_decoder(self, schema: ClassSchema, columns: list[str]) -> Callable[[Any], Record]:
         decoders = [(column, DECODERS.get(self._kind(schema, column))) for column in columns]
@@ -1052,16 +1042,14 @@ class PostgresStorage(StorageAdapter):
         kinds = tuple(self._kind(schema, column) for column in record)
         encode = self.dialect.encode
         values = [encode(kind, value) for kind, value in zip(kinds, record.values(), strict=True)]
-        # The statement's text depends on the class, the columns and their types only: built once.
-        key = (schema.class_name, tuple(record), kinds)
-        sql = self._insert_sql.get(key)
-        if sql is None:
+
+        def make() -> str:
             marks = [f"${i}::{CASTS.get(kind, 'text')}" for i, kind in enumerate(kinds, 1)]
-            sql = (f"INSERT INTO {quote(schema.class_name)} ({', '.join(quote(c) for c in record)}) "
-                   f"VALUES ({', '.join(marks)})")
-            if len(self._insert_sql) >= 1024:
-                self._insert_sql.clear()
-            self._insert_sql[key] = sql
+            return (f"INSERT INTO {quote(schema.class_name)} ({', '.join(quote(c) for c in record)}) "
+                    f"VALUES ({', '.join(marks)})")
+
+        # The statement's text depends on the columns and their types only: built once per schema.
+        sql = schema.derive(("insert", tuple(record), kinds), make)
         with _errors(lambda: ParseError(Code.INVALID_CLASS_NAME, f"Class {schema.class_name} does not exist.")):
             await self.pool.execute(sql, *values)
 
@@ -1153,17 +1141,15 @@ class PostgresStorage(StorageAdapter):
         return suffix
 
     def _object_json(self, schema: ClassSchema, columns: list[str]) -> str | None:
-        """The select-list expression writing these columns as REST JSON (cached per schema)."""
-        key = ("object_json", tuple(columns))
-        try:
-            return cast("str | None", schema.derived[key])
-        except KeyError:
-            pass
-        described = [(c, self._kind(schema, c), self._target(schema, c)) for c in columns
-                     if c not in ("_rperm", "_wperm")]
-        relations = [(name, ft.target_class or "") for name, ft in schema.fields.items() if ft.type == "Relation"]
-        expr = schema.derived[key] = pg_json.object_json(described, relations)
-        return expr
+        """The select-list expression writing these columns as REST JSON (None: not expressible)."""
+        def make() -> str | None:
+            described = [(c, self._kind(schema, c), self._target(schema, c)) for c in columns
+                         if c not in ("_rperm", "_wperm")]
+            relations = [(name, ft.target_class or "") for name, ft in schema.fields.items()
+                         if ft.type == "Relation"]
+            return pg_json.object_json(described, relations)
+
+        return schema.derive(("object_json", tuple(columns)), make)
 
     @staticmethod
     def _target(schema: ClassSchema, column: str) -> str | None:
