@@ -130,7 +130,6 @@ def check_files_settings(settings: Settings) -> None:
 def check_email_settings(settings: Settings) -> None:
     """Raises ValueError when the mail URL or the email options cannot be used (checked at start)."""
     email_options(settings)
-    LockoutOptions.from_json(settings.account_lockout)
     mailer_from_url(settings.mail_url, settings.data_dir)
 
 
