@@ -109,11 +109,7 @@ class Users:
         self._check_client_fields(body, auth)
         # As Parse Server 9: the create CLP is checked before uniqueness, so a closed sign-up tells nothing.
         self.writer.permissions.require(self.schemas.get(USER_CLASS), auth, "create")
-        if password and self.policy is not None and not self._trigger_sees_password():
-            # As Parse Server: the password policy is checked before the uniqueness of names.
-            policy_columns = await self.policy.check_new_password(password, username=username)
-        else:
-            policy_columns = {}
+        policy_columns = await self._policy_columns(password or None, username, None)
         await self._check_unique(body, None)
         data = {k: v for k, v in body.items() if k != "password"}
         if auth_data:
@@ -220,6 +216,14 @@ class Users:
         if cloud is not None and cloud.has("afterLogin", USER_CLASS):
             await cloud.login_trigger("afterLogin", user, auth, info)
 
+    async def _policy_columns(self, password: str | None, username: Any, user_id: str | None) -> dict[str, Any]:
+        """A new password checked against the password policy (its history and age columns to
+        store), as Parse Server does it: before the uniqueness of names. With a before_save trigger
+        on _User the check waits for the password the trigger leaves (see _password_taker)."""
+        if password is None or self.policy is None or self._trigger_sees_password():
+            return {}
+        return await self.policy.check_new_password(password, username=username, user_id=user_id)
+
     def _trigger_sees_password(self) -> bool:
         return self.cloud is not None and self.cloud.has("beforeSave", USER_CLASS)
 
@@ -318,11 +322,8 @@ class Users:
         password = body.get("password")
         if "password" in body and not isinstance(password, str):
             raise ParseError(Code.PASSWORD_MISSING, "password is required")
-        policy_columns: dict[str, Any] = {}
-        if "password" in body and self.policy is not None and not self._trigger_sees_password():
-            # As Parse Server: the password policy is checked before the uniqueness of names.
-            policy_columns = await self.policy.check_new_password(password, username=body.get("username"),
-                                                                  user_id=object_id)
+        policy_columns = await self._policy_columns(password if "password" in body else None,
+                                                    body.get("username"), object_id)
         await self._check_unique(body, object_id)
         auth_data_response = None
         if self.auth_data is not None:
