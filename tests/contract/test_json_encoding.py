@@ -5,6 +5,7 @@ Adapters without the optional method answer None; then there is nothing to compa
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,6 +106,40 @@ async def test_escaped_nul_falls_back(storage: StorageAdapter) -> None:
     await storage.insert(schema, rec("a", name="a\x00b", obj={"k": "\x01"}))
     texts = await storage.find_json(schema, FindQuery(), MASTER)
     assert texts is None or orjson.loads(texts[0])["name"] == "a\x00b"
+
+
+async def test_concurrent_gets_answer_as_each_alone(storage: StorageAdapter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Gets by id started together (PostgreSQL answers them with shared statements) answer exactly
+    what each answers alone: its own object, within its reader's ACL, or nothing."""
+    from bastion.domain.query import ir
+
+    schema = plain_schema()
+    await storage.create_class(schema)
+    for r in [*RECORDS, rec("g", name="nul \x00 inside")]:
+        await storage.insert(schema, r)
+
+    def get(object_id: str, columns: tuple[str, ...] | None = None) -> FindQuery:
+        return FindQuery(ir.Compare(ir.Field("objectId", "String"), ir.EQ, object_id), limit=1, columns=columns)
+
+    readers = [MASTER, Access(["*"]), Access(["*", "u1"]), Access(["*", "u2"]), Access([])]
+    ids = [r["objectId"] for r in RECORDS] + ["g", "missing"]
+    calls = [(get(oid, cols), access) for oid in ids for access in readers
+             for cols in (None, ("objectId", "name"))]
+    alone = [await storage.find_json(schema, q, a) for q, a in calls]
+    statements = 0
+    pool = getattr(storage, "_pool", None)
+    if pool is not None:
+        fetch = pool.fetch
+
+        async def counting(*args: Any) -> Any:
+            nonlocal statements
+            statements += 1
+            return await fetch(*args)
+        monkeypatch.setattr(pool, "fetch", counting)
+    together = await asyncio.gather(*(storage.find_json(schema, q, a) for q, a in calls))
+    assert together == alone
+    if pool is not None:  # one statement per (reader, columns) pair, not one per get
+        assert statements == len(readers) * 2
 
 
 # Text as JSON can carry it: no lone surrogates (a client's JSON decoder refuses them before Bastion).

@@ -52,6 +52,7 @@ from bastion.adapters.storage.base import (
     hook_key,
 )
 from bastion.adapters.storage.pg_pool import ConnectionPool
+from bastion.adapters.storage.point_reads import PointReads
 from bastion.adapters.storage.sql import Params, SqlDialect, quote
 from bastion.domain import geo
 from bastion.domain.acl import perms_to_acl
@@ -795,6 +796,7 @@ class PostgresStorage(StorageAdapter):
         self._server_settings = server_settings
         self._pool: ConnectionPool | None = None
         self._acl_suffixes: dict[tuple[tuple[str, ...] | None, tuple[str, ...] | None], str] = {}
+        self._point_reads: PointReads[list[str] | None] = PointReads()
         self.schema_lookup: Callable[[str], ClassSchema | None] = lambda _name: None
 
     @property
@@ -1108,6 +1110,17 @@ class PostgresStorage(StorageAdapter):
         expr = self._object_json(schema, columns)
         if expr is None:
             return None
+        object_id = _point_read(query)
+        if object_id is not None and _TRANSACTION.get() is None:
+            # Concurrent gets of this class for this reader share one statement (point_reads.py).
+            key = (id(schema), tuple(columns), None if access.is_master else tuple(access.acting_as or ()))
+            return await self._point_reads.read(
+                key, object_id, lambda: self._find_json(schema, query, access, columns, expr),
+                lambda ids: self._find_json_by_ids(schema, ids, access, columns, expr), [])
+        return await self._find_json(schema, query, access, columns, expr)
+
+    async def _find_json(self, schema: ClassSchema, query: FindQuery, access: Access, columns: list[str],
+                         expr: str) -> list[str] | None:
         sql, values = self.dialect.select(schema, query, access, self.schema_lookup, columns,
                                           select_list=f'{expr}, "_rperm", "_wperm"')
         try:
@@ -1116,16 +1129,39 @@ class PostgresStorage(StorageAdapter):
         except _Missing:
             return []
         out = []
-        acl_suffix = self._acl_suffix
         for text, rperm, wperm in rows:
-            if "\\u0001" in text:  # an escaped U+0000/U+0001 inside: only the ordinary path decodes it
+            text = self._object_text(text, rperm, wperm)
+            if text is None:
                 return None
-            if rperm is not None or wperm is not None:
-                suffix = acl_suffix(rperm, wperm)
-                if suffix:
-                    text = text[:-1] + suffix
             out.append(text)
         return out
+
+    async def _find_json_by_ids(self, schema: ClassSchema, ids: list[str], access: Access, columns: list[str],
+                                expr: str) -> dict[str, list[str] | None]:
+        """Several objects' JSON by id, each as find_json answers a get of it alone."""
+        query = FindQuery(ir.In(ir.Field("objectId", "String"), tuple(ids)))
+        sql, values = self.dialect.select(schema, query, access, self.schema_lookup, columns,
+                                          select_list=f'"objectId", {expr}, "_rperm", "_wperm"')
+        try:
+            with _errors(_missing):
+                rows = await self.pool.fetch(sql, *values)
+        except _Missing:
+            return {}
+        out: dict[str, list[str] | None] = {}
+        for object_id, text, rperm, wperm in rows:
+            text = self._object_text(text, rperm, wperm)
+            out[object_id] = None if text is None else [text]
+        return out
+
+    def _object_text(self, text: str, rperm: list[str] | None, wperm: list[str] | None) -> str | None:
+        """A row's object JSON with its ACL (None: only the ordinary path can decode it)."""
+        if "\\u0001" in text:  # an escaped U+0000/U+0001 inside
+            return None
+        if rperm is not None or wperm is not None:
+            suffix = self._acl_suffix(rperm, wperm)
+            if suffix:
+                return text[:-1] + suffix
+        return text
 
     def _acl_suffix(self, rperm: list[str] | None, wperm: list[str] | None) -> str:
         """``,"ACL":{...}}``, the end of an object's JSON with these permissions ("" for no ACL).
@@ -1315,3 +1351,13 @@ class PostgresStorage(StorageAdapter):
         decoders = [(c.name, DECODERS.get(c.type.type)) for c in plan.columns]
         return [{name: fn(value) if fn is not None and value is not None else value
                  for (name, fn), value in zip(decoders, row, strict=True)} for row in rows]
+
+
+def _point_read(query: FindQuery) -> str | None:
+    """The id a query reads when it is a plain read of one object by id (a get), else None."""
+    where = query.where
+    if (type(where) is ir.Compare and where.op == ir.EQ and type(where.value) is str
+            and where.field.column == "objectId" and not where.field.path and not query.order
+            and not query.skip and query.score is None and (query.limit is None or query.limit > 0)):
+        return where.value
+    return None
