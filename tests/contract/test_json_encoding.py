@@ -142,6 +142,28 @@ async def test_concurrent_gets_answer_as_each_alone(storage: StorageAdapter, mon
         assert statements == len(readers) * 2
 
 
+async def test_concurrent_queries_answer_as_each_alone(storage: StorageAdapter) -> None:
+    """Queries started together (beside batched gets) answer exactly what each answers alone."""
+    from bastion.domain.query import ir
+
+    schema = plain_schema()
+    await storage.create_class(schema)
+    for r in [*RECORDS, rec("g", name="nul \x00 inside", n=2.0)]:
+        await storage.insert(schema, r)
+    n = ir.Field("n", "Number")
+    readers = [MASTER, Access(["*"]), Access(["*", "u1"]), Access(["*", "u2"])]
+    queries = [FindQuery(ir.Compare(n, ir.GT, bound), (ir.OrderKey(n, descending),), limit, skip, columns)
+               for bound in (-1.0, 0.0, 2.5) for descending in (False, True) for limit, skip in ((2, 0), (3, 1))
+               for columns in (None, ("objectId", "n"))]
+    queries.append(FindQuery(ir.Compare(ir.Field("name", "String"), ir.EQ, "nul \x00 inside")))
+    queries += [FindQuery(ir.Compare(ir.Field("objectId", "String"), ir.EQ, oid), limit=1) for oid in "abcg"]
+    calls = [(q, a) for q in queries for a in readers]
+    alone = [await storage.find_json(schema, q, a) for q, a in calls]
+    assert all(texts is None for texts in alone) or any(texts and len(texts) > 1 for texts in alone)
+    together = await asyncio.gather(*(storage.find_json(schema, q, a) for q, a in calls))
+    assert together == alone
+
+
 # Text as JSON can carry it: no lone surrogates (a client's JSON decoder refuses them before Bastion).
 unicode_chars = st.characters(blacklist_categories=("Cs",))
 json_leaf = st.one_of(st.none(), st.booleans(), st.integers(-(2**60), 2**60),

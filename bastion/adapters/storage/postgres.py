@@ -51,8 +51,8 @@ from bastion.adapters.storage.base import (
     UpdateOp,
     hook_key,
 )
+from bastion.adapters.storage.batched_reads import BatchedReads
 from bastion.adapters.storage.pg_pool import ConnectionPool
-from bastion.adapters.storage.point_reads import PointReads
 from bastion.adapters.storage.sql import Params, SqlDialect, quote
 from bastion.domain import geo
 from bastion.domain.acl import perms_to_acl
@@ -796,7 +796,8 @@ class PostgresStorage(StorageAdapter):
         self._server_settings = server_settings
         self._pool: ConnectionPool | None = None
         self._acl_suffixes: dict[tuple[tuple[str, ...] | None, tuple[str, ...] | None], str] = {}
-        self._point_reads: PointReads[list[str] | None] = PointReads()
+        # Gets started in one turn of the event loop that one statement can answer (batched_reads.py).
+        self._gets: BatchedReads[str, list[str] | None] = BatchedReads(max_batch=256)
         self.schema_lookup: Callable[[str], ClassSchema | None] = lambda _name: None
 
     @property
@@ -1110,19 +1111,21 @@ class PostgresStorage(StorageAdapter):
         expr = self._object_json(schema, columns)
         if expr is None:
             return None
+        select_list = f'{expr}, "_rperm", "_wperm"'
         object_id = _point_read(query)
         if object_id is not None and _TRANSACTION.get() is None:
-            # Concurrent gets of this class for this reader share one statement (point_reads.py).
+            # Gets of this class for this reader started in one loop turn share one statement.
             key = (id(schema), tuple(columns), None if access.is_master else tuple(access.acting_as or ()))
-            return await self._point_reads.read(
-                key, object_id, lambda: self._find_json(schema, query, access, columns, expr),
-                lambda ids: self._find_json_by_ids(schema, ids, access, columns, expr), [])
-        return await self._find_json(schema, query, access, columns, expr)
+            return await self._gets.read(
+                key, object_id,
+                lambda: self._json_rows(*self.dialect.select(schema, query, access, self.schema_lookup, columns,
+                                                             select_list)),
+                lambda ids: self._json_by_ids(schema, ids, access, columns, expr))
+        sql, values = self.dialect.select(schema, query, access, self.schema_lookup, columns, select_list)
+        return await self._json_rows(sql, values)
 
-    async def _find_json(self, schema: ClassSchema, query: FindQuery, access: Access, columns: list[str],
-                         expr: str) -> list[str] | None:
-        sql, values = self.dialect.select(schema, query, access, self.schema_lookup, columns,
-                                          select_list=f'{expr}, "_rperm", "_wperm"')
+    async def _json_rows(self, sql: str, values: list[Any]) -> list[str] | None:
+        """The objects' JSON of a find_json statement (None: only the ordinary path can decode one)."""
         try:
             with _errors(_missing):
                 rows = await self.pool.fetch(sql, *values)
@@ -1136,22 +1139,22 @@ class PostgresStorage(StorageAdapter):
             out.append(text)
         return out
 
-    async def _find_json_by_ids(self, schema: ClassSchema, ids: list[str], access: Access, columns: list[str],
-                                expr: str) -> dict[str, list[str] | None]:
-        """Several objects' JSON by id, each as find_json answers a get of it alone."""
-        query = FindQuery(ir.In(ir.Field("objectId", "String"), tuple(ids)))
+    async def _json_by_ids(self, schema: ClassSchema, ids: list[str], access: Access, columns: list[str],
+                           expr: str) -> list[list[str] | None]:
+        """The answer of a get of each of ``ids`` (an id may come twice), by one statement."""
+        query = FindQuery(ir.In(ir.Field("objectId", "String"), tuple(dict.fromkeys(ids))))
         sql, values = self.dialect.select(schema, query, access, self.schema_lookup, columns,
                                           select_list=f'"objectId", {expr}, "_rperm", "_wperm"')
         try:
             with _errors(_missing):
                 rows = await self.pool.fetch(sql, *values)
         except _Missing:
-            return {}
-        out: dict[str, list[str] | None] = {}
+            return [[] for _ in ids]
+        found: dict[str, list[str] | None] = {}
         for object_id, text, rperm, wperm in rows:
             text = self._object_text(text, rperm, wperm)
-            out[object_id] = None if text is None else [text]
-        return out
+            found[object_id] = None if text is None else [text]
+        return [found.get(object_id, []) for object_id in ids]
 
     def _object_text(self, text: str, rperm: list[str] | None, wperm: list[str] | None) -> str | None:
         """A row's object JSON with its ACL (None: only the ordinary path can decode it)."""

@@ -1,4 +1,4 @@
-"""PointReads: gets of one loop turn share one statement; alone, or when it fails, each reads alone."""
+"""BatchedReads: reads of one loop turn share one statement; alone, or when it fails, each reads alone."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bastion.adapters.storage.point_reads import PointReads
+from bastion.adapters.storage.batched_reads import BatchedReads
 
 ROWS = {"a": "row-a", "b": "row-b", "c": "row-c"}
 
@@ -27,43 +27,44 @@ class Database:
             return ROWS.get(object_id)
         return read
 
-    async def many(self, ids: list[str]) -> dict[str, str | None]:
+    async def many(self, ids: list[str]) -> list[str | None]:
         self.batches.append(ids)
         if self.many_delay:
             await asyncio.sleep(self.many_delay)
         await asyncio.sleep(0)
         if self.fail_many is not None:
             raise self.fail_many
-        return {oid: ROWS[oid] for oid in ids if oid in ROWS}
+        return [ROWS.get(oid) for oid in ids]
 
 
-def read(reads: PointReads[str | None], db: Database, object_id: str, key: str = "k") -> asyncio.Future[str | None]:
-    return asyncio.ensure_future(reads.read(key, object_id, db.one(object_id), db.many, None))
+def read(reads: BatchedReads[str, str | None], db: Database, object_id: str,
+         key: str = "k") -> asyncio.Future[str | None]:
+    return asyncio.ensure_future(reads.read(key, object_id, db.one(object_id), db.many))
 
 
 async def test_a_read_alone_reads_alone() -> None:
     db = Database()
-    assert await read(PointReads(), db, "a") == "row-a"
+    assert await read(BatchedReads(max_batch=64), db, "a") == "row-a"
     assert db.singles == ["a"] and db.batches == []
 
 
 async def test_reads_of_one_turn_share_one_statement() -> None:
-    db, reads = Database(), PointReads[str | None]()
+    db, reads = Database(), BatchedReads[str, str | None](max_batch=64)
     results = await asyncio.gather(*(read(reads, db, oid) for oid in ["a", "b", "zz", "a", "c"]))
     assert results == ["row-a", "row-b", None, "row-a", "row-c"]
     assert db.singles == []
-    assert db.batches == [["a", "b", "zz", "c"]]  # each id once, the leader's first
+    assert db.batches == [["a", "b", "zz", "a", "c"]]  # in the order the reads began, the leader's first
 
 
 async def test_reads_of_different_keys_never_share() -> None:
-    db, reads = Database(), PointReads[str | None]()
+    db, reads = Database(), BatchedReads[str, str | None](max_batch=64)
     results = await asyncio.gather(read(reads, db, "a", "reader-1"), read(reads, db, "b", "reader-2"))
     assert results == ["row-a", "row-b"]
     assert sorted(db.singles) == ["a", "b"] and db.batches == []
 
 
 async def test_reads_of_later_turns_start_a_new_batch() -> None:
-    db, reads = Database(many_delay=0.01), PointReads[str | None]()
+    db, reads = Database(many_delay=0.01), BatchedReads[str, str | None](max_batch=64)
     first = [read(reads, db, "a"), read(reads, db, "b")]
     await asyncio.sleep(0.001)  # the first batch's statement is running
     second = [read(reads, db, "c"), read(reads, db, "a")]
@@ -72,14 +73,14 @@ async def test_reads_of_later_turns_start_a_new_batch() -> None:
 
 
 async def test_a_batch_holds_at_most_max_batch_ids() -> None:
-    db, reads = Database(), PointReads[str | None](max_batch=2)
+    db, reads = Database(), BatchedReads[str, str | None](max_batch=2)
     results = await asyncio.gather(*(read(reads, db, oid) for oid in ["a", "b", "c"]))
     assert results == ["row-a", "row-b", "row-c"]
     assert db.batches == [["a", "b"]] and db.singles == ["c"]
 
 
 async def test_a_failed_batch_lets_each_read_alone() -> None:
-    db, reads = Database(fail_many=RuntimeError("statement failed")), PointReads[str | None]()
+    db, reads = Database(fail_many=RuntimeError("statement failed")), BatchedReads[str, str | None](max_batch=64)
     tasks = [read(reads, db, oid) for oid in ["a", "b", "c"]]
     results = await asyncio.gather(*tasks, return_exceptions=True)
     # Every read, the leader's too, reads alone and gets what it would have got unbatched.
@@ -88,7 +89,7 @@ async def test_a_failed_batch_lets_each_read_alone() -> None:
 
 
 async def test_a_cancelled_leader_lets_the_others_read_alone() -> None:
-    db, reads = Database(many_delay=0.05), PointReads[str | None]()
+    db, reads = Database(many_delay=0.05), BatchedReads[str, str | None](max_batch=64)
     leader, *others = [read(reads, db, oid) for oid in ["a", "b", "c"]]
     await asyncio.sleep(0.01)
     leader.cancel()
@@ -98,7 +99,7 @@ async def test_a_cancelled_leader_lets_the_others_read_alone() -> None:
 
 
 async def test_a_leader_cancelled_before_its_turn_ends_releases_its_followers() -> None:
-    db, reads = Database(), PointReads[str | None]()
+    db, reads = Database(), BatchedReads[str, str | None](max_batch=64)
     leader = read(reads, db, "a")
     await asyncio.sleep(0)  # the leader is waiting for its turn to end
     follower = read(reads, db, "b")
@@ -108,7 +109,7 @@ async def test_a_leader_cancelled_before_its_turn_ends_releases_its_followers() 
 
 
 async def test_a_cancelled_follower_does_not_disturb_the_batch() -> None:
-    db, reads = Database(many_delay=0.05), PointReads[str | None]()
+    db, reads = Database(many_delay=0.05), BatchedReads[str, str | None](max_batch=64)
     tasks = [read(reads, db, oid) for oid in ["a", "b", "c"]]
     await asyncio.sleep(0.01)
     tasks[1].cancel()
@@ -116,3 +117,10 @@ async def test_a_cancelled_follower_does_not_disturb_the_batch() -> None:
     assert results[0] == "row-a" and results[2] == "row-c"
     assert isinstance(results[1], asyncio.CancelledError)
     assert db.batches == [["a", "b", "c"]]
+
+
+async def test_a_read_may_lower_the_batch_size_of_its_key() -> None:
+    db, reads = Database(), BatchedReads[str, str | None](max_batch=64)
+    tasks = [asyncio.ensure_future(reads.read("k", oid, db.one(oid), db.many, max_batch=2)) for oid in "abc"]
+    assert await asyncio.gather(*tasks) == ["row-a", "row-b", "row-c"]
+    assert db.batches == [["a", "b"]] and db.singles == ["c"]
