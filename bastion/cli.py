@@ -172,6 +172,10 @@ def main() -> None:
           help="Server processes. Use PostgreSQL when running more than one on a busy app.")
 @_setting("server_url",
           help="Public URL clients use, e.g. https://api.example.com/parse (default: from host, port, mount).")
+@_setting("trust_proxy",
+          help="Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed: addresses or networks, "
+               "comma-separated (e.g. 127.0.0.1,10.0.0.0/8), or * for any. Unset, as Parse Server's trustProxy, "
+               "the client's address is the connection's peer.")
 @_setting("allow_client_class_creation", default=False,
           help="Let clients without the master key create new classes.")
 @_setting("auth", callback=_auth_option,
@@ -331,6 +335,8 @@ def serve(access_log: bool, **options: object) -> None:
     click.echo(f"  Pub/sub:      {_redact(settings.pubsub) if settings.pubsub else 'in-process (one process)'}",
                err=True)
     click.echo(f"  Workers:      {settings.workers}", err=True)
+    if settings.trust_proxy:
+        click.echo(f"  Proxies:      X-Forwarded-For believed from {settings.trust_proxy}", err=True)
     if settings.cloud:
         click.echo(f"  Cloud code:   {Path(settings.cloud).resolve()} ({cloud_summary})"
                    + (", reloads on change" if settings.dev else ""), err=True)
@@ -349,6 +355,8 @@ def serve(access_log: bool, **options: object) -> None:
         log_level=settings.log_level,
         server_header=False,
         date_header=False,
+        proxy_headers=bool(settings.trust_proxy),
+        forwarded_allow_ips=settings.trust_proxy or None,
         # LiveQuery's WebSockets: frames past its limit are refused, no per-socket compression state,
         # and keep-alive pings (a client that stops answering is dropped).
         ws_max_size=MAX_MESSAGE_BYTES,

@@ -26,6 +26,9 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path("bastion-data"))
     workers: int = 1
     server_url: str | None = None
+    # Parse Server's trustProxy: the proxies whose X-Forwarded-For/-Proto are believed (addresses or
+    # networks, comma-separated, or *). None: nobody's, the client is the peer of the connection.
+    trust_proxy: str | None = None
     allow_client_class_creation: bool = False
     # authData providers, Parse Server's `auth` option: {"<name>": {"oidc": true, "issuer": …, "clientId": …}}.
     auth: dict[str, Any] | None = None
@@ -159,6 +162,7 @@ ENV_FIELDS: dict[str, type] = {
     "data_dir": str,
     "workers": int,
     "server_url": str,
+    "trust_proxy": str,
     "allow_client_class_creation": bool,
     "auth": dict,
     "enable_anonymous_users": bool,

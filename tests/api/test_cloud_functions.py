@@ -168,3 +168,18 @@ def test_rate_limit_answers_429(server: Any) -> None:
     assert_error(answers[2], 429, 100, "Too many requests.")
     with server.client(master=True) as master:
         assert call(master, "limited").status_code == 200  # the master key is not limited
+
+
+@pytest.mark.parametrize(("trusted", "seen"), [(None, "127.0.0.1"), ("127.0.0.0/8,10.0.0.0/8", "203.0.113.7"),
+                                              ("10.1.2.3", "127.0.0.1")])
+def test_forwarded_addresses_count_only_from_trusted_proxies(own_server: None, trusted: str | None,
+                                                            seen: str) -> None:
+    """As Parse Server's trustProxy: unset, X-Forwarded-For is ignored (a client could name any
+    address); with --trust-proxy, a trusted proxy's forwarded address is the client's."""
+    from tests.conftest import ROOT, running_server
+
+    args = ["--cloud", str(ROOT / "tests" / "cloud_app")] + (["--trust-proxy", trusted] if trusted else [])
+    with running_server("sqlite", args) as srv, srv.client() as client:
+        answer = client.post("/functions/whoAmI", json={}, headers={"X-Forwarded-For": "203.0.113.7"})
+        assert answer.json()["result"]["ip"] == seen
+        assert client.post("/functions/whoAmI", json={}).json()["result"]["ip"] == "127.0.0.1"
