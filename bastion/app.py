@@ -22,7 +22,7 @@ from bastion.config import Settings
 from bastion.domain.account_emails import AccountEmailOptions, AccountEmails
 from bastion.domain.account_policy import AccountPolicy, LockoutOptions, PasswordPolicyOptions
 from bastion.domain.auth_providers import ProviderRegistry
-from bastion.domain.files import Files, UploadRules, parse_extension_patterns
+from bastion.domain.files import DownloadRules, Files, UploadRules, parse_extension_patterns
 from bastion.domain.installations import Installations
 from bastion.domain.permissions import Permissions
 from bastion.domain.push import PushService
@@ -117,6 +117,9 @@ def upload_rules(settings: Settings) -> UploadRules:
     return UploadRules(enable_for_public=settings.file_upload_enable_for_public,
                        enable_for_anonymous_user=settings.file_upload_enable_for_anonymous_user,
                        enable_for_authenticated_user=settings.file_upload_enable_for_authenticated_user,
+                       download=DownloadRules(public=settings.file_download_enable_for_public,
+                                              anonymous_user=settings.file_download_enable_for_anonymous_user,
+                                              authenticated_user=settings.file_download_enable_for_authenticated_user),
                        file_extensions=parse_extension_patterns(settings.file_extensions),
                        max_upload_bytes=settings.max_upload_bytes)
 

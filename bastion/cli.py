@@ -203,6 +203,11 @@ def main() -> None:
           help="Let requests without a user session upload files.")
 @_setting("file_upload_enable_for_anonymous_user", default=False, help="Let anonymous users upload files.")
 @_setting("file_upload_enable_for_authenticated_user", default=True, help="Let logged-in users upload files.")
+@_setting("file_download_enable_for_public", default=True,
+          help="Let requests without a user session (X-Parse-Session-Token) download files.")
+@_setting("file_download_enable_for_anonymous_user", default=True, help="Let anonymous users download files.")
+@_setting("file_download_enable_for_authenticated_user", default=True,
+          help="Let logged-in users download files.")
 @_setting("file_extensions",
           help='File extensions clients may upload: regular expressions, as a JSON list or comma-separated; '
                '"*" allows all (default: Parse Server\'s, refusing html, svg, xml and other types a browser '

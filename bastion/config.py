@@ -53,6 +53,9 @@ class Settings:
     file_upload_enable_for_public: bool = False  # Parse Server's fileUpload options
     file_upload_enable_for_anonymous_user: bool = False
     file_upload_enable_for_authenticated_user: bool = True
+    file_download_enable_for_public: bool = True  # Parse Server's fileDownload options
+    file_download_enable_for_anonymous_user: bool = True
+    file_download_enable_for_authenticated_user: bool = True
     file_extensions: str | None = None  # regular expressions, JSON list or comma-separated; None: Parse's
     mail_url: str | None = None  # smtp://…, smtps://…; unset: .eml files under <data_dir>/mail
     app_name: str | None = None  # shown in mails and pages (default: the app id)
@@ -183,6 +186,9 @@ ENV_FIELDS: dict[str, type] = {
     "file_upload_enable_for_public": bool,
     "file_upload_enable_for_anonymous_user": bool,
     "file_upload_enable_for_authenticated_user": bool,
+    "file_download_enable_for_public": bool,
+    "file_download_enable_for_anonymous_user": bool,
+    "file_download_enable_for_authenticated_user": bool,
     "file_extensions": str,
     "mail_url": str,
     "app_name": str,

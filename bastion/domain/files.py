@@ -123,12 +123,27 @@ def parse_extension_patterns(value: str | Sequence[str] | None) -> tuple[str, ..
 
 
 @dataclass(frozen=True, slots=True)
+class DownloadRules:
+    """Parse Server's fileDownload options (its defaults: everyone may download)."""
+
+    public: bool = True
+    anonymous_user: bool = True
+    authenticated_user: bool = True
+
+    @property
+    def restricted(self) -> bool:
+        return not (self.public and self.anonymous_user and self.authenticated_user)
+
+
+@dataclass(frozen=True, slots=True)
 class UploadRules:
-    """Parse Server's fileUpload options (with its 9.10 defaults) and maxUploadSize."""
+    """Parse Server's fileUpload options (with its 9.10 defaults) and maxUploadSize; and the
+    fileDownload options."""
 
     enable_for_public: bool = False
     enable_for_anonymous_user: bool = False
     enable_for_authenticated_user: bool = True
+    download: DownloadRules = field(default_factory=DownloadRules)
     file_extensions: tuple[str, ...] = DEFAULT_FILE_EXTENSIONS
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     _compiled: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
@@ -196,6 +211,22 @@ class Files:
             raise ParseError(Code.FILE_SAVE_ERROR, "File upload by anonymous user is disabled.")
         if not anonymous and not self.rules.enable_for_authenticated_user:
             raise ParseError(Code.FILE_SAVE_ERROR, "File upload by authenticated user is disabled.")
+
+    async def check_download_allowed(self, auth: Auth) -> None:
+        """fileDownload's enableFor… options (the master key is not read on downloads, as in Parse
+        Server: a download's caller is its session's user, or nobody)."""
+        rules = self.rules.download
+        if auth.is_master or not rules.restricted:
+            return
+        if auth.user_id is None:
+            if not rules.public:
+                raise ParseError(Code.OPERATION_FORBIDDEN, "File download by public is disabled.")
+            return
+        anonymous = await self._is_anonymous(auth.user_id)
+        if anonymous and not rules.anonymous_user:
+            raise ParseError(Code.OPERATION_FORBIDDEN, "File download by anonymous user is disabled.")
+        if not anonymous and not rules.authenticated_user:
+            raise ParseError(Code.OPERATION_FORBIDDEN, "File download by authenticated user is disabled.")
 
     async def _is_anonymous(self, user_id: str) -> bool:
         """Parse.AnonymousUtils.isLinked: the user has anonymous authData."""

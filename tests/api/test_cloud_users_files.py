@@ -375,3 +375,52 @@ def test_session_class_takes_only_after_logout(tmp_path: Path) -> None:
                     "    pass\n\n\n@cloud.before_save(cloud.File)\ndef g(request):\n    pass\n")
     registry = load_cloud(good)
     assert registry.has_trigger("afterSave", "_Installation") and registry.has_trigger("beforeSave", "@File")
+
+
+def test_find_file_triggers_see_the_download(server: Server, api: httpx.Client, master: httpx.Client) -> None:
+    _, user = sign_up(api, "finder_")
+    token = user["sessionToken"]
+    name = f"cloudfile_find_{secrets.token_hex(4)}.txt"
+    stored = upload(master, name, b"read me").json()["name"]
+    with httpx.Client(timeout=30) as web:
+        response = web.get(f"{server.url}/files/{server.app_id}/{stored}",
+                           headers={"X-Parse-Session-Token": token, "X-Parse-Master-Key": server.master_key})
+    assert response.status_code == 200 and response.content == b"read me"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    before, after = [e for e in seen(api, name) if e["trigger"] in ("beforeFind", "afterFind")]
+    # The caller is the session's user; downloads read no keys, so the master key counts for nothing.
+    assert before == {"trigger": "beforeFind", "name": stored, "url": after["url"], "contentType": "text/plain",
+                      "metadata": {}, "tags": {}, "size": None, "data": None, "master": False,
+                      "user": user["objectId"], "header": None}
+    assert after["data"] == "read me" and after["size"] == 7 and after["user"] == user["objectId"]
+    assert after["forceDownload"] is False and after["responseHeaders"] == {"X-Content-Type-Options": "nosniff"}
+    # A range streams: the trigger runs without the bytes.
+    with httpx.Client(timeout=30) as web:
+        ranged = web.get(f"{server.url}/files/{server.app_id}/{stored}", headers={"Range": "bytes=0-3"})
+    assert ranged.status_code == 206 and ranged.content == b"read"
+    assert seen(api, name)[-1]["data"] is None and seen(api, name)[-1]["user"] is None
+
+
+def test_find_file_triggers_change_the_answer(server: Server, api: httpx.Client, master: httpx.Client) -> None:
+    def get(stored: str) -> httpx.Response:
+        with httpx.Client(timeout=30) as web:
+            return web.get(f"{server.url}/files/{server.app_id}/{stored}")
+
+    def stored_as(kind: str) -> str:
+        return str(upload(master, f"cloudfile_{kind}_{secrets.token_hex(4)}.txt", b"some text").json()["name"])
+
+    forced = get(stored_as("findforce"))
+    assert forced.status_code == 200 and forced.content == b"some text"
+    assert forced.headers["content-disposition"].startswith("attachment;filename=")
+    assert forced.headers["cache-control"] == "private, max-age=60"
+    upper = get(stored_as("findupper"))
+    assert upper.content == b"SOME TEXT" and upper.headers["content-length"] == "9"
+    swapped = get(stored_as("findswap"))
+    assert swapped.content == b'{"swapped": true}' and swapped.headers["content-type"].startswith("application/json")
+    missing = stored_as("findmissing")
+    assert get(missing).status_code == 404  # before_find named a file that is not there
+    assert [e["name"] for e in seen(api, missing.split("_", 1)[1])][-1] == missing  # only before_find ran
+    assert_error(get(stored_as("findno")), 403, 119, "not yours to read")
+    crash = stored_as("findboom")
+    assert_error(get(crash), 403, 141, f"Could not find file: {crash}.")
+    assert_error(get(stored_as("findbadheader")), 403, 141)

@@ -481,3 +481,36 @@ def test_big_upload_and_download_stream(own_server: None, tmp_path: Path) -> Non
     finally:
         stop_server(server)
 
+
+
+def test_download_rules(own_server: None) -> None:
+    """Parse Server's fileDownload options: who may download, by the session's user (keys are not
+    read on downloads, so the master key lifts nothing)."""
+    server = start_server("sqlite", None, ["--no-file-download-enable-for-public",
+                                           "--no-file-download-enable-for-anonymous-user"])
+    try:
+        with server.client(master=True) as master, server.client() as api, anonymous(server) as web:
+            stored = uploaded(master, "private.txt", b"members only")["name"]
+            path = server.url + file_path(server, stored)
+            assert_error(web.get(path), 400, 119, "File download by public is disabled.")
+            assert_error(web.get(path, headers={"X-Parse-Master-Key": server.master_key,
+                                                "X-Parse-Application-Id": server.app_id}),
+                         400, 119, "File download by public is disabled.")
+            member = web.get(path, headers={"X-Parse-Session-Token": sign_up(api)})
+            assert member.status_code == 200 and member.content == b"members only"
+            ghost = api.post("/users", json={"authData": {"anonymous": {"id": secrets.token_hex(8)}}})
+            assert ghost.status_code == 201, ghost.text
+            assert_error(web.get(path, headers={"X-Parse-Session-Token": ghost.json()["sessionToken"]}),
+                         400, 119, "File download by anonymous user is disabled.")
+            assert_error(web.get(path, headers={"X-Parse-Session-Token": "r:not-a-session"}), 400, 209)
+    finally:
+        stop_server(server)
+    server = start_server("sqlite", None, ["--no-file-download-enable-for-authenticated-user"])
+    try:
+        with server.client(master=True) as master, server.client() as api, anonymous(server) as web:
+            path = server.url + file_path(server, uploaded(master, "open.txt", b"for all")["name"])
+            assert web.get(path).content == b"for all"
+            assert_error(web.get(path, headers={"X-Parse-Session-Token": sign_up(api)}),
+                         400, 119, "File download by authenticated user is disabled.")
+    finally:
+        stop_server(server)

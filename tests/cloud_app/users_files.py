@@ -140,3 +140,37 @@ def after_delete_file(request: cloud.Request) -> None:
     key = _file_key(request.file.name)
     if key is not None:
         _record(key, _file_event(request))
+
+
+@cloud.before_find_file
+def before_find_file(request: cloud.Request) -> Any:
+    key = _file_key(request.file.name)
+    if key is None or "_find" not in key:
+        return None
+    _record(key, _file_event(request))
+    if "findno" in key:
+        raise cloud.Error(cloud.Error.OPERATION_FORBIDDEN, "not yours to read")
+    if "findboom" in key:
+        raise RuntimeError("a bug in before_find_file")
+    if "findmissing" in key:
+        return cloud.File(request.file.name.replace("findmissing", "nothing_here"))
+    return None
+
+
+@cloud.after_find(cloud.File)
+def after_find_file(request: cloud.Request) -> Any:
+    key = _file_key(request.file.name)
+    if key is None or "_find" not in key:
+        return None
+    _record(key, _file_event(request) | {"forceDownload": request.force_download,
+                                         "responseHeaders": dict(request.response_headers)})
+    if "findforce" in key:
+        request.force_download = True
+        request.response_headers["Cache-Control"] = "private, max-age=60"
+    if "findupper" in key and request.file.data is not None:
+        request.file.data = request.file.data.upper()
+    if "findswap" in key:
+        return cloud.File("swapped.json", b'{"swapped": true}')
+    if "findbadheader" in key:
+        request.response_headers["Bad Name"] = "x"
+    return None

@@ -19,9 +19,10 @@ from typing import Any
 import orjson
 
 from bastion.adapters.files.base import FilesAdapter, FileTooLarge
-from bastion.cloud.files import File, run_file_trigger
+from bastion.cloud.files import File, invoke_file_trigger, run_file_trigger
 from bastion.cloud.registry import FILE_CLASS
-from bastion.domain.files import Files
+from bastion.domain.auth import Auth
+from bastion.domain.files import Files, type_for_name, validate_filename
 from bastion.domain.names import check_no_denylisted_keys
 from bastion.errors import Code, ParseError, Unauthorized
 from bastion.http.context import RequestContext, authenticate, decode_body, extract_keys, read_body
@@ -32,6 +33,7 @@ from bastion.http.routes.common import PERMISSION_DENIED, require_master
 
 log = logging.getLogger("bastion")
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e]{1,255}$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")  # an HTTP token
 # What a browser shows in place without running anything; every other type is sent as an attachment.
 _INLINE_TYPES = re.compile(
     r"^(image/(png|jpeg|gif|webp|avif|bmp|x-icon|vnd\.microsoft\.icon|heic|heif|tiff)|audio/[\w.+-]+|"
@@ -290,8 +292,19 @@ def _with_charset(content_type: str) -> str:
 async def download(req: RequestContext) -> Response:
     if req.path_params["appId"] != req.app.settings.app_id:
         return Response({"error": PERMISSION_DENIED}, status=403)
-    files = _files(req)
+    files, cloud = _files(req), req.app.cloud
     name = req.path_params["filename"]
+    before, after = cloud.has("beforeFind", FILE_CLASS), cloud.has("afterFind", FILE_CLASS)
+    auth = Auth()
+    if files.rules.download.restricted or before or after:
+        auth = await _download_auth(req)
+        await files.check_download_allowed(auth)
+    failure = (Code.SCRIPT_FAILED, f"Could not find file: {name}.")
+    if before:
+        try:
+            name = await _before_find_file(req, auth, name, failure)
+        except ParseError as exc:  # as Parse Server: a find trigger's refusal answers 403
+            return Response({"code": exc.code, "error": exc.message}, status=403)
     spec = req.query.get("thumb")
     # ?thumb=200x200&fit=cover: a thumbnail, made once and then served like any file (Parse has none).
     info = await (files.info(name) if spec is None else files.thumbnail(name, spec, req.query.get("fit")))
@@ -302,9 +315,20 @@ async def download(req: RequestContext) -> Response:
     base_type = info.content_type.split(";", 1)[0].strip().lower()
     if not _INLINE_TYPES.match(base_type):
         headers.append((b"content-disposition", b"attachment"))
-    direct = files.adapter.direct_url(name)
-    if direct is not None:
-        return Response(raw=b"", status=302, headers=[(b"location", direct.encode())], content_type=None)
+    if after:
+        try:
+            found = await _after_find_file(req, auth, name, info.content_type, info.size, failure)
+        except ParseError as exc:
+            return Response({"code": exc.code, "error": exc.message}, status=403)
+        headers = found.headers(headers)
+        if found.data is not None:
+            return StreamResponse(None if req.method == "HEAD" else _single(found.data), len(found.data),
+                                  headers=headers, content_type=(b"content-type", found.content_type.encode()),
+                                  receive=req.receive)
+    else:
+        direct = files.adapter.direct_url(name)
+        if direct is not None:
+            return Response(raw=b"", status=302, headers=[(b"location", direct.encode())], content_type=None)
     head = req.method == "HEAD"
     content_type = (b"content-type", _with_charset(info.content_type).encode("latin-1"))
     try:
@@ -325,6 +349,86 @@ async def download(req: RequestContext) -> Response:
     return StreamResponse(None if head else multipart.chunks(lambda s, e: adapter.read(name, s, e)),
                           multipart.length, status=206, headers=headers,
                           content_type=(b"content-type", multipart.content_type.encode()), receive=req.receive)
+
+
+async def _download_auth(req: RequestContext) -> Auth:
+    """Who downloads, as Parse Server's file routes read it: the user of X-Parse-Session-Token, or
+    nobody. No keys are read (a browser's <img> sends none), so the master key counts for nothing."""
+    auth = Auth(installation_id=req.headers.get("x-parse-installation-id"))
+    token = req.headers.get("x-parse-session-token")
+    return await req.app.users.authenticate(auth, token) if token else auth
+
+
+async def _before_find_file(req: RequestContext, auth: Auth, name: str, failure: tuple[int, str]) -> str:
+    """Cloud code's before_find on files: the name to serve (the trigger may name another file)."""
+    file = File(name, content_type=type_for_name(name), url=_files(req).url_for(name))
+    result = await run_file_trigger(req.app.cloud, "beforeFind", file, auth, req.call_info(), failure,
+                                    file_size=None)
+    if result.name != name:
+        try:
+            validate_filename(result.name)
+        except ParseError:
+            log.error("before_find on files named the file %r, which cannot be a file's name", result.name[:100])
+            raise ParseError(*failure) from None
+    return result.name
+
+
+@dataclass(slots=True)
+class _Found:
+    """What cloud code's after_find on files leaves: other bytes to send, a download, headers."""
+
+    data: bytes | None
+    content_type: str
+    force_download: bool
+    name: str
+    response_headers: dict[str, str]
+
+    def headers(self, defaults: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """The answer's headers: Bastion's safety headers, except nosniff which the trigger's
+        ``response_headers`` carry (as Parse Server's defaults do), then the trigger's."""
+        given = {key.lower() for key in self.response_headers}
+        out = [(k, v) for k, v in defaults
+               if k != b"x-content-type-options" and k.decode() not in given
+               and not (self.force_download and k == b"content-disposition")]
+        if self.force_download:
+            out.append((b"content-disposition", f"attachment;filename={self.name}".encode()))
+        out += [(key.lower().encode(), value.encode()) for key, value in self.response_headers.items()]
+        return out
+
+
+async def _after_find_file(req: RequestContext, auth: Auth, name: str, content_type: str, size: int,
+                           failure: tuple[int, str]) -> _Found:
+    """Cloud code's after_find on files. As Parse Server, the trigger sees the file's bytes unless
+    the request asks for a range (then the file streams, and only the headers can change)."""
+    files = _files(req)
+    data = None
+    if "range" not in req.headers and req.method != "HEAD":
+        data = b"".join([chunk async for chunk in files.adapter.read(name)])
+    file = File(name, data, content_type, url=files.url_for(name))
+    cloud = req.app.cloud
+    request = cloud.request_for(auth, req.call_info(), trigger_name="afterFind", file=file, file_size=size,
+                                force_download=False, response_headers={"X-Content-Type-Options": "nosniff"})
+    result = await invoke_file_trigger(cloud, request, auth, failure)
+    left = result if isinstance(result, File) else getattr(request, "file", None)
+    left = left if isinstance(left, File) else file
+    headers = getattr(request, "response_headers", None)
+    if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and _HEADER_NAME.match(k) and isinstance(v, str) and _HEADER_VALUE.match(v)
+            for k, v in headers.items()):
+        log.error("after_find on files left response_headers that are not a dict of header names and values")
+        raise ParseError(*failure)
+    if not _HEADER_VALUE.match(left.name) or '"' in left.name:
+        log.error("after_find on files left a file name that cannot go into a header")
+        raise ParseError(*failure)
+    if left.data is not None and not isinstance(left.data, (bytes, bytearray)):
+        log.error("after_find on files left data that is not bytes")
+        raise ParseError(*failure)
+    if left.name != name:  # as Parse Server: the type of the name the trigger left
+        served_type = type_for_name(left.name) or left.content_type or "application/octet-stream"
+    else:
+        served_type = left.content_type or content_type
+    return _Found(None if left.data is None else bytes(left.data), _with_charset(served_type),
+                  bool(getattr(request, "force_download", False)), left.name, headers)
 
 
 async def metadata(req: RequestContext) -> Response:
