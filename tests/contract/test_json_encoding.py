@@ -142,8 +142,10 @@ async def test_concurrent_gets_answer_as_each_alone(storage: StorageAdapter, mon
         assert statements == len(readers) * 2
 
 
-async def test_concurrent_queries_answer_as_each_alone(storage: StorageAdapter) -> None:
-    """Queries started together (beside batched gets) answer exactly what each answers alone."""
+async def test_concurrent_queries_answer_as_each_alone(storage: StorageAdapter,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Queries started together (PostgreSQL runs those of one statement as one, pg_lateral.py)
+    answer exactly what each answers alone, in its own order, limit and skip."""
     from bastion.domain.query import ir
 
     schema = plain_schema()
@@ -160,8 +162,50 @@ async def test_concurrent_queries_answer_as_each_alone(storage: StorageAdapter) 
     calls = [(q, a) for q in queries for a in readers]
     alone = [await storage.find_json(schema, q, a) for q, a in calls]
     assert all(texts is None for texts in alone) or any(texts and len(texts) > 1 for texts in alone)
+    statements = 0
+    pool = getattr(storage, "_pool", None)
+    if pool is not None:
+        fetch = pool.fetch
+
+        async def counting(*args: Any) -> Any:
+            nonlocal statements
+            statements += 1
+            return await fetch(*args)
+        monkeypatch.setattr(pool, "fetch", counting)
     together = await asyncio.gather(*(storage.find_json(schema, q, a) for q, a in calls))
     assert together == alone
+    if pool is not None:  # runs of one statement shape share one (pg_lateral.py)
+        assert statements <= len(calls) / 2
+
+
+async def test_concurrent_queries_with_text_dates_and_bad_values(storage: StorageAdapter) -> None:
+    """Batched runs carry text (with the NUL escapes of the connection's codec), dates, booleans and
+    numbers as arrays; a run whose value PostgreSQL refuses fails alone, the others answer."""
+    from bastion.domain.query import ir
+
+    schema = plain_schema()
+    await storage.create_class(schema)
+    for r in [*RECORDS, rec("g", name="nul \x00 inside"), rec("h", name="one \x01 two", flag=True, n=7)]:
+        await storage.insert(schema, r)
+    name, when, flag, n = (ir.Field("name", "String"), ir.Field("when", "Date"), ir.Field("flag", "Boolean"),
+                           ir.Field("n", "Number"))
+    queries = [FindQuery(ir.Compare(name, ir.EQ, v)) for v in
+               ["", "nul \x00 inside", "one \x01 two", "missing", RECORDS[0]["name"]]]
+    queries += [FindQuery(ir.Compare(when, op, v), (ir.OrderKey(when),)) for op in (ir.GT, ir.LTE)
+                for v in (T0, datetime(2000, 1, 1, tzinfo=UTC))]
+    queries += [FindQuery(ir.Compare(flag, ir.EQ, v)) for v in (True, False)]
+    queries += [FindQuery(ir.Compare(n, ir.GT, v), (ir.OrderKey(n),)) for v in (0, 2, 3.5, -1)]
+    queries += [FindQuery(ir.Regex(name, pattern)) for pattern in ("^h", "(", "nul", "[")]
+
+    async def answer(query: FindQuery) -> Any:
+        try:
+            return await storage.find_json(schema, query, MASTER)
+        except Exception as exc:  # noqa: BLE001 - the error is the answer
+            return type(exc).__name__, getattr(exc, "code", None)
+
+    alone = [await answer(q) for q in queries]
+    assert any(isinstance(a, tuple) for a in alone) or all(a is None for a in alone)
+    assert await asyncio.gather(*(answer(q) for q in queries)) == alone
 
 
 # Text as JSON can carry it: no lone surrogates (a client's JSON decoder refuses them before Bastion).

@@ -1,7 +1,7 @@
 """Concurrent reads of the same shape, answered together by one statement.
 
-Under load many reads of the same kind (gets of one class for one reader) arrive in one turn of
-the event loop. Each would cost a
+Under load many reads of the same kind (gets of one class for one reader; queries that compile to
+the same statement, with other values) arrive in one turn of the event loop. Each would cost a
 round trip to the database: a statement to bind and execute on both sides, and system calls on
 each. Here the first such read waits one turn of the loop; reads with the same key that start
 during that turn join it, and the first one runs one statement for all of them and hands each its
@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar
 
-I = TypeVar("I")  # noqa: E741 - what one read asks for (an object's id)
+I = TypeVar("I")  # noqa: E741 - what one read asks for (an object's id, a statement's values)
 T = TypeVar("T")  # its answer
 
 # A follower's answer when the leader could not read for it (cancelled, or the batch failed): read alone.

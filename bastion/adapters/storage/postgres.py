@@ -30,7 +30,7 @@ from typing import Any, cast
 import asyncpg
 import orjson
 
-from bastion.adapters.storage import pg_json
+from bastion.adapters.storage import pg_json, pg_lateral
 from bastion.adapters.storage.aggregate_postgres import PostgresAggregateHooks
 from bastion.adapters.storage.aggregate_sql import AggregateCompiler
 from bastion.adapters.storage.base import (
@@ -94,6 +94,10 @@ def encode_text(text: str) -> str:
     if "\x00" in text or "\x01" in text:
         return text.replace("\x01", "\x01\x02").replace("\x00", "\x01\x01")
     return text
+
+
+# What the connection's text codec does to a value, done to array elements (which bypass it).
+_ARRAY_ENCODERS: dict[str, Callable[[Any], Any]] = {"text": encode_text}
 
 
 def decode_text(text: str) -> str:
@@ -796,8 +800,9 @@ class PostgresStorage(StorageAdapter):
         self._server_settings = server_settings
         self._pool: ConnectionPool | None = None
         self._acl_suffixes: dict[tuple[tuple[str, ...] | None, tuple[str, ...] | None], str] = {}
-        # Gets started in one turn of the event loop that one statement can answer (batched_reads.py).
+        # Reads started in one turn of the event loop that one statement can answer (batched_reads.py).
         self._gets: BatchedReads[str, list[str] | None] = BatchedReads(max_batch=256)
+        self._queries: BatchedReads[list[Any], list[str] | None] = BatchedReads(max_batch=64)
         self.schema_lookup: Callable[[str], ClassSchema | None] = lambda _name: None
 
     @property
@@ -1122,7 +1127,31 @@ class PostgresStorage(StorageAdapter):
                                                              select_list)),
                 lambda ids: self._json_by_ids(schema, ids, access, columns, expr))
         sql, values = self.dialect.select(schema, query, access, self.schema_lookup, columns, select_list)
-        return await self._json_rows(sql, values)
+        plan = pg_lateral.lateral_plan(sql, len(values)) if _TRANSACTION.get() is None else None
+        shared = plan.shared_key(values) if plan is not None else None
+        if plan is None or shared is None:
+            return await self._json_rows(sql, values)
+        # Queries of this statement started in one loop turn run as one (pg_lateral.py).
+        return await self._queries.read((sql, shared), values, lambda: self._json_rows(sql, values),
+                                        lambda runs: self._json_rows_lateral(plan, runs))
+
+    async def _json_rows_lateral(self, plan: pg_lateral.LateralPlan, runs: list[list[Any]]) -> list[list[str] | None]:
+        """What ``_json_rows`` answers for each run's values, by one statement."""
+        try:
+            with _errors(_missing):
+                rows = await self.pool.fetch(plan.sql, *plan.arguments(runs, _ARRAY_ENCODERS))
+        except _Missing:
+            return [[] for _ in runs]
+        out: list[list[str] | None] = [[] for _ in runs]
+        for number, text, rperm, wperm in rows:
+            texts = out[number - 1]
+            if texts is not None:
+                text = self._object_text(text, rperm, wperm)
+                if text is None:
+                    out[number - 1] = None
+                else:
+                    texts.append(text)
+        return out
 
     async def _json_rows(self, sql: str, values: list[Any]) -> list[str] | None:
         """The objects' JSON of a find_json statement (None: only the ordinary path can decode one)."""
