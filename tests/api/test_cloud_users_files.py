@@ -424,3 +424,6 @@ def test_find_file_triggers_change_the_answer(server: Server, api: httpx.Client,
     crash = stored_as("findboom")
     assert_error(get(crash), 403, 141, f"Could not find file: {crash}.")
     assert_error(get(stored_as("findbadheader")), 403, 141)
+    framed = get(stored_as("findframing"))
+    assert framed.content == b"some text" and framed.headers["content-length"] == "9"
+    assert framed.headers["content-type"] == "text/csv"

@@ -173,4 +173,6 @@ def after_find_file(request: cloud.Request) -> Any:
         return cloud.File("swapped.json", b'{"swapped": true}')
     if "findbadheader" in key:
         request.response_headers["Bad Name"] = "x"
+    if "findframing" in key:  # framing stays the server's; a content type is taken
+        request.response_headers.update({"Content-Length": "1", "Content-Type": "text/csv"})
     return None

@@ -13,7 +13,7 @@ import binascii
 import logging
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
@@ -34,6 +34,9 @@ from bastion.http.routes.common import PERMISSION_DENIED, require_master
 log = logging.getLogger("bastion")
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e]{1,255}$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")  # an HTTP token
+# Headers that frame the answer: Bastion sets them, whatever a trigger says.
+_FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive", "upgrade",
+                              "trailer", "content-range"})
 # What a browser shows in place without running anything; every other type is sent as an attachment.
 _INLINE_TYPES = re.compile(
     r"^(image/(png|jpeg|gif|webp|avif|bmp|x-icon|vnd\.microsoft\.icon|heic|heif|tiff)|audio/[\w.+-]+|"
@@ -322,9 +325,12 @@ async def download(req: RequestContext) -> Response:
             return Response({"code": exc.code, "error": exc.message}, status=403)
         headers = found.headers(headers)
         if found.data is not None:
+            served = found.content_type_given or found.content_type
             return StreamResponse(None if req.method == "HEAD" else _single(found.data), len(found.data),
-                                  headers=headers, content_type=(b"content-type", found.content_type.encode()),
+                                  headers=headers, content_type=(b"content-type", served.encode()),
                                   receive=req.receive)
+        if found.content_type_given:
+            info = replace(info, content_type=found.content_type_given)
     else:
         direct = files.adapter.direct_url(name)
         if direct is not None:
@@ -385,15 +391,21 @@ class _Found:
 
     def headers(self, defaults: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         """The answer's headers: Bastion's safety headers, except nosniff which the trigger's
-        ``response_headers`` carry (as Parse Server's defaults do), then the trigger's."""
-        given = {key.lower() for key in self.response_headers}
+        ``response_headers`` carry (as Parse Server's defaults do), then the trigger's. The framing
+        headers stay Bastion's; a Content-Type given there is ``content_type_given``."""
+        given = {key.lower(): value for key, value in self.response_headers.items()
+                 if key.lower() not in _FRAMING_HEADERS}
         out = [(k, v) for k, v in defaults
                if k != b"x-content-type-options" and k.decode() not in given
                and not (self.force_download and k == b"content-disposition")]
         if self.force_download:
             out.append((b"content-disposition", f"attachment;filename={self.name}".encode()))
-        out += [(key.lower().encode(), value.encode()) for key, value in self.response_headers.items()]
+        out += [(key.encode(), value.encode()) for key, value in given.items() if key != "content-type"]
         return out
+
+    @property
+    def content_type_given(self) -> str | None:
+        return next((v for k, v in self.response_headers.items() if k.lower() == "content-type"), None)
 
 
 async def _after_find_file(req: RequestContext, auth: Auth, name: str, content_type: str, size: int,
