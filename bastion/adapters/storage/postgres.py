@@ -698,6 +698,11 @@ def _jsonb_decode(data: bytes) -> Any:
     return _map_strings(value, decode_text) if data.find(b"\\u0001", 1) >= 0 else value
 
 
+# What CREATE … IF NOT EXISTS raises when another process creates the same thing at the same
+# moment: the catalog's unique indexes (on the relation, or on the table's row type) catch it.
+_CREATED_CONCURRENTLY = (asyncpg.UniqueViolationError, asyncpg.DuplicateTableError, asyncpg.DuplicateObjectError)
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode,
                               schema="pg_catalog", format="binary")
@@ -857,7 +862,7 @@ class PostgresStorage(StorageAdapter):
                         '"claimedUntil" bigint)',
                         'CREATE INDEX IF NOT EXISTS "_PushQueue_due" ON "_PushQueue" ("notBefore")'):
                 # Another process may create it at the same moment.
-                with suppress(asyncpg.UniqueViolationError, asyncpg.DuplicateTableError):
+                with suppress(*_CREATED_CONCURRENTLY):
                     await conn.execute(ddl)
 
     async def close(self) -> None:
@@ -941,7 +946,7 @@ class PostgresStorage(StorageAdapter):
                     await conn.execute(self._join_ddl(name, key))
                 await conn.execute('INSERT INTO "_SCHEMA" ("className", "schema", "isParseClass") '
                                    'VALUES ($1::text, $2::jsonb, TRUE)', name, schema.to_storage())
-        except (asyncpg.UniqueViolationError, asyncpg.DuplicateTableError):
+        except _CREATED_CONCURRENTLY:
             raise exists from None  # a concurrent create of the same class won
 
     async def add_fields(self, schema: ClassSchema, fields: dict[str, FieldType]) -> None:
@@ -1024,7 +1029,7 @@ class PostgresStorage(StorageAdapter):
         # no parameters: the provider is a checked identifier-like literal.
         key = f"((\"authData\" -> '{provider}'::text) ->> 'id'::text)"
         index = quote(f"_User_unique_authData_{provider}_id")
-        with suppress(asyncpg.UniqueViolationError, asyncpg.DuplicateTableError):
+        with suppress(*_CREATED_CONCURRENTLY):
             await self.pool.execute(f'CREATE UNIQUE INDEX IF NOT EXISTS {index} ON "_User" ({key}) '
                                     f"WHERE {key} IS NOT NULL")
 
@@ -1119,7 +1124,7 @@ class PostgresStorage(StorageAdapter):
         select_list = f'{expr}, "_rperm", "_wperm"'
         object_id = _point_read(query)
         if object_id is not None and _TRANSACTION.get() is None:
-            # Gets of this class for this reader started in one loop turn share one statement.
+            # Concurrent gets of this class, for this reader, share one statement (batched_reads.py).
             key = (id(schema), tuple(columns), None if access.is_master else tuple(access.acting_as or ()))
             return await self._gets.read(
                 key, object_id,
@@ -1131,27 +1136,22 @@ class PostgresStorage(StorageAdapter):
         shared = plan.shared_key(values) if plan is not None else None
         if plan is None or shared is None:
             return await self._json_rows(sql, values)
-        # Queries of this statement started in one loop turn run as one (pg_lateral.py).
+        # Concurrent queries of this statement, for this reader, run as one (pg_lateral.py).
         return await self._queries.read((sql, shared), values, lambda: self._json_rows(sql, values),
                                         lambda runs: self._json_rows_lateral(plan, runs))
 
-    async def _json_rows_lateral(self, plan: pg_lateral.LateralPlan, runs: list[list[Any]]) -> list[list[str] | None]:
+    async def _json_rows_lateral(self, plan: pg_lateral.LateralPlan,
+                                 runs: list[list[Any]]) -> list[list[str] | None]:
         """What ``_json_rows`` answers for each run's values, by one statement."""
         try:
             with _errors(_missing):
                 rows = await self.pool.fetch(plan.sql, *plan.arguments(runs, _ARRAY_ENCODERS))
         except _Missing:
             return [[] for _ in runs]
-        out: list[list[str] | None] = [[] for _ in runs]
-        for number, text, rperm, wperm in rows:
-            texts = out[number - 1]
-            if texts is not None:
-                text = self._object_text(text, rperm, wperm)
-                if text is None:
-                    out[number - 1] = None
-                else:
-                    texts.append(text)
-        return out
+        grouped: list[list[Any]] = [[] for _ in runs]
+        for row in rows:
+            grouped[row[0] - 1].append(row[1:])
+        return [self._texts(group) for group in grouped]
 
     async def _json_rows(self, sql: str, values: list[Any]) -> list[str] | None:
         """The objects' JSON of a find_json statement (None: only the ordinary path can decode one)."""
@@ -1160,13 +1160,7 @@ class PostgresStorage(StorageAdapter):
                 rows = await self.pool.fetch(sql, *values)
         except _Missing:
             return []
-        out = []
-        for text, rperm, wperm in rows:
-            text = self._object_text(text, rperm, wperm)
-            if text is None:
-                return None
-            out.append(text)
-        return out
+        return self._texts(rows)
 
     async def _json_by_ids(self, schema: ClassSchema, ids: list[str], access: Access, columns: list[str],
                            expr: str) -> list[list[str] | None]:
@@ -1179,11 +1173,19 @@ class PostgresStorage(StorageAdapter):
                 rows = await self.pool.fetch(sql, *values)
         except _Missing:
             return [[] for _ in ids]
-        found: dict[str, list[str] | None] = {}
-        for object_id, text, rperm, wperm in rows:
-            text = self._object_text(text, rperm, wperm)
-            found[object_id] = None if text is None else [text]
+        found = {row[0]: self._texts([row[1:]]) for row in rows}
         return [found.get(object_id, []) for object_id in ids]
+
+    def _texts(self, rows: Sequence[Sequence[Any]]) -> list[str] | None:
+        """Rows of (object JSON, _rperm, _wperm) as the objects' JSON texts (None: one holds what
+        only the ordinary path can decode)."""
+        out = []
+        for text, rperm, wperm in rows:
+            text = self._object_text(text, rperm, wperm)
+            if text is None:
+                return None
+            out.append(text)
+        return out
 
     def _object_text(self, text: str, rperm: list[str] | None, wperm: list[str] | None) -> str | None:
         """A row's object JSON with its ACL (None: only the ordinary path can decode it)."""
