@@ -108,6 +108,22 @@ async def test_escaped_nul_falls_back(storage: StorageAdapter) -> None:
     assert texts is None or orjson.loads(texts[0])["name"] == "a\x00b"
 
 
+def count_statements(storage: StorageAdapter, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """On PostgreSQL: a counter of the statements run from now on (in ``[0]``), with reads batched
+    from the second of a key on (BatchedReads' in_flight 1); elsewhere an empty list."""
+    pool = getattr(storage, "_pool", None)
+    if pool is None:
+        return []
+    storage._gets.in_flight = storage._queries.in_flight = 1  # type: ignore[attr-defined]
+    counter, fetch = [0], pool.fetch
+
+    async def counting(*args: Any) -> Any:
+        counter[0] += 1
+        return await fetch(*args)
+    monkeypatch.setattr(pool, "fetch", counting)
+    return counter
+
+
 async def test_concurrent_gets_answer_as_each_alone(storage: StorageAdapter, monkeypatch: pytest.MonkeyPatch) -> None:
     """Gets by id started together (PostgreSQL answers them with shared statements) answer exactly
     what each answers alone: its own object, within its reader's ACL, or nothing."""
@@ -126,21 +142,11 @@ async def test_concurrent_gets_answer_as_each_alone(storage: StorageAdapter, mon
     calls = [(get(oid, cols), access) for oid in ids for access in readers
              for cols in (None, ("objectId", "name"))]
     alone = [await storage.find_json(schema, q, a) for q, a in calls]
-    statements = 0
-    pool = getattr(storage, "_pool", None)
-    if pool is not None:
-        storage._gets.in_flight = storage._queries.in_flight = 1  # type: ignore[attr-defined] # batch from the 2nd
-        fetch = pool.fetch
-
-        async def counting(*args: Any) -> Any:
-            nonlocal statements
-            statements += 1
-            return await fetch(*args)
-        monkeypatch.setattr(pool, "fetch", counting)
+    statements = count_statements(storage, monkeypatch)
     together = await asyncio.gather(*(storage.find_json(schema, q, a) for q, a in calls))
     assert together == alone
-    if pool is not None:  # per (reader, columns) pair: the first get alone, the others in one statement
-        assert statements == len(readers) * 2 * 2
+    if statements:  # per (reader, columns) pair: the first get alone, the others in one statement
+        assert statements[0] == len(readers) * 2 * 2
 
 
 async def test_concurrent_queries_answer_as_each_alone(storage: StorageAdapter,
@@ -164,21 +170,11 @@ async def test_concurrent_queries_answer_as_each_alone(storage: StorageAdapter,
     calls = [(q, a) for q in queries for a in readers]
     alone = [await storage.find_json(schema, q, a) for q, a in calls]
     assert all(texts is None for texts in alone) or any(texts and len(texts) > 1 for texts in alone)
-    statements = 0
-    pool = getattr(storage, "_pool", None)
-    if pool is not None:
-        storage._gets.in_flight = storage._queries.in_flight = 1  # type: ignore[attr-defined] # batch from the 2nd
-        fetch = pool.fetch
-
-        async def counting(*args: Any) -> Any:
-            nonlocal statements
-            statements += 1
-            return await fetch(*args)
-        monkeypatch.setattr(pool, "fetch", counting)
+    statements = count_statements(storage, monkeypatch)
     together = await asyncio.gather(*(storage.find_json(schema, q, a) for q, a in calls))
     assert together == alone
-    if pool is not None:  # runs of one statement shape share one (pg_lateral.py)
-        assert statements <= len(calls) / 2
+    if statements:  # runs of one statement shape share one (pg_lateral.py)
+        assert statements[0] <= len(calls) / 2
 
 
 async def test_concurrent_queries_with_text_dates_and_bad_values(storage: StorageAdapter) -> None:
