@@ -805,7 +805,7 @@ class PostgresStorage(StorageAdapter):
         self._server_settings = server_settings
         self._pool: ConnectionPool | None = None
         self._acl_suffixes: dict[tuple[tuple[str, ...] | None, tuple[str, ...] | None], str] = {}
-        # Reads started in one turn of the event loop that one statement can answer (batched_reads.py).
+        # Concurrent reads that one statement can answer share it (batched_reads.py).
         self._gets: BatchedReads[str, list[str] | None] = BatchedReads(max_batch=256)
         self._queries: BatchedReads[list[Any], list[str] | None] = BatchedReads(max_batch=64)
         self.schema_lookup: Callable[[str], ClassSchema | None] = lambda _name: None
@@ -1108,11 +1108,7 @@ class PostgresStorage(StorageAdapter):
     async def find(self, schema: ClassSchema, query: FindQuery, access: Access) -> list[Record]:
         columns = self._columns(schema) if query.columns is None else list(query.columns)
         sql, values = self.dialect.select(schema, query, access, self.schema_lookup, columns)
-        try:
-            with _errors(_missing):
-                rows = await self.pool.fetch(sql, *values)
-        except _Missing:
-            return []
+        rows = await self._class_rows(sql, *values)
         decode = self._decoder(schema, columns)
         return [decode(row) for row in rows]
 
@@ -1122,8 +1118,9 @@ class PostgresStorage(StorageAdapter):
         if expr is None:
             return None
         select_list = f'{expr}, "_rperm", "_wperm"'
+        batching = _TRANSACTION.get() is None  # a transaction's reads use its one connection, in turn
         object_id = _point_read(query)
-        if object_id is not None and _TRANSACTION.get() is None:
+        if object_id is not None and batching:
             # Concurrent gets of this class, for this reader, share one statement (batched_reads.py).
             key = (id(schema), tuple(columns), None if access.is_master else tuple(access.acting_as or ()))
             return await self._gets.read(
@@ -1132,7 +1129,7 @@ class PostgresStorage(StorageAdapter):
                                                              select_list)),
                 lambda ids: self._json_by_ids(schema, ids, access, columns, expr))
         sql, values = self.dialect.select(schema, query, access, self.schema_lookup, columns, select_list)
-        plan = pg_lateral.lateral_plan(sql, len(values)) if _TRANSACTION.get() is None else None
+        plan = pg_lateral.lateral_plan(sql, len(values)) if batching else None
         shared = plan.shared_key(values) if plan is not None else None
         if plan is None or shared is None:
             return await self._json_rows(sql, values)
@@ -1143,23 +1140,23 @@ class PostgresStorage(StorageAdapter):
     async def _json_rows_lateral(self, plan: pg_lateral.LateralPlan,
                                  runs: list[list[Any]]) -> list[list[str] | None]:
         """What ``_json_rows`` answers for each run's values, by one statement."""
-        try:
-            with _errors(_missing):
-                rows = await self.pool.fetch(plan.sql, *plan.arguments(runs, _ARRAY_ENCODERS))
-        except _Missing:
-            return [[] for _ in runs]
+        rows = await self._class_rows(plan.sql, *plan.arguments(runs, _ARRAY_ENCODERS))
         grouped: list[list[Any]] = [[] for _ in runs]
         for row in rows:
             grouped[row[0] - 1].append(row[1:])
         return [self._texts(group) for group in grouped]
 
-    async def _json_rows(self, sql: str, values: list[Any]) -> list[str] | None:
-        """The objects' JSON of a find_json statement (None: only the ordinary path can decode one)."""
+    async def _class_rows(self, sql: str, *values: Any) -> list[asyncpg.Record]:
+        """A read's rows; none when the class's table does not exist (an empty class)."""
         try:
             with _errors(_missing):
-                rows = await self.pool.fetch(sql, *values)
+                return await self.pool.fetch(sql, *values)  # type: ignore[no-any-return]
         except _Missing:
             return []
+
+    async def _json_rows(self, sql: str, values: list[Any]) -> list[str] | None:
+        """The objects' JSON of a find_json statement (None: only the ordinary path can decode one)."""
+        rows = await self._class_rows(sql, *values)
         return self._texts(rows)
 
     async def _json_by_ids(self, schema: ClassSchema, ids: list[str], access: Access, columns: list[str],
@@ -1168,11 +1165,7 @@ class PostgresStorage(StorageAdapter):
         query = FindQuery(ir.In(ir.Field("objectId", "String"), tuple(dict.fromkeys(ids))))
         sql, values = self.dialect.select(schema, query, access, self.schema_lookup, columns,
                                           select_list=f'"objectId", {expr}, "_rperm", "_wperm"')
-        try:
-            with _errors(_missing):
-                rows = await self.pool.fetch(sql, *values)
-        except _Missing:
-            return [[] for _ in ids]
+        rows = await self._class_rows(sql, *values)
         found = {row[0]: self._texts([row[1:]]) for row in rows}
         return [found.get(object_id, []) for object_id in ids]
 
@@ -1254,11 +1247,7 @@ class PostgresStorage(StorageAdapter):
             # Geometric types have no equality operator; their exact text stands in for DISTINCT.
             distinct = f"DISTINCT ON (({col})::text)" if kind in ("GeoPoint", "Polygon") else "DISTINCT"
             sql = f"SELECT {distinct} {col} FROM {table} WHERE {predicate} AND {acl} AND {col} IS NOT NULL"
-        try:
-            with _errors(_missing):
-                rows = await self.pool.fetch(sql, *params.values)
-        except _Missing:
-            return []
+        rows = await self._class_rows(sql, *params.values)
         return [decode(row[0]) if decode else row[0] for row in rows]
 
     # --- relations ------------------------------------------------------------------------------
@@ -1377,11 +1366,7 @@ class PostgresStorage(StorageAdapter):
     async def aggregate(self, schema: ClassSchema, plan: Plan, access: Access) -> list[Record]:
         hooks = PostgresAggregateHooks(self.dialect.collate)
         sql, values = AggregateCompiler(self.dialect, hooks, self.schema_lookup).compile(plan, schema, access)
-        try:
-            with _errors(_missing):
-                rows = await self.pool.fetch(sql, *values)
-        except _Missing:
-            return []
+        rows = await self._class_rows(sql, *values)
         decoders = [(c.name, DECODERS.get(c.type.type)) for c in plan.columns]
         return [{name: fn(value) if fn is not None and value is not None else value
                  for (name, fn), value in zip(decoders, row, strict=True)} for row in rows]
