@@ -202,15 +202,9 @@ class Files:
             raise Unauthorized("Permission denied")  # Parse Server 9: 403, sanitized, no code
         if auth.is_master:
             return
-        if auth.user_id is None:
-            if not self.rules.enable_for_public:
-                raise ParseError(Code.FILE_SAVE_ERROR, "File upload by public is disabled.")
-            return
-        anonymous = await self._is_anonymous(auth.user_id)
-        if anonymous and not self.rules.enable_for_anonymous_user:
-            raise ParseError(Code.FILE_SAVE_ERROR, "File upload by anonymous user is disabled.")
-        if not anonymous and not self.rules.enable_for_authenticated_user:
-            raise ParseError(Code.FILE_SAVE_ERROR, "File upload by authenticated user is disabled.")
+        rules = self.rules
+        await self._check_caller(auth, "upload", Code.FILE_SAVE_ERROR, rules.enable_for_public,
+                                 rules.enable_for_anonymous_user, rules.enable_for_authenticated_user)
 
     async def check_download_allowed(self, auth: Auth) -> None:
         """fileDownload's enableFor… options (the master key is not read on downloads, as in Parse
@@ -218,15 +212,22 @@ class Files:
         rules = self.rules.download
         if auth.is_master or not rules.restricted:
             return
+        await self._check_caller(auth, "download", Code.OPERATION_FORBIDDEN, rules.public, rules.anonymous_user,
+                                 rules.authenticated_user)
+
+    async def _check_caller(self, auth: Auth, action: str, code: int, public: bool, anonymous_user: bool,
+                            authenticated_user: bool) -> None:
+        """Parse Server's enableForPublic / enableForAnonymousUser / enableForAuthenticatedUser for
+        ``action`` ("upload", "download"): who the caller is decides which flag applies."""
         if auth.user_id is None:
-            if not rules.public:
-                raise ParseError(Code.OPERATION_FORBIDDEN, "File download by public is disabled.")
+            if not public:
+                raise ParseError(code, f"File {action} by public is disabled.")
             return
         anonymous = await self._is_anonymous(auth.user_id)
-        if anonymous and not rules.anonymous_user:
-            raise ParseError(Code.OPERATION_FORBIDDEN, "File download by anonymous user is disabled.")
-        if not anonymous and not rules.authenticated_user:
-            raise ParseError(Code.OPERATION_FORBIDDEN, "File download by authenticated user is disabled.")
+        if anonymous and not anonymous_user:
+            raise ParseError(code, f"File {action} by anonymous user is disabled.")
+        if not anonymous and not authenticated_user:
+            raise ParseError(code, f"File {action} by authenticated user is disabled.")
 
     async def _is_anonymous(self, user_id: str) -> bool:
         """Parse.AnonymousUtils.isLinked: the user has anonymous authData."""
