@@ -74,30 +74,30 @@ class File:
 async def run_file_trigger(cloud: CloudRuntime, kind: str, file: File, auth: Auth, info: CallInfo | None,
                            failure: tuple[int, str], **fields: Any) -> File:
     """Runs the file trigger ``kind`` ("beforeSave", "afterSave", "beforeDelete", "afterDelete",
-    "beforeFind"); the file it leaves (the one a before_save or before_find returned, else
-    ``request.file``).
+    "beforeFind", "afterFind"); the file it leaves (see ``run_file_trigger_request``)."""
+    return (await run_file_trigger_request(cloud, kind, file, auth, info, failure, **fields))[0]
+
+
+async def run_file_trigger_request(cloud: CloudRuntime, kind: str, file: File, auth: Auth, info: CallInfo | None,
+                                   failure: tuple[int, str], **fields: Any) -> tuple[File, Any]:
+    """Runs the file trigger ``kind``; the file it leaves (the one a before_save, before_find or
+    after_find returned, else ``request.file``), and the request (None without a trigger), whose
+    other fields the trigger may have set.
 
     As Parse Server: ``cloud.Error`` reaches the client as raised; any other failure of the handler
     answers with the upload's or delete's own error (``failure``: 130 "Could not store file: …",
     153 "Could not delete file."), without the exception's text."""
     entry = cloud.registry.trigger(kind, FILE_CLASS)
     if entry is None:
-        return file
+        return file, None
     request = cloud.request_for(auth, info, trigger_name=kind, file=file, **fields)
-    result = await invoke_file_trigger(cloud, request, auth, failure)
-    if kind in ("beforeSave", "beforeFind") and isinstance(result, File):
-        return result
-    left = getattr(request, "file", None)
-    return left if isinstance(left, File) else file
-
-
-async def invoke_file_trigger(cloud: CloudRuntime, request: Any, auth: Auth, failure: tuple[int, str]) -> Any:
-    """The file trigger ``request.trigger_name``'s result; its failures as run_file_trigger says."""
-    entry = cloud.registry.trigger(request.trigger_name, FILE_CLASS)
-    assert entry is not None
     try:
-        return await cloud.invoke(entry, request, auth)
+        result = await cloud.invoke(entry, request, auth)
     except ParseError as exc:
         if exc.code == Code.SCRIPT_FAILED and exc.message == SCRIPT_FAILED:
             raise ParseError(*failure) from None
         raise
+    if kind in ("beforeSave", "beforeFind", "afterFind") and isinstance(result, File):
+        return result, request
+    left = getattr(request, "file", None)
+    return (left if isinstance(left, File) else file), request

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from bastion.adapters.files.base import FilesAdapter, FileTooLarge
-from bastion.cloud.files import File, invoke_file_trigger, run_file_trigger
+from bastion.cloud.files import File, run_file_trigger, run_file_trigger_request
 from bastion.cloud.registry import FILE_CLASS
 from bastion.domain.auth import Auth
 from bastion.domain.files import Files, type_for_name, validate_filename
@@ -417,12 +417,9 @@ async def _after_find_file(req: RequestContext, auth: Auth, name: str, content_t
     if "range" not in req.headers and req.method != "HEAD":
         data = b"".join([chunk async for chunk in files.adapter.read(name)])
     file = File(name, data, content_type, url=files.url_for(name))
-    cloud = req.app.cloud
-    request = cloud.request_for(auth, req.call_info(), trigger_name="afterFind", file=file, file_size=size,
-                                force_download=False, response_headers={"X-Content-Type-Options": "nosniff"})
-    result = await invoke_file_trigger(cloud, request, auth, failure)
-    left = result if isinstance(result, File) else getattr(request, "file", None)
-    left = left if isinstance(left, File) else file
+    left, request = await run_file_trigger_request(
+        req.app.cloud, "afterFind", file, auth, req.call_info(), failure, file_size=size, force_download=False,
+        response_headers={"X-Content-Type-Options": "nosniff"})
     headers = getattr(request, "response_headers", None)
     if not isinstance(headers, dict) or not all(
             isinstance(k, str) and _HEADER_NAME.match(k) and isinstance(v, str) and _HEADER_VALUE.match(v)
