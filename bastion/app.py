@@ -65,7 +65,9 @@ from bastion.http.routes import (
     push_audiences,
     roles,
     schemas,
+    server_info,
     sessions,
+    unavailable,
     users,
 )
 from bastion.invalidation import Invalidation
@@ -201,7 +203,8 @@ class Bastion:
         # Users, sessions and installations first: they own /classes/_User, /classes/_Session and
         # /classes/_Installation, as in Parse Server.
         for module in (health, users, sessions, installations, roles, classes, schemas, config, aggregate, batch,
-                       account_emails, pages, files, functions, hooks, jobs, cloud_code, push, push_audiences):
+                       account_emails, pages, files, functions, hooks, jobs, cloud_code, push, push_audiences,
+                       server_info, unavailable):
             module.register(self.router)
         self.ready = False
 
@@ -224,6 +227,9 @@ class Bastion:
     async def startup(self) -> None:
         await self.storage.open()
         await self.schemas.load()
+        # As Parse Server at start: _User and _Role exist (with their unique indexes) from the first
+        # moment, so /schemas and the Dashboard list them on a new database.
+        await self.schemas.ensure_classes(("_User", "_Role"))
         await self.cloud.webhooks.load()
         await self.files.adapter.open()
         self.scheduler.check()

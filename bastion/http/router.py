@@ -41,7 +41,12 @@ class Router:
         self._by_segment.setdefault(first, []).append(route)
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None | bool:
-        """The route and its path parameters; False when the path exists with another method."""
+        """The route and its path parameters; False when the path exists with another method.
+
+        One trailing slash means the same route (Express's non-strict routing, which Parse Server
+        uses: the JS SDK asks for ``/schemas/``)."""
+        if len(path) > 1 and path[-1] == "/" and path[-2] != "/":
+            path = path[:-1]
         candidates = self._by_segment.get(_first_segment(path), ())
         for route in candidates:
             if route.method == method:

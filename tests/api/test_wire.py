@@ -209,13 +209,14 @@ def test_health(server: Server) -> None:
 
 
 def test_unknown_route_is_404_after_the_keys(server: Server, api: httpx.Client) -> None:
-    # Parse Server checks keys first: a stranger gets 403, a client Express's 404 page.
+    # Parse Server checks keys first: a stranger gets 403, a client a 404 (Express's words, as JSON).
     response = api.get("/no/such/route")
     assert response.status_code == 404
-    assert "Cannot GET /parse/no/such/route" in response.text
+    assert response.headers["content-type"] == "application/json; charset=utf-8"
+    assert response.json() == {"code": 107, "error": "Cannot GET /parse/no/such/route"}
     response = api.request("PATCH", "/classes/Anything")
     assert response.status_code == 404
-    assert "Cannot PATCH /parse/classes/Anything" in response.text
+    assert response.json() == {"code": 107, "error": "Cannot PATCH /parse/classes/Anything"}
     assert httpx.get(f"{server.url}/no/such/route").json() == UNAUTHORIZED
 
 
