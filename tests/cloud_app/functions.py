@@ -160,3 +160,10 @@ def custom_validator(request: cloud.Request) -> str:
 def _refuse_odd(request: cloud.Request) -> None:
     if request.params.get("n", 0) % 2:
         raise cloud.Error(cloud.Error.VALIDATION_ERROR, "odd numbers are refused")
+
+
+@cloud.define("recordCall")
+async def record_call(request: cloud.Request) -> str:
+    """A side effect to count (tests/api/test_idempotency.py): one CloudCall object per run."""
+    await cloud.Object("CloudCall").set("marker", request.params.get("marker")).save(use_master_key=True)
+    return "recorded"

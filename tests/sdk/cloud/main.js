@@ -21,6 +21,14 @@ Parse.Cloud.define('fail', () => {
   throw new Parse.Error(141, 'custom failure');
 });
 
+// A function returning undefined answers {}, one returning null {"result": null} (Python: no
+// `return <value>` vs `return None`); a plain thrown error answers 141 with its message.
+Parse.Cloud.define('noReturn', () => {});
+Parse.Cloud.define('nothing', () => null);
+Parse.Cloud.define('plainError', () => {
+  throw new Error('plain message');
+});
+
 Parse.Cloud.define('needsUser', (request) => request.user.id, { requireUser: true });
 
 Parse.Cloud.define('needsMaster', () => 'ok', { requireMaster: true });
