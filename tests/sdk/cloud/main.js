@@ -73,3 +73,11 @@ Parse.Cloud.job('jobEcho', async (request) => {
   request.message(`params ${Object.keys(request.params).sort()}`);
   return `done ${request.params.n}`;
 });
+
+// One CloudCall object per run: tests/sdk/idempotency.test.mjs counts them.
+Parse.Cloud.define('recordCall', async (request) => {
+  const call = new Parse.Object('CloudCall');
+  call.set('marker', request.params.marker);
+  await call.save(null, { useMasterKey: true });
+  return 'recorded';
+});
