@@ -379,7 +379,7 @@ def _check_indexes(fields: dict[str, FieldType], existing: dict[str, Any], index
 
 
 # Fields Parse Server keeps unique with a database index (its ensureUniqueness at start-up).
-UNIQUE_SYSTEM_FIELDS = {"_User": ("username", "email"), "_Role": ("name",)}
+UNIQUE_SYSTEM_FIELDS = {"_User": ("username", "email"), "_Role": ("name",), "_Idempotency": ("reqId",)}
 
 
 def _check_one_geopoint(schema: ClassSchema) -> None:

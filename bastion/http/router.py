@@ -21,6 +21,8 @@ class Route:
     public: bool = False  # answered without keys (health)
     # The handler reads the request body itself from ``req.receive`` (file uploads stream it).
     streams_body: bool = False
+    # Takes part in --idempotency-paths (where Parse's routers place promiseEnsureIdempotency).
+    idempotent: bool = False
 
 
 class Router:
@@ -31,9 +33,10 @@ class Router:
         self.routes: list[Route] = []
         self._by_segment: dict[str, list[Route]] = {}
 
-    def add(self, method: str, path: str, handler: Handler, public: bool = False, streams_body: bool = False) -> None:
+    def add(self, method: str, path: str, handler: Handler, public: bool = False, streams_body: bool = False,
+            idempotent: bool = False) -> None:
         regex = "^" + _PARAM.sub(r"(?P<\1>[^/]+)", path) + "$"
-        route = Route(method, re.compile(regex), handler, public, streams_body)
+        route = Route(method, re.compile(regex), handler, public, streams_body, idempotent)
         self.routes.append(route)
         first = _first_segment(path)
         if first.startswith(":"):
