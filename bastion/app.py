@@ -31,6 +31,7 @@ from bastion.domain.query.parse import QueryLimits
 from bastion.domain.read import Reader, ReadOptions
 from bastion.domain.roles import Roles
 from bastion.domain.schema_registry import SchemaRegistry
+from bastion.domain.script_log import ScriptLog, ScriptLogOptions
 from bastion.domain.sessions import Sessions
 from bastion.domain.user_auth_data import UserAuthData
 from bastion.domain.users import Users
@@ -50,6 +51,7 @@ from bastion.http.router import Router
 from bastion.http.routes import (
     account_emails,
     aggregate,
+    analytics,
     batch,
     classes,
     cloud_code,
@@ -60,6 +62,7 @@ from bastion.http.routes import (
     hooks,
     installations,
     jobs,
+    logs,
     pages,
     push,
     push_audiences,
@@ -197,11 +200,17 @@ class Bastion:
         self.push = PushService(self)
         self.push_queue = PushQueue(self, QueueOptions(poll_s=settings.push_poll_ms / 1000),
                                     enabled=settings.push_worker, open_adapters=self._push_adapters)
+        # Parse Dashboard's Logs page: cloud-code lines and errors, kept in the database (secrets masked).
+        self.script_log = ScriptLog(self.storage, ScriptLogOptions(max_entries=settings.script_log_max_entries,
+                                                                   max_age_days=settings.script_log_max_age_days),
+                                    secrets=[settings.master_key, settings.read_only_master_key,
+                                             settings.webhook_key])
         self.router = Router()
         # Users, sessions and installations first: they own /classes/_User, /classes/_Session and
         # /classes/_Installation, as in Parse Server.
         for module in (health, users, sessions, installations, roles, classes, schemas, config, aggregate, batch,
-                       account_emails, pages, files, functions, hooks, jobs, cloud_code, push, push_audiences):
+                       account_emails, pages, files, functions, hooks, jobs, cloud_code, push, push_audiences, logs,
+                       analytics):
             module.register(self.router)
         self.ready = False
 
@@ -223,6 +232,7 @@ class Bastion:
 
     async def startup(self) -> None:
         await self.storage.open()
+        await self.script_log.start()
         await self.schemas.load()
         await self.cloud.webhooks.load()
         await self.files.adapter.open()
@@ -250,6 +260,7 @@ class Bastion:
         await self.cloud.webhooks.close()
         await self.files.adapter.close()
         await self.pubsub.close()
+        await self.script_log.stop()
         await self.storage.close()
 
     # --- ASGI -----------------------------------------------------------------------------------
