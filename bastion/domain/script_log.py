@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import math
 import threading
@@ -43,6 +44,9 @@ if TYPE_CHECKING:
     from bastion.adapters.storage.base import StorageAdapter
 
 log = logging.getLogger("bastion.scriptlog")  # its own lines are never kept (no feedback loop)
+# Set while this task writes the log: what the write itself logs (a driver's or pool's error) is not
+# kept, or a failing write would log a line that makes the next write, and so on.
+_WRITING: contextvars.ContextVar[bool] = contextvars.ContextVar("bastion_scriptlog_writing", default=False)
 
 DAY_MS = 24 * 3600 * 1000
 DEFAULT_SIZE = 10  # Parse Server's LoggerController: size (or n) defaults to 10
@@ -97,7 +101,7 @@ class ScriptLogHandler(logging.Handler):
         self.store = store
 
     def emit(self, record: logging.LogRecord) -> None:
-        if not kept(record):
+        if _WRITING.get() or not kept(record):
             return
         try:
             self.store.add(self.store.entry(record))
@@ -121,7 +125,8 @@ class ScriptLog:
         self._flushing = asyncio.Lock()
         self._last_trim = 0.0
         self._written_since_trim = 0
-        self._failing = False
+        self._backoff = 0.0  # seconds the next write waits after a failed one (0: the last one worked)
+        self._retry_at = 0.0
 
     @property
     def enabled(self) -> bool:
@@ -178,41 +183,53 @@ class ScriptLog:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            # Lines that come together are written together.
-            await asyncio.sleep(self.options.flush_s)
+            # Lines that come together are written together; after a failed write, later.
+            await asyncio.sleep(max(self.options.flush_s, self._retry_at - time.monotonic()))
             await self.flush()
+            if self._buffer:  # held back, or logged while the batch was written
+                self._wake.set()
             # Trimmed every trim_every_s, or sooner once a tenth of the bound was written since.
             if (time.monotonic() - self._last_trim >= self.options.trim_every_s
                     or self._written_since_trim >= max(1, self.options.max_entries // 10)):
                 await self.trim()
 
     async def flush(self) -> None:
-        """Write what waits in the buffer (in one batch); a failure drops it and is reported once."""
+        """Write what waits in the buffer (in one batch). A failure drops the batch, is reported once
+        while the writes keep failing, and holds the next write back (doubling up to a minute)."""
         async with self._flushing:
+            if time.monotonic() < self._retry_at:
+                return
             with self._lock:
                 rows = list(self._buffer)
                 self._buffer.clear()
             if not rows:
                 return
+            token = _WRITING.set(True)
             try:
                 await self.storage.log_append(rows)
             except Exception as exc:  # noqa: BLE001 - the log must never fail the server
                 self.dropped += len(rows)
-                if not self._failing:
+                if not self._backoff:
                     log.warning("could not write %d log lines to the database: %s", len(rows), type(exc).__name__)
-                self._failing = True
+                self._backoff = min(max(self._backoff * 2, 1.0), 60.0)
+                self._retry_at = time.monotonic() + self._backoff
             else:
-                self._failing = False
+                self._backoff = 0.0
                 self._written_since_trim += len(rows)
+            finally:
+                _WRITING.reset(token)
 
     async def trim(self) -> None:
         self._last_trim = time.monotonic()
         self._written_since_trim = 0
         before = int(time.time() * 1000 - self.options.max_age_days * DAY_MS)
+        token = _WRITING.set(True)
         try:
             await self.storage.log_trim(before, self.options.max_entries)
         except Exception as exc:  # noqa: BLE001
             log.warning("could not trim the stored log lines: %s", type(exc).__name__)
+        finally:
+            _WRITING.reset(token)
 
     # --- reading (GET /scriptlog) ---------------------------------------------------------------
 
