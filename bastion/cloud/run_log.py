@@ -80,8 +80,9 @@ def function_failed(name: str, request: Request, params: Any, exc: ParseError) -
 
 # --- triggers ---------------------------------------------------------------------------------------
 
-def logged(kind: str | None) -> bool:
-    return kind in LOGGED_TRIGGERS and log.isEnabledFor(logging.INFO)
+def runs_logged() -> bool:
+    """Whether successful runs are logged (INFO); failures are logged at ERROR."""
+    return log.isEnabledFor(logging.INFO)
 
 
 def trigger_input(request: Request) -> Any:
@@ -111,6 +112,8 @@ def trigger_ran(kind: str, class_name: str, request: Request, given: Any, result
 
 
 def trigger_failed(kind: str, class_name: str, request: Request, given: Any, exc: ParseError) -> None:
+    if not log.isEnabledFor(logging.ERROR):
+        return
     user = _user(request)
     name = _CLASS_NAMES.get(class_name, class_name)
     log.error("%s failed for %s for user %s:\n  Input: %s\n  Error: %s", kind, name, user or "undefined",

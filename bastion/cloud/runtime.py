@@ -102,17 +102,21 @@ class CloudRuntime:
         """Validator, rate limit, then the handler; errors as the client should see them. A trigger's
         run or failure is logged as Parse Server logs it (``run_log.py``)."""
         kind = request.trigger_name
-        if not run_log.logged(kind):
+        if kind not in run_log.LOGGED_TRIGGERS:
             return await self._invoke(entry, request, auth)
         assert kind is not None
         class_name = entry.name.rsplit(" ", 1)[-1]  # "<trigger> <class>", or "webhook <trigger> <class>"
-        given = run_log.trigger_input(request)
+        # The input as given, when runs are logged; a failure alone is logged with the input as left.
+        runs_logged = run_log.runs_logged()
+        given = run_log.trigger_input(request) if runs_logged else None
         try:
             result = await self._invoke(entry, request, auth)
         except ParseError as exc:
-            run_log.trigger_failed(kind, class_name, request, given, exc)
+            run_log.trigger_failed(kind, class_name, request,
+                                   given if runs_logged else run_log.trigger_input(request), exc)
             raise
-        run_log.trigger_ran(kind, class_name, request, given, result)
+        if runs_logged:
+            run_log.trigger_ran(kind, class_name, request, given, result)
         return result
 
     async def _invoke(self, entry: Registered, request: Request, auth: Auth) -> Any:

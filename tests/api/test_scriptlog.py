@@ -209,12 +209,16 @@ def test_nothing_is_kept_with_zero_entries(own_server: None) -> None:
         assert read_log(none, n=100) == []
 
 
-def test_default_log_level_warning_keeps_warnings_not_runs(own_server: None) -> None:
+def test_log_level_warning_keeps_warnings_and_failures_not_runs(own_server: None) -> None:
     with running_server("sqlite", ["--cloud", str(ROOT / "tests" / "cloud_app")]) as quiet:  # --log-level warning
         text = "quiet-" + secrets.token_hex(4)
         call(quiet, "logLines", {"text": text, "levels": ["info", "warning"]})
         entries = with_text(read_log(quiet, n=100), text)
         assert [e["message"] for e in entries] == [f"logLines warning says {text}"]
+        # Failures are errors: logged, and kept, at warning too.
+        call(quiet, "logFails", {"text": text})
+        [failed] = with_text(read_log(quiet, level="error"), text)
+        assert failed["message"].startswith("Failed running cloud function logFails")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
