@@ -20,9 +20,12 @@ SECRET_KEYS = frozenset(key.lower() for key in (
     "readOnlyMasterKey", "restAPIKey", "javascriptKey", "clientKey", "webhookKey", "_perishable_token",
     "_email_verify_token", "_password_history", "access_token", "accessToken", "id_token", "refresh_token",
 ))
+_NAMES = "|".join(re.escape(key) for key in sorted(SECRET_KEYS))
+# A secret key's value in JSON text or in a Python dict's repr (what request.log.info("%s", params)
+# writes): a quoted string, or a flat object or list.
 _SECRET_IN_JSON = re.compile(
-    r'("(?:' + "|".join(re.escape(key) for key in sorted(SECRET_KEYS)) + r')"\s*:\s*)'
-    r'("(?:[^"\\]|\\.)*"|\{[^{}]*\}|\[[^\[\]]*\])', re.IGNORECASE)
+    r'((["\'])(?:' + _NAMES + r')\2\s*:\s*)'
+    r'("(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|\{[^{}]*\}|\[[^\[\]]*\])', re.IGNORECASE)
 _SESSION_TOKEN = re.compile(r"\br:[0-9a-fA-F]{32}\b")
 
 
@@ -51,7 +54,7 @@ class Redactor:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
-        text = _SECRET_IN_JSON.sub(lambda m: f'{m.group(1)}"{MASK}"', text)
+        text = _SECRET_IN_JSON.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}{m.group(2)}", text)
         return _SESSION_TOKEN.sub("r:" + MASK, text)
 
     def value(self, value: Any) -> Any:

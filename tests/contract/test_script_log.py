@@ -70,13 +70,15 @@ def test_which_lines_are_kept() -> None:
 def test_entries_mask_secrets() -> None:
     store = ScriptLog(None, secrets=["the-master-key-value", None, "x"])  # type: ignore[arg-type]
     rec = record("bastion.cloud", logging.INFO, "token %s key %s body %s", "r:" + "a1" * 16, "the-master-key-value",
-                 '{"password": "hunter2", "Password":"x\\"y", "name": "n"}',
+                 '{"password": "hunter2", "Password":"x\\"y", "name": "n"} '
+                 + repr({"password": "hunter3", "authData": {"a": "b"}, "sessionToken": "it's"}),
                  parse={"params": {"password": "p", "nested": {"sessionToken": "s", "authData": {"a": 1}}, "k": "v"}})
     ms, level, text = store.entry(rec)
     got = orjson.loads(text)
     assert level == "info" and ms == int(rec.created * 1000)
     assert got["message"] == ('token r:******** key ******** body {"password": "********", "Password":"********", '
-                              '"name": "n"}')
+                              '"name": "n"} {\'password\': \'********\', \'authData\': \'********\', '
+                              '\'sessionToken\': \'********\'}')
     assert got["params"] == {"password": "********", "nested": {"sessionToken": "********", "authData": "********"},
                              "k": "v"}
     assert list(got) == sorted(got)
