@@ -143,8 +143,12 @@ def test_triggers_with_the_user(logged: Server) -> None:
 
 def test_secrets_are_never_written(logged: Server) -> None:
     password = "pw-" + secrets.token_hex(8)
+    username = "sec_" + secrets.token_hex(4)
     with logged.client() as api:
-        signed = api.post("/users", json={"username": "sec_" + secrets.token_hex(4), "password": password}).json()
+        signed = api.post("/users", json={"username": username, "password": password}).json()
+        # after_login's and after_logout's inputs hold the new session's token.
+        login = api.post("/login", json={"username": username, "password": password}).json()
+        assert api.post("/logout", headers={"X-Parse-Session-Token": login["sessionToken"]}).status_code == 200
     token = signed["sessionToken"]
     text = "sec-" + secrets.token_hex(5)
     # A function given a password and a session token, and a log line holding the master key.
@@ -154,8 +158,11 @@ def test_secrets_are_never_written(logged: Server) -> None:
     with logged.client(master=True) as master:
         raw = master.get("/scriptlog", params={"n": 1000}).text
     assert text in raw
-    for secret in (password, token, logged.master_key, "t0k"):
+    for secret in (password, token, login["sessionToken"], logged.master_key, "t0k"):
         assert secret not in raw
+    after_login = [e for e in json.loads(raw) if e["message"].startswith("afterLogin triggered for _User for user "
+                                                                          + signed["objectId"])]
+    assert len(after_login) == 1 and '"sessionToken":"********"' in after_login[0]["message"]
     entries = with_text(json.loads(raw), text)
     ran = [e for e in entries if e["message"].startswith("Ran cloud function")][0]
     assert ran["params"]["password"] == "********" and ran["params"]["sessionToken"] == "********"
