@@ -177,6 +177,9 @@ class ScriptLog:
                 await self._task
             self._task = None
         await self.flush()
+        if self.dropped:
+            log.warning("%d log lines were not kept for the Logs page (buffer full or database failing)",
+                        self.dropped)
 
     async def _run(self) -> None:
         assert self._wake is not None
