@@ -32,6 +32,7 @@ from bastion.domain.query.parse import QueryLimits
 from bastion.domain.read import Reader, ReadOptions
 from bastion.domain.roles import Roles
 from bastion.domain.schema_registry import SchemaRegistry
+from bastion.domain.script_log import ScriptLog, ScriptLogOptions
 from bastion.domain.sessions import Sessions
 from bastion.domain.user_auth_data import UserAuthData
 from bastion.domain.users import Users
@@ -51,6 +52,7 @@ from bastion.http.router import Router
 from bastion.http.routes import (
     account_emails,
     aggregate,
+    analytics,
     batch,
     classes,
     cloud_code,
@@ -61,6 +63,7 @@ from bastion.http.routes import (
     hooks,
     installations,
     jobs,
+    logs,
     pages,
     push,
     push_audiences,
@@ -206,12 +209,17 @@ class Bastion:
                                         IdempotencyOptions(parse_paths(settings.idempotency_paths),
                                                            settings.idempotency_ttl))
                             if settings.idempotency_paths else None)
+        # Parse Dashboard's Logs page: cloud-code lines and errors, kept in the database (secrets masked).
+        self.script_log = ScriptLog(self.storage, ScriptLogOptions(max_entries=settings.script_log_max_entries,
+                                                                   max_age_days=settings.script_log_max_age_days),
+                                    secrets=[settings.master_key, settings.read_only_master_key,
+                                             settings.webhook_key])
         self.router = Router()
         # Users, sessions and installations first: they own /classes/_User, /classes/_Session and
         # /classes/_Installation, as in Parse Server.
         for module in (health, users, sessions, installations, roles, classes, schemas, config, aggregate, batch,
                        account_emails, pages, files, functions, hooks, jobs, cloud_code, push, push_audiences,
-                       server_info, unavailable):
+                       server_info, unavailable, logs, analytics):
             module.register(self.router)
         self.ready = False
 
@@ -233,6 +241,7 @@ class Bastion:
 
     async def startup(self) -> None:
         await self.storage.open()
+        await self.script_log.start()
         await self.schemas.load()
         # As Parse Server at start: _User and _Role exist (with their unique indexes) from the first
         # moment, so /schemas and the Dashboard list them on a new database.
@@ -267,6 +276,7 @@ class Bastion:
         await self.cloud.webhooks.close()
         await self.files.adapter.close()
         await self.pubsub.close()
+        await self.script_log.stop()
         await self.storage.close()
 
     # --- ASGI -----------------------------------------------------------------------------------
