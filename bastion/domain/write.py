@@ -445,8 +445,9 @@ class Writer:
         self._check_target(class_name, auth, trusted)
         schema = await self.schemas.get_or_reload(class_name, force=auth.is_master)
         if schema is None:
-            # Parse Server on PostgreSQL answers a delete in a class that does not exist with 200 {}.
-            return
+            # Nothing to delete: 101, as Parse Server answers on its default database (MongoDB) and
+            # the SDKs' suites expect. Its PostgreSQL adapter swallows the missing table into 200 {}.
+            raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         if not isinstance(object_id, str) or len(object_id) > 120:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         permitted = self._check_clp(schema, {}, auth, "delete")

@@ -24,7 +24,13 @@ def _class_name(req: RequestContext) -> str:
     return check_class_name(class_name)
 
 
+def _empty_list_as_object(raw: Any) -> Any:
+    """PHP encodes an empty object as ``[]``; Parse Server walks it as an object with no keys."""
+    return {} if isinstance(raw, list) and not raw else raw
+
+
 def _fields(class_name: str, raw: Any, allow_delete: bool) -> tuple[dict[str, FieldType], list[str]]:
+    raw = _empty_list_as_object(raw)
     if raw is None:
         return {}, []
     if not isinstance(raw, dict):
@@ -48,6 +54,7 @@ def _fields(class_name: str, raw: Any, allow_delete: bool) -> tuple[dict[str, Fi
 
 
 def _clp(raw: Any) -> dict[str, Any] | None:
+    raw = _empty_list_as_object(raw)
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -56,6 +63,7 @@ def _clp(raw: Any) -> dict[str, Any] | None:
 
 
 def _indexes(raw: Any) -> dict[str, Any] | None:
+    raw = _empty_list_as_object(raw)
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -84,7 +92,7 @@ async def create_schema(req: RequestContext) -> Response:
     add, _ = _fields(class_name, data.get("fields"), allow_delete=False)
     schema = await req.app.schemas.create_class(class_name, add, _clp(data.get("classLevelPermissions")),
                                                 _indexes(data.get("indexes")))
-    return Response(schema.to_api())
+    return Response(schema.to_api(primary_index=False))  # as Parse Server: the indexes given, no _id_
 
 
 async def create_schema_from_body(req: RequestContext) -> Response:
