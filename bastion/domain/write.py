@@ -129,6 +129,20 @@ class ChangeEvent:
     original: dict[str, Any] | None = None
 
 
+def _is_delete(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("__op") == "Delete"
+
+
+def _without_deletes(body: dict[str, Any]) -> dict[str, Any]:
+    """A create's body as Parse Server stores it: a field to delete is left out (it adds no field
+    to the schema, and a default value still fills it in), and an ACL to delete becomes the empty
+    ACL, which Parse Server makes of the operation's keys."""
+    if not any(_is_delete(value) for value in body.values()):
+        return body
+    return {key: ({} if key == "ACL" else value) for key, value in body.items()
+            if key == "ACL" or not _is_delete(value)}
+
+
 def _nobody(_class_name: str) -> bool:
     return False
 
@@ -274,6 +288,7 @@ class Writer:
             raise ParseError(Code.INVALID_KEY_NAME, "objectId is an invalid field name.")
         if body.get("id"):
             raise ParseError(Code.INVALID_KEY_NAME, "id is an invalid field name.")
+        body = _without_deletes(body)
         wanted = self._wanted_types(class_name, body)
         self._check_new_values(class_name, body, wanted)
         self._check_clp(self.schemas.get(class_name), body, auth, "create")
