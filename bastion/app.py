@@ -54,6 +54,7 @@ from bastion.http.routes import (
     classes,
     cloud_code,
     config,
+    config_class,
     files,
     functions,
     health,
@@ -198,10 +199,11 @@ class Bastion:
         self.push_queue = PushQueue(self, QueueOptions(poll_s=settings.push_poll_ms / 1000),
                                     enabled=settings.push_worker, open_adapters=self._push_adapters)
         self.router = Router()
-        # Users, sessions and installations first: they own /classes/_User, /classes/_Session and
-        # /classes/_Installation, as in Parse Server.
-        for module in (health, users, sessions, installations, roles, classes, schemas, config, aggregate, batch,
-                       account_emails, pages, files, functions, hooks, jobs, cloud_code, push, push_audiences):
+        # Users, sessions, installations and config_class first: they own /classes/_User,
+        # /classes/_Session, /classes/_Installation and /classes/_GlobalConfig, as in Parse Server.
+        for module in (health, users, sessions, installations, roles, config_class, classes, schemas, config,
+                       aggregate, batch, account_emails, pages, files, functions, hooks, jobs, cloud_code, push,
+                       push_audiences):
             module.register(self.router)
         self.ready = False
 
