@@ -29,6 +29,7 @@ from bastion.domain.names import (
 from bastion.domain.permissions import Permissions
 from bastion.domain.query import ir
 from bastion.domain.query.parse import parse_where
+from bastion.domain.query.relation_parse import js_truthy
 from bastion.domain.schema import ClassSchema
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.types import (
@@ -49,6 +50,9 @@ OBJECT_ID_ALPHABET = string.ascii_letters + string.digits
 # System classes clients may write through the generic routes (ACLs and CLPs apply as anywhere).
 CLIENT_WRITABLE = frozenset({"_Role"})
 SERVER_FIELDS = frozenset({"objectId", "createdAt", "updatedAt"})
+# Fields every object of a class must keep, Parse Server's requiredColumns.write: refused (111
+# "<field> is required.") when a create leaves one out (or falsy), or an update deletes it.
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {"_Role": ("name", "ACL")}
 # Operations whose result Parse Server returns in the write's answer.
 RESULT_OPS = frozenset({"Increment", "Add", "AddUnique", "Remove"})
 
@@ -141,6 +145,13 @@ def _without_deletes(body: dict[str, Any]) -> dict[str, Any]:
         return body
     return {key: ({} if key == "ACL" else value) for key, value in body.items()
             if key == "ACL" or not _is_delete(value)}
+
+
+def _check_required_columns(class_name: str, body: dict[str, Any], creating: bool) -> None:
+    for column in REQUIRED_COLUMNS.get(class_name, ()):
+        missing = not js_truthy(body.get(column)) if creating else _is_delete(body.get(column))
+        if missing:
+            raise ParseError(Code.INCORRECT_TYPE, f"{column} is required.")
 
 
 def _nobody(_class_name: str) -> bool:
@@ -296,6 +307,7 @@ class Writer:
             class_name, wanted,
             may_create_class=auth.is_master or self.options.allow_client_class_creation,
         )
+        _check_required_columns(class_name, body, creating=True)
         now = now_ms()
         object_id = object_id or new_object_id()
         record: dict[str, Any] = {"objectId": object_id, "createdAt": now, "updatedAt": now,
@@ -381,6 +393,7 @@ class Writer:
         if permitted is None:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         schema = await self.schemas.ensure_fields(class_name, wanted, may_create_class=False)
+        _check_required_columns(class_name, body, creating=False)
         now = now_ms()
         update_ops: list[ops.UpdateOp] = [ops.Set("updatedAt", now)]
         update_ops += [ops.Set(column, value) for column, value in (hidden or {}).items()]
