@@ -45,7 +45,15 @@ from bastion.http.context import (
     extract_keys,
     read_body,
 )
-from bastion.http.responses import CORS_HEADERS, Response, error_response, not_found, send, unauthorized
+from bastion.http.responses import (
+    CORS_HEADERS,
+    Response,
+    error_response,
+    not_found,
+    send,
+    spelled_headers,
+    unauthorized,
+)
 from bastion.http.router import Router
 from bastion.http.routes import (
     account_emails,
@@ -294,8 +302,8 @@ class Bastion:
         method: str = scope["method"]
         if method == "OPTIONS":
             await send_fn({"type": "http.response.start", "status": 200,
-                           "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                       (b"content-length", b"2"), *CORS_HEADERS]})
+                           "headers": [*spelled_headers([(b"content-type", b"text/plain; charset=utf-8"),
+                                                         (b"content-length", b"2")]), *CORS_HEADERS]})
             await send_fn({"type": "http.response.body", "body": b"OK"})
             return
         try:
