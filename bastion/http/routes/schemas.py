@@ -24,13 +24,14 @@ def _class_name(req: RequestContext) -> str:
     return check_class_name(class_name)
 
 
-def _empty_list_as_object(raw: Any) -> Any:
-    """PHP encodes an empty object as ``[]``; Parse Server walks it as an object with no keys."""
-    return {} if isinstance(raw, list) and not raw else raw
+def _list_as_object(raw: Any) -> Any:
+    """PHP encodes an empty object as ``[]``. Parse Server walks any array as an object keyed by
+    its indexes: ``[]`` is ``{}``, and ``["a"]`` has a field (or index) named "0"."""
+    return {str(i): item for i, item in enumerate(raw)} if isinstance(raw, list) else raw
 
 
 def _fields(class_name: str, raw: Any, allow_delete: bool) -> tuple[dict[str, FieldType], list[str]]:
-    raw = _empty_list_as_object(raw)
+    raw = _list_as_object(raw)
     if raw is None:
         return {}, []
     if not isinstance(raw, dict):
@@ -54,7 +55,7 @@ def _fields(class_name: str, raw: Any, allow_delete: bool) -> tuple[dict[str, Fi
 
 
 def _clp(raw: Any) -> dict[str, Any] | None:
-    raw = _empty_list_as_object(raw)
+    raw = _list_as_object(raw)
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -63,7 +64,7 @@ def _clp(raw: Any) -> dict[str, Any] | None:
 
 
 def _indexes(raw: Any) -> dict[str, Any] | None:
-    raw = _empty_list_as_object(raw)
+    raw = _list_as_object(raw)
     if raw is None:
         return None
     if not isinstance(raw, dict):
