@@ -299,6 +299,7 @@ class Writer:
             raise ParseError(Code.INVALID_KEY_NAME, "objectId is an invalid field name.")
         if body.get("id"):
             raise ParseError(Code.INVALID_KEY_NAME, "id is an invalid field name.")
+        answered = body  # the trigger's deletes are answered as such
         body = _without_deletes(body)
         wanted = self._wanted_types(class_name, body)
         self._check_new_values(class_name, body, wanted)
@@ -355,7 +356,7 @@ class Writer:
             self._changed(ChangeEvent(class_name, "create", record))
         if cloud is not None:
             if changed:
-                add_trigger_changes(response, body, changed)
+                add_trigger_changes(response, answered, changed)
             if cloud.has("afterSave", class_name):
                 await cloud.after_save(class_name, cloud.encode_record(class_name, record), None, auth, info)
         return WriteResult(response, record, object_id)
