@@ -47,7 +47,15 @@ from bastion.http.context import (
     extract_keys,
     read_body,
 )
-from bastion.http.responses import CORS_HEADERS, Response, error_response, not_found, send, unauthorized
+from bastion.http.responses import (
+    CORS_HEADERS,
+    Response,
+    error_response,
+    not_found,
+    send,
+    spelled_headers,
+    unauthorized,
+)
 from bastion.http.router import Router
 from bastion.http.routes import (
     account_emails,
@@ -57,6 +65,7 @@ from bastion.http.routes import (
     classes,
     cloud_code,
     config,
+    config_class,
     files,
     functions,
     health,
@@ -215,11 +224,11 @@ class Bastion:
                                     secrets=[settings.master_key, settings.read_only_master_key,
                                              settings.webhook_key])
         self.router = Router()
-        # Users, sessions and installations first: they own /classes/_User, /classes/_Session and
-        # /classes/_Installation, as in Parse Server.
-        for module in (health, users, sessions, installations, roles, classes, schemas, config, aggregate, batch,
-                       account_emails, pages, files, functions, hooks, jobs, cloud_code, push, push_audiences,
-                       server_info, unavailable, logs, analytics):
+        # Users, sessions, installations and config_class first: they own /classes/_User,
+        # /classes/_Session, /classes/_Installation and /classes/_GlobalConfig, as in Parse Server.
+        for module in (health, users, sessions, installations, roles, config_class, classes, schemas, config,
+                       aggregate, batch, account_emails, pages, files, functions, hooks, jobs, cloud_code, push,
+                       push_audiences, server_info, unavailable, logs, analytics):
             module.register(self.router)
         self.ready = False
 
@@ -319,8 +328,8 @@ class Bastion:
         method: str = scope["method"]
         if method == "OPTIONS":
             await send_fn({"type": "http.response.start", "status": 200,
-                           "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                       (b"content-length", b"2"), *CORS_HEADERS]})
+                           "headers": [*spelled_headers([(b"content-type", b"text/plain; charset=utf-8"),
+                                                         (b"content-length", b"2")]), *CORS_HEADERS]})
             await send_fn({"type": "http.response.body", "body": b"OK"})
             return
         try:

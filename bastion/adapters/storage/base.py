@@ -233,6 +233,10 @@ class StorageAdapter(ABC):
     @abstractmethod
     async def set_config(self, params: dict[str, Any], master_key_only: dict[str, Any]) -> None: ...
 
+    @abstractmethod
+    async def delete_config(self) -> bool:
+        """Remove the ``_GlobalConfig`` row; whether there was one."""
+
     # --- webhooks: Parse Server's _Hooks table (its four text columns, no objectId) ---------------
 
     @abstractmethod

@@ -1311,6 +1311,11 @@ class PostgresStorage(StorageAdapter):
                 '$2::jsonb) ON CONFLICT ("objectId") DO UPDATE SET "params" = excluded."params", '
                 '"masterKeyOnly" = excluded."masterKeyOnly"', params, master_key_only)
 
+    async def delete_config(self) -> bool:
+        with _errors():
+            done = await self.pool.execute('DELETE FROM "_GlobalConfig" WHERE "objectId" = \'1\'')
+        return done.rsplit(" ", 1)[-1] != "0"
+
     # --- webhooks -------------------------------------------------------------------------------
 
     async def load_hooks(self) -> list[dict[str, Any]]:

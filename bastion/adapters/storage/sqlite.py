@@ -968,6 +968,10 @@ class SqliteStorage(StorageAdapter):
             'ON CONFLICT ("objectId") DO UPDATE SET "params" = excluded."params", '
             '"masterKeyOnly" = excluded."masterKeyOnly"', values))
 
+    async def delete_config(self) -> bool:
+        return bool(await self._write(
+            lambda c: c.execute('DELETE FROM "_GlobalConfig" WHERE "objectId" = \'1\'').rowcount))
+
     # --- webhooks -------------------------------------------------------------------------------
 
     async def load_hooks(self) -> list[dict[str, Any]]:
