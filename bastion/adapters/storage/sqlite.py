@@ -206,6 +206,12 @@ def _sqlite_geo_in_polygon(point_text: Any, vertices_text: str) -> int:
     return 1 if geo.in_polygon(point, vertices) else 0
 
 
+def _sqlite_polygon_same(polygon_text: Any, other_text: str) -> int:
+    if not isinstance(polygon_text, str):
+        return 0
+    return 1 if geo.same_polygon(orjson.loads(polygon_text), orjson.loads(other_text)) else 0
+
+
 def _sqlite_polygon_contains(polygon_text: Any, lat: float, lng: float) -> int:
     if not isinstance(polygon_text, str):
         return 0
@@ -409,6 +415,9 @@ class SqliteDialect(SqlDialect):
         col = quote(field.column)
         if node.value is None:
             return f"({col} IS NULL)" if node.op == ir.EQ else f"({col} IS NOT NULL)"
+        if field.type == "Polygon" and node.op in (ir.EQ, ir.NE):
+            equal = f"bastion_polygon_same({col}, {params.add(dumps(node.value))})"
+            return f"({col} IS NOT NULL AND {equal} = 1)" if node.op == ir.EQ else f"({col} IS NULL OR {equal} = 0)"
         if field.type in ("Object", "Array") and node.op in (ir.EQ, ir.NE):
             equal = f"bastion_json_canon({col}) = {params.add(canonical_json_text(node.value))}"
             return f"({col} IS NOT NULL AND {equal})" if node.op == ir.EQ else f"({col} IS NULL OR {equal} IS NOT 1)"
@@ -554,6 +563,7 @@ class SqliteStorage(StorageAdapter):
             conn.create_function("bastion_geo_distance", 4, _sqlite_geo_distance, deterministic=True)
             conn.create_function("bastion_geo_in_polygon", 2, _sqlite_geo_in_polygon, deterministic=True)
             conn.create_function("bastion_polygon_contains", 3, _sqlite_polygon_contains, deterministic=True)
+            conn.create_function("bastion_polygon_same", 2, _sqlite_polygon_same, deterministic=True)
             conn.create_function("bastion_ts_match", 3, _sqlite_ts_match, deterministic=True)
             conn.create_function("bastion_ts_rank", 3, _sqlite_ts_rank, deterministic=True)
             self._local.conn = conn

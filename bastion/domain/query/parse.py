@@ -562,24 +562,41 @@ def parse_field(key: Any, schema: ClassSchema | None) -> ir.Field | None:
     return _Parser(lambda _name: None, QueryLimits()).field(schema, key)
 
 
+# Parse.com's names for the two dates, which Parse Server still accepts in ``order``.
+_SORT_ALIASES = {"_created_at": "createdAt", "_updated_at": "updatedAt"}
+_SCORE = "score"  # the key Parse Server files ``$score`` under, shared with a field named score
+
+
 def parse_order(order: Any, schema: ClassSchema | None, search: ir.TextSearch | None = None) -> list[ir.Order]:
     """``order=score,-name`` as order keys; unknown fields are skipped (they are null everywhere).
 
+    The keys are read as Parse Server reads them, into a map from name to direction: a name given
+    twice keeps its first place and its last direction, and ``_created_at``/``_updated_at`` become
+    ``createdAt``/``updatedAt``, taking the place of those when they are given too, else moving last.
     ``$score`` (or ``-$score``: Parse Server sorts best match first either way) orders by the rank of
     ``search``, the query's first ``$text``; without one it is skipped too."""
     if order is None or order == "":
         return []
     if not isinstance(order, str):
         raise ParseError(Code.INVALID_QUERY, "order must be a string")
-    keys: list[ir.Order] = []
-    parser = _Parser(lambda _name: None, QueryLimits())
+    directions: dict[str, bool | None] = {}  # name -> descending; None: the $score rank
     for part in order.split(","):
         part = part.strip()
         if not part:
             continue
-        descending = part.startswith("-")
-        name = part[1:] if descending else part
-        if name == "$score":
+        if part in ("$score", "-$score"):
+            directions[_SCORE] = None
+        elif part.startswith("-"):
+            directions[part[1:]] = True
+        else:
+            directions[part] = False
+    for alias, name in _SORT_ALIASES.items():
+        if alias in directions:
+            directions[name] = directions.pop(alias)
+    keys: list[ir.Order] = []
+    parser = _Parser(lambda _name: None, QueryLimits())
+    for name, descending in directions.items():
+        if descending is None:
             if search is not None:
                 keys.append(ir.ScoreOrder(search))
             continue
