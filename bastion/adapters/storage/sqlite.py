@@ -61,10 +61,19 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
+def _in_int64(number: float) -> bool:
+    return -(2**63) <= number < 2**63
+
+
 def _canonical_json(value: Any) -> Any:
-    """JSON as the matcher compares it: integral floats as integers (1.0 == 1), keys sorted."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+    """JSON as the matcher compares it: integral floats as integers (1.0 == 1), keys sorted.
+
+    Integers beyond 64 bits are doubles, as JavaScript (and orjson, past 64 unsigned bits) reads
+    them, so a value compares the same however it was spelled, and never overflows a binding."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and _in_int64(value) else value
+    if isinstance(value, int) and not isinstance(value, bool) and not _in_int64(value):
+        return float(value)
     if isinstance(value, list):
         return [_canonical_json(item) for item in value]
     if isinstance(value, dict):
