@@ -271,3 +271,43 @@ def test_unsigned_64_bit_integers_in_queries(master: httpx.Client, class_name: s
     # Inside an object it is a double like any number past 64 signed bits, and never a 500.
     response = master.get(f"/classes/{class_name}", params={"where": json.dumps({"obj": {"n": 2**63}})})
     assert response.status_code == 200 and len(response.json()["results"]) == 1, response.text
+
+
+# --- fields equal but for case --------------------------------------------------------------------
+
+
+def test_fields_differing_only_in_case(master: httpx.Client, class_name: str) -> None:
+    first = create(master, class_name, {"number": 1})["objectId"]
+    second = create(master, class_name, {"number": 3, "Number": 4, "NUMBER": 5})["objectId"]
+    third = create(master, class_name, {"Number": 6})["objectId"]
+    assert {k: v for k, v in fetch(master, class_name, second).items() if k.lower() == "number"} == {
+        "number": 3, "Number": 4, "NUMBER": 5}
+    assert [o["objectId"] for o in find(master, class_name, order="-Number")] == [first, third, second]
+    assert values(master, class_name, "number", order="number") == [1, 3, None]
+    assert values(master, class_name, "NUMBER", where={"Number": 4}) == [5]
+    assert values(master, class_name, "Number", where={"number": {"$exists": False}}) == [6]
+    assert distinct(master, class_name, "Number") == [4, 6]
+    response = master.put(f"/classes/{class_name}/{third}", json={"number": {"__op": "Increment", "amount": 7}})
+    assert response.status_code == 200, response.text
+    assert {k: v for k, v in fetch(master, class_name, third).items() if k.lower() == "number"} == {
+        "number": 7, "Number": 6}
+    # An index on one of them, then one deleted: the others keep their values.
+    response = master.put(f"/schemas/{class_name}", json={"className": class_name, "indexes": {"ix": {"Number": 1}}})
+    assert response.status_code == 200, response.text
+    response = master.put(f"/schemas/{class_name}", json={"className": class_name,
+                                                           "fields": {"NUMBER": {"__op": "Delete"}}})
+    assert response.status_code == 200, response.text
+    assert {k: v for k, v in fetch(master, class_name, second).items() if k.lower() == "number"} == {
+        "number": 3, "Number": 4}
+    response = master.put(f"/schemas/{class_name}", json={"className": class_name,
+                                                           "fields": {"Number": {"__op": "Delete"}}})
+    assert response.status_code == 200, response.text
+    assert values(master, class_name, "number", order="number") == [1, 3, 7]
+    assert values(master, class_name, "number", where={"number": 7}) == [7]
+
+
+def test_field_equal_but_for_case_to_a_default_column(master: httpx.Client, class_name: str) -> None:
+    created = create(master, class_name, {"objectid": "x", "CreatedAt": 2})
+    got = fetch(master, class_name, created["objectId"])
+    assert got["objectid"] == "x" and got["CreatedAt"] == 2 and got["objectId"] == created["objectId"]
+    assert values(master, class_name, "CreatedAt", where={"objectid": "x"}) == [2]
