@@ -483,7 +483,10 @@ def test_hostile_values_in_where_match_exactly(seeded: Seeded, api: httpx.Client
         for where in ({"name": name}, {"obj.s": name}, {"tags": name}, {"name": {"$in": [name, "' OR 1=1"]}},
                       {"tags": {"$all": [name]}}, {"obj.in": {"deep": [name]}}, {"name": {"$eq": name}},
                       {"$or": [{"name": name}, {"name": "') OR 1=1 --"}]},
-                      {"name": {"$regex": "^\\Q" + name + "\\E$"}}):
+                      # Parse Server reads "^\\Q…\\E$" as the literal text "…\\E$": the SDKs'
+                      # startsWith and endsWith, both, stand for an exact match.
+                      {"$and": [{"name": {"$regex": "^\\Q" + name + "\\E"}},
+                                {"name": {"$regex": "\\Q" + name + "\\E$"}}]}):
             found = assert_ok(find(api, seeded.cls, where, via))["results"]
             assert [o["objectId"] for o in found] == want, (via, where)
         others = assert_ok(find(api, seeded.cls, {"name": {"$ne": name}}, via))["results"]
