@@ -143,6 +143,8 @@ def in_polygon(point: Point, vertices: Sequence[Sequence[float]]) -> bool:
 def same_polygon(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> bool:
     """``a ~= b`` as PostgreSQL decides it for polygons (geo_ops.c poly_same): as many points,
     each equal within 1e-6, in the same cyclic order read forwards or backwards."""
+    if not isinstance(a, (list, tuple)) or not isinstance(b, (list, tuple)):
+        return False
     count = len(a)
     if count != len(b):
         return False
