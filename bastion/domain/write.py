@@ -143,7 +143,7 @@ def _without_deletes(body: dict[str, Any]) -> dict[str, Any]:
     ACL, which Parse Server makes of the operation's keys."""
     if not any(_is_delete(value) for value in body.values()):
         return body
-    return {key: ({} if key == "ACL" else value) for key, value in body.items()
+    return {key: ({} if key == "ACL" and _is_delete(value) else value) for key, value in body.items()
             if key == "ACL" or not _is_delete(value)}
 
 
