@@ -19,7 +19,7 @@ import copy
 import inspect
 import re
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from bastion.cloud import data
 from bastion.cloud.errors import Error
@@ -66,7 +66,7 @@ def _strings(keys: Iterable[Any]) -> list[str]:
     return names
 
 
-def _is_operators(value: Any) -> bool:
+def _is_operators(value: object) -> TypeGuard[dict[str, Any]]:
     return isinstance(value, dict) and bool(value) and all(isinstance(k, str) and k.startswith("$") for k in value)
 
 

@@ -85,8 +85,9 @@ def _function_entry(name: str, fn: Handler, options: dict[str, Any]) -> Register
 
 def class_name_of(target: Any) -> str:
     """A class name given as text or as a cloud object class (``cloud.User`` means ``_User``)."""
-    if isinstance(target, type) and getattr(target, "class_name", ""):
-        return target.class_name
+    class_name = getattr(target, "class_name", "") if isinstance(target, type) else ""
+    if class_name:
+        return class_name
     if isinstance(target, str) and target:
         return target
     raise TypeError("a trigger needs a class name or a cloud object class, such as cloud.User")

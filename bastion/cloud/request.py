@@ -24,6 +24,8 @@ class Request:
     - ``log``: a logger; ``message(text)`` in a job updates its ``_JobStatus``
     """
 
+    send_event: bool  # afterEvent's only: False drops the event (set through ``extra``)
+
     def __init__(self, *, trigger_name: str | None = None, function_name: str | None = None,
                  job_name: str | None = None, params: dict[str, Any] | None = None, object: Object | None = None,  # noqa: A002
                  original: Object | None = None, query: Query | None = None, objects: list[Object] | None = None,

@@ -13,7 +13,7 @@ import copy
 import inspect
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bastion.cloud import run_log
 from bastion.cloud.acl import ACL
@@ -39,6 +39,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bastion.cloud")
 _ABSENT = object()
+
+
+def _user_from_json(data: dict[str, Any]) -> User:
+    # from_json builds the class registered for "_User": User, unless cloud code registered its own.
+    return cast(User, User.from_json("_User", data))
 
 
 def encode_result(value: Any) -> Any:
@@ -100,7 +105,7 @@ class CloudRuntime:
 
     def request_for(self, auth: Auth, info: CallInfo | None, **fields: Any) -> Request:
         info = info or CallInfo()
-        user = User.from_json("_User", auth.user) if auth.user else None
+        user = _user_from_json(auth.user) if auth.user else None
         return Request(user=user, master=auth.is_master, installation_id=auth.installation_id,
                        session_token=auth.session_token, headers=info.headers, ip=info.ip,
                        context=info.context, **fields)
@@ -256,7 +261,7 @@ class CloudRuntime:
         """before_login / after_login with the user (a copy: changes are ignored, as in Parse
         Server). after_login's user, with its new session token, is also ``request.user``."""
         entry = self.registry.triggers[(kind, "_User")]
-        obj = User.from_json("_User", copy.deepcopy(user))
+        obj = _user_from_json(copy.deepcopy(user))
         request = self.request_for(auth, info, trigger_name=kind, object=obj)
         if kind == "afterLogin":
             request.user = obj

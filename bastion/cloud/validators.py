@@ -18,6 +18,7 @@ from bastion.domain.js import js_string, json_type
 from bastion.errors import Code
 
 if TYPE_CHECKING:
+    from bastion.cloud.objects import Object
     from bastion.cloud.request import Request
 
 # Python types (or Parse's type names) and the JavaScript name Parse Server's messages use.
@@ -76,7 +77,7 @@ class Validator:
                 await result
         if request.master and not self.validate_master_key:
             return
-        user = request.user
+        user: Object | None = request.user
         if user is None and request.object is not None and request.object.class_name == "_User" \
                 and not request.object.existed():
             user = request.object  # a sign-up validates against the user being created

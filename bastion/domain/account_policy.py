@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from bastion.adapters.storage.base import MASTER, FindQuery, Set, StorageAdapter
 from bastion.domain.js import js_string
@@ -34,7 +34,7 @@ CONTAINS_USERNAME = "Password cannot contain your username."
 PASSWORD_EXPIRED = "Your password has expired. Please reset your password."
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

@@ -230,8 +230,8 @@ class _Planner:
         if name == "$count":
             if not isinstance(arg, str) or not field_name_is_valid(arg):
                 raise _bad("$count needs a valid field name.")
-            out = Column(arg, NUMBER)
-            return Count(out), (out,), False
+            counted = Column(arg, NUMBER)
+            return Count(counted), (counted,), False
         raise _bad(f"Invalid aggregate stage '{name[:100]}'.")
 
     # --- references -----------------------------------------------------------------------------

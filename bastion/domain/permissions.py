@@ -31,7 +31,7 @@ _IN_QUERY = ("$inQuery", "$notInQuery")
 # System classes a client's subquery may name (as Reader's CLIENT_READABLE, less _Installation).
 _CLIENT_QUERYABLE = frozenset({"_User", "_Role", "_Session"})
 _SELECT = ("$select", "$dontSelect")
-NOTHING = {"objectId": {"$in": []}}  # a where no object matches
+NOTHING: dict[str, Any] = {"objectId": {"$in": []}}  # a where no object matches
 
 
 @dataclass(frozen=True, slots=True)

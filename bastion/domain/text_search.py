@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 import snowballstemmer
 
@@ -490,7 +491,7 @@ class _Parser:
             return node
         if item[0] != "operand":
             raise _syntax_error()
-        text, prefix, weights = item[1]  # type: ignore[misc]
+        text, prefix, weights = cast(tuple[str, bool, int], item[1])  # _scan's operand payload
         return self.morph(text, prefix, weights)
 
     def morph(self, text: str, prefix: bool, weights: int) -> _Raw:

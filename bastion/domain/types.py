@@ -7,7 +7,7 @@ import binascii
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from bastion.errors import Code, ParseError
 
@@ -79,7 +79,7 @@ OBJECT, ARRAY, FILE, GEOPOINT = _typed("Object"), _typed("Array"), _typed("File"
 POLYGON, BYTES, ACL = _typed("Polygon"), _typed("Bytes"), _typed("ACL")
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

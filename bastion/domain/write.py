@@ -458,16 +458,16 @@ class Writer:
             # A nested key's result comes back nested, as Parse Server expands it:
             # {"stats.wins": Increment} answers {"stats": {"wins": 3}}.
             path = key.split(".")
-            value: Any = record.get(path[0])
+            result: Any = record.get(path[0])
             target = response
             for part in path[1:]:
-                value = value.get(part) if isinstance(value, dict) else None
+                result = result.get(part) if isinstance(result, dict) else None
             for part in path[:-1]:
                 child = target.get(part)
                 if not isinstance(child, dict):
                     child = target[part] = {}
                 target = child
-            target[path[-1]] = self._result_value(value)
+            target[path[-1]] = self._result_value(result)
         return WriteResult(response, record, object_id)
 
     # --- delete ---------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ class HeaderName(bytes):
 
     __slots__ = ()
 
-    def lower(self) -> HeaderName:  # type: ignore[override]
+    def lower(self) -> HeaderName:
         return self
 
     def __eq__(self, other: object) -> bool:

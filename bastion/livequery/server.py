@@ -746,7 +746,7 @@ class LiveQuery:
                 if sub.conn.closing:
                     continue
                 viewer = sub.viewer()
-                decision = decisions.get(viewer, _MISSING)  # type: ignore[arg-type]
+                decision = decisions.get(viewer, _MISSING)
                 if decision is _MISSING:
                     decision = decisions[viewer] = self._decide(
                         op, schema, group, viewer, current, current_json, current_match,

@@ -262,6 +262,8 @@ class RedisPubSub(PubSub):
         channel = message.get("channel")
         if isinstance(channel, bytes):
             channel = channel.decode()
+        if not isinstance(channel, str):  # a pong or other message of no channel of ours
+            return
         if kind == "subscribe":
             future = self._confirmed.pop(channel, None)
             if future is not None and not future.done():

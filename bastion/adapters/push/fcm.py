@@ -187,8 +187,8 @@ class FcmAdapter(PushAdapter):
             error = response.json().get("error") or {}
         except ValueError:
             error = {}
-        codes = {detail.get("errorCode") for detail in error.get("details") or [] if isinstance(detail, dict)}
-        codes.discard(None)
+        codes = {code for detail in error.get("details") or []
+                 if isinstance(detail, dict) and isinstance(code := detail.get("errorCode"), str)}
         state = error.get("status") or ""
         text = f"HTTP {status} {'/'.join(sorted(codes)) or state}: {error.get('message', response.text[:200])}"
         if status == 404 or "UNREGISTERED" in codes or state == "NOT_FOUND":

@@ -274,9 +274,9 @@ class WebPushAdapter(PushAdapter):
         status = response.status_code
         if 200 <= status < 300:
             return Delivery(device.installation_id, ok=True)
-        error = f"HTTP {status}: {response.text[:200]}".strip()
+        reason = f"HTTP {status}: {response.text[:200]}".strip()
         if status in (404, 410):
-            return Delivery(device.installation_id, ok=False, error=error, gone=True)
+            return Delivery(device.installation_id, ok=False, error=reason, gone=True)
         if status == 429 or status >= 500:
-            return Delivery(device.installation_id, ok=False, error=error, retry_after=retry_after(response))
-        return Delivery(device.installation_id, ok=False, error=error)
+            return Delivery(device.installation_id, ok=False, error=reason, retry_after=retry_after(response))
+        return Delivery(device.installation_id, ok=False, error=reason)

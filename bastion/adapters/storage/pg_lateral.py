@@ -69,7 +69,7 @@ def lateral_plan(sql: str, count: int) -> LateralPlan | None:
         if len(_plans) >= _CACHE_LIMIT:
             _plans.clear()
         _plans[sql] = plan
-    return plan  # type: ignore[return-value]
+    return plan
 
 
 def _plan(sql: str, count: int) -> LateralPlan | None:

@@ -77,7 +77,7 @@ def rename_fields(value: Any, renames: Renames, lookup: Callable[[str], ClassSch
                        key=rename_fields(value.key, inner, lookup))
     if isinstance(value, tuple):
         return tuple(rename_fields(item, renames, lookup) for item in value)
-    if is_dataclass(value) and isinstance(value, (ir.Node, ir.OrderKey, ir.DistanceOrder, ir.ScoreOrder)):
+    if isinstance(value, (ir.Node, ir.OrderKey, ir.DistanceOrder, ir.ScoreOrder)) and is_dataclass(value):
         changes = {f.name: rename_fields(getattr(value, f.name), renames, lookup) for f in fields(value)}
         return replace(value, **changes)
     return value

@@ -13,10 +13,11 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import httpx
 import jwt
+from jwt.types import Options
 
 from bastion.domain.auth_providers.base import string_id
 from bastion.domain.auth_providers.fetch import FetchError, check_url, fetch_json
@@ -26,7 +27,7 @@ from bastion.errors import Code, ParseError
 log = logging.getLogger("bastion.auth")
 
 MAX_TOKEN_LENGTH = 16 * 1024
-_CLAIM_CHECKS_OFF = {
+_CLAIM_CHECKS_OFF: Options = {
     "verify_signature": True,
     "verify_exp": False,
     "verify_nbf": False,
@@ -206,5 +207,5 @@ def _refused(message: str) -> ParseError:
     return ParseError(Code.OBJECT_NOT_FOUND, message)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)

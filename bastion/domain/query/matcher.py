@@ -98,12 +98,12 @@ class Matcher:
         if value is None or not _orderable(value, node.value):
             return False
         if node.op == ir.LT:
-            return value < node.value
+            return bool(value < node.value)
         if node.op == ir.LTE:
-            return value <= node.value
+            return bool(value <= node.value)
         if node.op == ir.GT:
-            return value > node.value
-        return value >= node.value
+            return bool(value > node.value)
+        return bool(value >= node.value)
 
     def _In(self, node: ir.In, record: Mapping[str, Any]) -> bool:
         value = field_value(record, node.field)

@@ -40,7 +40,8 @@ class RegexShape:
 
     def cost(self, length: int) -> int:
         """Worst-case steps of a search in a text of ``length`` characters."""
-        return max(length, 1) ** (self.quantifiers + (0 if self.anchored else 1))
+        steps: int = max(length, 1) ** (self.quantifiers + (0 if self.anchored else 1))  # exponent >= 0: an int
+        return steps
 
     def affordable(self, length: int) -> bool:
         return self.cost(length) <= COST_BUDGET
