@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote as url_quote
 
 import orjson
@@ -57,7 +57,7 @@ from bastion.http.responses import (
     spelled_headers,
     unauthorized,
 )
-from bastion.http.router import Router
+from bastion.http.router import Route, Router
 from bastion.http.routes import (
     account_emails,
     aggregate,
@@ -349,7 +349,7 @@ class Bastion:
     async def _handle(self, scope: dict[str, Any], receive: Any, method: str, path: str) -> Response:
         headers = decode_headers(scope["headers"])
         client = scope.get("client")
-        found: tuple[Any, dict[str, str]] | None | bool = None
+        found: tuple[Route, dict[str, str]] | Literal[False] | None = None
         routed = False  # whether ``found`` is the route of ``method`` (matched once per request)
         if method == "POST":
             # File uploads read their own body, chunk by chunk, straight into the files backend.

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from bastion.adapters.mail import Mailer, MailError, MailMessage
-from bastion.adapters.storage.base import MASTER, FindQuery, Set, StorageAdapter
+from bastion.adapters.storage.base import MASTER, FindQuery, Set, StorageAdapter, UpdateOp
 from bastion.domain.auth import Auth
 from bastion.domain.passwords import PasswordHasher
 from bastion.domain.query import ir
@@ -169,7 +169,7 @@ class AccountEmails:
             if record.get("emailVerified") is not False or not isinstance(expires, datetime) or expires <= now_ms():
                 return False
             guard = ir.conjoin([token_node, ir.Compare(_VERIFIED, ir.EQ, False)])
-        changes = [Set("emailVerified", True), Set(VERIFY_TOKEN, None), Set("updatedAt", now_ms())]
+        changes: list[UpdateOp] = [Set("emailVerified", True), Set(VERIFY_TOKEN, None), Set("updatedAt", now_ms())]
         if self.options.email_verify_token_validity:
             changes.append(Set(VERIFY_EXPIRES, None))
         return await self.storage.update(schema, record["objectId"], changes, MASTER, where=guard) is not None
@@ -219,7 +219,7 @@ class AccountEmails:
         if not reuse:
             hidden: dict[str, Any] = {}
             self._new_verify_token(hidden)
-            changes = [Set(column, value) for column, value in hidden.items()]
+            changes: list[UpdateOp] = [Set(column, value) for column, value in hidden.items()]
             changes.append(Set("emailVerified", False))
             await self.storage.update(schema, record["objectId"], changes, MASTER)
         self.send_verification(record["objectId"])
@@ -308,7 +308,7 @@ class AccountEmails:
                 policy_columns = await self.policy.check_new_password(password, user_id=record["objectId"])
             except ParseError as error:
                 raise ValueError(error.message) from None
-        changes = [Set(_HASH, await self.hasher.hash(password)), Set(RESET_TOKEN, None), Set(RESET_EXPIRES, None),
+        changes: list[UpdateOp] = [Set(_HASH, await self.hasher.hash(password)), Set(RESET_TOKEN, None), Set(RESET_EXPIRES, None),
                    Set("updatedAt", now_ms())]
         changes += [Set(column, value) for column, value in policy_columns.items()]
         guard = ir.Compare(ir.Field(RESET_TOKEN, "String"), ir.EQ, token)

@@ -272,7 +272,7 @@ class PushQueue:
                 installations = await storage.find(
                     schema, FindQuery(node, tuple(parse_order("objectId", schema)), None, 0, columns), MASTER)
             badges: dict[str, Any] = {}
-            if change is not None and installations:
+            if change is not None and installations and schema is not None:  # installations: schema is set
                 stamp = now_ms()
                 op: ops.UpdateOp = (ops.Increment("badge", change[1]) if change[0] == "increment"
                                     else ops.Set("badge", change[1]))
@@ -284,7 +284,7 @@ class PushQueue:
             groups: dict[tuple[int, str | None], list[list[Any]]] = {}
             for inst in installations:
                 due, offset = row["notBefore"], None
-                if local:
+                if local and send_at is not None:
                     wall = datetime.fromtimestamp(send_at / 1000, UTC).replace(tzinfo=None)
                     zone = _zone(inst.get("timeZone"))
                     moment = wall.replace(tzinfo=zone or UTC)
@@ -355,7 +355,9 @@ class PushQueue:
 
     async def _deliver(self, push_id: str, body: dict[str, Any], installations: list[dict[str, Any]],
                        by_id: dict[str, list[Any]], attempts: int, outcome: _Outcome, schema: Any) -> None:
-        data = body.get("data") if isinstance(body.get("data"), dict) else {}
+        data = body.get("data")
+        if not isinstance(data, dict):
+            data = {}
         change = badge_change(data)
         if change is not None and change[0] == "increment":
             data = {k: v for k, v in data.items() if k != "badge"}  # each device gets its own number

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import orjson
 
@@ -134,13 +134,13 @@ class Reader:
                     check.deny()
             protection = self.permissions.protection(schema, auth, where)
             self.permissions.deny_query(protection, where, request.order)
-        node = self.where_ir(schema, class_name, where)
-        search = first_text_search(node)  # what $score ranks by, in order and keys
+        where_node = self.where_ir(schema, class_name, where)
+        search = first_text_search(where_node)  # what $score ranks by, in order and keys
         order: list[ir.Order] = list(parse_order(request.order, schema, search))
         # As Parse Server on PostgreSQL: a top-level $nearSphere sorts nearest first, whatever `order` says.
         order = distance_order(request.where, schema) or order
         if not order and schema is not None and schema.indexes:
-            order = index_order(node, schema.indexes)  # let the database walk an index it has
+            order = index_order(where_node, schema.indexes)  # let the database walk an index it has
         limit = self._limit(request.limit)
         skip = request.skip
         if not isinstance(skip, int) or isinstance(skip, bool) or skip < 0:
@@ -154,14 +154,15 @@ class Reader:
                 response["count"] = 0
             return response, None
         include_tree = self._include_tree(schema, request.include, request.keys)
-        count_node: ir.Node | None = node
+        node: ir.Node | None = where_node
+        count_node: ir.Node | None = where_node
         # As Parse Server: a where of just one objectId is a get; count checks its own permission.
         op = "get" if is_get or _is_get_where(where) else "find"
         if not auth.is_master:
             if limit != 0:
-                node = self._permitted(schema, node, auth, op)
+                node = self._permitted(schema, where_node, auth, op)
             if request.count:
-                count_node = self._permitted(schema, count_node, auth, "count")
+                count_node = self._permitted(schema, where_node, auth, "count")
         results: list[dict[str, Any]] = []
         if limit != 0 and node is not None:
             keys = request.keys
@@ -169,7 +170,7 @@ class Reader:
                 keys = [*keys, *protection.extra_columns()]  # the userField: rules read them
             columns = self._columns(schema, keys)
             score = search if columns is not None and SCORE_COLUMN in (request.keys or ()) else None
-            if score is not None:
+            if score is not None and columns is not None:
                 columns = (*columns, SCORE_COLUMN)
             query = FindQuery(node, tuple(order), limit, skip, columns, score)
             texts = None
@@ -367,14 +368,15 @@ class Reader:
                     continue
                 if target.startswith("_") and not auth.is_master and target not in CLIENT_READABLE:
                     continue  # left unincluded, as an unreadable object is
-                node: ir.Node | None = ir.In(ir.Field("objectId", "String"), tuple(sorted(ids)))
+                node: ir.Node = ir.In(ir.Field("objectId", "String"), tuple(sorted(ids)))
                 protection = None
                 if not auth.is_master:
                     # Parse Server includes through a get of the target class: its CLP refuses the
                     # whole query (119, or 101 when pointer permissions leave no user to match).
-                    node = self._permitted(target_schema, node, auth, "get")
-                    if node is None:
+                    permitted = self._permitted(target_schema, node, auth, "get")
+                    if permitted is None:
                         raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
+                    node = permitted
                     where = {"objectId": next(iter(ids))} if len(ids) == 1 else None
                     protection = self.permissions.protection(target_schema, auth, where)
                 records = await self.storage.find(target_schema, FindQuery(node), auth.access())
@@ -421,7 +423,7 @@ class RecordEncoder:
                            for name, ft in schema.fields.items() if ft.type == "Relation"]
 
     def _plan(self, columns: tuple[str, ...]) -> list[tuple[str, Callable[[Any], Any] | None]]:
-        plan = []
+        plan: list[tuple[str, Callable[[Any], Any] | None]] = []
         fields = self._schema.fields
         for column in columns:
             if column in ("_rperm", "_wperm"):
@@ -489,7 +491,7 @@ def _is_relation(value: Any) -> bool:
     return isinstance(value, dict) and value.get("__type") == "Relation"
 
 
-def _is_pointer(value: Any) -> bool:
+def _is_pointer(value: object) -> TypeGuard[dict[str, Any]]:
     return (isinstance(value, dict) and value.get("__type") == "Pointer"
             and isinstance(value.get("className"), str) and isinstance(value.get("objectId"), str))
 

@@ -86,7 +86,8 @@ class Sessions:
         for record in await self.storage.find(schema, FindQuery(where), MASTER):
             token = record.get("sessionToken")
             if token != keep_token:
-                self._cache.pop(token, None)
+                if token is not None:
+                    self._cache.pop(token, None)
                 await self.storage.delete(schema, record["objectId"], MASTER)
                 revoked = True
         if revoked:
@@ -96,6 +97,7 @@ class Sessions:
         """The live session of ``token``, or None (unknown, revoked or expired)."""
         cached = self._cache.get(token)
         now = time.monotonic()
+        session: Session | None
         if cached is not None and cached[0] > now:
             session = cached[1]
         else:
@@ -145,7 +147,8 @@ class Sessions:
             token = record.get("sessionToken")
             if token == keep_token:
                 continue
-            self._cache.pop(token, None)
+            if token is not None:
+                self._cache.pop(token, None)
             await self.storage.delete(schema, record["objectId"], MASTER)
             revoked = True
         if revoked:

@@ -16,7 +16,6 @@ from bastion.adapters.storage.base import MASTER, FindQuery, Set, StorageAdapter
 from bastion.domain.account_emails import AccountEmails
 from bastion.domain.account_policy import CHANGED_AT, AccountPolicy
 from bastion.domain.auth import MASTER_AUTH, Auth, CallInfo
-from bastion.domain.codec import encode_date
 from bastion.domain.passwords import PasswordHasher
 from bastion.domain.query import ir
 from bastion.domain.query.parse import escape_regex_literal
@@ -25,7 +24,7 @@ from bastion.domain.roles import Roles
 from bastion.domain.schema import HIDDEN_COLUMNS, ClassSchema
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.sessions import Session, Sessions
-from bastion.domain.types import now_ms
+from bastion.domain.types import encode_date, now_ms
 from bastion.domain.user_auth_data import UserAuthData, clean_auth_data
 from bastion.domain.write import TakeSecrets, Writer, new_object_id
 from bastion.errors import Code, ParseError
@@ -351,6 +350,7 @@ class Users:
                 data["password"] = password
             take_password = self._password_taker(hidden, object_id)
         elif "password" in body:
+            assert isinstance(password, str)  # checked above, before the auth data step
             hidden[_HASH] = await self.hasher.hash(password)
         verify = self.emails.prepare_write(body, data, hidden, creating=False) if self.emails else False
         result = await self.writer.update(
@@ -403,7 +403,7 @@ class Users:
             value = body.get(key)
             if not isinstance(value, str) or not value:
                 continue
-            node = ir.Regex(field, "^" + escape_regex_literal(value) + "$", ignore_case=True)
+            node: ir.Node = ir.Regex(field, "^" + escape_regex_literal(value) + "$", ignore_case=True)
             if object_id:
                 node = ir.conjoin([node, ir.Compare(ir.Field("objectId", "String"), ir.NE, object_id)])
             found = await self.storage.find(schema, FindQuery(node, columns=("objectId", key)), MASTER)

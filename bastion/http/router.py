@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from bastion.http.context import RequestContext
 from bastion.http.responses import Response
@@ -45,7 +46,7 @@ class Router:
             raise ValueError(f"a route must start with a literal segment: {path}")
         self._by_segment.setdefault(first, []).append(route)
 
-    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None | bool:
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | Literal[False] | None:
         """The route and its path parameters; False when the path exists with another method.
 
         One trailing slash means the same route (Express's non-strict routing, which Parse Server

@@ -97,7 +97,9 @@ async def _read_upload(req: RequestContext, files: Files) -> _Upload:
             raise Unauthorized()
         content_type = body["_ContentType"]
     req.keys, req.context = extract_keys(req.headers, body)
-    file_data = body.get("fileData") if isinstance(body.get("fileData"), dict) else {}
+    file_data = body.get("fileData")
+    if not isinstance(file_data, dict):
+        file_data = {}
     data = _decode_base64(body.get("base64"))
     if len(data) > files.rules.max_upload_bytes:
         raise _too_large(req, files)
