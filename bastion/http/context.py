@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
@@ -173,17 +174,25 @@ def authenticate(keys: Keys, settings: Any) -> Auth:
     if not keys.app_id or keys.app_id != settings.app_id:
         raise Unauthorized()
     auth = Auth(installation_id=keys.installation_id)
-    if keys.master_key is not None and keys.master_key == settings.master_key:
+    if same_key(keys.master_key, settings.master_key):
         auth.is_master = True
         return auth
-    if (keys.master_key is not None and settings.read_only_master_key
-            and keys.master_key == settings.read_only_master_key):
+    if settings.read_only_master_key and same_key(keys.master_key, settings.read_only_master_key):
         auth.is_master = True
         auth.is_read_only = True
         return auth
     configured = settings.client_keys
     if configured:
         given = {"javascript": keys.javascript_key, "rest": keys.rest_key, "client": keys.client_key}
-        if not any(given[name] == value for name, value in configured.items()):
+        if not any(same_key(given[name], value) for name, value in configured.items()):
             raise Unauthorized()
     return auth
+
+
+def same_key(given: str | None, expected: str | None) -> bool:
+    """Whether a key the client sent is the configured one. The comparison takes the same time
+    wherever the first difference is, so response times do not reveal a key character by character."""
+    if given is None or expected is None:
+        return False
+    # Bytes: compare_digest takes only ASCII text; surrogatepass encodes any str without failing.
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass"))
