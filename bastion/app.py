@@ -419,7 +419,8 @@ class Bastion:
 
 def _url(scope: dict[str, Any]) -> str:
     query: bytes = scope.get("query_string") or b""
-    return scope["path"] + ("?" + query.decode("latin-1") if query else "")
+    path: str = scope["path"]
+    return path + ("?" + query.decode("latin-1") if query else "")
 
 
 def create_app(settings: Settings) -> Bastion:

@@ -92,7 +92,7 @@ def _idempotency_paths_option(ctx: click.Context, param: click.Parameter, value:
         raise click.BadParameter(str(error)) from None
 
 
-class _ScheduleEntry(click.ParamType):
+class _ScheduleEntry(click.ParamType[str, str]):
     """One --schedule entry; in BASTION_SCHEDULE, entries are separated by ';'."""
 
     name = "NAME=CRON"

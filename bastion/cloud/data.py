@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bastion.cloud.errors import Error
 from bastion.cloud.objects import Object
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from bastion.cloud.query import Query
     from bastion.cloud.runtime import CloudRuntime
 
+_T = TypeVar("_T")
 _current: CloudRuntime | None = None
 
 USER_CLASS = "_User"
@@ -69,7 +70,7 @@ def _info(context: dict[str, Any] | None) -> CallInfo:
     return CallInfo(context=dict(context or {}))
 
 
-async def _call(awaitable: Any) -> Any:
+async def _call(awaitable: Awaitable[_T]) -> _T:
     """Await a pipeline call; its Parse errors come out as ``cloud.Error``."""
     try:
         return await awaitable

@@ -85,8 +85,8 @@ def _relation_target(change: dict[str, Any]) -> str | None:
     """The class a relation operation's objects are of."""
     for op in change.get("ops") or [change]:
         for item in op.get("objects") or []:
-            if isinstance(item, dict) and isinstance(item.get("className"), str):
-                return item["className"]
+            if isinstance(item, dict) and isinstance(name := item.get("className"), str):
+                return name
     return None
 
 
@@ -142,11 +142,13 @@ class Object:
 
     @property
     def created_at(self) -> datetime | None:
-        return decode(self._date("createdAt"))
+        created: datetime | None = decode(self._date("createdAt"))
+        return created
 
     @property
     def updated_at(self) -> datetime | None:
-        return decode(self._date("updatedAt"))
+        updated: datetime | None = decode(self._date("updatedAt"))
+        return updated
 
     def _date(self, key: str) -> Any:
         value = self._server.get(key)
@@ -468,8 +470,8 @@ class Relation:
             return self._target_class
         value = self.parent._value(self.key)
         if isinstance(value, dict):
-            if value.get("__type") == "Relation" and isinstance(value.get("className"), str):
-                return value["className"]
+            if value.get("__type") == "Relation" and isinstance(name := value.get("className"), str):
+                return name
             return _relation_target(value)
         return None
 
@@ -506,11 +508,13 @@ class User(Object):
 
     @property
     def username(self) -> str | None:
-        return self.get("username")
+        username: str | None = self.get("username")
+        return username
 
     @property
     def email(self) -> str | None:
-        return self.get("email")
+        email: str | None = self.get("email")
+        return email
 
     def get_session_token(self) -> str | None:
         return self._server.get("sessionToken")
@@ -566,7 +570,8 @@ class Role(Object):
 
     @property
     def name(self) -> str | None:
-        return self.get("name")
+        name: str | None = self.get("name")
+        return name
 
     @property
     def users(self) -> Relation:

@@ -455,8 +455,9 @@ def _message(error: Any) -> str:
         return error
     if isinstance(error, dict):
         for key in ("message", "error"):
-            if isinstance(error.get(key), str) and error[key]:
-                return error[key]
+            text = error.get(key)
+            if isinstance(text, str) and text:
+                return text
     return orjson.dumps(error, default=str).decode()
 
 

@@ -56,7 +56,8 @@ def _tokens(value: Any, top: bool = True) -> Iterator[Token]:
 def _compare_scalars(kind: int, a: Any, b: Any) -> int:
     if kind == _NULL:
         return 0
-    return (a > b) - (a < b)  # strings by code point: COLLATE "C", as Bastion compares text
+    order: int = (a > b) - (a < b)  # strings by code point: COLLATE "C", as Bastion compares text
+    return order
 
 
 def compare(a: Any, b: Any) -> int:

@@ -89,8 +89,9 @@ def has_timezone(text: str) -> bool:
     return text.endswith("Z") or _OFFSET.match(text) is not None
 
 
-def query_condition(body: dict[str, Any]) -> dict[str, Any]:
-    """The installations a push goes to (PushRouter.getQueryCondition)."""
+def query_condition(body: dict[str, Any]) -> Any:
+    """The installations a push goes to (PushRouter.getQueryCondition): the client's ``where`` as
+    sent (the queue checks it when it expands the push), or a ``channels`` condition."""
     has_where, has_channels = "where" in body, "channels" in body
     if has_where and has_channels:
         raise ParseError(Code.PUSH_MISCONFIGURED, "Channels and query can not be set at the same time.")

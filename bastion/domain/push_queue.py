@@ -241,7 +241,7 @@ class PushQueue:
             log.exception("push queue: could not give row %s back", row["id"])
 
     def _backoff(self, attempts: int, hint: float) -> float:
-        delay = self.options.retry_base_s * (2 ** attempts)
+        delay: float = self.options.retry_base_s * (2 ** attempts)
         return min(max(delay, hint or 0.0), self.options.retry_max_s)
 
     # --- a push's audience -------------------------------------------------------------------------

@@ -270,9 +270,8 @@ class Reader:
             raise ParseError(Code.INVALID_QUERY, "Invalid limit value.")
         if limit < 0:
             return None if limit == -1 else self._invalid_limit()
-        if self.options.max_limit is not None:
-            limit = min(limit, self.options.max_limit)
-        return min(limit, MAX_ROWS)
+        bounded: int = limit if self.options.max_limit is None else min(limit, self.options.max_limit)
+        return min(bounded, MAX_ROWS)
 
     @staticmethod
     def _invalid_limit() -> int:

@@ -87,7 +87,8 @@ def _snowball(language: str, word: str) -> str | None:
         return lowered
     if not lowered or lowered in STOP_WORDS.get(language, ()):
         return None
-    return _stemmer(language).stemWord(lowered)
+    stem: str = _stemmer(language).stemWord(lowered)  # snowballstemmer has no type hints
+    return stem
 
 
 # Token kinds: a word of letters (stemmed) or anything else (lower-cased, as the "simple" dictionary).
@@ -631,7 +632,8 @@ _INVERSE_D = 1.0 / struct.unpack("f", struct.pack("f", 0.1))[0]  # 1 / float4 we
 
 
 def float4(value: float) -> float:
-    return struct.unpack("f", struct.pack("f", value))[0]
+    single: float = struct.unpack("f", struct.pack("f", value))[0]
+    return single
 
 
 def _operands(node: QueryNode) -> list[Val]:

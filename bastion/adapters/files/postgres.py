@@ -122,7 +122,7 @@ class PostgresFiles(FilesAdapter):
             position += len(data)
 
     async def delete(self, name: str) -> bool:
-        result = await self.pool.execute(f'DELETE FROM {FILES_TABLE} WHERE "name" = $1', name)
+        result: str = await self.pool.execute(f'DELETE FROM {FILES_TABLE} WHERE "name" = $1', name)  # its status
         return result.split()[-1] != "0"
 
     async def names(self, prefix: str = "") -> AsyncIterator[str]:

@@ -249,7 +249,7 @@ class RedisPubSub(PubSub):
                 self._connected.clear()
                 self._pubsub = None
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
             if self._closed:
                 return
             await asyncio.sleep(delay)

@@ -57,7 +57,7 @@ def load_p8(text_or_path: str) -> ec.EllipticCurvePrivateKey:
     return key
 
 
-def notification(data: dict, device: Device) -> tuple[dict[str, Any], dict[str, Any]]:
+def notification(data: dict[str, Any], device: Device) -> tuple[dict[str, Any], dict[str, Any]]:
     """(aps payload, header fields) for one device."""
     aps: dict[str, Any] = {}
     custom: dict[str, Any] = {}
@@ -138,7 +138,7 @@ class ApnsAdapter(PushAdapter):
             self.tokens_made += 1
         return self._token
 
-    def request(self, data: dict, device: Device, *, expiration: datetime | None,
+    def request(self, data: dict[str, Any], device: Device, *, expiration: datetime | None,
                 priority: str | None) -> tuple[str, dict[str, str], bytes]:
         payload, fields = notification(data, device)
         aps = payload["aps"]
@@ -170,7 +170,7 @@ class ApnsAdapter(PushAdapter):
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         return f"{self.endpoint}/3/device/{device.device_token}", headers, body
 
-    async def send(self, data: dict, devices: list[Device], *, push_id: str, expiration: datetime | None,
+    async def send(self, data: dict[str, Any], devices: list[Device], *, push_id: str, expiration: datetime | None,
                    priority: str | None = None) -> list[Delivery]:
         await self.open()
 
@@ -179,7 +179,7 @@ class ApnsAdapter(PushAdapter):
 
         return await fan_out(devices, self.concurrency, one)
 
-    async def _send_one(self, data: dict, device: Device, expiration: datetime | None,
+    async def _send_one(self, data: dict[str, Any], device: Device, expiration: datetime | None,
                         priority: str | None) -> Delivery:
         assert self._client is not None
         token_text = device.device_token.strip()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -46,7 +47,7 @@ class PushAdapter(ABC):
     @abstractmethod
     async def send(
         self,
-        data: dict,
+        data: dict[str, Any],
         devices: list[Device],
         *,
         push_id: str,

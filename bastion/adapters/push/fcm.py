@@ -126,7 +126,7 @@ class FcmAdapter(PushAdapter):
             return self._token
 
     @staticmethod
-    def message(data: dict, device: Device, *, push_id: str, expiration: datetime | None,
+    def message(data: dict[str, Any], device: Device, *, push_id: str, expiration: datetime | None,
                 priority: str | None, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
         core = {key: value for key, value in data.items() if key not in _APNS_INTEGER_KEYS}
@@ -146,7 +146,7 @@ class FcmAdapter(PushAdapter):
             }
         }
 
-    async def send(self, data: dict, devices: list[Device], *, push_id: str, expiration: datetime | None,
+    async def send(self, data: dict[str, Any], devices: list[Device], *, push_id: str, expiration: datetime | None,
                    priority: str | None = None) -> list[Delivery]:
         await self.open()
         try:

@@ -233,13 +233,13 @@ class WebPushAdapter(PushAdapter):
         return f"vapid t={cached[0]}, k={self.keys.public_key}"
 
     @staticmethod
-    def payload(data: dict, device: Device) -> bytes:
+    def payload(data: dict[str, Any], device: Device) -> bytes:
         body = dict(data)
         if device.badge is not None:
             body["badge"] = device.badge
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
-    async def send(self, data: dict, devices: list[Device], *, push_id: str, expiration: datetime | None,
+    async def send(self, data: dict[str, Any], devices: list[Device], *, push_id: str, expiration: datetime | None,
                    priority: str | None = None) -> list[Delivery]:
         await self.open()
         urgency = "high" if is_high_priority(priority, default=False) else "normal"
@@ -256,7 +256,7 @@ class WebPushAdapter(PushAdapter):
 
         return await fan_out(devices, self.concurrency, one)
 
-    async def _send_one(self, data: dict, device: Device, headers: dict[str, str],
+    async def _send_one(self, data: dict[str, Any], device: Device, headers: dict[str, str],
                         expiration: datetime | None) -> Delivery:
         try:
             subscription = Subscription.parse(device.device_token)

@@ -63,12 +63,14 @@ class LateralPlan:
 
 def lateral_plan(sql: str, count: int) -> LateralPlan | None:
     """The batched form of ``sql`` (with ``count`` parameters), or None when no parameter can vary."""
-    plan = _plans.get(sql, _MISSING)
-    if plan is _MISSING:
-        plan = _plan(sql, count)
-        if len(_plans) >= _CACHE_LIMIT:
-            _plans.clear()
-        _plans[sql] = plan
+    try:
+        return _plans[sql]
+    except KeyError:
+        pass
+    plan = _plan(sql, count)
+    if len(_plans) >= _CACHE_LIMIT:
+        _plans.clear()
+    _plans[sql] = plan
     return plan
 
 

@@ -1165,7 +1165,7 @@ class PostgresStorage(StorageAdapter):
         """A read's rows; none when the class's table does not exist (an empty class)."""
         try:
             with _errors(_missing):
-                return await self.pool.fetch(sql, *values)  # type: ignore[no-any-return]
+                return await self.pool.fetch(sql, *values)
         except _Missing:
             return []
 

@@ -48,7 +48,7 @@ _SAFETY_HEADERS = [(b"x-content-type-options", b"nosniff"),
 
 
 def _files(req: RequestContext) -> Files:
-    return req.app.files  # type: ignore[no-any-return]
+    return req.app.files
 
 
 # --- upload ---------------------------------------------------------------------------------------
