@@ -144,7 +144,6 @@ def _quoted_end(sql: str, start: int, escapes: bool) -> int:
     return end
 
 
-_MISSING: Any = object()
 _UNHASHABLE: Any = object()
 
 
