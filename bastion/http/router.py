@@ -32,7 +32,9 @@ class Router:
         self._by_segment: dict[str, list[Route]] = {}
 
     def add(self, method: str, path: str, handler: Handler, public: bool = False, streams_body: bool = False) -> None:
-        regex = "^" + _PARAM.sub(r"(?P<\1>[^/]+)", path) + "$"
+        # One trailing slash is optional, as in Express's default (non-strict) routing that Parse
+        # Server mounts on: Parse Dashboard asks for `/schemas/`.
+        regex = "^" + _PARAM.sub(r"(?P<\1>[^/]+)", path) + "/?$"
         route = Route(method, re.compile(regex), handler, public, streams_body)
         self.routes.append(route)
         first = _first_segment(path)
