@@ -23,6 +23,7 @@ from bastion.domain.account_emails import AccountEmailOptions, AccountEmails
 from bastion.domain.account_policy import AccountPolicy, LockoutOptions, PasswordPolicyOptions
 from bastion.domain.auth_providers import ProviderRegistry
 from bastion.domain.files import DownloadRules, Files, UploadRules, parse_extension_patterns
+from bastion.domain.idempotency import REQUEST_ID_HEADER, Idempotency, IdempotencyOptions, parse_paths
 from bastion.domain.installations import Installations
 from bastion.domain.permissions import Permissions
 from bastion.domain.push import PushService
@@ -65,7 +66,9 @@ from bastion.http.routes import (
     push_audiences,
     roles,
     schemas,
+    server_info,
     sessions,
+    unavailable,
     users,
 )
 from bastion.invalidation import Invalidation
@@ -197,11 +200,18 @@ class Bastion:
         self.push = PushService(self)
         self.push_queue = PushQueue(self, QueueOptions(poll_s=settings.push_poll_ms / 1000),
                                     enabled=settings.push_worker, open_adapters=self._push_adapters)
+        # --idempotency-paths: write requests with X-Parse-Request-Id run once; None (the default)
+        # costs a request one attribute test.
+        self.idempotency = (Idempotency(self.storage, self.schemas, self.writer,
+                                        IdempotencyOptions(parse_paths(settings.idempotency_paths),
+                                                           settings.idempotency_ttl))
+                            if settings.idempotency_paths else None)
         self.router = Router()
         # Users, sessions and installations first: they own /classes/_User, /classes/_Session and
         # /classes/_Installation, as in Parse Server.
         for module in (health, users, sessions, installations, roles, classes, schemas, config, aggregate, batch,
-                       account_emails, pages, files, functions, hooks, jobs, cloud_code, push, push_audiences):
+                       account_emails, pages, files, functions, hooks, jobs, cloud_code, push, push_audiences,
+                       server_info, unavailable):
             module.register(self.router)
         self.ready = False
 
@@ -224,7 +234,12 @@ class Bastion:
     async def startup(self) -> None:
         await self.storage.open()
         await self.schemas.load()
+        # As Parse Server at start: _User and _Role exist (with their unique indexes) from the first
+        # moment, so /schemas and the Dashboard list them on a new database.
+        await self.schemas.ensure_classes(("_User", "_Role"))
         await self.cloud.webhooks.load()
+        if self.idempotency is not None:
+            await self.idempotency.prepare()
         await self.files.adapter.open()
         self.scheduler.check()
         self.scheduler.start()
@@ -246,6 +261,8 @@ class Bastion:
         await self.push_queue.stop()
         await self.jobs.shutdown()
         await self.emails.drain()
+        if self.idempotency is not None:
+            await self.idempotency.close()
         await self.auth_providers.aclose()
         await self.cloud.webhooks.close()
         await self.files.adapter.close()
@@ -344,7 +361,12 @@ class Bastion:
         if req.keys.session_token and not req.auth.is_master:
             # The master key wins over a session token, as in Parse Server.
             req.auth = await self.users.authenticate(req.auth, req.keys.session_token)
-        return await found[0].handler(req)
+        route = found[0]
+        if route.idempotent and self.idempotency is not None:
+            # As Parse Server's promiseEnsureIdempotency: after the keys and the session, before the
+            # handler (a batch's sub-requests go through dispatch_internal, which skips it).
+            await self.idempotency.check(path, headers.get(REQUEST_ID_HEADER))
+        return await route.handler(req)
 
     async def dispatch_internal(self, parent: RequestContext, method: str, path: str, body: Any) -> dict[str, Any]:
         """One request of a batch, with the batch's identity."""

@@ -79,6 +79,18 @@ def _account_option(ctx: click.Context, param: click.Parameter, value: str | Non
     return parsed or None
 
 
+def _idempotency_paths_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--idempotency-paths: each pattern must compile; kept as given (a list or comma-separated)."""
+    if not value:
+        return None
+    from bastion.domain.idempotency import parse_paths
+
+    try:
+        return value if parse_paths(value) else None
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 class _ScheduleEntry(click.ParamType):
     """One --schedule entry; in BASTION_SCHEDULE, entries are separated by ';'."""
 
@@ -292,6 +304,13 @@ def main() -> None:
           help="Deliver queued pushes from this process (--no-push-worker: only accept them).")
 @_setting("push_poll_ms", type=int, default=1000,
           help="How often an idle push worker looks for pushes that are due, in milliseconds.")
+@_setting("idempotency_paths", callback=_idempotency_paths_option,
+          help="Run write requests that carry X-Parse-Request-Id once (Parse Server's idempotencyOptions.paths): "
+               "path patterns after the mount path, regular expressions matched from the start, comma-separated "
+               "or a JSON list, e.g. 'functions/.*,jobs/.*,classes/.*,users,installations'. A repeated id answers "
+               "159 \"Duplicate request\". Off by default (see docs/configuration.md).")
+@_setting("idempotency_ttl", type=int, default=300,
+          help="Seconds a request id of --idempotency-paths is remembered (Parse Server's idempotencyOptions.ttl).")
 @_setting("log_level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
 def serve(access_log: bool, **options: object) -> None:
@@ -321,6 +340,8 @@ def serve(access_log: bool, **options: object) -> None:
         raise click.UsageError("--schedule-tick-ms must be at least 10")
     if settings.push_poll_ms < 10:
         raise click.UsageError("--push-poll-ms must be at least 10")
+    if settings.idempotency_ttl < 1:
+        raise click.UsageError("--idempotency-ttl must be at least 1 (seconds)")
     configure(settings.log_level)
     os.environ.update(settings_to_env(settings))
     db = _redact(settings.database_url)
@@ -347,6 +368,9 @@ def serve(access_log: bool, **options: object) -> None:
                    + (", reloads on change" if settings.dev else ""), err=True)
     if settings.schedule:
         click.echo(f"  Schedule:     {settings.schedule} (UTC)", err=True)
+    if settings.idempotency_paths:
+        click.echo(f"  Idempotency:  {settings.idempotency_paths} (request ids kept {settings.idempotency_ttl} s)",
+                   err=True)
     uvicorn.run(
         "bastion.asgi:build",
         factory=True,

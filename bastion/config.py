@@ -105,6 +105,11 @@ class Settings:
     allow_client_push: bool = False
     push_worker: bool = True
     push_poll_ms: int = 1000
+    # Parse Server's idempotencyOptions: path patterns (regular expressions after the mount path,
+    # comma-separated or a JSON list) whose write requests with X-Parse-Request-Id run once, and how
+    # many seconds a request id is remembered. No paths: the feature is off (bastion/domain/idempotency.py).
+    idempotency_paths: str | None = None
+    idempotency_ttl: int = 300
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
@@ -226,6 +231,8 @@ ENV_FIELDS: dict[str, type] = {
     "allow_client_push": bool,
     "push_worker": bool,
     "push_poll_ms": int,
+    "idempotency_paths": str,
+    "idempotency_ttl": int,
 }
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from bastion.cloud.errors import SCRIPT_FAILED
+from bastion.cloud.errors import ScriptFailure
 from bastion.cloud.registry import FILE_CLASS
 from bastion.errors import Code, ParseError
 
@@ -85,18 +85,20 @@ async def run_file_trigger_request(cloud: CloudRuntime, kind: str, file: File, a
     other fields the trigger may have set.
 
     As Parse Server: ``cloud.Error`` reaches the client as raised; any other failure of the handler
-    answers with the upload's or delete's own error (``failure``: 130 "Could not store file: …",
-    153 "Could not delete file."), without the exception's text."""
+    answers with the upload's or delete's own code (``failure``: 130 "Could not store file: …",
+    153 "Could not delete file.") and the exception's message (``failure``'s without one)."""
     entry = cloud.registry.trigger(kind, FILE_CLASS)
     if entry is None:
         return file, None
     request = cloud.request_for(auth, info, trigger_name=kind, file=file, **fields)
     try:
         result = await cloud.invoke(entry, request, auth)
-    except ParseError as exc:
-        if exc.code == Code.SCRIPT_FAILED and exc.message == SCRIPT_FAILED:
-            raise ParseError(*failure) from None
-        raise
+    except ScriptFailure as exc:
+        if exc.code != Code.SCRIPT_FAILED:
+            raise  # a validator's 142
+        # Parse's resolveError with the upload's or delete's defaults: their code, the message
+        # the exception had (the default message when it had none).
+        raise ParseError(failure[0], exc.detail or failure[1]) from None
     if kind in ("beforeSave", "beforeFind", "afterFind") and isinstance(result, File):
         return result, request
     left = getattr(request, "file", None)

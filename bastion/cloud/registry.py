@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from bastion.cloud.returns import returns_value
 from bastion.cloud.validators import Validator
 
 Handler = Callable[..., Any]
@@ -32,6 +33,8 @@ class Registered:
     fn: Handler
     is_async: bool
     validator: Validator | None = None
+    # A function without ``return <value>`` answers ``{}``, as Parse's ``undefined`` (cloud/returns.py).
+    returns_value: bool = True
 
 
 @dataclass
@@ -72,6 +75,12 @@ def _entry(name: str, fn: Handler, options: dict[str, Any]) -> Registered:
     return Registered(name, fn, inspect.iscoroutinefunction(fn), Validator.from_options(options))
 
 
+def _function_entry(name: str, fn: Handler, options: dict[str, Any]) -> Registered:
+    entry = _entry(name, fn, options)
+    entry.returns_value = returns_value(fn)
+    return entry
+
+
 def class_name_of(target: Any) -> str:
     """A class name given as text or as a cloud object class (``cloud.User`` means ``_User``)."""
     if isinstance(target, type) and getattr(target, "class_name", ""):
@@ -96,13 +105,13 @@ def define(name: str | Handler, **options: Any) -> Any:
     """``@cloud.define("hello")``: a function clients call with POST /functions/hello."""
     if callable(name) and not options:
         fn = name
-        loading.functions[fn.__name__] = _entry(fn.__name__, fn, {})
+        loading.functions[fn.__name__] = _function_entry(fn.__name__, fn, {})
         return fn
     if not isinstance(name, str) or not name:
         raise TypeError("cloud.define needs a function name")
 
     def register(fn: Handler) -> Handler:
-        loading.functions[name] = _entry(name, fn, options)
+        loading.functions[name] = _function_entry(name, fn, options)
         return fn
     return register
 

@@ -2,7 +2,8 @@
 
 The pipelines ask ``has(kind, class_name)`` first (a dict lookup), so a class without triggers pays
 nothing. A handler's validator runs first; ``cloud.Error`` (any ParseError) reaches the client as it
-is; any other exception is logged with its traceback and reaches the client as 141 "Script failed.".
+is; any other exception is logged with its traceback and reaches the client as Parse Server answers
+a thrown error: 141 with the exception's message (142 from a validator).
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from bastion.cloud.acl import ACL
 from bastion.cloud.data import set_current_runtime
-from bastion.cloud.errors import SCRIPT_FAILED
+from bastion.cloud.errors import (
+    SCRIPT_FAILED,
+    TRIGGER_FAILED,
+    VALIDATION_FAILED,
+    ScriptFailure,
+    exception_message,
+)
 from bastion.cloud.objects import Object, Session, User, decode, encode
 from bastion.cloud.query import Query
 from bastion.cloud.registry import CloudRegistry, Registered
@@ -98,9 +105,10 @@ class CloudRuntime:
                 await validator.check(request, self._roles(auth))
             except ParseError:
                 raise
-            except Exception:  # noqa: BLE001 - a custom validator's own failure
+            except Exception as exc:  # noqa: BLE001 - a custom validator's own failure
+                # As Parse Server: 142 with the exception's message ("Validation failed." without one).
                 log.exception("validator of %s failed", entry.name)
-                raise ParseError(Code.VALIDATION_ERROR, "Validation failed.") from None
+                raise ScriptFailure(exception_message(exc), VALIDATION_FAILED, Code.VALIDATION_ERROR) from None
         try:
             if entry.is_async:
                 return await entry.fn(request)
@@ -110,9 +118,12 @@ class CloudRuntime:
             return result
         except ParseError:
             raise
-        except Exception:  # noqa: BLE001 - the client gets a Parse error, the log the traceback
+        except Exception as exc:  # noqa: BLE001 - the client gets a Parse error, the log the traceback
+            # As Parse Server's resolveError: 141 with the exception's message; without one, a
+            # function says "Script failed." and a trigger "Script failed. Unknown error.".
             log.exception("cloud code %s failed", entry.name)
-            raise ParseError(Code.SCRIPT_FAILED, SCRIPT_FAILED) from None
+            fallback = TRIGGER_FAILED if request.trigger_name else SCRIPT_FAILED
+            raise ScriptFailure(exception_message(exc), fallback) from None
 
     async def _complete_user(self, request: Request, auth: Auth) -> None:
         """A session names only its user's id: cloud code gets the whole user (as the master key
@@ -134,7 +145,9 @@ class CloudRuntime:
 
     # --- functions ------------------------------------------------------------------------------
 
-    async def run_function(self, name: str, params: Any, auth: Auth, info: CallInfo | None) -> Any:
+    async def run_function(self, name: str, params: Any, auth: Auth, info: CallInfo | None) -> dict[str, Any]:
+        """The function's answer: ``{"result": …}``, or ``{}`` when the function returns nothing
+        (no ``return <value>`` in its code: Parse's ``undefined``, see cloud/returns.py)."""
         entry = self.registry.functions.get(name)
         if entry is None:
             await self.webhooks.reload_on_miss()  # another process may have just registered it
@@ -145,8 +158,10 @@ class CloudRuntime:
             params = {}
         request = self.request_for(auth, info, function_name=name, params=decode(params))
         result = await self.invoke(entry, request, auth)
+        if result is None and not entry.returns_value:
+            return {}
         try:
-            return encode_result(result)
+            return {"result": encode_result(result)}
         except TypeError:
             log.exception("cloud function %s returned a value that is not JSON", name)
             raise ParseError(Code.SCRIPT_FAILED, SCRIPT_FAILED) from None

@@ -103,6 +103,10 @@ SYSTEM_CLASS_FIELDS: dict[str, dict[str, FieldType]] = {
         "query": FieldType("String"),
         "lastUsed": FieldType("Date"),
         "timesUsed": FieldType("Number"),
+    },    # Request ids of --idempotency-paths (bastion/domain/idempotency.py), as Parse Server's.
+    "_Idempotency": {
+        "reqId": FieldType("String"),
+        "expire": FieldType("Date"),
     },
 }
 

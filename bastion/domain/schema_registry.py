@@ -104,6 +104,13 @@ class SchemaRegistry:
         self._classes = {doc["className"]: ClassSchema.from_storage(doc) for doc in docs}
         self._loaded_at = time.monotonic()
 
+    async def ensure_classes(self, class_names: tuple[str, ...]) -> None:
+        """Creates the classes that are missing (several processes starting at once may race: the
+        loser finds the winner's class)."""
+        for class_name in class_names:
+            if class_name not in self._classes:
+                await self.ensure_fields(class_name, {}, may_create_class=True)
+
     async def refresh_if_stale(self) -> None:
         """Re-read the schemas when the cache is older than ``ttl``: other processes sharing the
         database may have changed them."""
@@ -372,7 +379,7 @@ def _check_indexes(fields: dict[str, FieldType], existing: dict[str, Any], index
 
 
 # Fields Parse Server keeps unique with a database index (its ensureUniqueness at start-up).
-UNIQUE_SYSTEM_FIELDS = {"_User": ("username", "email"), "_Role": ("name",)}
+UNIQUE_SYSTEM_FIELDS = {"_User": ("username", "email"), "_Role": ("name",), "_Idempotency": ("reqId",)}
 
 
 def _check_one_geopoint(schema: ClassSchema) -> None:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import html
 from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
-from bastion.errors import ParseError
+from bastion.errors import Code, ParseError
 
 # Exactly Parse Server 9's defaults (its allowHeaders list has no installation, client-key or
 # cloud-context header: browsers send those in the JS SDK's text/plain body instead).
@@ -39,10 +38,10 @@ class Response:
 
 
 def not_found(method: str, path: str) -> Response:
-    """What Parse Server (Express, really) answers for a path or method nothing serves."""
-    page = ('<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>Error</title>\n'
-            f'</head>\n<body>\n<pre>Cannot {html.escape(method)} {html.escape(path)}</pre>\n</body>\n</html>\n')
-    return Response(raw=page.encode(), status=404, content_type=(b"content-type", b"text/html; charset=utf-8"))
+    """A path or method nothing serves: 404 with Express's words (which Parse Server answers as an
+    HTML page), as a Parse error. 107 is the code Parse SDKs report for that page today, and the one
+    Parse Server's /batch gives a path it cannot route."""
+    return Response({"code": Code.INVALID_JSON, "error": f"Cannot {method[:16]} {path[:200]}"}, status=404)
 
 
 def error_response(error: ParseError) -> Response:

@@ -21,6 +21,8 @@ class Route:
     public: bool = False  # answered without keys (health)
     # The handler reads the request body itself from ``req.receive`` (file uploads stream it).
     streams_body: bool = False
+    # Takes part in --idempotency-paths (where Parse's routers place promiseEnsureIdempotency).
+    idempotent: bool = False
 
 
 class Router:
@@ -31,11 +33,10 @@ class Router:
         self.routes: list[Route] = []
         self._by_segment: dict[str, list[Route]] = {}
 
-    def add(self, method: str, path: str, handler: Handler, public: bool = False, streams_body: bool = False) -> None:
-        # One trailing slash is optional, as in Express's default (non-strict) routing that Parse
-        # Server mounts on: Parse Dashboard asks for `/schemas/`.
-        regex = "^" + _PARAM.sub(r"(?P<\1>[^/]+)", path) + "/?$"
-        route = Route(method, re.compile(regex), handler, public, streams_body)
+    def add(self, method: str, path: str, handler: Handler, public: bool = False, streams_body: bool = False,
+            idempotent: bool = False) -> None:
+        regex = "^" + _PARAM.sub(r"(?P<\1>[^/]+)", path) + "$"
+        route = Route(method, re.compile(regex), handler, public, streams_body, idempotent)
         self.routes.append(route)
         first = _first_segment(path)
         if first.startswith(":"):
@@ -43,7 +44,12 @@ class Router:
         self._by_segment.setdefault(first, []).append(route)
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None | bool:
-        """The route and its path parameters; False when the path exists with another method."""
+        """The route and its path parameters; False when the path exists with another method.
+
+        One trailing slash means the same route (Express's non-strict routing, which Parse Server
+        uses: the JS SDK asks for ``/schemas/``)."""
+        if len(path) > 1 and path[-1] == "/" and path[-2] != "/":
+            path = path[:-1]
         candidates = self._by_segment.get(_first_segment(path), ())
         for route in candidates:
             if route.method == method:

@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+import orjson
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from bastion.errors import Code
 
 
 class CoalescingTransport:
@@ -73,3 +76,14 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+
+    def send_400_response(self, msg: str) -> None:
+        """A request httptools cannot parse gets a Parse error body (uvicorn's own is plain text)."""
+        body = orjson.dumps({"code": Code.INVALID_JSON, "error": msg})
+        head = [STATUS_LINE[400]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head += [b"content-type: application/json; charset=utf-8\r\n",
+                 b"content-length: ", str(len(body)).encode(), b"\r\n", b"connection: close\r\n\r\n", body]
+        self.transport.write(b"".join(head))
+        self.transport.close()

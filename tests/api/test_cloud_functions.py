@@ -36,6 +36,17 @@ def test_sync_and_async_functions_answer_with_result(api: httpx.Client) -> None:
     assert call(api, "nothing").json() == {"result": None}
 
 
+def test_a_function_that_returns_nothing_answers_without_result(api: httpx.Client) -> None:
+    # Parse Server answers a JS function returning undefined with {}, one returning null with
+    # {"result": null}; in Python, no `return <value>` in the function's code is the undefined.
+    assert call(api, "noReturn").json() == {}
+    assert call(api, "bareReturn").json() == {}
+    assert call(api, "nothing").json() == {"result": None}
+    assert call(api, "maybeNone").json() == {"result": None}
+    assert call(api, "maybeNone", {"give": True}).json() == {"result": 7}
+    assert call(api, "lambdaNone").json() == {"result": None}
+
+
 def test_url_query_parameters_are_params_too(api: httpx.Client) -> None:
     assert api.post("/functions/hello?name=Query", json={}).json() == {"result": "Hello Query"}
 
@@ -86,10 +97,14 @@ def test_cloud_errors_reach_the_client_as_raised(api: httpx.Client) -> None:
     assert_error(call(api, "fail", {"validation": True}), 400, 142, "custom failure")
 
 
-def test_other_exceptions_are_script_failed_without_details(api: httpx.Client, server: Any) -> None:
+def test_other_exceptions_answer_141_with_their_message(api: httpx.Client, server: Any) -> None:
+    # As Parse Server answers `throw new Error("…")` and `throw "…"`: 141 and the message.
     response = call(api, "crash")
-    assert_error(response, 400, 141, "Script failed.")
-    assert "secret internals" not in response.text and "Traceback" not in response.text
+    assert_error(response, 400, 141, "secret internals")
+    assert "Traceback" not in response.text
+    assert_error(call(api, "plainError"), 400, 141, "plain message")
+    assert_error(call(api, "typeError"), 400, 141, "'NoneType' object has no attribute 'missing'")
+    assert_error(call(api, "emptyError"), 400, 141, "Script failed.")  # Parse's `throw ""`
     assert_error(call(api, "unserializable"), 400, 141, "Script failed.")
     deadline = time.monotonic() + 5
     log = ""
@@ -127,6 +142,9 @@ def test_the_master_key_skips_validation(master: httpx.Client) -> None:
 
 def test_custom_validator(api: httpx.Client) -> None:
     assert_error(call(api, "customValidator", {"n": 3}), 400, 142, "odd numbers are refused")
+    # A validator's plain exception: 142 with its message, "Validation failed." without one.
+    assert_error(call(api, "plainValidatorError", {"say": True}), 400, 142, "validator says no")
+    assert_error(call(api, "plainValidatorError"), 400, 142, "Validation failed.")
     assert call(api, "customValidator", {"n": 4}).json() == {"result": "even"}
 
 

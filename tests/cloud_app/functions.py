@@ -66,7 +66,55 @@ def unserializable(request: cloud.Request) -> object:
 
 @cloud.define("nothing")
 def nothing(request: cloud.Request) -> None:
+    return None  # explicit: {"result": null}, as a JS function returning null
+
+
+@cloud.define("noReturn")
+def no_return(request: cloud.Request) -> None:
+    request.log.info("no return statement: {} as a JS function returning undefined")
+
+
+@cloud.define("bareReturn")
+async def bare_return(request: cloud.Request) -> None:
+    def helper() -> int:
+        return 1  # a nested function's return is not this function's
+    if helper():
+        return
+    await asyncio.sleep(0)
+
+
+@cloud.define("maybeNone")
+def maybe_none(request: cloud.Request) -> int | None:
+    if request.params.get("give"):
+        return 7
     return None
+
+
+cloud.define("lambdaNone")(lambda request: None)
+
+
+@cloud.define("plainError")
+def plain_error(request: cloud.Request) -> None:
+    raise ValueError("plain message")
+
+
+@cloud.define("emptyError")
+def empty_error(request: cloud.Request) -> None:
+    raise RuntimeError()
+
+
+@cloud.define("typeError")
+def type_error(request: cloud.Request) -> None:
+    None.missing  # noqa: B018 - a bug, as `null.x` in JavaScript
+
+
+@cloud.define("plainValidatorError", validator=lambda request: _plain_refusal(request))
+def plain_validator_error(request: cloud.Request) -> str:
+    return "never"
+
+
+def _plain_refusal(request: cloud.Request) -> None:
+    raise ValueError("validator says no" if request.params.get("say") else "")
 
 
 @cloud.define("needsUser", require_user=True)
@@ -112,3 +160,10 @@ def custom_validator(request: cloud.Request) -> str:
 def _refuse_odd(request: cloud.Request) -> None:
     if request.params.get("n", 0) % 2:
         raise cloud.Error(cloud.Error.VALIDATION_ERROR, "odd numbers are refused")
+
+
+@cloud.define("recordCall")
+async def record_call(request: cloud.Request) -> str:
+    """A side effect to count (tests/api/test_idempotency.py): one CloudCall object per run."""
+    await cloud.Object("CloudCall").set("marker", request.params.get("marker")).save(use_master_key=True)
+    return "recorded"

@@ -325,6 +325,7 @@ async def test_missing_class_reads_as_empty(storage: StorageAdapter) -> None:
     assert await storage.find(schema, FindQuery(where=where), Access(["*"])) == []
     assert await storage.update(schema, "a", [Set("name", "y")], MASTER) is None
     assert await storage.delete(schema, "a", MASTER) is False
+    assert await storage.delete_matching(schema, ir.TRUE) == 0
     assert await storage.distinct(schema, ir.Field("name", "String"), ir.TRUE, MASTER) == []
     await storage.purge("Doc")
     await storage.remove_relations("Doc", "rel", "Doc", "a", ["b"])
@@ -665,6 +666,20 @@ async def test_update_ops_match_apply_op(storage: StorageAdapter, case: int) -> 
     assert stored == [expected]
     assert (await storage.find(schema, FindQuery(where=parse_where({"objectId": "other"}, schema, "Doc",
                                                                     lookup_for(schema))), MASTER))[0]["name"] == "o"
+
+
+async def test_delete_matching_removes_what_matches_and_counts_it(storage: StorageAdapter) -> None:
+    when = ir.Field("when", "Date")
+    schema = await make_docs(storage, [record("a", name="x", when=T0, _rperm=["u1"], _wperm=["u1"]),
+                                       record("b", name="x", when=T0 + timedelta(hours=1)),
+                                       record("c", name="y", when=T0 - timedelta(hours=1)), record("d", name="x")])
+    # ACLs do not matter: it is the server's own housekeeping (expired _Idempotency records).
+    before_t0 = ir.Compare(when, ir.LT, T0 + timedelta(minutes=1))
+    assert await storage.delete_matching(schema, ir.And((ir.Compare(ir.Field("name", "String"), ir.EQ, "x"),
+                                                         before_t0))) == 1
+    assert await storage.delete_matching(schema, before_t0) == 1
+    assert await storage.delete_matching(schema, before_t0) == 0
+    assert sorted(r["objectId"] for r in await storage.find(schema, FindQuery(), MASTER)) == ["b", "d"]
 
 
 async def test_update_where_and_missing(storage: StorageAdapter) -> None:

@@ -57,6 +57,17 @@ describe('Parse.Cloud.run', () => {
     assert.equal(err.message, 'custom failure');
   });
 
+  test('a function returning nothing resolves to undefined, one returning None to null', async () => {
+    assert.equal(await Parse.Cloud.run('noReturn'), undefined);
+    assert.equal(await Parse.Cloud.run('nothing'), null);
+  });
+
+  test('a plain exception arrives as 141 with its message', async () => {
+    const err = await expectParseError(() => Parse.Cloud.run('plainError'));
+    assert.equal(err.code, 141);
+    assert.equal(err.message, 'plain message');
+  });
+
   test('an unknown function is error 141', async () => {
     const err = await expectParseError(() => Parse.Cloud.run('noSuchFunction'));
     assert.equal(err.code, 141);

@@ -115,6 +115,9 @@ async function startBastion(options = {}, reuse = null) {
   if (options.cloud) {
     args.push('--cloud', options.cloud); // relative to the repository root
   }
+  if (options.args) {
+    args.push(...options.args); // more `bastion serve` options
+  }
   const stderr = [];
   const child = spawn(python, args, { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
   child.stderr.setEncoding('utf8');
@@ -153,6 +156,7 @@ function wsURL(serverURL) {
 /**
  * Starts (or connects to) the server under test and initializes the SDK.
  * `options.cloud`: cloud code for a Bastion this harness starts (a path from the repository root).
+ * `options.args`: more `bastion serve` options for it.
  * Returns { Parse, serverURL, appId, masterKey, jsKey }.
  */
 export async function startServer(options = {}) {

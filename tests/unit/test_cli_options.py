@@ -79,6 +79,8 @@ def test_help_lists_every_option() -> None:
         ({"BASTION_PUSH_WORKER": "false"}, "push_worker", False),
         ({"BASTION_APNS_PRODUCTION": "1"}, "apns_production", True),
         ({"BASTION_LOG_LEVEL": "debug"}, "log_level", "debug"),
+        ({"BASTION_IDEMPOTENCY_PATHS": "functions/.*,users"}, "idempotency_paths", "functions/.*,users"),
+        ({"BASTION_IDEMPOTENCY_TTL": "60"}, "idempotency_ttl", 60),
     ],
 )
 def test_variables_reach_the_command(
@@ -89,3 +91,14 @@ def test_variables_reach_the_command(
     # make_context parses the options (variables included) without running the command.
     ctx = serve.make_context("serve", [])
     assert ctx.params[name] == value
+
+
+def test_idempotency_paths_must_be_regular_expressions() -> None:
+    ctx = serve.make_context("serve", ["--idempotency-paths", '["functions/.*", "jobs/.*"]'])
+    assert ctx.params["idempotency_paths"] == '["functions/.*", "jobs/.*"]'
+    defaults = serve.make_context("serve", []).params
+    assert defaults["idempotency_paths"] is None and defaults["idempotency_ttl"] == 300  # off; Parse's ttl
+    result = CliRunner().invoke(main, ["serve", "--idempotency-paths", "functions/(.*"])
+    assert result.exit_code == 2 and "is not a regular expression" in result.output, result.output
+    result = CliRunner().invoke(main, ["serve", "--idempotency-paths", '["functions/.*", 3]'])
+    assert result.exit_code == 2 and "JSON list of path patterns" in result.output, result.output

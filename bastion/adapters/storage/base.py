@@ -196,6 +196,10 @@ class StorageAdapter(ABC):
         """Delete one object the access may write (and that matches ``where``); whether it did."""
 
     @abstractmethod
+    async def delete_matching(self, schema: ClassSchema, where: ir.Node) -> int:
+        """Delete every object matching ``where`` (the server's own housekeeping, no ACL); how many."""
+
+    @abstractmethod
     async def find(self, schema: ClassSchema, query: FindQuery, access: Access) -> list[Record]: ...
 
     async def find_json(self, schema: ClassSchema, query: FindQuery, access: Access) -> list[str] | None:

@@ -37,6 +37,7 @@ from bastion.adapters.storage.base import (
     AUTH_PROVIDER,
     BASE_COLUMNS,
     HOOK_COLUMNS,
+    MASTER,
     PUSH_QUEUE_COLUMNS,
     Access,
     AddItems,
@@ -1104,6 +1105,17 @@ class PostgresStorage(StorageAdapter):
         except _Missing:
             return False
         return status != "DELETE 0"
+
+    async def delete_matching(self, schema: ClassSchema, where: ir.Node) -> int:
+        params = Params(self.dialect)
+        predicate = self.dialect.where(where, params, self.schema_lookup, MASTER)
+        sql = f'DELETE FROM {quote(schema.class_name)} WHERE {predicate}'
+        try:
+            with _errors(_missing):
+                status = await self.pool.execute(sql, *params.values)
+        except _Missing:
+            return 0
+        return int(status.rsplit(" ", 1)[-1])
 
     async def find(self, schema: ClassSchema, query: FindQuery, access: Access) -> list[Record]:
         columns = self._columns(schema) if query.columns is None else list(query.columns)

@@ -30,6 +30,7 @@ from bastion.adapters.storage.base import (
     AUTH_PROVIDER,
     BASE_COLUMNS,
     HOOK_COLUMNS,
+    MASTER,
     PUSH_QUEUE_COLUMNS,
     Access,
     DuplicateValue,
@@ -884,6 +885,13 @@ class SqliteStorage(StorageAdapter):
         sql = f'DELETE FROM {quote(schema.class_name)} WHERE "objectId" = {mark} AND {predicate} AND {acl}'
         values = tuple(params.values)
         return bool(await _or_missing(self._write(lambda c: c.execute(sql, values).rowcount), 0))
+
+    async def delete_matching(self, schema: ClassSchema, where: ir.Node) -> int:
+        params = Params(self.dialect)
+        predicate = self.dialect.where(where, params, self.schema_lookup, MASTER)
+        sql = f'DELETE FROM {quote(schema.class_name)} WHERE {predicate}'
+        values = tuple(params.values)
+        return int(await _or_missing(self._write(lambda c: c.execute(sql, values).rowcount), 0))
 
     async def find(self, schema: ClassSchema, query: FindQuery, access: Access) -> list[Record]:
         columns = self._columns(schema) if query.columns is None else list(query.columns)

@@ -56,7 +56,7 @@ async def delete(req: RequestContext) -> Response:
 
 def register(router: Router) -> None:
     router.add("GET", "/classes/:className", find)
-    router.add("POST", "/classes/:className", create)
+    router.add("POST", "/classes/:className", create, idempotent=True)
     router.add("GET", "/classes/:className/:objectId", get)
-    router.add("PUT", "/classes/:className/:objectId", update)
+    router.add("PUT", "/classes/:className/:objectId", update, idempotent=True)
     router.add("DELETE", "/classes/:className/:objectId", delete)

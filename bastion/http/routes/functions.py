@@ -12,10 +12,11 @@ async def call(req: RequestContext) -> Response:
     # As Parse Server: the parameters are the body's fields and the URL's query parameters.
     params = {**req.query, **req.data}
     check_no_denylisted_keys(params)
-    result = await req.app.cloud.run_function(req.path_params["functionName"], params, req.auth,
+    # {"result": …}, or {} for a function that returns nothing (as Parse's undefined result).
+    answer = await req.app.cloud.run_function(req.path_params["functionName"], params, req.auth,
                                               req.call_info())
-    return Response({"result": result})
+    return Response(answer)
 
 
 def register(router: Router) -> None:
-    router.add("POST", "/functions/:functionName", call)
+    router.add("POST", "/functions/:functionName", call, idempotent=True)

@@ -46,7 +46,7 @@ async def delete(req: RequestContext) -> Response:
 def register(router: Router) -> None:
     for prefix in ("/installations", f"/classes/{INSTALLATION_CLASS}"):
         router.add("GET", prefix, find)
-        router.add("POST", prefix, create)
+        router.add("POST", prefix, create, idempotent=True)
         router.add("GET", f"{prefix}/:objectId", get)
-        router.add("PUT", f"{prefix}/:objectId", update)
+        router.add("PUT", f"{prefix}/:objectId", update, idempotent=True)
         router.add("DELETE", f"{prefix}/:objectId", delete)

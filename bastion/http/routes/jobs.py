@@ -22,5 +22,5 @@ async def start(req: RequestContext) -> Response:
 
 
 def register(router: Router) -> None:
-    router.add("POST", "/jobs/:jobName", start)
+    router.add("POST", "/jobs/:jobName", start, idempotent=True)  # not POST /jobs, as in Parse Server
     router.add("POST", "/jobs", start)

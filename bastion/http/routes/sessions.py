@@ -103,10 +103,12 @@ async def upgrade(req: RequestContext) -> Response:
 
 def register(router: Router) -> None:
     for prefix in ("/sessions", "/classes/_Session"):
+        # As Parse Server: /classes/_Session writes take part in idempotency, /sessions ones do not.
+        idempotent = prefix.startswith("/classes/")
         router.add("GET", f"{prefix}/me", me)
         router.add("GET", prefix, find)
-        router.add("POST", prefix, create)
+        router.add("POST", prefix, create, idempotent=idempotent)
         router.add("GET", f"{prefix}/:objectId", get)
-        router.add("PUT", f"{prefix}/:objectId", update)
+        router.add("PUT", f"{prefix}/:objectId", update, idempotent=idempotent)
         router.add("DELETE", f"{prefix}/:objectId", delete)
     router.add("POST", "/upgradeToRevocableSession", upgrade)

@@ -76,10 +76,10 @@ async def delete(req: RequestContext) -> Response:
 def register(router: Router) -> None:
     for prefix in ("/users", "/classes/_User"):
         router.add("GET", prefix, find)
-        router.add("POST", prefix, sign_up)
+        router.add("POST", prefix, sign_up, idempotent=True)
         router.add("GET", f"{prefix}/me", me)
         router.add("GET", f"{prefix}/:objectId", get)
-        router.add("PUT", f"{prefix}/:objectId", update)
+        router.add("PUT", f"{prefix}/:objectId", update, idempotent=True)
         router.add("DELETE", f"{prefix}/:objectId", delete)
     router.add("GET", "/login", log_in)
     router.add("POST", "/login", log_in)

@@ -21,6 +21,14 @@ Parse.Cloud.define('fail', () => {
   throw new Parse.Error(141, 'custom failure');
 });
 
+// A function returning undefined answers {}, one returning null {"result": null} (Python: no
+// `return <value>` vs `return None`); a plain thrown error answers 141 with its message.
+Parse.Cloud.define('noReturn', () => {});
+Parse.Cloud.define('nothing', () => null);
+Parse.Cloud.define('plainError', () => {
+  throw new Error('plain message');
+});
+
 Parse.Cloud.define('needsUser', (request) => request.user.id, { requireUser: true });
 
 Parse.Cloud.define('needsMaster', () => 'ok', { requireMaster: true });
@@ -64,4 +72,12 @@ Parse.Cloud.beforeLogin((request) => {
 Parse.Cloud.job('jobEcho', async (request) => {
   request.message(`params ${Object.keys(request.params).sort()}`);
   return `done ${request.params.n}`;
+});
+
+// One CloudCall object per run: tests/sdk/idempotency.test.mjs counts them.
+Parse.Cloud.define('recordCall', async (request) => {
+  const call = new Parse.Object('CloudCall');
+  call.set('marker', request.params.marker);
+  await call.save(null, { useMasterKey: true });
+  return 'recorded';
 });
