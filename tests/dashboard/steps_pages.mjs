@@ -87,6 +87,14 @@ async function apiConsole({ page, appURL }) {
   await go(page, `${appURL}/api_console`);
   await page.type('input[placeholder="classes/_User"]', 'classes/Score');
   await page.type('textarea', 'where={"n":7}');
+  // With the master key: the test server requires a JavaScript key, which the console does not send.
+  const toggle = await page.evaluateHandle(() => {
+    let row = [...document.querySelectorAll('div')].find(d => d.textContent === 'Use Master Key?');
+    while (row && !row.querySelector('span')) row = row.parentElement;
+    while (row && ![...row.querySelectorAll('span')].some(s => !s.textContent)) row = row.parentElement;
+    return [...row.querySelectorAll('span')].find(s => !s.textContent);
+  });
+  await toggle.click();
   await clickText(page, 'Send Query');
   await eventually(async () => (await bodyText(page)).includes('player 7'), 'the console shows the result');
 }
