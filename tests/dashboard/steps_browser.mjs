@@ -251,14 +251,21 @@ async function usersAndRoles({ page, appURL }) {
 }
 
 async function relationView({ page, rest, appURL }) {
-  // Item.rel holds two scores (added through REST); the relation view lists exactly them.
+  // Item.rel starts empty: its cell opens the relation view, where two scores are attached by id.
   const [a, b] = await rest.find('Score', {}, '&order=n&limit=2');
-  await rest.put(`/classes/Item/${state.item}`, {
-    rel: { __op: 'AddRelation', objects: [a, b].map(s => ({ __type: 'Pointer', className: 'Score', objectId: s.objectId })) },
-  });
   await go(page, `${appURL}/browser/Item`);
   const rel = await cell(page, state.item, 'rel');
   await (await rel.$('a') || rel).click();
+  await eventually(() => page.url().endsWith(`/Item/${state.item}/rel`), 'the relation view');
+  await clickText(page, 'Attach existing rows from Score');
+  await page.type('[data-modal] input', `${a.objectId}, ${b.objectId}`);
+  await clickText(page, 'Attach', '[data-modal]');
+  const related = await eventually(async () => {
+    const where = { $relatedTo: { object: { __type: 'Pointer', className: 'Item', objectId: state.item }, key: 'rel' } };
+    const found = await rest.find('Score', where);
+    return found.length === 2 && found;
+  }, 'two scores in Item.rel');
+  assertEqual(related.map(s => s.objectId).sort(), [a.objectId, b.objectId].sort(), 'the attached scores');
   await eventually(async () => {
     const ids = await rowIds(page);
     return ids.length === 2 && ids.includes(a.objectId) && ids.includes(b.objectId);
@@ -305,6 +312,6 @@ export const browserSteps = [
   ['create and delete a class', createAndDeleteClass],
   ['export a class', exportRows],
   ['Users and Roles views', usersAndRoles],
-  ['relation view', relationView],
+  ['edit a Relation cell in the relation view', relationView],
   ['class-level permissions', classLevelPermissions],
 ];
