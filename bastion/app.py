@@ -32,6 +32,7 @@ from bastion.domain.query.parse import QueryLimits
 from bastion.domain.read import Reader, ReadOptions
 from bastion.domain.roles import Roles
 from bastion.domain.schema_registry import SchemaRegistry
+from bastion.domain.script_log import ScriptLog, ScriptLogOptions
 from bastion.domain.sessions import Sessions
 from bastion.domain.user_auth_data import UserAuthData
 from bastion.domain.users import Users
@@ -46,21 +47,32 @@ from bastion.http.context import (
     extract_keys,
     read_body,
 )
-from bastion.http.responses import CORS_HEADERS, Response, error_response, not_found, send, unauthorized
+from bastion.http.responses import (
+    CORS_HEADERS,
+    Response,
+    error_response,
+    not_found,
+    send,
+    spelled_headers,
+    unauthorized,
+)
 from bastion.http.router import Router
 from bastion.http.routes import (
     account_emails,
     aggregate,
+    analytics,
     batch,
     classes,
     cloud_code,
     config,
+    config_class,
     files,
     functions,
     health,
     hooks,
     installations,
     jobs,
+    logs,
     pages,
     push,
     push_audiences,
@@ -206,12 +218,17 @@ class Bastion:
                                         IdempotencyOptions(parse_paths(settings.idempotency_paths),
                                                            settings.idempotency_ttl))
                             if settings.idempotency_paths else None)
+        # Parse Dashboard's Logs page: cloud-code lines and errors, kept in the database (secrets masked).
+        self.script_log = ScriptLog(self.storage, ScriptLogOptions(max_entries=settings.script_log_max_entries,
+                                                                   max_age_days=settings.script_log_max_age_days),
+                                    secrets=[settings.master_key, settings.read_only_master_key,
+                                             settings.webhook_key])
         self.router = Router()
-        # Users, sessions and installations first: they own /classes/_User, /classes/_Session and
-        # /classes/_Installation, as in Parse Server.
-        for module in (health, users, sessions, installations, roles, classes, schemas, config, aggregate, batch,
-                       account_emails, pages, files, functions, hooks, jobs, cloud_code, push, push_audiences,
-                       server_info, unavailable):
+        # Users, sessions, installations and config_class first: they own /classes/_User,
+        # /classes/_Session, /classes/_Installation and /classes/_GlobalConfig, as in Parse Server.
+        for module in (health, users, sessions, installations, roles, config_class, classes, schemas, config,
+                       aggregate, batch, account_emails, pages, files, functions, hooks, jobs, cloud_code, push,
+                       push_audiences, server_info, unavailable, logs, analytics):
             module.register(self.router)
         self.ready = False
 
@@ -233,6 +250,7 @@ class Bastion:
 
     async def startup(self) -> None:
         await self.storage.open()
+        await self.script_log.start()
         await self.schemas.load()
         # As Parse Server at start: _User and _Role exist (with their unique indexes) from the first
         # moment, so /schemas and the Dashboard list them on a new database.
@@ -267,6 +285,7 @@ class Bastion:
         await self.cloud.webhooks.close()
         await self.files.adapter.close()
         await self.pubsub.close()
+        await self.script_log.stop()
         await self.storage.close()
 
     # --- ASGI -----------------------------------------------------------------------------------
@@ -309,8 +328,8 @@ class Bastion:
         method: str = scope["method"]
         if method == "OPTIONS":
             await send_fn({"type": "http.response.start", "status": 200,
-                           "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                                       (b"content-length", b"2"), *CORS_HEADERS]})
+                           "headers": [*spelled_headers([(b"content-type", b"text/plain; charset=utf-8"),
+                                                         (b"content-length", b"2")]), *CORS_HEADERS]})
             await send_fn({"type": "http.response.body", "body": b"OK"})
             return
         try:

@@ -312,6 +312,11 @@ def main() -> None:
 @_setting("idempotency_ttl", type=int, default=300,
           help="Seconds a request id of --idempotency-paths is remembered (Parse Server's idempotencyOptions.ttl).")
 @_setting("log_level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@_setting("script_log_max_entries", type=int, default=10_000,
+          help="Log lines kept in the database for Parse Dashboard's Logs page (GET /scriptlog): cloud "
+               "function and trigger runs, cloud code's request.log, warnings and errors; 0 keeps none.")
+@_setting("script_log_max_age_days", type=int, default=7,
+          help="Days a kept log line stays before it is deleted.")
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
 def serve(access_log: bool, **options: object) -> None:
     """Run the API server.
@@ -342,6 +347,8 @@ def serve(access_log: bool, **options: object) -> None:
         raise click.UsageError("--push-poll-ms must be at least 10")
     if settings.idempotency_ttl < 1:
         raise click.UsageError("--idempotency-ttl must be at least 1 (seconds)")
+    if settings.script_log_max_entries < 0 or settings.script_log_max_age_days < 1:
+        raise click.UsageError("--script-log-max-entries must be 0 or more, --script-log-max-age-days 1 or more")
     configure(settings.log_level)
     os.environ.update(settings_to_env(settings))
     db = _redact(settings.database_url)

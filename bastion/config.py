@@ -47,6 +47,10 @@ class Settings:
     query_timeout_ms: int = 30_000
     session_length: int = 365 * 24 * 3600  # seconds a session lives (Parse Server's sessionLength)
     log_level: str = "info"
+    # Parse Dashboard's Logs page (GET /scriptlog): how many lines the database keeps, and for how
+    # many days (bastion/domain/script_log.py). 0 entries: nothing is kept.
+    script_log_max_entries: int = 10_000
+    script_log_max_age_days: int = 7
     # Email verification and password reset (Parse Server's options of the same names).
     files: str = "local"  # local, postgres, postgresql://…, s3://bucket/prefix?… (see docs/files.md)
     max_upload_bytes: int = 20 * 1024 * 1024  # Parse Server's maxUploadSize
@@ -186,6 +190,8 @@ ENV_FIELDS: dict[str, type] = {
     "query_timeout_ms": int,
     "session_length": int,
     "log_level": str,
+    "script_log_max_entries": int,
+    "script_log_max_age_days": int,
     "files": str,
     "max_upload_bytes": int,
     "file_upload_enable_for_public": bool,

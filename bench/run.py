@@ -696,8 +696,10 @@ def started_server(name: str, workers: int, opts: Options, seeder: Seeder | None
             argv = [opts.python, "-m", "bastion", "serve", "--host", HOST, "--port", str(port)]
             if db:
                 argv += ["--database", opts.pg.uri(db)]
+            # --log-level error, as server.js runs Parse Server (logLevel: 'error'): neither logs (nor, for
+            # the Logs page, keeps) a line per cloud function or trigger run.
             argv += ["--data-dir", str(data), "--app-id", APP_ID, "--master-key", MASTER_KEY,
-                     "--workers", str(workers)]
+                     "--workers", str(workers), "--log-level", "error"]
             server = ServerProcess(tag, argv, cwd=REPO_DIR, log_path=tmp / "server.log")
             health = f"{base}/parse/health"
         elif name == "parse":

@@ -35,6 +35,7 @@ from bastion.cloud.registry import (
     before_subscribe,
     define,
     job,
+    track_event,
 )
 from bastion.cloud.request import Request
 
@@ -69,4 +70,5 @@ __all__ = [
     "before_subscribe",
     "define",
     "job",
+    "track_event",
 ]

@@ -25,6 +25,8 @@ CLASS_TRIGGERS = {
 }
 FILE_CLASS = "@File"  # as Parse Server names the "class" of file triggers
 CONNECT_CLASS = "@Connect"
+TRACK_EVENT = "trackEvent"  # analytics events (POST /events/<name>): keyed by event name, or EVERY_EVENT
+EVERY_EVENT = "*"
 
 
 @dataclass(slots=True)
@@ -172,3 +174,22 @@ after_delete_file = _fixed_trigger("afterDelete", FILE_CLASS)
 before_find_file = _fixed_trigger("beforeFind", FILE_CLASS)  # downloads (GET /files/…)
 after_find_file = _fixed_trigger("afterFind", FILE_CLASS)
 before_connect = _fixed_trigger("beforeConnect", CONNECT_CLASS)
+
+
+def track_event(name: str | Handler | None = None, **options: Any) -> Any:
+    """``@cloud.track_event("Purchase")``: receives the analytics event a client sends with
+    ``POST /events/Purchase`` (``Parse.Analytics.track``), to store it as the app wishes. Bare
+    (``@cloud.track_event``) it receives every event that has no handler of its own, AppOpened
+    included. The request has ``event_name``, ``dimensions``, ``at``, ``params`` (the whole body),
+    ``user`` and ``installation_id``; the client is answered ``{}`` whatever the handler does."""
+    if callable(name):
+        loading.triggers[(TRACK_EVENT, EVERY_EVENT)] = _entry(f"{TRACK_EVENT} {EVERY_EVENT}", name, options)
+        return name
+    if name is not None and (not isinstance(name, str) or not name or name == EVERY_EVENT):
+        raise TypeError("cloud.track_event needs an event name, or none for every event")
+    event = name or EVERY_EVENT
+
+    def register(fn: Handler) -> Handler:
+        loading.triggers[(TRACK_EVENT, event)] = _entry(f"{TRACK_EVENT} {event}", fn, options)
+        return fn
+    return register

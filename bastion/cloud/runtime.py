@@ -12,9 +12,10 @@ import base64
 import copy
 import inspect
 import logging
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from bastion.cloud import run_log
 from bastion.cloud.acl import ACL
 from bastion.cloud.data import set_current_runtime
 from bastion.cloud.errors import (
@@ -26,7 +27,7 @@ from bastion.cloud.errors import (
 )
 from bastion.cloud.objects import Object, Session, User, decode, encode
 from bastion.cloud.query import Query
-from bastion.cloud.registry import CloudRegistry, Registered
+from bastion.cloud.registry import EVERY_EVENT, TRACK_EVENT, CloudRegistry, Registered
 from bastion.cloud.request import Request
 from bastion.cloud.webhooks import Webhooks
 from bastion.domain.auth import MASTER_AUTH, Auth, CallInfo
@@ -58,6 +59,19 @@ def encode_result(value: Any) -> Any:
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     raise TypeError(f"cannot send a {type(value).__name__} to the client")
+
+
+def _event_time(value: Any) -> datetime | None:
+    """An event's ``at``: a Date (decoded already) or an ISO 8601 text; None when it is neither."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return None
 
 
 class CloudRuntime:
@@ -92,7 +106,27 @@ class CloudRuntime:
                        context=info.context, **fields)
 
     async def invoke(self, entry: Registered, request: Request, auth: Auth) -> Any:
-        """Validator, rate limit, then the handler; errors as the client should see them."""
+        """Validator, rate limit, then the handler; errors as the client should see them. A trigger's
+        run or failure is logged as Parse Server logs it (``run_log.py``)."""
+        kind = request.trigger_name
+        if kind not in run_log.LOGGED_TRIGGERS:
+            return await self._invoke(entry, request, auth)
+        assert kind is not None
+        class_name = entry.name.rsplit(" ", 1)[-1]  # "<trigger> <class>", or "webhook <trigger> <class>"
+        # The input as given, when runs are logged; a failure alone is logged with the input as left.
+        runs_logged = run_log.runs_logged()
+        given = run_log.trigger_input(request) if runs_logged else None
+        try:
+            result = await self._invoke(entry, request, auth)
+        except ParseError as exc:
+            run_log.trigger_failed(kind, class_name, request,
+                                   given if runs_logged else run_log.trigger_input(request), exc)
+            raise
+        if runs_logged:
+            run_log.trigger_ran(kind, class_name, request, given, result)
+        return result
+
+    async def _invoke(self, entry: Registered, request: Request, auth: Auth) -> Any:
         await self._complete_user(request, auth)
         validator = entry.validator
         if validator is not None:
@@ -157,14 +191,21 @@ class CloudRuntime:
         if not isinstance(params, dict):
             params = {}
         request = self.request_for(auth, info, function_name=name, params=decode(params))
-        result = await self.invoke(entry, request, auth)
-        if result is None and not entry.returns_value:
-            return {}
         try:
-            return {"result": encode_result(result)}
-        except TypeError:
-            log.exception("cloud function %s returned a value that is not JSON", name)
-            raise ParseError(Code.SCRIPT_FAILED, SCRIPT_FAILED) from None
+            result = await self.invoke(entry, request, auth)
+            if result is None and not entry.returns_value:
+                answer: dict[str, Any] = {}
+            else:
+                try:
+                    answer = {"result": encode_result(result)}
+                except TypeError:
+                    log.exception("cloud function %s returned a value that is not JSON", name)
+                    raise ParseError(Code.SCRIPT_FAILED, SCRIPT_FAILED) from None
+        except ParseError as exc:
+            run_log.function_failed(name, request, params, exc)
+            raise
+        run_log.function_ran(name, request, params, answer.get("result"))
+        return answer
 
     # --- object triggers ------------------------------------------------------------------------
 
@@ -310,6 +351,26 @@ class CloudRuntime:
             return value if isinstance(value, dict) else None
 
         return out(request.object) or {}, out(request.original)
+
+    # --- analytics ------------------------------------------------------------------------------
+
+    async def track_event(self, event_name: str, body: Any, auth: Auth, info: CallInfo | None) -> None:
+        """An analytics event (POST /events/<name>) for cloud code's track_event handler of that
+        event, else the one for every event. As Parse Server's analytics controller, its failure
+        never reaches the client: it is logged."""
+        triggers = self.registry.triggers
+        entry = triggers.get((TRACK_EVENT, event_name)) or triggers.get((TRACK_EVENT, EVERY_EVENT))
+        if entry is None:
+            return
+        params = decode(body) if isinstance(body, dict) else {}
+        dimensions = params.get("dimensions")
+        request = self.request_for(auth, info, trigger_name=TRACK_EVENT, event_name=event_name, params=params,
+                                   dimensions=dimensions if isinstance(dimensions, dict) else {},
+                                   at=_event_time(params.get("at")))
+        try:
+            await self.invoke(entry, request, auth)
+        except ParseError as exc:
+            log.warning("track_event %s failed: %s %s", event_name, exc.code, exc.message)
 
     # --- helpers for the pipelines --------------------------------------------------------------
 

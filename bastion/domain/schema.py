@@ -126,7 +126,7 @@ HIDDEN_COLUMNS: dict[str, dict[str, str]] = {
     },
 }
 
-CLP_OPERATIONS = ("find", "count", "get", "create", "update", "delete", "addField")
+CLP_OPERATIONS = ("find", "get", "count", "create", "update", "delete", "addField")
 CLP_KEYS = frozenset(CLP_OPERATIONS + ("ACL", "readUserFields", "writeUserFields", "protectedFields"))
 
 
@@ -142,9 +142,10 @@ def default_clp() -> dict[str, Any]:
 def api_clp(stored: dict[str, Any]) -> dict[str, Any]:
     """Stored permissions as the schemas API answers them: Parse Server fills every operation the
     stored permissions leave out with ``{}`` (which grants nothing)."""
-    out: dict[str, Any] = {op: {} for op in CLP_OPERATIONS}
-    out["protectedFields"] = {}
-    out.update(copy.deepcopy(stored))
+    out: dict[str, Any] = {"ACL": copy.deepcopy(stored["ACL"])} if "ACL" in stored else {}
+    for key in (*CLP_OPERATIONS, "protectedFields"):  # in Parse Server's order
+        out[key] = copy.deepcopy(stored.get(key, {}))
+    out.update((key, copy.deepcopy(value)) for key, value in stored.items() if key not in out)
     return out
 
 
@@ -156,6 +157,9 @@ class ClassSchema:
     fields: dict[str, FieldType]
     clp: dict[str, Any] = field(default_factory=default_clp)
     indexes: dict[str, Any] = field(default_factory=dict)
+    # Whether indexes were ever set (Parse Server then keeps an ``indexes`` document, with its
+    # primary key's ``_id_``, even once every index is deleted).
+    indexed: bool = False
     # What storage adapters derive from the fields (statement text), kept per schema; see derive().
     # The schema registry empties it whenever it may have changed the schema (SchemaRegistry._locked).
     derived: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -184,11 +188,12 @@ class ClassSchema:
     def relation_fields(self) -> dict[str, FieldType]:
         return {name: ft for name, ft in self.fields.items() if ft.type == "Relation"}
 
-    def to_api(self) -> dict[str, Any]:
+    def to_api(self, primary_index: bool = True) -> dict[str, Any]:
         """The shape ``GET /schemas/:className`` answers with.
 
-        As Parse Server on PostgreSQL: no ``indexes`` key until the class has an index, and then
-        the primary key's ``_id_`` beside them.
+        As Parse Server on PostgreSQL: no ``indexes`` key until indexes were set, and then the
+        primary key's ``_id_`` beside them, in the order of its jsonb column (shorter names first).
+        ``primary_index=False`` leaves ``_id_`` out, as the answer to creating a class does.
         """
         fields = {name: ft.to_json() for name, ft in self.fields.items()}
         if self.class_name == "_User":
@@ -198,8 +203,12 @@ class ClassSchema:
             "fields": fields,
             "classLevelPermissions": api_clp(self.clp),
         }
-        if self.indexes:
-            out["indexes"] = {"_id_": {"_id": 1}, **copy.deepcopy(self.indexes)}
+        if not primary_index:
+            if self.indexes:
+                out["indexes"] = copy.deepcopy(self.indexes)
+        elif self.indexes or self.indexed:
+            indexes = {"_id_": {"_id": 1}, **copy.deepcopy(self.indexes)}
+            out["indexes"] = {name: indexes[name] for name in sorted(indexes, key=_jsonb_key_order)}
         return out
 
     def to_storage(self) -> dict[str, Any]:
@@ -216,7 +225,7 @@ class ClassSchema:
             "fields": fields,
             "classLevelPermissions": self.clp,
         }
-        if self.indexes:
+        if self.indexes or self.indexed:
             doc["indexes"] = self.indexes
         return doc
 
@@ -231,8 +240,17 @@ class ClassSchema:
                 fields[name] = FieldType.from_json(spec)
             except ParseError:
                 continue
-        clp = doc.get("classLevelPermissions") or default_clp()
-        return cls(doc["className"], fields, clp, dict(doc.get("indexes") or {}))
+        clp = doc.get("classLevelPermissions")
+        if clp is None:
+            clp = default_clp()  # an empty {} is kept: it grants nothing
+        indexes = doc.get("indexes")
+        return cls(doc["className"], fields, clp, dict(indexes or {}), indexed=indexes is not None)
+
+
+def _jsonb_key_order(name: str) -> tuple[int, bytes]:
+    """PostgreSQL's jsonb keeps an object's keys shorter first, then by their bytes."""
+    raw = name.encode()
+    return len(raw), raw
 
 
 def check_field_type_spec(class_name: str, name: str, spec: Any) -> FieldType:

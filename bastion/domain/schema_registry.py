@@ -324,7 +324,7 @@ class SchemaRegistry:
                 await self.storage.add_fields(schema, add)
             if clp is not None:
                 schema.clp = clp
-            if indexes:
+            if indexes is not None:
                 await self._apply_indexes(schema, indexes)
             await self.storage.save_schema(schema)
             self._classes[class_name] = schema
@@ -332,6 +332,7 @@ class SchemaRegistry:
         return schema
 
     async def _apply_indexes(self, schema: ClassSchema, indexes: dict[str, Any]) -> None:
+        schema.indexed = True  # set once, even to nothing: Parse Server then keeps the document
         for name, spec in indexes.items():
             if isinstance(spec, dict) and spec.get("__op") == "Delete":
                 if name not in schema.indexes:

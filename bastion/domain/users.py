@@ -27,7 +27,7 @@ from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.sessions import Session, Sessions
 from bastion.domain.types import now_ms
 from bastion.domain.user_auth_data import UserAuthData, clean_auth_data
-from bastion.domain.write import Writer, new_object_id
+from bastion.domain.write import TakeSecrets, Writer, new_object_id
 from bastion.errors import Code, ParseError
 
 if TYPE_CHECKING:
@@ -128,14 +128,11 @@ class Users:
             hidden[_HASH] = await self.hasher.hash(password)
         verify = self.emails.prepare_write(body, data, hidden, creating=True) if self.emails else False
         object_id = new_object_id()
-        if "ACL" not in data:
-            data["ACL"] = {object_id: {"read": True, "write": True}}
-            if not self.options.enforce_private_users:
-                data["ACL"]["*"] = {"read": True}
         await self._ensure_class()
         try:
-            result = await self.writer.create(USER_CLASS, data, auth, trusted=True, object_id=object_id,
-                                              hidden=hidden, info=info, take_secrets=take_password)
+            result = await self.writer.create(
+                USER_CLASS, data, auth, trusted=True, object_id=object_id, hidden=hidden, info=info,
+                take_secrets=self._owner_acl_taker(take_password, object_id, creating=True, auth=auth))
         except ParseError as exc:
             if exc.code == Code.DUPLICATE_VALUE:  # lost a race with another sign-up
                 await self._check_unique(body, None)
@@ -246,6 +243,23 @@ class Users:
             return rest
         return take
 
+    def _owner_acl_taker(self, take_password: TakeSecrets | None, object_id: str, *, creating: bool,
+                         auth: Auth) -> TakeSecrets:
+        """The Writer's ``take_secrets`` for user writes: after the before_save trigger (and the
+        password's ``take_password``), the ACL keeps the user able to read and write themself, as
+        Parse Server's RestWrite does: on sign-up always (a missing ACL gets the default, public
+        read unless users are private), on an update that sets an ACL unless the master key does."""
+        async def take(body: dict[str, Any]) -> dict[str, Any]:
+            if take_password is not None:
+                body = await take_password(body)
+            acl = body.get("ACL")
+            if creating and acl is None:
+                acl = {} if self.options.enforce_private_users else {"*": {"read": True}}
+            elif not isinstance(acl, dict) or "__op" in acl or (not creating and auth.is_master):
+                return body
+            return {**body, "ACL": {**acl, object_id: {"read": True, "write": True}}}
+        return take
+
     async def me(self, token: str | None) -> dict[str, Any]:
         session = await self.sessions.resolve(token) if token else None
         user = await self._user_by_id(session.user_id) if session else None
@@ -339,8 +353,9 @@ class Users:
         elif "password" in body:
             hidden[_HASH] = await self.hasher.hash(password)
         verify = self.emails.prepare_write(body, data, hidden, creating=False) if self.emails else False
-        result = await self.writer.update(USER_CLASS, object_id, data, auth, trusted=True, hidden=hidden,
-                                          info=info, take_secrets=take_password)
+        result = await self.writer.update(
+            USER_CLASS, object_id, data, auth, trusted=True, hidden=hidden, info=info,
+            take_secrets=self._owner_acl_taker(take_password, object_id, creating=False, auth=auth))
         response = dict(result.response)
         if verify and self.emails:
             self.emails.send_verification(object_id)

@@ -29,6 +29,7 @@ from bastion.domain.names import (
 from bastion.domain.permissions import Permissions
 from bastion.domain.query import ir
 from bastion.domain.query.parse import parse_where
+from bastion.domain.query.relation_parse import js_truthy
 from bastion.domain.schema import ClassSchema
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.types import (
@@ -49,6 +50,9 @@ OBJECT_ID_ALPHABET = string.ascii_letters + string.digits
 # System classes clients may write through the generic routes (ACLs and CLPs apply as anywhere).
 CLIENT_WRITABLE = frozenset({"_Role"})
 SERVER_FIELDS = frozenset({"objectId", "createdAt", "updatedAt"})
+# Fields every object of a class must keep, Parse Server's requiredColumns.write: refused (111
+# "<field> is required.") when a create leaves one out (or falsy), or an update deletes it.
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {"_Role": ("name", "ACL")}
 # Operations whose result Parse Server returns in the write's answer.
 RESULT_OPS = frozenset({"Increment", "Add", "AddUnique", "Remove"})
 
@@ -127,6 +131,27 @@ class ChangeEvent:
     op: str  # "create", "update" or "delete"
     record: dict[str, Any]
     original: dict[str, Any] | None = None
+
+
+def _is_delete(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("__op") == "Delete"
+
+
+def _without_deletes(body: dict[str, Any]) -> dict[str, Any]:
+    """A create's body as Parse Server stores it: a field to delete is left out (it adds no field
+    to the schema, and a default value still fills it in), and an ACL to delete becomes the empty
+    ACL, which Parse Server makes of the operation's keys."""
+    if not any(_is_delete(value) for value in body.values()):
+        return body
+    return {key: ({} if key == "ACL" else value) for key, value in body.items()
+            if key == "ACL" or not _is_delete(value)}
+
+
+def _check_required_columns(class_name: str, body: dict[str, Any], creating: bool) -> None:
+    for column in REQUIRED_COLUMNS.get(class_name, ()):
+        missing = not js_truthy(body.get(column)) if creating else _is_delete(body.get(column))
+        if missing:
+            raise ParseError(Code.INCORRECT_TYPE, f"{column} is required.")
 
 
 def _nobody(_class_name: str) -> bool:
@@ -274,6 +299,8 @@ class Writer:
             raise ParseError(Code.INVALID_KEY_NAME, "objectId is an invalid field name.")
         if body.get("id"):
             raise ParseError(Code.INVALID_KEY_NAME, "id is an invalid field name.")
+        answered = body  # the trigger's deletes are answered as such
+        body = _without_deletes(body)
         wanted = self._wanted_types(class_name, body)
         self._check_new_values(class_name, body, wanted)
         self._check_clp(self.schemas.get(class_name), body, auth, "create")
@@ -281,6 +308,7 @@ class Writer:
             class_name, wanted,
             may_create_class=auth.is_master or self.options.allow_client_class_creation,
         )
+        _check_required_columns(class_name, body, creating=True)
         now = now_ms()
         object_id = object_id or new_object_id()
         record: dict[str, Any] = {"objectId": object_id, "createdAt": now, "updatedAt": now,
@@ -328,7 +356,7 @@ class Writer:
             self._changed(ChangeEvent(class_name, "create", record))
         if cloud is not None:
             if changed:
-                add_trigger_changes(response, body, changed)
+                add_trigger_changes(response, answered, changed)
             if cloud.has("afterSave", class_name):
                 await cloud.after_save(class_name, cloud.encode_record(class_name, record), None, auth, info)
         return WriteResult(response, record, object_id)
@@ -366,6 +394,7 @@ class Writer:
         if permitted is None:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         schema = await self.schemas.ensure_fields(class_name, wanted, may_create_class=False)
+        _check_required_columns(class_name, body, creating=False)
         now = now_ms()
         update_ops: list[ops.UpdateOp] = [ops.Set("updatedAt", now)]
         update_ops += [ops.Set(column, value) for column, value in (hidden or {}).items()]
@@ -445,8 +474,9 @@ class Writer:
         self._check_target(class_name, auth, trusted)
         schema = await self.schemas.get_or_reload(class_name, force=auth.is_master)
         if schema is None:
-            # Parse Server on PostgreSQL answers a delete in a class that does not exist with 200 {}.
-            return
+            # Nothing to delete: 101, as Parse Server answers on its default database (MongoDB) and
+            # the SDKs' suites expect. Its PostgreSQL adapter swallows the missing table into 200 {}.
+            raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         if not isinstance(object_id, str) or len(object_id) > 120:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         permitted = self._check_clp(schema, {}, auth, "delete")

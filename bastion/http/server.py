@@ -83,7 +83,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         head = [STATUS_LINE[400]]
         for name, value in self.server_state.default_headers:
             head += [name, b": ", value, b"\r\n"]
-        head += [b"content-type: application/json; charset=utf-8\r\n",
-                 b"content-length: ", str(len(body)).encode(), b"\r\n", b"connection: close\r\n\r\n", body]
+        head += [b"Content-Type: application/json; charset=utf-8\r\n",
+                 b"Content-Length: ", str(len(body)).encode(), b"\r\n", b"Connection: close\r\n\r\n", body]
         self.transport.write(b"".join(head))
         self.transport.close()

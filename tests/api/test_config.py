@@ -8,7 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.api.helpers import assert_error
+from tests.api.helpers import ISO_DATE, assert_error
 from tests.conftest import Server
 
 
@@ -76,3 +76,45 @@ def test_clients_may_not_write(server: Server, api: httpx.Client, master: httpx.
 def test_config_needs_the_application_id(server: Server) -> None:
     response = httpx.get(f"{server.url}/config")
     assert_error(response, 403, None, "unauthorized")
+
+
+# --- /classes/_GlobalConfig ----------------------------------------------------------------------
+
+
+def test_global_config_as_a_class(master: httpx.Client, api: httpx.Client, prefix: str) -> None:
+    """Parse Server lets the master key see the config's one row (objectId "1") as an object of
+    _GlobalConfig: found, got, its columns replaced by an update, deleted; never created."""
+    put(master, {"params": {f"{prefix}a": 1, f"{prefix}s": "x"}, "masterKeyOnly": {f"{prefix}s": True}})
+    stored = master.get("/config").json()
+    row = {"objectId": "1", "params": stored["params"], "masterKeyOnly": stored["masterKeyOnly"]}
+    assert master.get("/classes/_GlobalConfig").json() == {"results": [row]}
+    assert master.get("/classes/_GlobalConfig/1").json() == row
+    found = master.get("/classes/_GlobalConfig", params={"where": f'{{"params.{prefix}a": 1}}', "count": 1})
+    assert found.json() == {"results": [row], "count": 1}
+    assert master.get("/classes/_GlobalConfig", params={"where": '{"params.none": 1}'}).json() == {"results": []}
+    assert_error(master.get("/classes/_GlobalConfig/2"), 404, 101, "Object not found.")
+    assert_error(master.post("/classes/_GlobalConfig", json={"params": {}}), 400, 103,
+                 "invalid className: _GlobalConfig")
+    assert_error(master.put("/classes/_GlobalConfig/1", json={"other": 1}), 400, 107, "Could not add field other")
+    assert_error(master.put("/classes/_GlobalConfig/1", json={"params": "x"}), 400, 111,
+                 "schema mismatch for _GlobalConfig.params; expected Object but got String")
+    assert_error(master.put("/classes/_GlobalConfig/2", json={"params": {}}), 404, 101, "Object not found.")
+    # An update replaces the column it names (the parameters are all the ones given).
+    response = master.put("/classes/_GlobalConfig/1", json={"params": {f"{prefix}z": 3}})
+    assert response.status_code == 200 and ISO_DATE.match(response.json()["updatedAt"])
+    assert master.get("/config").json() == {"params": {f"{prefix}z": 3}, "masterKeyOnly": row["masterKeyOnly"]}
+    assert_error(master.delete("/classes/_GlobalConfig/2"), 404, 101, "Object not found.")
+    assert master.delete("/classes/_GlobalConfig/1").json() == {}
+    assert master.get("/config").json() == {"params": {}}
+    assert master.get("/classes/_GlobalConfig").json() == {"results": []}
+    assert_error(master.delete("/classes/_GlobalConfig/1"), 404, 101, "Object not found.")
+
+
+def test_global_config_class_is_the_master_keys_alone(api: httpx.Client, master: httpx.Client, prefix: str) -> None:
+    put(master, {"params": {f"{prefix}a": 1}})
+    for method, path in (("GET", "/classes/_GlobalConfig"), ("GET", "/classes/_GlobalConfig/1"),
+                         ("POST", "/classes/_GlobalConfig"), ("PUT", "/classes/_GlobalConfig/1"),
+                         ("DELETE", "/classes/_GlobalConfig/1")):
+        response = api.request(method, path, json={"params": {}} if method in ("POST", "PUT") else None)
+        assert_error(response, 400, 119, "Permission denied")
+    assert master.get("/config").json()["params"][f"{prefix}a"] == 1

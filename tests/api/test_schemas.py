@@ -270,3 +270,42 @@ def test_master_key_is_required(server: Server, master: httpx.Client, class_name
         assert response.status_code == 403, response.text
         assert response.json() == denied
     assert "b" not in schema(master, class_name)["fields"]
+
+
+def test_indexes_stay_once_set(master: httpx.Client, class_name: str) -> None:
+    """Parse Server answers the indexes given when a class is created (no "_id_"), and keeps an
+    indexes document with the primary key's "_id_" once indexes were set, even to none, and
+    after the last one is deleted. Its jsonb column lists shorter names first."""
+    url = f"/schemas/{class_name}"
+    response = master.post(url, json={"fields": {"abc": {"type": "String"}, "b": {"type": "String"}},
+                                      "indexes": {"abc_1": {"abc": 1}}})
+    assert response.json()["indexes"] == {"abc_1": {"abc": 1}}
+    indexes = master.put(url, json={"indexes": {"b_1": {"b": 1}}}).json()["indexes"]
+    assert list(indexes.items()) == [("b_1", {"b": 1}), ("_id_", {"_id": 1}), ("abc_1", {"abc": 1})]
+    response = master.put(url, json={"indexes": {"b_1": {"__op": "Delete"}, "abc_1": {"__op": "Delete"}}})
+    assert response.json()["indexes"] == {"_id_": {"_id": 1}}
+    assert schema(master, class_name)["indexes"] == {"_id_": {"_id": 1}}
+    # Set to nothing: the same document.
+    other = class_name + "x"
+    master.post(f"/schemas/{other}", json={"indexes": {}})
+    assert "indexes" not in schema(master, other)
+    assert master.put(f"/schemas/{other}", json={"indexes": {}}).json()["indexes"] == {"_id_": {"_id": 1}}
+    assert schema(master, other)["indexes"] == {"_id_": {"_id": 1}}
+    master.delete(f"/schemas/{other}")
+
+
+def test_empty_lists_are_empty_objects(master: httpx.Client, class_name: str) -> None:
+    """PHP encodes an empty object as []; Parse Server reads fields, indexes and class-level
+    permissions given so as empty objects (an empty CLP grants nothing)."""
+    url = f"/schemas/{class_name}"
+    response = master.post(url, json={"fields": [], "indexes": [], "classLevelPermissions": []})
+    assert response.status_code == 200, response.text
+    closed = EMPTY_CLP
+    assert response.json() == {"className": class_name, "fields": DEFAULT_FIELDS, "classLevelPermissions": closed}
+    response = master.put(url, json={"fields": [], "indexes": []})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"className": class_name, "fields": DEFAULT_FIELDS, "classLevelPermissions": closed,
+                               "indexes": {"_id_": {"_id": 1}}}
+    assert schema(master, class_name)["classLevelPermissions"] == closed
+    # A list with items is an object keyed by its indexes.
+    assert_error(master.put(url, json={"fields": ["a"]}), 400, 105, "invalid field name: 0")

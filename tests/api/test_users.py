@@ -350,3 +350,53 @@ def test_public_users_when_private_users_are_not_enforced(own_server: None) -> N
             assert seen.status_code == 200 and seen.json()["username"] == alice["username"]
     finally:
         stop_server(server)
+
+
+def test_a_client_acl_at_sign_up_keeps_the_user_reading_and_writing_itself(api: httpx.Client, master: httpx.Client,
+                                                                         as_user: Any) -> None:
+    """Parse Server's RestWrite adds the new user's own read and write to any ACL it signs up with
+    (the master key's sign-ups too), so an empty ACL does not lock the user out."""
+    for client in (api, master):
+        username = uname()
+        user = sign_up(client, username, ACL={})
+        assert api.post("/login", json={"username": username, "password": "pw-123"}).status_code == 200
+        me = as_user(user["sessionToken"]).get("/users/me").json()
+        assert me["ACL"] == {user["objectId"]: {"read": True, "write": True}}
+    public = sign_up(api, ACL={"*": {"read": True}})
+    assert master.get(f"/users/{public['objectId']}").json()["ACL"] == {
+        "*": {"read": True}, public["objectId"]: {"read": True, "write": True}}
+
+
+def test_an_acl_a_user_sets_on_itself_keeps_its_own_access(api: httpx.Client, master: httpx.Client,
+                                                          as_user: Any) -> None:
+    """On an update the user's own access is added back unless the master key writes the ACL."""
+    username = uname()
+    user = sign_up(api, username)
+    url = f"/users/{user['objectId']}"
+    assert as_user(user["sessionToken"]).put(url, json={"ACL": {}}).status_code == 200
+    assert master.get(url).json()["ACL"] == {user["objectId"]: {"read": True, "write": True}}
+    assert master.put(url, json={"ACL": {}}).status_code == 200
+    assert master.get(url).json()["ACL"] == {}
+    # Locked out by the master key: an empty ACL cannot log in.
+    assert_error(api.post("/login", json={"username": username, "password": "pw-123"}), 404, 101,
+                 "Invalid username/password.")
+
+
+def test_roles_need_a_name_and_an_acl(master: httpx.Client, api: httpx.Client) -> None:
+    """Parse Server's requiredColumns for _Role (111, not the SDK's checks): on create, a missing or
+    empty name, then a missing ACL; on update, deleting either. Its characters are not checked."""
+    acl = {"*": {"read": True}}
+    for client in (master, api):
+        for path in ("/roles", "/classes/_Role"):
+            assert_error(client.post(path, json={}), 400, 111, "name is required.")
+            assert_error(client.post(path, json={"ACL": acl}), 400, 111, "name is required.")
+            assert_error(client.post(path, json={"name": "", "ACL": acl}), 400, 111, "name is required.")
+            assert_error(client.post(path, json={"name": "r_" + secrets.token_hex(3)}), 400, 111,
+                         "ACL is required.")
+    assert_error(master.post("/roles", json={"name": 5, "ACL": acl}), 400, 111,
+                 "schema mismatch for _Role.name; expected String but got Number")
+    odd = "odd name! " + secrets.token_hex(3)
+    role_id = create(master, "_Role", {"name": odd, "ACL": {}})["objectId"]
+    assert_error(master.put(f"/roles/{role_id}", json={"name": {"__op": "Delete"}}), 400, 111, "name is required.")
+    assert_error(master.put(f"/roles/{role_id}", json={"ACL": {"__op": "Delete"}}), 400, 111, "ACL is required.")
+    assert master.get(f"/roles/{role_id}").json()["name"] == odd

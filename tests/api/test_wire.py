@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from tests.api.conftest import EXTERNAL
 from tests.api.helpers import assert_error, count, create
 from tests.conftest import Server, make_class, start_server, stop_server
 
@@ -285,3 +288,53 @@ def test_batch_refused_as_a_whole(api: httpx.Client, master: httpx.Client, class
     assert_error(api.post("/batch", json=body), 400, 107, message)
     # Nothing ran.
     assert count(master, class_name) == 0
+
+
+def test_a_batch_body_of_an_empty_list_is_an_empty_object(master: httpx.Client, class_name: str) -> None:
+    """PHP encodes {} as []: Parse Server reads such a body as an object with no keys."""
+    make_class(master, class_name)
+    path = f"{urlsplit(str(master.base_url)).path}/classes/{class_name}"
+    response = master.post("/batch", json={"requests": [
+        {"method": "POST", "path": path, "body": []},
+        {"method": "GET", "path": path, "body": []},
+    ]})
+    assert response.status_code == 200, response.text
+    created, found = response.json()
+    assert set(created["success"]) == {"objectId", "createdAt"}
+    assert [obj["objectId"] for obj in found["success"]["results"]] == [created["success"]["objectId"]]
+    assert count(master, class_name) == 1
+
+
+def raw_header_names(server: Server, method: str, path: str, body: Any = None) -> list[str]:
+    """The header names of an answer as they are spelled on the wire."""
+    url = urlsplit(server.url)
+    connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    try:
+        headers = {"X-Parse-Application-Id": server.app_id, "X-Parse-Master-Key": server.master_key,
+                   "Content-Type": "application/json"}
+        connection.request(method, url.path + path, body=json.dumps(body) if body is not None else None,
+                           headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return [name for name, _value in response.getheaders()]
+    finally:
+        connection.close()
+
+
+def test_header_names_are_spelled_as_parse_server_spells_them(server: Server, master: httpx.Client,
+                                                              class_name: str) -> None:
+    """Some SDKs look headers up case-sensitively: the names go out as Parse Server (Express) sets
+    them, not lowercased."""
+    cors = ["Access-Control-Allow-Origin", "Access-Control-Allow-Methods", "Access-Control-Allow-Headers",
+            "Access-Control-Expose-Headers"]
+    names = raw_header_names(server, "POST", f"/classes/{class_name}", {"a": 1})
+    assert {"Content-Type", "Content-Length", "Location", *cors} <= set(names), names
+    names = raw_header_names(server, "POST", "/push", {"where": {"deviceType": "none-" + class_name},
+                                                      "data": {"alert": "x"}})
+    assert "X-Parse-Push-Status-Id" in names, names
+    if not EXTERNAL:  # a job of Bastion's tests/cloud_app
+        names = raw_header_names(server, "POST", "/jobs/jobEcho", {})
+        assert "X-Parse-Job-Status-Id" in names, names
+    names = raw_header_names(server, "GET", f"/classes/{class_name}/nope")
+    assert {"Content-Type", "Content-Length", *cors} <= set(names), names
+    assert all(name[0].isupper() for name in names), names

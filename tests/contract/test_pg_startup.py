@@ -26,6 +26,6 @@ async def test_concurrent_start_ups_on_a_new_database(pg_database: PgDatabase) -
             await asyncio.gather(*(store.open() for store in stores))
             tables = {row[0] for row in await stores[0].pool.fetch(
                 "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'")}
-            assert {"_SCHEMA", "_GlobalConfig", "_Hooks", "_PushQueue"} <= tables
+            assert {"_SCHEMA", "_GlobalConfig", "_Hooks", "_PushQueue", "_ScriptLog"} <= tables
         finally:
             await asyncio.gather(*(store.close() for store in stores))

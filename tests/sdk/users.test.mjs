@@ -87,6 +87,22 @@ describe('sign-up, log-in, log-out', () => {
     assert.equal(back.get('nickname'), 'neo');
   });
 
+  test('a user signed up with an empty ACL can still log in and change itself', async () => {
+    const user = new Parse.User();
+    const username = name();
+    user.set('username', username);
+    user.set('password', 'pw-1234');
+    user.setACL(new Parse.ACL());
+    await user.signUp();
+    await Parse.User.logOut();
+    const back = await Parse.User.logIn(username, 'pw-1234');
+    assert.equal(back.id, user.id);
+    assert.equal(back.getACL().getReadAccess(user.id), true);
+    assert.equal(back.getACL().getWriteAccess(user.id), true);
+    back.set('nick', 'me');
+    await back.save();
+  });
+
   test('a user cannot change another user', async () => {
     const alice = await newUser();
     await newUser(); // bob is current now
@@ -116,6 +132,20 @@ describe('ACLs and roles', () => {
     priv.set('text', 'bob was here');
     const err = await expectParseError(() => priv.save(null, { sessionToken: bob.getSessionToken() }));
     assert.equal(err.code, Parse.Error.OBJECT_NOT_FOUND);
+  });
+
+  test('a role without a name or an ACL is refused by the server (111)', async () => {
+    const acl = new Parse.ACL();
+    const nameless = new Parse.Role();
+    nameless.setACL(acl);
+    let err = await expectParseError(() => nameless.save(null, { useMasterKey: true }));
+    assert.equal(err.code, Parse.Error.INCORRECT_TYPE);
+    assert.equal(err.message, 'name is required.');
+    const aclless = new Parse.Role();
+    aclless.set('name', `noacl_${randomBytes(3).toString('hex')}`);
+    err = await expectParseError(() => aclless.save(null, { useMasterKey: true }));
+    assert.equal(err.code, Parse.Error.INCORRECT_TYPE);
+    assert.equal(err.message, 'ACL is required.');
   });
 
   test('a role grants its members, and members of child roles, access', async () => {

@@ -233,6 +233,10 @@ class StorageAdapter(ABC):
     @abstractmethod
     async def set_config(self, params: dict[str, Any], master_key_only: dict[str, Any]) -> None: ...
 
+    @abstractmethod
+    async def delete_config(self) -> bool:
+        """Remove the ``_GlobalConfig`` row; whether there was one."""
+
     # --- webhooks: Parse Server's _Hooks table (its four text columns, no objectId) ---------------
 
     @abstractmethod
@@ -271,6 +275,21 @@ class StorageAdapter(ABC):
     @abstractmethod
     async def push_rows(self, push_id: str | None = None) -> list[dict[str, Any]]:
         """The queue's rows (of one push when ``push_id`` is given), oldest due first."""
+
+    # --- the script log: "_ScriptLog" rows (time, level, entry), Parse Dashboard's Logs page ---------
+
+    @abstractmethod
+    async def log_append(self, rows: list[tuple[int, str, str]]) -> None:
+        """Insert log entries: (time in epoch milliseconds, level, the entry as JSON text)."""
+
+    @abstractmethod
+    async def log_read(self, since: int, until: int, level: str | None, limit: int, descending: bool) -> list[str]:
+        """The entries (JSON text) logged from ``since`` to ``until`` (milliseconds, both included), of
+        ``level`` only when given, newest first when ``descending``, at most ``limit``."""
+
+    @abstractmethod
+    async def log_trim(self, before: int, keep: int) -> None:
+        """Delete the entries older than ``before`` (milliseconds) and all but the ``keep`` newest."""
 
     # --- aggregation pipelines ------------------------------------------------------------------
 

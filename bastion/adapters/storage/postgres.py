@@ -861,7 +861,10 @@ class PostgresStorage(StorageAdapter):
                         'CREATE TABLE IF NOT EXISTS "_PushQueue" ("id" text PRIMARY KEY, "pushId" text, '
                         '"kind" text, "body" text, "attempts" integer, "notBefore" bigint, "claimedBy" text, '
                         '"claimedUntil" bigint)',
-                        'CREATE INDEX IF NOT EXISTS "_PushQueue_due" ON "_PushQueue" ("notBefore")'):
+                        'CREATE INDEX IF NOT EXISTS "_PushQueue_due" ON "_PushQueue" ("notBefore")',
+                        'CREATE TABLE IF NOT EXISTS "_ScriptLog" ("id" bigserial PRIMARY KEY, "time" bigint NOT NULL, '
+                        '"level" text NOT NULL, "entry" text NOT NULL)',
+                        'CREATE INDEX IF NOT EXISTS "_ScriptLog_time" ON "_ScriptLog" ("time")'):
                 # Another process may create it at the same moment.
                 with suppress(*_CREATED_CONCURRENTLY):
                     await conn.execute(ddl)
@@ -1308,6 +1311,11 @@ class PostgresStorage(StorageAdapter):
                 '$2::jsonb) ON CONFLICT ("objectId") DO UPDATE SET "params" = excluded."params", '
                 '"masterKeyOnly" = excluded."masterKeyOnly"', params, master_key_only)
 
+    async def delete_config(self) -> bool:
+        with _errors():
+            done = await self.pool.execute('DELETE FROM "_GlobalConfig" WHERE "objectId" = \'1\'')
+        return done.rsplit(" ", 1)[-1] != "0"
+
     # --- webhooks -------------------------------------------------------------------------------
 
     async def load_hooks(self) -> list[dict[str, Any]]:
@@ -1372,6 +1380,26 @@ class PostgresStorage(StorageAdapter):
             rows = await self.pool.fetch(f'SELECT {names} FROM "_PushQueue" WHERE "pushId" = $1 '
                                          'ORDER BY "notBefore", "id"', push_id)
         return [dict(zip(PUSH_QUEUE_COLUMNS, row, strict=True)) for row in rows]
+
+    # --- the script log ---------------------------------------------------------------------------
+
+    async def log_append(self, rows: list[tuple[int, str, str]]) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.executemany('INSERT INTO "_ScriptLog" ("time", "level", "entry") VALUES ($1, $2, $3)', rows)
+
+    async def log_read(self, since: int, until: int, level: str | None, limit: int, descending: bool) -> list[str]:
+        direction = "DESC" if descending else "ASC"
+        where, values = ('AND "level" = $4', (level,)) if level is not None else ("", ())
+        rows = await self.pool.fetch(
+            f'SELECT "entry" FROM "_ScriptLog" WHERE "time" >= $1 AND "time" <= $2 {where} '
+            f'ORDER BY "time" {direction}, "id" {direction} LIMIT $3', since, until, limit, *values)
+        return [row[0] for row in rows]
+
+    async def log_trim(self, before: int, keep: int) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.execute('DELETE FROM "_ScriptLog" WHERE "time" < $1', before)
+            await conn.execute('DELETE FROM "_ScriptLog" WHERE "id" <= (SELECT "id" FROM "_ScriptLog" '
+                               'ORDER BY "id" DESC LIMIT 1 OFFSET $1)', keep)
 
     # --- aggregation pipelines ------------------------------------------------------------------
 

@@ -637,6 +637,9 @@ class SqliteStorage(StorageAdapter):
                          '"kind" TEXT, "body" TEXT, "attempts" INTEGER, "notBefore" INTEGER, "claimedBy" TEXT, '
                          '"claimedUntil" INTEGER)')
             conn.execute('CREATE INDEX IF NOT EXISTS "_PushQueue_due" ON "_PushQueue" ("notBefore")')
+            conn.execute('CREATE TABLE IF NOT EXISTS "_ScriptLog" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, '
+                         '"time" INTEGER NOT NULL, "level" TEXT NOT NULL, "entry" TEXT NOT NULL)')
+            conn.execute('CREATE INDEX IF NOT EXISTS "_ScriptLog_time" ON "_ScriptLog" ("time")')
 
         await self._write(init)
 
@@ -965,6 +968,10 @@ class SqliteStorage(StorageAdapter):
             'ON CONFLICT ("objectId") DO UPDATE SET "params" = excluded."params", '
             '"masterKeyOnly" = excluded."masterKeyOnly"', values))
 
+    async def delete_config(self) -> bool:
+        return bool(await self._write(
+            lambda c: c.execute('DELETE FROM "_GlobalConfig" WHERE "objectId" = \'1\'').rowcount))
+
     # --- webhooks -------------------------------------------------------------------------------
 
     async def load_hooks(self) -> list[dict[str, Any]]:
@@ -1027,6 +1034,28 @@ class SqliteStorage(StorageAdapter):
         rows = await self._read(lambda c: c.execute(
             f'SELECT {names} FROM "_PushQueue" {where} ORDER BY "notBefore", "id"', values).fetchall())
         return [dict(zip(PUSH_QUEUE_COLUMNS, row, strict=True)) for row in rows]
+
+    # --- the script log ---------------------------------------------------------------------------
+
+    async def log_append(self, rows: list[tuple[int, str, str]]) -> None:
+        await self._write(lambda c: c.executemany(
+            'INSERT INTO "_ScriptLog" ("time", "level", "entry") VALUES (?, ?, ?)', rows))
+
+    async def log_read(self, since: int, until: int, level: str | None, limit: int, descending: bool) -> list[str]:
+        direction = "DESC" if descending else "ASC"
+        where, values = ('AND "level" = ?', (level,)) if level is not None else ("", ())
+        rows = await self._read(lambda c: c.execute(
+            f'SELECT "entry" FROM "_ScriptLog" WHERE "time" >= ? AND "time" <= ? {where} '
+            f'ORDER BY "time" {direction}, "id" {direction} LIMIT ?', (since, until, *values, limit)).fetchall())
+        return [row[0] for row in rows]
+
+    async def log_trim(self, before: int, keep: int) -> None:
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute('DELETE FROM "_ScriptLog" WHERE "time" < ?', (before,))
+            conn.execute('DELETE FROM "_ScriptLog" WHERE "id" <= (SELECT "id" FROM "_ScriptLog" '
+                         'ORDER BY "id" DESC LIMIT 1 OFFSET ?)', (keep,))
+
+        await self._write(run)
 
     # --- aggregation pipelines ------------------------------------------------------------------
 

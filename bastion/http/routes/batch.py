@@ -36,7 +36,10 @@ async def batch(req: RequestContext) -> Response:
         method = raw_method if isinstance(raw_method, str) else "undefined"
         if not req.app.router.match(method, path):
             raise ParseError(Code.INVALID_JSON, f"cannot route {method[:20]} {path[:200]}")
-        planned.append((method, path, item.get("body")))
+        body = item.get("body")
+        if isinstance(body, list) and not body:
+            body = {}  # PHP encodes an empty object as [] (Parse Server reads it as one with no keys)
+        planned.append((method, path, body))
     if req.data.get("transaction") is True:
         return await _in_transaction(req, planned)
     # Run one after another (Parse Server starts them all at once, so their order is not defined there).

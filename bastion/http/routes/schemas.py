@@ -24,7 +24,14 @@ def _class_name(req: RequestContext) -> str:
     return check_class_name(class_name)
 
 
+def _list_as_object(raw: Any) -> Any:
+    """PHP encodes an empty object as ``[]``. Parse Server walks any array as an object keyed by
+    its indexes: ``[]`` is ``{}``, and ``["a"]`` has a field (or index) named "0"."""
+    return {str(i): item for i, item in enumerate(raw)} if isinstance(raw, list) else raw
+
+
 def _fields(class_name: str, raw: Any, allow_delete: bool) -> tuple[dict[str, FieldType], list[str]]:
+    raw = _list_as_object(raw)
     if raw is None:
         return {}, []
     if not isinstance(raw, dict):
@@ -48,6 +55,7 @@ def _fields(class_name: str, raw: Any, allow_delete: bool) -> tuple[dict[str, Fi
 
 
 def _clp(raw: Any) -> dict[str, Any] | None:
+    raw = _list_as_object(raw)
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -56,6 +64,7 @@ def _clp(raw: Any) -> dict[str, Any] | None:
 
 
 def _indexes(raw: Any) -> dict[str, Any] | None:
+    raw = _list_as_object(raw)
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -84,7 +93,7 @@ async def create_schema(req: RequestContext) -> Response:
     add, _ = _fields(class_name, data.get("fields"), allow_delete=False)
     schema = await req.app.schemas.create_class(class_name, add, _clp(data.get("classLevelPermissions")),
                                                 _indexes(data.get("indexes")))
-    return Response(schema.to_api())
+    return Response(schema.to_api(primary_index=False))  # as Parse Server: the indexes given, no _id_
 
 
 async def create_schema_from_body(req: RequestContext) -> Response:
