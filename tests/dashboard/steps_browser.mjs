@@ -305,8 +305,6 @@ export const browserSteps = [
   ['add a row', addRow],
   ['edit a cell of every type', editEveryType],
   ['edit an ACL cell', editAcl],
-
-
   ['delete rows', deleteRows],
   ['add and delete a column', addAndDeleteColumn],
   ['create and delete a class', createAndDeleteClass],

@@ -99,14 +99,25 @@ async function apiConsole({ page, appURL }) {
   await eventually(async () => (await bodyText(page)).includes('player 7'), 'the console shows the result');
 }
 
-async function webhooks({ page, appURL }) {
+async function webhooks({ page, rest, appURL }) {
+  // A function webhook registered through REST is listed on the page.
+  await rest.post('/hooks/functions', { functionName: 'remoteHello', url: 'https://hooks.example.com/hello' });
   await go(page, `${appURL}/webhooks`);
-  await waitForText(page, 'Webhooks');
+  await waitForText(page, 'remoteHello');
+  await waitForText(page, 'https://hooks.example.com/hello');
 }
 
-async function logs({ page, appURL }) {
+async function logs({ page, rest, appURL }) {
+  // A cloud function (tests/cloud_app's logLines) writes an error line; the Logs page shows it. The
+  // test server runs at --log-level warning, so an error line is the one kept.
+  const text = `dashboard-log-check-${Date.now()}`;
+  await rest.post('/functions/logLines', { levels: ['error'], text });
   await go(page, `${appURL}/logs/info`);
   await waitForText(page, 'Logs');
+  await eventually(async () => {
+    await go(page, `${appURL}/logs/error`);
+    return (await bodyText(page)).includes(text);
+  }, 'the error line on the Logs page (error level)');
 }
 
 async function cloudCode({ page, appURL }) {
