@@ -1,7 +1,7 @@
 // The app's other pages: Config, Jobs, Push, API Console, Webhooks, Logs, Cloud Code and the apps
 // index. Each step checks its effect through REST where the page changes something.
 
-import { assert, assertEqual, bodyText, clickText, eventually, go, sleep, waitForText } from './ui.mjs';
+import { assert, assertEqual, bodyText, clickText, eventually, go, selectAllAndType, sleep, waitForText } from './ui.mjs';
 
 async function config({ page, rest, appURL }) {
   await go(page, `${appURL}/config`);
@@ -14,10 +14,12 @@ async function config({ page, rest, appURL }) {
   // Edit: a click on the row opens the same dialog.
   await clickText(page, 'greeting');
   await waitForText(page, 'Edit parameter');
-  const value = await page.$('[data-modal] textarea');
-  await value.click({ count: 3 });
-  await page.keyboard.press('Backspace');
-  await page.keyboard.type('bonjour');
+  const value = await page.waitForSelector('[data-modal] textarea');
+  await eventually(async () => {
+    await value.focus();
+    await selectAllAndType(page, 'bonjour');
+    return (await value.evaluate(el => el.value)) === 'bonjour';
+  }, 'the new value typed');
   await clickText(page, 'Save', '[data-modal]');
   await eventually(async () => (await rest.get('/config')).params.greeting === 'bonjour', 'the edited value is stored');
   // Delete: the row's last cell holds the trash link, then a confirmation.
