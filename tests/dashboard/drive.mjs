@@ -49,9 +49,9 @@ const isAllowed = (status, url) => allowed.some(a => a.status === status && a.ur
 page.on('console', msg => {
   if (msg.type() !== 'error') return;
   const where = msg.location()?.url || '';
-  // A failed response is already reported (or allowed) by the response handler below; its console
-  // echo ("Failed to load resource") carries no more information.
-  if (/Failed to load resource/.test(msg.text()) ) return;
+  // A failed response from the server is already reported (or allowed) by the response handler
+  // below; its console echo ("Failed to load resource") carries no more information.
+  if (/Failed to load resource/.test(msg.text()) && where.startsWith(serverURL)) return;
   problems.push(`[${current}] console error: ${msg.text()} ${where}`);
 });
 page.on('pageerror', err => problems.push(`[${current}] page error: ${err.message}`));
