@@ -38,6 +38,7 @@ from bastion.domain.user_auth_data import UserAuthData
 from bastion.domain.users import Users
 from bastion.domain.write import WriteOptions, Writer
 from bastion.errors import Code, ParseError, Unauthorized
+from bastion.http import request_log
 from bastion.http.context import (
     RequestContext,
     authenticate,
@@ -341,6 +342,8 @@ class Bastion:
         except Exception:  # noqa: BLE001 - the client gets a Parse error, the log gets the traceback
             log.exception("unhandled error on %s %s", method, path)
             response = Response({"code": Code.INTERNAL_SERVER_ERROR, "error": "Internal server error."}, status=500)
+        if request_log.enabled():
+            request_log.response(method, _url(scope), response.status, response.body)
         await send(send_fn, response)
 
     async def _handle(self, scope: dict[str, Any], receive: Any, method: str, path: str) -> Response:
@@ -365,6 +368,8 @@ class Bastion:
             method, routed = override.upper(), False
         if not routed:
             found = self.router.match(method, path)
+        if request_log.enabled():
+            request_log.request(method, _url(scope), headers, body)
         req = RequestContext(self, method, path, headers, decode_query(scope.get("query_string", b"")), body,
                              found[1] if found else {}, client_ip=client[0] if client else None, receive=receive)
         if found and found[0].public:
@@ -377,10 +382,17 @@ class Bastion:
             return not_found(method, self.settings.mount + path)
         await self.schemas.refresh_if_stale()
         self.cloud.webhooks.refresh_if_stale()  # other processes' webhooks, in the background
+        route = found[0]
         if req.keys.session_token and not req.auth.is_master:
             # The master key wins over a session token, as in Parse Server.
-            req.auth = await self.users.authenticate(req.auth, req.keys.session_token)
-        route = found[0]
+            try:
+                req.auth = await self.users.authenticate(req.auth, req.keys.session_token)
+            except ParseError as exc:
+                # Sign-up and log-in make a new identity from credentials: SDKs send the current
+                # user's token with them, which is stale once that user was deleted (Parse Server
+                # still takes it while its user cache holds it), so there it is ignored.
+                if not (route.new_identity and exc.code == Code.INVALID_SESSION_TOKEN):
+                    raise
         if route.idempotent and self.idempotency is not None:
             # As Parse Server's promiseEnsureIdempotency: after the keys and the session, before the
             # handler (a batch's sub-requests go through dispatch_internal, which skips it).
@@ -403,6 +415,11 @@ class Bastion:
             # Parse Server reports an HTTP-level refusal inside a batch without a code.
             return {"error": {"error": exc.message}}
         return {"success": orjson.loads(response.body)}
+
+
+def _url(scope: dict[str, Any]) -> str:
+    query: bytes = scope.get("query_string") or b""
+    return scope["path"] + ("?" + query.decode("latin-1") if query else "")
 
 
 def create_app(settings: Settings) -> Bastion:

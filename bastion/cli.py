@@ -14,6 +14,7 @@ import click
 
 from bastion import __version__
 from bastion.config import settings_from_env, settings_to_env
+from bastion.logs import LEVELS, VERBOSE
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -311,7 +312,9 @@ def main() -> None:
                "159 \"Duplicate request\". Off by default (see docs/configuration.md).")
 @_setting("idempotency_ttl", type=int, default=300,
           help="Seconds a request id of --idempotency-paths is remembered (Parse Server's idempotencyOptions.ttl).")
-@_setting("log_level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@_setting("log_level", default="info", type=click.Choice(list(LEVELS)),
+          help="Least severe log lines written (JSON on standard error). 'verbose' is Parse Server's: every "
+               "request and answer is logged too, and kept for the Logs page.")
 @_setting("script_log_max_entries", type=int, default=10_000,
           help="Log lines kept in the database for Parse Dashboard's Logs page (GET /scriptlog): cloud "
                "function and trigger runs, cloud code's request.log, warnings and errors; 0 keeps none.")
@@ -388,7 +391,7 @@ def serve(access_log: bool, **options: object) -> None:
         http="bastion.http.server:CoalescingHttpToolsProtocol",  # httptools, one send per answer
         access_log=access_log,
         log_config=None,
-        log_level=settings.log_level,
+        log_level=VERBOSE if settings.log_level == "verbose" else settings.log_level,
         server_header=False,
         date_header=False,
         proxy_headers=bool(settings.trust_proxy),

@@ -8,6 +8,13 @@ import time
 
 import orjson
 
+# Parse Server's ``verbose`` level (between info and debug): every request and answer is logged.
+VERBOSE = 15
+logging.addLevelName(VERBOSE, "VERBOSE")
+LEVELS = ("debug", "verbose", "info", "warning", "error")
+# The logger of those request and answer lines (bastion/http/request_log.py).
+REQUESTS_LOGGER = "bastion.requests"
+
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:

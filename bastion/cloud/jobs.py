@@ -39,6 +39,7 @@ JOB_STATUS = "_JobStatus"
 INVALID_JOB = "Invalid job."
 INTERRUPTED = "The server stopped before the job finished."
 SHUTDOWN_GRACE = 3.0  # seconds running jobs get to finish when the server stops
+HEAD_START_S = 0.2  # seconds POST /jobs waits for a job to finish before it answers
 
 
 class JobRun:
@@ -157,10 +158,12 @@ class JobRunner:
         self.runs[job_id] = run
         run.task = asyncio.get_running_loop().create_task(self._run(run, entry, request))
         self.keep(run.task)
+        # Parse Server runs a job on the next tick, before its answer leaves, so a quick job's status
+        # is final when the client reads it (SDK suites read it at once). A job gets that long here.
+        await asyncio.wait({run.task}, timeout=HEAD_START_S)
         return job_id
 
     async def _run(self, run: JobRun, entry: Registered, request: Any) -> None:
-        await asyncio.sleep(0)  # as Parse's nextTick: the answer goes out first
         try:
             if entry.is_async:
                 result = await entry.fn(request)

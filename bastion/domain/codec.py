@@ -18,6 +18,7 @@ from bastion.domain.types import (
     check_geopoint,
     check_number,
     check_polygon,
+    close_polygon,
     encode_date,
     format_iso,
     parse_iso,
@@ -52,7 +53,7 @@ def to_canonical(ft: FieldType, value: Any) -> Any:
     if kind == "GeoPoint":
         return check_geopoint(value)
     if kind == "Polygon":
-        return check_polygon(value)
+        return close_polygon(check_polygon(value))
     if kind == "Bytes":
         return check_bytes(value)
     raise ParseError(Code.INCORRECT_TYPE, f"cannot store a value of type {kind}")

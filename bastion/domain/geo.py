@@ -138,3 +138,25 @@ def in_polygon(point: Point, vertices: Sequence[Sequence[float]]) -> bool:
     if cross is _ON_POLYGON:
         return True
     return total + cross != 0  # type: ignore[operator]
+
+
+def same_polygon(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> bool:
+    """``a ~= b`` as PostgreSQL decides it for polygons (geo_ops.c poly_same): as many points,
+    each equal within 1e-6, in the same cyclic order read forwards or backwards."""
+    if not isinstance(a, (list, tuple)) or not isinstance(b, (list, tuple)):
+        return False
+    count = len(a)
+    if count != len(b):
+        return False
+
+    def same(p: Sequence[float], q: Sequence[float]) -> bool:
+        return all(x == y or abs(x - y) <= _EPSILON for x, y in zip(p, q, strict=True))
+
+    for start in range(count):
+        if not same(b[start], a[0]):
+            continue
+        if all(same(b[(start + i) % count], a[i]) for i in range(1, count)):
+            return True
+        if all(same(b[(start - i) % count], a[i]) for i in range(1, count)):
+            return True
+    return False

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from bastion.adapters.storage.base import BASE_COLUMNS, SCORE_COLUMN, FindQuery, Record, StorageAdapter
+from bastion.domain import jsonb_order
 from bastion.domain.acl import perms_to_acl
 from bastion.domain.auth import Auth, CallInfo
 from bastion.domain.codec import iso_or_none, to_rest, value_encoder
@@ -253,6 +254,7 @@ class Reader:
         if path and ft.type != "Object":
             raise ParseError(Code.INVALID_QUERY, f"Invalid field for distinct: {field_name}")
         values = await self.storage.distinct(schema, ir.Field(head, ft.type, path), node, auth.access())
+        values = distinct_order(ft.type, bool(path), values)
         if ft.type in ("Array", "Object") or path:
             return values
         if ft.type == "Date":
@@ -498,3 +500,17 @@ def _pointers_at(value: Any) -> list[dict[str, Any]]:
     if isinstance(value, list):
         return [v for v in value if _is_pointer(v)]
     return []
+
+
+def distinct_order(kind: str, nested: bool, values: list[Any]) -> list[Any]:
+    """Distinct values in the order Parse Server on PostgreSQL answers them: its ``SELECT DISTINCT
+    ON (column)`` sorts, so a column's values come in its type's order (text by code point) and JSON
+    values in jsonb's. Of an Array field it answers the elements in the order of PostgreSQL's hash
+    aggregation, which nothing defines; Bastion sorts them as jsonb too, and leaves nulls out as
+    Parse Server does."""
+    values = [value for value in values if value is not None]
+    if kind in ("Array", "Object") or nested:
+        return sorted(values, key=jsonb_order.sort_key)
+    if kind in ("GeoPoint", "Polygon"):
+        return values  # PostgreSQL has no order for geometric types (Parse Server fails on them)
+    return sorted(values)

@@ -6,7 +6,9 @@ Which lines: what Parse Server's Logs page shows, its cloud-code log and its err
 - every line at INFO and above of ``bastion.cloud``: cloud functions run and failed, triggers run and
   failed (the lines ``cloud/run_log.py`` writes in Parse Server's words), jobs, and what cloud code
   writes with ``request.log``;
-- every warning and error of any ``bastion`` logger.
+- every warning and error of any ``bastion`` logger;
+- at ``--log-level verbose`` (or ``debug``), every request and answer (``bastion.requests``: Parse
+  Server's "REQUEST for [GET] /parse/…" and "RESPONSE from …" lines, which its ``verbose`` keeps).
 
 The configured ``--log-level`` applies first, as Parse Server's logLevel does: at ``warning`` no INFO
 line is logged, so none is kept. Other INFO lines (start-up, mail and push chatter, which may carry
@@ -39,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from bastion.domain.redaction import Redactor
+from bastion.logs import REQUESTS_LOGGER, VERBOSE
 
 if TYPE_CHECKING:
     from bastion.adapters.storage.base import StorageAdapter
@@ -72,6 +75,8 @@ def level_name(levelno: int) -> str:
         return "warn"
     if levelno >= logging.INFO:
         return "info"
+    if levelno >= VERBOSE:
+        return "verbose"
     return "debug"
 
 
@@ -82,6 +87,8 @@ def kept(record: logging.LogRecord) -> bool:
         return False
     if record.levelno >= logging.WARNING:
         return True
+    if name == REQUESTS_LOGGER:
+        return record.levelno >= VERBOSE
     return record.levelno >= logging.INFO and (name == "bastion.cloud" or name.startswith("bastion.cloud."))
 
 
@@ -97,7 +104,7 @@ class ScriptLogHandler(logging.Handler):
     """Turns kept records into entries and hands them to the store's buffer; never raises."""
 
     def __init__(self, store: ScriptLog) -> None:
-        super().__init__(logging.INFO)
+        super().__init__(VERBOSE)
         self.store = store
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -244,6 +244,17 @@ def check_polygon(value: Any) -> list[list[float]]:
     return points
 
 
+def close_polygon(points: list[list[float]]) -> list[list[float]]:
+    """The ring Parse Server on PostgreSQL stores, compares and answers: closed (the first point
+    appended when the last differs), with at least three distinct vertices (else Parse's code 1)."""
+    if points[0] != points[-1]:
+        points = [*points, points[0]]
+    distinct = {(lat, lng) for lat, lng in points}
+    if len(distinct) < 3:
+        raise ParseError(Code.INTERNAL_SERVER_ERROR, "GeoJSON: Loop must have at least 3 different vertices")
+    return points
+
+
 def check_bytes(value: Any) -> str:
     data = value.get("base64") if isinstance(value, dict) else None
     if not isinstance(data, str):

@@ -19,7 +19,7 @@ from bastion.adapters.storage import base as ops
 from bastion.adapters.storage.base import DuplicateValue, StorageAdapter
 from bastion.domain.acl import acl_to_perms
 from bastion.domain.auth import Auth, CallInfo
-from bastion.domain.codec import number_out, to_canonical
+from bastion.domain.codec import number_out, to_canonical, to_rest
 from bastion.domain.names import (
     INTERNAL_CLASSES,
     check_class_name,
@@ -143,7 +143,7 @@ def _without_deletes(body: dict[str, Any]) -> dict[str, Any]:
     ACL, which Parse Server makes of the operation's keys."""
     if not any(_is_delete(value) for value in body.values()):
         return body
-    return {key: ({} if key == "ACL" else value) for key, value in body.items()
+    return {key: ({} if key == "ACL" and _is_delete(value) else value) for key, value in body.items()
             if key == "ACL" or not _is_delete(value)}
 
 
@@ -339,10 +339,13 @@ class Writer:
             check_value(value, ft)
             if ft.type == "Relation":
                 continue
-            record[key] = self._canonical(ft, value)
+            record[key] = to_canonical(ft, value)
         for name in self._apply_defaults_and_required(schema, record, creating=True):
             # Parse Server answers a create with the default values it filled in (not pointers).
-            default = schema.fields[name].default_value
+            ft = schema.fields[name]
+            default = ft.default_value
+            if ft.type == "Polygon":  # as stored: closed
+                default = to_rest(ft, record[name], str)
             if not (isinstance(default, dict) and default.get("__type") == "Pointer"):
                 response[name] = default
         try:
@@ -432,7 +435,7 @@ class Writer:
                 continue
             check_value(value, ft)
             if ft.type != "Relation":
-                update_ops.append(ops.Set(key, self._canonical(ft, value)))
+                update_ops.append(ops.Set(key, to_canonical(ft, value)))
         before = await self._before_change(schema, object_id)
         try:
             record = await self.storage.update(schema, object_id, update_ops, auth.access(), permitted)
@@ -517,15 +520,6 @@ class Writer:
                 logging.getLogger("bastion").exception("change listener failed on %s", event.class_name)
 
     # --- values and operations ------------------------------------------------------------------
-
-    @staticmethod
-    def _canonical(ft: FieldType, value: Any) -> Any:
-        if ft.type == "Polygon" and isinstance(value, dict):
-            coords = value.get("coordinates")
-            if isinstance(coords, list) and coords and coords[0] != coords[-1]:
-                # Parse Server on PostgreSQL stores (and answers) a polygon closed.
-                value = {**value, "coordinates": [*coords, coords[0]]}
-        return to_canonical(ft, value)
 
     @staticmethod
     def _result_value(value: Any) -> Any:

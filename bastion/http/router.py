@@ -23,6 +23,8 @@ class Route:
     streams_body: bool = False
     # Takes part in --idempotency-paths (where Parse's routers place promiseEnsureIdempotency).
     idempotent: bool = False
+    # Sign-up and log-in: an invalid session token sent along is ignored, not refused (209).
+    new_identity: bool = False
 
 
 class Router:
@@ -34,9 +36,9 @@ class Router:
         self._by_segment: dict[str, list[Route]] = {}
 
     def add(self, method: str, path: str, handler: Handler, public: bool = False, streams_body: bool = False,
-            idempotent: bool = False) -> None:
+            idempotent: bool = False, new_identity: bool = False) -> None:
         regex = "^" + _PARAM.sub(r"(?P<\1>[^/]+)", path) + "$"
-        route = Route(method, re.compile(regex), handler, public, streams_body, idempotent)
+        route = Route(method, re.compile(regex), handler, public, streams_body, idempotent, new_identity)
         self.routes.append(route)
         first = _first_segment(path)
         if first.startswith(":"):

@@ -111,6 +111,13 @@ def test_a_failing_job_is_marked_failed_with_the_error_message(master: httpx.Cli
     assert (status["status"], status["message"]) == ("failed", "boom")
 
 
+def test_a_quick_job_is_finished_when_its_start_is_answered(master: httpx.Client) -> None:
+    # As on Parse Server (the job runs before the answer leaves): SDK suites read the status at once.
+    assert job_status(master, start_job(master, "/jobs/jobEcho", {"n": 1}))["status"] == "succeeded"
+    assert job_status(master, start_job(master, "/jobs/jobParseError"))["status"] == "failed"
+    assert job_status(master, start_job(master, "/jobs/jobMessages", {"sleep": 1.5}))["status"] == "running"
+
+
 def test_unknown_job(master: httpx.Client) -> None:
     assert_error(master.post("/jobs/noSuchJob", json={}), 400, 141, "Invalid job.")
     assert_error(master.post("/jobs", json={}), 400, 141, "Invalid job.")

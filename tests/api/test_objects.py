@@ -443,3 +443,7 @@ def test_delete_operations_on_create(master: httpx.Client, class_name: str) -> N
     assert_error(master.post(f"/classes/{class_name}", json={"r": delete}), 400, 142, "r is required")
     created = create(master, class_name, {"r": "x", "ACL": delete})
     assert fetch(master, class_name, created["objectId"])["ACL"] == {}
+    # An ACL given beside another field's Delete stays as given (the PHP SDK sends both).
+    acl = {"*": {"read": True, "write": True}}
+    created = create(master, class_name, {"r": "x", "ACL": acl, "gone": delete})
+    assert fetch(master, class_name, created["objectId"])["ACL"] == acl

@@ -228,6 +228,34 @@ def test_log_level_warning_keeps_warnings_and_failures_not_runs(own_server: None
         assert failed["message"].startswith("Failed running cloud function logFails")
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_log_level_verbose_keeps_every_request_and_answer(backend: str, own_server: None) -> None:
+    # Parse Server's verbose: "REQUEST for [GET] …" lines with method, url, headers and body; the
+    # Logs page's own request is the newest line of its answer (the PHP SDK's suite reads it).
+    with running_server(backend, [*CLOUD[:2], "--log-level", "verbose"]) as verbose:
+        token = "r:" + "a" * 32
+        with verbose.client(**{"X-Parse-Session-Token": token}) as api:
+            api.post("/login", json={"username": "nobody", "password": "hunter2-secret"})
+        [newest] = read_log(verbose, n=1)
+        assert newest["method"] == "GET" and newest["url"].startswith("/parse/scriptlog?")
+        assert newest["message"].startswith("REQUEST for [GET] /parse/scriptlog?")
+        assert newest["level"] == "verbose"
+        assert newest["headers"]["x-parse-master-key"] == "********"
+        entries = read_log(verbose, n=20, order="asc")
+        [login] = [e for e in entries if e["message"].startswith("REQUEST for [POST] /parse/login")]
+        assert login["body"] == {"username": "nobody", "password": "********"}
+        assert login["headers"]["x-parse-session-token"] == "********"
+        [answer] = [e for e in entries if e["message"].startswith("RESPONSE from [POST] /parse/login")]
+        assert answer["result"] == {"status": 404, "response": {"code": 101, "error": "Invalid username/password."}}
+        text = str(entries)
+        assert "hunter2-secret" not in text and token not in text and verbose.master_key not in text
+        # --log-level info records no request lines.
+    with running_server(backend, CLOUD) as info:
+        with info.client() as api:
+            api.get("/classes/Anything")
+        assert not [e for e in read_log(info, n=100) if "REQUEST for" in e["message"]]
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def two_workers(request: pytest.FixtureRequest, own_server: None) -> Iterator[Server]:
     with backend_database(request.param) as database:

@@ -111,6 +111,24 @@ def test_me_logout_and_invalid_tokens(api: httpx.Client, as_user: Any) -> None:
     assert_error(api.get("/users/me"), 400, 209, "Permission denied")  # sanitized, as Parse Server 9
 
 
+def test_sign_up_and_log_in_ignore_the_stale_token_of_a_deleted_user(api: httpx.Client, master: httpx.Client,
+                                                                      as_user: Any) -> None:
+    # SDKs send the current user's token with every request: once that user is deleted, a sign-up
+    # or log-in must still work (Parse Server takes the token from its user cache there).
+    gone = sign_up(api)
+    assert master.delete(f"/users/{gone['objectId']}").status_code == 200
+    stale = as_user(gone["sessionToken"])
+    assert_error(stale.get("/users/me"), 400, 209, "Invalid session token")
+    assert_error(stale.post("/classes/Anything", json={"a": 1}), 400, 209, "Invalid session token")
+    name = uname()
+    fresh = stale.post("/users", json={"username": name, "password": "pw-123"})
+    assert fresh.status_code == 201, fresh.text
+    logged_in = stale.post("/login", json={"username": name, "password": "pw-123"})
+    assert logged_in.status_code == 200, logged_in.text
+    assert logged_in.json()["objectId"] == fresh.json()["objectId"]
+    assert stale.post("/classes/_User", json={"username": uname(), "password": "pw-123"}).status_code == 201
+
+
 def test_master_key_wins_over_a_bad_token(master: httpx.Client) -> None:
     master.headers["X-Parse-Session-Token"] = "r:nonsense"
     assert master.get("/classes/_User", params={"limit": 1}).status_code == 200

@@ -2,7 +2,7 @@
 
 Hypothesis draws GeoPoints and Polygons from a small pool of coordinates (edges, poles, the
 antimeridian, points a hair off a polygon's edge, where PostgreSQL's 1e-6 tolerance decides) and
-geo constraints on them, alone or joined with a plain constraint by AND, $or and $nor. Every
+geo constraints on them (polygon equality among them, PostgreSQL's ``~=``), alone or joined with a plain constraint by AND, $or and $nor. Every
 adapter must return the objects the matcher accepts; with a top-level $nearSphere, nearest first
 (the distance the adapter ordered by is recomputed with ``domain/geo.py``), and count agrees.
 
@@ -60,6 +60,15 @@ GRID = [-10.0, -1.0, 0.0, 1.0, 5.0, 10.0, 45.0]
 vertices = st.tuples(st.sampled_from(GRID), st.sampled_from(GRID))
 polygons = st.lists(vertices, min_size=3, max_size=6)
 numbers = st.sampled_from([0, 1, 2])
+# Rings for polygon equality (PostgreSQL's ~=): one triangle turned, reversed, a hair off, and others.
+RINGS = [[(0.0, 0.0), (0.0, 1.0), (1.0, 1.0)], [(0.0, 0.0), (1.0, 1.0), (0.0, 1.0)],
+         [(0.0, 1.0), (1.0, 1.0), (0.0, 0.0)], [(0.0, 0.0), (0.0, 1.0), (1.0, 1.0 + EPS)],
+         [(0.0, 0.0), (0.0, 1.0), (1.0, 1.0 + NEAR_EPS)], [(0.0, 0.0), (5.0, 5.0), (10.0, 0.0), (5.0, -5.0)]]
+rings = st.sampled_from(RINGS)
+
+
+def closed(ring: list[tuple[float, float]]) -> list[list[float]]:
+    return [list(v) for v in (*ring, ring[0])]
 
 
 @st.composite
@@ -69,6 +78,8 @@ def records(draw: st.DrawFn, index: int) -> Record:
         record["loc"] = draw(points)
     if draw(st.booleans()):
         record["area"] = [list(v) for v in draw(polygons)]
+    elif draw(st.booleans()):
+        record["area"] = closed(draw(rings))  # as writes store a polygon
     if draw(st.booleans()):
         record["n"] = draw(numbers)
     return record
@@ -125,6 +136,8 @@ geo_constraints = st.one_of(
     st.tuples(st.sampled_from(["points", "pairs", "object"]), polygons).map(polygon),
     st.tuples(points, distances).map(center),
     st.one_of(points, vertices).map(lambda p: {"area": {"$geoIntersects": {"$point": gp(p)}}}),
+    rings.map(lambda r: {"area": {"__type": "Polygon", "coordinates": [list(v) for v in r]}}),
+    rings.map(lambda r: {"area": {"$ne": {"__type": "Polygon", "coordinates": closed(r)}}}),
 )
 plain = st.one_of(numbers.map(lambda n: {"n": n}), numbers.map(lambda n: {"n": {"$gt": n}}),
                   st.just({"loc": {"$exists": False}}))

@@ -36,3 +36,18 @@ test('Parse.Schema.all() lists the classes', async () => {
   assert.ok(names.includes(Thing), names.join(','));
   assert.ok(names.includes('_User'));
 });
+
+test('Parse.Analytics.track is accepted and reaches cloud code', async () => {
+  const tag = uniqueName('tag');
+  await Parse.Analytics.track('SdkOpened', { tag });
+  if (!process.env.BASTION_CLOUD_APP) return; // the CloudEvent handler is Bastion's tests/cloud_app
+  const query = new Parse.Query('CloudEvent');
+  query.equalTo('dimensions.tag', tag);
+  let found = [];
+  for (let i = 0; i < 50 && found.length === 0; i += 1) {
+    found = await query.find({ useMasterKey: true });
+    if (found.length === 0) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(found.length, 1);
+  assert.equal(found[0].get('name'), 'SdkOpened');
+});

@@ -231,3 +231,27 @@ def test_array_starts_with() -> None:
     assert matches(node, {"tags": ["banana", "apple"]})
     assert not matches(node, {"tags": ["banana", 1, {"ap": 1}]})
     assert not matches(node, {"tags": "apple"}) and not matches(node, {})
+
+
+SHAPES = ClassSchema.new("Shape", {"area": FieldType("Polygon"), "name": FieldType("String"),
+                                   "o": FieldType("Object")})
+
+
+def polygon(*points: tuple[float, float]) -> dict[str, Any]:
+    return {"__type": "Polygon", "coordinates": [list(p) for p in points]}
+
+
+@pytest.mark.parametrize(("where", "expected"), [
+    ({"area": polygon((0, 0), (0, 1), (1, 1))}, True),  # closed when parsed, as the stored ring is
+    ({"area": polygon((0, 0), (1, 1), (0, 1))}, True),  # ~=: the other direction
+    ({"area": polygon((0, 1), (1, 1), (0, 0))}, False),  # another first point
+    ({"area": {"$ne": polygon((0, 0), (0, 1), (1, 1.0000005))}}, False),  # within 1e-6
+    ({"name": {"$regex": "\\Qa.b\\E"}}, True),
+    ({"name": {"$regex": "\\Qa\\E.b"}}, False),  # literal "a\E.b"
+    ({"name": {"$regex": "a\\E.b"}}, True),  # the stray \E dropped
+    ({"o": {"n": 2**70}}, True),  # an integer past 64 bits is the double the record holds
+    ({"o.n": float(2**70)}, True),
+])
+def test_matcher_reads_queries_as_parse_server(where: dict[str, Any], expected: bool) -> None:
+    record = {"area": [[0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]], "name": "xa.by", "o": {"n": float(2**70)}}
+    assert matches(parse_where(where, SHAPES, "Shape", lambda _name: None), record) is expected

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from bastion.domain.query import ir
-from bastion.domain.query.parse import QueryLimits, parse_order, parse_where, relative_time
+from bastion.domain.query.parse import (
+    QueryLimits,
+    parse_order,
+    parse_where,
+    quote_literal_sections,
+    relative_time,
+)
 from bastion.domain.schema import ClassSchema
 from bastion.domain.types import FieldType
 from bastion.errors import Code, ParseError
@@ -305,3 +311,19 @@ def test_subqueries_count_towards_the_depth() -> None:
 
 def test_subquery_class_names_are_checked() -> None:
     assert error_code({"p": {"$inQuery": {"className": "1bad", "where": {}}}}) == Code.INVALID_CLASS_NAME
+
+
+@pytest.mark.parametrize(("pattern", "read"), [
+    ("abc", "abc"),
+    ("\\Qa.b\\E", "a\\.b"),
+    ("^\\Qa.b\\E", "^a\\.b"),
+    ("\\Qa.b\\E$", "a\\.b$"),
+    ("\\Qa.b\\E.*", "a\\.b\\\\E\\.\\*"),  # one literal section, to the end
+    ("x.\\Qa b_1\\E", "x.a b_1"),
+    ("a\\Eb\\E", "ab\\E"),  # only the first stray \E goes
+    ("\\Ea", "a"),
+    ("a\\\\E", "a\\\\E"),  # an escaped backslash before E stays
+    ("\\Qa\nb\\E", "a\nb"),  # JavaScript's "." stops at a newline: no literal section then
+])
+def test_quoted_sections_read_as_parse_server(pattern: str, read: str) -> None:
+    assert quote_literal_sections(pattern) == read

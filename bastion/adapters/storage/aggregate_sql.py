@@ -13,6 +13,7 @@ differ (``AggregateHooks``); the WHERE of a ``$match`` is the dialect's ordinary
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 from bastion.adapters.storage.base import Access
@@ -61,14 +62,20 @@ class AggregateCompiler:
         self.hooks = hooks
         self.schema_lookup = schema_lookup
 
-    def compile(self, plan: ag.Plan, schema: ClassSchema, access: Access) -> tuple[str, list[Any]]:
+    def compile(self, plan: ag.Plan, schema: ClassSchema, access: Access, columns_of: dict[str, str] | None = None,
+                renamed: Callable[[ir.Node], ir.Node] | None = None) -> tuple[str, list[Any]]:
+        """The plan as one statement. ``columns_of`` names the table columns of fields stored under
+        another name, and ``renamed`` rewrites a table-level ``$match`` to them (SQLite)."""
         params = Params(self.dialect)
         stages = list(plan.stages)
         where = self.dialect.true()
         if stages and isinstance(stages[0].stage, ag.Match) and stages[0].stage.on_table:
-            where = self.dialect.where(stages[0].stage.where, params, self.schema_lookup, access)
+            match = stages[0].stage.where
+            where = self.dialect.where(renamed(match) if renamed else match, params, self.schema_lookup, access)
         acl = self.dialect.read_access(access, params)
-        base_cols = ", ".join(quote(c.name) for c in plan.base)
+        columns_of = columns_of or {}
+        base_cols = ", ".join(f"{quote(columns_of[c.name])} AS {quote(c.name)}" if c.name in columns_of
+                              else quote(c.name) for c in plan.base)
         ctes = [f"SELECT {base_cols} FROM {quote(schema.class_name)} WHERE {where} AND {acl}"]
         columns: tuple[ag.Column, ...] = plan.base
         ordered = False

@@ -410,8 +410,8 @@ class PostgresDialect(SqlDialect):
             return (f"(({col})[0] = {params.add(float(lng))}::float8 "
                     f"AND ({col})[1] = {params.add(float(lat))}::float8)")
         if kind == "Polygon":
-            # Text, not ~=: PostgreSQL's geometric equality is fuzzy; float8 output is exact.
-            return f"(({col})::text = ({self.bind(params, kind, value)})::text)"
+            # ~=, as Parse Server compares polygons: 1e-6 tolerance, any start point, either direction.
+            return f"({col} ~= {self.bind(params, kind, value)})"
         if kind == "Bytes":
             return f"COALESCE({_bytes_text(col)} = {params.add(value)}::text, FALSE)"
         if kind in CASTS:

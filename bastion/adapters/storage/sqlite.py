@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from contextvars import ContextVar
+from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -42,6 +43,14 @@ from bastion.adapters.storage.base import (
     hook_key,
 )
 from bastion.adapters.storage.sql import Params, SqlDialect, balanced, quote
+from bastion.adapters.storage.sqlite_columns import (
+    NO_RENAMES,
+    case_column,
+    column_of,
+    has_subquery,
+    rename_fields,
+    renamed_columns,
+)
 from bastion.domain import geo, text_search
 from bastion.domain.aggregate import Plan
 from bastion.domain.query import ir
@@ -62,10 +71,19 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
+def _in_int64(number: float) -> bool:
+    return -(2**63) <= number < 2**63
+
+
 def _canonical_json(value: Any) -> Any:
-    """JSON as the matcher compares it: integral floats as integers (1.0 == 1), keys sorted."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+    """JSON as the matcher compares it: integral floats as integers (1.0 == 1), keys sorted.
+
+    Integers beyond 64 bits are doubles, as JavaScript (and orjson, past 64 unsigned bits) reads
+    them, so a value compares the same however it was spelled, and never overflows a binding."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() and _in_int64(value) else value
+    if isinstance(value, int) and not isinstance(value, bool) and not _in_int64(value):
+        return float(value)
     if isinstance(value, list):
         return [_canonical_json(item) for item in value]
     if isinstance(value, dict):
@@ -205,6 +223,12 @@ def _sqlite_geo_in_polygon(point_text: Any, vertices_text: str) -> int:
     if not (south <= point[0] <= north and west <= point[1] <= east):
         return 0
     return 1 if geo.in_polygon(point, vertices) else 0
+
+
+def _sqlite_polygon_same(polygon_text: Any, other_text: str) -> int:
+    if not isinstance(polygon_text, str):
+        return 0
+    return 1 if geo.same_polygon(orjson.loads(polygon_text), orjson.loads(other_text)) else 0
 
 
 def _sqlite_polygon_contains(polygon_text: Any, lat: float, lng: float) -> int:
@@ -410,6 +434,9 @@ class SqliteDialect(SqlDialect):
         col = quote(field.column)
         if node.value is None:
             return f"({col} IS NULL)" if node.op == ir.EQ else f"({col} IS NOT NULL)"
+        if field.type == "Polygon" and node.op in (ir.EQ, ir.NE):
+            equal = f"bastion_polygon_same({col}, {params.add(dumps(node.value))})"
+            return f"({col} IS NOT NULL AND {equal} = 1)" if node.op == ir.EQ else f"({col} IS NULL OR {equal} = 0)"
         if field.type in ("Object", "Array") and node.op in (ir.EQ, ir.NE):
             equal = f"bastion_json_canon({col}) = {params.add(canonical_json_text(node.value))}"
             return f"({col} IS NOT NULL AND {equal})" if node.op == ir.EQ else f"({col} IS NULL OR {equal} IS NOT 1)"
@@ -555,6 +582,7 @@ class SqliteStorage(StorageAdapter):
             conn.create_function("bastion_geo_distance", 4, _sqlite_geo_distance, deterministic=True)
             conn.create_function("bastion_geo_in_polygon", 2, _sqlite_geo_in_polygon, deterministic=True)
             conn.create_function("bastion_polygon_contains", 3, _sqlite_polygon_contains, deterministic=True)
+            conn.create_function("bastion_polygon_same", 2, _sqlite_polygon_same, deterministic=True)
             conn.create_function("bastion_ts_match", 3, _sqlite_ts_match, deterministic=True)
             conn.create_function("bastion_ts_rank", 3, _sqlite_ts_rank, deterministic=True)
             self._local.conn = conn
@@ -655,7 +683,9 @@ class SqliteStorage(StorageAdapter):
     # --- encoding -------------------------------------------------------------------------------
 
     def _encode_record(self, schema: ClassSchema, record: Record) -> dict[str, Any]:
+        """Column -> SQLite value of a record's fields."""
         out: dict[str, Any] = {}
+        renames = renamed_columns(schema)
         for column, value in record.items():
             if column in ("_rperm", "_wperm"):
                 out[column] = dumps(value) if value is not None else None
@@ -663,7 +693,7 @@ class SqliteStorage(StorageAdapter):
                 out[column] = self.dialect.column_value("Date", value)
             else:
                 ft = schema.fields.get(column) or _hidden_type(schema, column)
-                out[column] = self.dialect.column_value(ft.type if ft else "String", value)
+                out[column_of(renames, column)] = self.dialect.column_value(ft.type if ft else "String", value)
         return out
 
     def _decode_row(self, schema: ClassSchema, columns: list[str], row: tuple[Any, ...]) -> Record:
@@ -700,6 +730,36 @@ class SqliteStorage(StorageAdapter):
                     if name not in BASE_COLUMNS and ft.type not in ("Relation", "ACL"))
         return cols
 
+    # --- fields equal but for case (sqlite_columns) ---------------------------------------------
+
+    def _renamed(self, schema: ClassSchema, node: Any) -> Any:
+        """An IR node or order with its fields naming their columns (mostly: ``node`` itself)."""
+        renames = renamed_columns(schema)
+        if not renames and not (isinstance(node, ir.Node) and has_subquery(node)):
+            return node
+        return rename_fields(node, renames, self.schema_lookup)
+
+    def _query_renamed(self, schema: ClassSchema, query: FindQuery) -> FindQuery:
+        where, order = self._renamed(schema, query.where), self._renamed(schema, query.order)
+        if where is query.where and order is query.order:
+            return query
+        score = self._renamed(schema, query.score) if query.score is not None else None
+        return replace(query, where=where, order=order, score=score)
+
+    @staticmethod
+    def _reconcile_columns(conn: sqlite3.Connection, schema: ClassSchema) -> None:
+        """Rename the columns whose field's column changed as a case sibling came or went."""
+        renames = renamed_columns(schema)
+        actual = {row[1] for row in conn.execute(f"PRAGMA table_info({quote(schema.class_name)})")}
+        stored = [name for name, ft in schema.fields.items()
+                  if name not in BASE_COLUMNS and ft.type not in ("Relation", "ACL")]
+        # Plain names are given up before any is taken, so no two columns are ever equal but for case.
+        for name in sorted(stored, key=lambda n: n not in renames):
+            wanted = column_of(renames, name)
+            other = case_column(name) if wanted == name else name
+            if wanted not in actual and other in actual:
+                conn.execute(f"ALTER TABLE {quote(schema.class_name)} RENAME COLUMN {quote(other)} TO {quote(wanted)}")
+
     # --- schema ---------------------------------------------------------------------------------
 
     async def load_schemas(self) -> list[dict[str, Any]]:
@@ -719,10 +779,11 @@ class SqliteStorage(StorageAdapter):
     async def create_class(self, schema: ClassSchema) -> None:
         columns = ['"objectId" TEXT PRIMARY KEY', '"createdAt" TEXT', '"updatedAt" TEXT',
                    '"_rperm" TEXT', '"_wperm" TEXT']
+        renames = renamed_columns(schema)
         for name, ft in schema.fields.items():
             if name in BASE_COLUMNS or ft.type in ("Relation", "ACL"):
                 continue
-            columns.append(self._column_ddl(name, ft))
+            columns.append(self._column_ddl(column_of(renames, name), ft))
         for name, kind in HIDDEN_COLUMNS.get(schema.class_name, {}).items():
             if name not in schema.fields:
                 columns.append(self._column_ddl(name, FieldType(kind)))
@@ -743,13 +804,17 @@ class SqliteStorage(StorageAdapter):
     async def add_fields(self, schema: ClassSchema, fields: dict[str, FieldType]) -> None:
         doc = dumps(schema.to_storage())
 
+        renames = renamed_columns(schema)
+
         def run(conn: sqlite3.Connection) -> None:
+            self._reconcile_columns(conn, schema)  # a sibling that sorts first takes the plain name
             existing = {row[1] for row in conn.execute(f"PRAGMA table_info({quote(schema.class_name)})")}
             for name, ft in fields.items():
+                column = column_of(renames, name)
                 if ft.type == "Relation":
                     conn.execute(self._join_ddl(schema.class_name, name, ft.target_class))
-                elif ft.type != "ACL" and name not in existing:
-                    conn.execute(f"ALTER TABLE {quote(schema.class_name)} ADD COLUMN {self._column_ddl(name, ft)}")
+                elif ft.type != "ACL" and column not in existing:
+                    conn.execute(f"ALTER TABLE {quote(schema.class_name)} ADD COLUMN {self._column_ddl(column, ft)}")
             conn.execute('UPDATE "_SCHEMA" SET "schema" = ? WHERE "className" = ?', (doc, schema.class_name))
 
         await self._write(run)
@@ -758,16 +823,21 @@ class SqliteStorage(StorageAdapter):
         doc = dumps(schema.to_storage())
 
         def run(conn: sqlite3.Connection) -> None:
+            table = quote(schema.class_name)
+            actual = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
             for name, ft in fields.items():
                 if ft.type == "Relation":
                     conn.execute(f"DROP TABLE IF EXISTS {quote(f'_Join:{name}:{schema.class_name}')}")
-                else:
-                    for (index_name,) in conn.execute(
-                        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql LIKE ?",
-                        (schema.class_name, f'%"{name}"%'),
-                    ).fetchall():
-                        conn.execute(f"DROP INDEX IF EXISTS {quote(index_name)}")
-                    conn.execute(f"ALTER TABLE {quote(schema.class_name)} DROP COLUMN {quote(name)}")
+                    continue
+                # The field's column is its name, or its case column when a sibling came first.
+                column = name if name in actual else case_column(name)
+                for (index_name,) in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND instr(sql, ?) > 0",
+                    (schema.class_name, quote(column)),
+                ).fetchall():
+                    conn.execute(f"DROP INDEX IF EXISTS {quote(index_name)}")
+                conn.execute(f"ALTER TABLE {table} DROP COLUMN {quote(column)}")
+            self._reconcile_columns(conn, schema)
             conn.execute('UPDATE "_SCHEMA" SET "schema" = ? WHERE "className" = ?', (doc, schema.class_name))
 
         await self._write(run)
@@ -781,10 +851,12 @@ class SqliteStorage(StorageAdapter):
         if not INDEX_NAME.match(name):
             raise ParseError(Code.INVALID_QUERY, f"Invalid index name: {name[:64]}")
         terms = []
+        schema = self.schema_lookup(class_name)
+        renames = renamed_columns(schema) if schema is not None else NO_RENAMES
         for column, direction in spec.items():
             if direction == "text":
                 continue
-            terms.append(f"{quote(column)} {'DESC' if direction == -1 else 'ASC'}")
+            terms.append(f"{quote(column_of(renames, column))} {'DESC' if direction == -1 else 'ASC'}")
         if not terms:
             return
         kind = "UNIQUE INDEX" if unique else "INDEX"
@@ -851,11 +923,12 @@ class SqliteStorage(StorageAdapter):
     async def update(self, schema: ClassSchema, object_id: str, ops: list[UpdateOp], access: Access,
                      where: ir.Node = ir.TRUE) -> Record | None:
         columns = self._columns(schema)
+        renames = renamed_columns(schema)
         params = Params(self.dialect)
         object_mark = params.add(object_id)
-        predicate = self.dialect.where(where, params, self.schema_lookup, access)
+        predicate = self.dialect.where(self._renamed(schema, where), params, self.schema_lookup, access)
         acl = self.dialect.write_access(access, params)
-        select = (f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(schema.class_name)} "
+        select = (f"SELECT {', '.join(quote(column_of(renames, c)) for c in columns)} FROM {quote(schema.class_name)} "
                   f'WHERE "objectId" = {object_mark} AND {predicate} AND {acl}')
         select_params = tuple(params.values)
 
@@ -883,7 +956,7 @@ class SqliteStorage(StorageAdapter):
     async def delete(self, schema: ClassSchema, object_id: str, access: Access, where: ir.Node = ir.TRUE) -> bool:
         params = Params(self.dialect)
         mark = params.add(object_id)
-        predicate = self.dialect.where(where, params, self.schema_lookup, access)
+        predicate = self.dialect.where(self._renamed(schema, where), params, self.schema_lookup, access)
         acl = self.dialect.write_access(access, params)
         sql = f'DELETE FROM {quote(schema.class_name)} WHERE "objectId" = {mark} AND {predicate} AND {acl}'
         values = tuple(params.values)
@@ -898,20 +971,25 @@ class SqliteStorage(StorageAdapter):
 
     async def find(self, schema: ClassSchema, query: FindQuery, access: Access) -> list[Record]:
         columns = self._columns(schema) if query.columns is None else list(query.columns)
-        sql, values = self.dialect.select(schema, query, access, self.schema_lookup, columns)
+        renames = renamed_columns(schema)
+        selected = [column_of(renames, c) for c in columns] if renames else columns
+        sql, values = self.dialect.select(schema, self._query_renamed(schema, query), access, self.schema_lookup,
+                                          selected)
         rows = await _or_missing(self._read(lambda c: c.execute(sql, values).fetchall()), [])
         return [self._decode_row(schema, columns, row) for row in rows]
 
     async def count(self, schema: ClassSchema, where: ir.Node, access: Access) -> int:
-        sql, values = self.dialect.count(schema, where, access, self.schema_lookup)
+        sql, values = self.dialect.count(schema, self._renamed(schema, where), access, self.schema_lookup)
         row = await _or_missing(self._read(lambda c: c.execute(sql, values).fetchone()), (0,))
         return int(row[0])
 
     async def distinct(self, schema: ClassSchema, field: ir.Field, where: ir.Node, access: Access) -> list[Any]:
         params = Params(self.dialect)
-        predicate = self.dialect.where(where, params, self.schema_lookup, access)
+        predicate = self.dialect.where(self._renamed(schema, where), params, self.schema_lookup, access)
         acl = self.dialect.read_access(access, params)
         table = quote(schema.class_name)
+        ft = schema.fields.get(field.column)
+        field = self._renamed(schema, field)
         expr = self.dialect.value_expr(field)
         if field.type == "Array" and not field.path:
             sql = (f"SELECT DISTINCT j.value, j.type FROM {table}, json_each({table}.{quote(field.column)}) j "
@@ -925,7 +1003,6 @@ class SqliteStorage(StorageAdapter):
         rows = await _or_missing(self._read(lambda c: c.execute(sql, values).fetchall()), [])
         if field.type == "Array" or field.path:
             return [_json_cell(value, kind) for value, kind in rows]
-        ft = schema.fields.get(field.column)
         return [self._decode_value(ft, row[0]) for row in rows]
 
     # --- relations ------------------------------------------------------------------------------
@@ -1061,7 +1138,9 @@ class SqliteStorage(StorageAdapter):
 
     async def aggregate(self, schema: ClassSchema, plan: Plan, access: Access) -> list[Record]:
         compiler = AggregateCompiler(self.dialect, SqliteAggregateHooks(), self.schema_lookup)
-        sql, values = compiler.compile(plan, schema, access)
+        renames = renamed_columns(schema)
+        sql, values = compiler.compile(plan, schema, access, renames,
+                                       lambda node: self._renamed(schema, node))
         rows = await self._read(lambda c: c.execute(sql, values).fetchall())
         decoders = [(c.name, self._aggregate_decoder(c.type)) for c in plan.columns]
         return [{name: None if value is None else decode(value) for (name, decode), value in zip(decoders, row,

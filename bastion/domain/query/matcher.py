@@ -88,12 +88,13 @@ class Matcher:
 
     def _Compare(self, node: ir.Compare, record: Mapping[str, Any]) -> bool:
         value = field_value(record, node.field)
+        equal = geo.same_polygon if node.field.type == "Polygon" and not node.field.path else json_equal
         if node.op == ir.EQ:
-            return value is None if node.value is None else value is not None and json_equal(value, node.value)
+            return value is None if node.value is None else value is not None and equal(value, node.value)
         if node.op == ir.NE:
             if node.value is None:
                 return value is not None
-            return value is None or not json_equal(value, node.value)
+            return value is None or not equal(value, node.value)
         if value is None or not _orderable(value, node.value):
             return False
         if node.op == ir.LT:

@@ -456,9 +456,9 @@ _QUOTED = re.compile(r"\\Q(.*?)(?:\\E|\Z)", re.DOTALL)
 
 
 def escape_regex_literal(text: str) -> str:
-    # Backslash before every non-alphanumeric character is a literal in Python, JavaScript and
-    # PostgreSQL regular expressions alike.
-    return "".join(ch if ch.isalnum() or ch == "_" else "\\" + ch for ch in text)
+    # Backslash before every character but letters, digits, "_" and spaces: a literal in Python
+    # and PostgreSQL regular expressions alike (a backslash before a letter or digit is an escape).
+    return "".join(ch if ch.isalnum() or ch in "_ " else "\\" + ch for ch in text)
 
 
 def _starts_with_regex(item: Any) -> bool:
@@ -474,10 +474,35 @@ def _starts_with_prefix(pattern: str) -> str:
 
 
 def quote_literal_sections(pattern: str) -> str:
-    """Rewrite the SDKs' ``\\Q...\\E`` literal sections (startsWith, contains) as escaped text."""
-    if "\\Q" not in pattern:
+    """A ``$regex`` with the SDKs' ``\\Q…\\E`` literal sections read as Parse Server on PostgreSQL
+    reads them (processRegexPattern): a ``^`` or else a ``$`` at the ends stays, and of the rest,
+    the text from the first ``\\Q`` to a ``\\E`` that ends it (or to its end, when none does) is
+    literal, the part before it read the same way; with no such section, a stray ``\\E`` and ``\\Q``
+    (the first of each not after a backslash, and one at the start) are dropped."""
+    if "\\Q" not in pattern and "\\E" not in pattern:
         return pattern
-    return _QUOTED.sub(lambda m: escape_regex_literal(m.group(1)), pattern)
+    if pattern.startswith("^"):
+        return "^" + _literalize(pattern[1:])
+    if pattern.endswith("$"):
+        return _literalize(pattern[:-1]) + "$"
+    return _literalize(pattern)
+
+
+# JavaScript's "." (no s flag) stops at line terminators, and its "$" (no m flag) is the very end.
+_QUOTED_TO_E_AT_END = re.compile(r"\\Q(?!\\E)([^\n\r\u2028\u2029]*)\\E\Z")
+_QUOTED_TO_END = re.compile(r"\\Q(?!\\E)([^\n\r\u2028\u2029]*)\Z")
+_STRAY_E = re.compile(r"([^\\])\\E")
+_STRAY_Q = re.compile(r"([^\\])\\Q")
+
+
+def _literalize(text: str) -> str:
+    for section in (_QUOTED_TO_E_AT_END, _QUOTED_TO_END):
+        found = section.search(text)
+        if found:
+            return _literalize(text[:found.start()]) + escape_regex_literal(found.group(1))
+    text = _STRAY_E.sub(r"\1", text, count=1)
+    text = _STRAY_Q.sub(r"\1", text, count=1)
+    return text.removeprefix("\\E").removeprefix("\\Q")
 
 
 _UNITS = {
@@ -562,24 +587,41 @@ def parse_field(key: Any, schema: ClassSchema | None) -> ir.Field | None:
     return _Parser(lambda _name: None, QueryLimits()).field(schema, key)
 
 
+# Parse.com's names for the two dates, which Parse Server still accepts in ``order``.
+_SORT_ALIASES = {"_created_at": "createdAt", "_updated_at": "updatedAt"}
+_SCORE = "score"  # the key Parse Server files ``$score`` under, shared with a field named score
+
+
 def parse_order(order: Any, schema: ClassSchema | None, search: ir.TextSearch | None = None) -> list[ir.Order]:
     """``order=score,-name`` as order keys; unknown fields are skipped (they are null everywhere).
 
+    The keys are read as Parse Server reads them, into a map from name to direction: a name given
+    twice keeps its first place and its last direction, and ``_created_at``/``_updated_at`` become
+    ``createdAt``/``updatedAt``, taking the place of those when they are given too, else moving last.
     ``$score`` (or ``-$score``: Parse Server sorts best match first either way) orders by the rank of
     ``search``, the query's first ``$text``; without one it is skipped too."""
     if order is None or order == "":
         return []
     if not isinstance(order, str):
         raise ParseError(Code.INVALID_QUERY, "order must be a string")
-    keys: list[ir.Order] = []
-    parser = _Parser(lambda _name: None, QueryLimits())
+    directions: dict[str, bool | None] = {}  # name -> descending; None: the $score rank
     for part in order.split(","):
         part = part.strip()
         if not part:
             continue
-        descending = part.startswith("-")
-        name = part[1:] if descending else part
-        if name == "$score":
+        if part in ("$score", "-$score"):
+            directions[_SCORE] = None
+        elif part.startswith("-"):
+            directions[part[1:]] = True
+        else:
+            directions[part] = False
+    for alias, name in _SORT_ALIASES.items():
+        if alias in directions:
+            directions[name] = directions.pop(alias)
+    keys: list[ir.Order] = []
+    parser = _Parser(lambda _name: None, QueryLimits())
+    for name, descending in directions.items():
+        if descending is None:
             if search is not None:
                 keys.append(ir.ScoreOrder(search))
             continue

@@ -76,13 +76,13 @@ async def delete(req: RequestContext) -> Response:
 def register(router: Router) -> None:
     for prefix in ("/users", "/classes/_User"):
         router.add("GET", prefix, find)
-        router.add("POST", prefix, sign_up, idempotent=True)
+        router.add("POST", prefix, sign_up, idempotent=True, new_identity=True)
         router.add("GET", f"{prefix}/me", me)
         router.add("GET", f"{prefix}/:objectId", get)
         router.add("PUT", f"{prefix}/:objectId", update, idempotent=True)
         router.add("DELETE", f"{prefix}/:objectId", delete)
-    router.add("GET", "/login", log_in)
-    router.add("POST", "/login", log_in)
+    router.add("GET", "/login", log_in, new_identity=True)
+    router.add("POST", "/login", log_in, new_identity=True)
     router.add("POST", "/logout", log_out)
     router.add("GET", "/verifyPassword", verify_password)
     router.add("POST", "/verifyPassword", verify_password)
