@@ -113,22 +113,23 @@ class Idempotency:
         if not request_id or not self.applies(path):
             return
         self._sweep_soon()
+        if await self._try_record(request_id):
+            return
+        # Taken: by a live record (a duplicate), or by an expired one that no sweep removed yet.
+        # Removing it can succeed in one process only, so only one request takes the id again.
+        if await self._remove_expired(request_id) and await self._try_record(request_id):
+            return
+        raise ParseError(Code.DUPLICATE_REQUEST, "Duplicate request")
+
+    async def _try_record(self, request_id: str) -> bool:
+        """Records the id; False when a record holds it already."""
         try:
             await self._record(request_id)
-            return
         except ParseError as exc:
             if exc.code != Code.DUPLICATE_VALUE:
                 raise
-        # Taken: by a live record (a duplicate), or by an expired one that no sweep removed yet.
-        # Removing it can succeed in one process only, so only one request takes the id again.
-        if await self._remove_expired(request_id):
-            try:
-                await self._record(request_id)
-                return
-            except ParseError as exc:
-                if exc.code != Code.DUPLICATE_VALUE:
-                    raise
-        raise ParseError(Code.DUPLICATE_REQUEST, "Duplicate request")
+            return False
+        return True
 
     async def _record(self, request_id: str) -> None:
         expire = datetime.now(UTC) + timedelta(seconds=self.ttl)

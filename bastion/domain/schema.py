@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bastion.domain.js import js_string
-from bastion.domain.types import FIELD_TYPES, FieldType
+from bastion.domain.types import FIELD_TYPES, FieldType, explicit_required
 from bastion.errors import Code, ParseError
 
 _T = TypeVar("_T")
@@ -271,7 +271,7 @@ def check_field_type_spec(class_name: str, name: str, spec: Any) -> FieldType:
         if not class_name_is_valid(target):
             raise ParseError(Code.INVALID_CLASS_NAME, invalid_class_message(target[:200]))
     ft = FieldType(kind, target if kind in ("Pointer", "Relation") else None,
-                   bool(spec.get("required", False)), spec.get("defaultValue"))
+                   bool(spec.get("required", False)), spec.get("defaultValue"), explicit_required(spec))
     if ft.default_value is not None:
         if kind == "Relation":
             raise ParseError(

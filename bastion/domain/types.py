@@ -38,6 +38,8 @@ class FieldType:
     target_class: str | None = None
     required: bool = False
     default_value: Any = None
+    # Spellings kept only to answer them back, as Parse Server keeps a field's definition as given:
+    # an explicit ``"required": false`` (Parse Dashboard's "Add a new column" sends one).
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def same_type(self, other: FieldType) -> bool:
@@ -52,6 +54,8 @@ class FieldType:
             out["targetClass"] = self.target_class
         if self.required:
             out["required"] = True
+        elif self.extra.get("required") is False:
+            out["required"] = False
         if self.default_value is not None:
             out["defaultValue"] = self.default_value
         return out
@@ -67,7 +71,13 @@ class FieldType:
             target_class=data.get("targetClass"),
             required=bool(data.get("required", False)),
             default_value=data.get("defaultValue"),
+            extra=explicit_required(data),
         )
+
+
+def explicit_required(spec: dict[str, Any]) -> dict[str, Any]:
+    """The ``extra`` of a field definition that says ``"required": false`` in so many words."""
+    return {"required": False} if spec.get("required") is False else {}
 
 
 def _typed(kind: str, target: str | None = None) -> FieldType:

@@ -33,6 +33,33 @@ def schema(master: httpx.Client, class_name: str) -> dict[str, Any]:
     return response.json()
 
 
+def test_an_explicit_required_false_is_answered_back(master: httpx.Client, class_name: str) -> None:
+    # Parse Server keeps a field's definition as given: Parse Dashboard's "Add a new column" sends
+    # "required": false, and the schema answers it back, on create, on update and when read.
+    response = master.post(f"/schemas/{class_name}", json={"className": class_name, "fields": {
+        "a": {"type": "String", "required": False},
+        "friends": {"type": "Relation", "targetClass": "_User", "required": False},
+        "b": {"type": "String"},
+    }})
+    assert response.status_code == 200, response.text
+    response = master.put(f"/schemas/{class_name}", json={"fields": {
+        "nickname": {"type": "String", "required": False, "defaultValue": "anon"},
+    }})
+    assert response.status_code == 200, response.text
+    expected = {
+        "a": {"type": "String", "required": False},
+        "friends": {"type": "Relation", "targetClass": "_User", "required": False},
+        "b": {"type": "String"},
+        "nickname": {"type": "String", "required": False, "defaultValue": "anon"},
+    }
+    for answer in (response.json(), schema(master, class_name)):
+        assert {name: answer["fields"][name] for name in expected} == expected
+    # It changes nothing else: an object without the fields is saved, the default filled in.
+    created = master.post(f"/classes/{class_name}", json={})
+    assert created.status_code == 201, created.text
+    assert master.get(f"/classes/{class_name}/{created.json()['objectId']}").json()["nickname"] == "anon"
+
+
 def test_create_class_with_fields(master: httpx.Client, class_name: str) -> None:
     response = master.post(f"/schemas/{class_name}", json={"className": class_name, "fields": {
         "name": {"type": "String", "required": True},
