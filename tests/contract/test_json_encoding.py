@@ -151,7 +151,7 @@ async def test_concurrent_gets_answer_as_each_alone(storage: StorageAdapter, mon
 
 async def test_concurrent_queries_answer_as_each_alone(storage: StorageAdapter,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """Queries started together (PostgreSQL runs those of one statement as one, pg_lateral.py)
+    """Queries started together (PostgreSQL runs those of one statement as one, postgres/lateral.py)
     answer exactly what each answers alone, in its own order, limit and skip."""
     from bastion.domain.query import ir
 
@@ -173,7 +173,7 @@ async def test_concurrent_queries_answer_as_each_alone(storage: StorageAdapter,
     statements = count_statements(storage, monkeypatch)
     together = await asyncio.gather(*(storage.find_json(schema, q, a) for q, a in calls))
     assert together == alone
-    if statements:  # runs of one statement shape share one (pg_lateral.py)
+    if statements:  # runs of one statement shape share one (postgres/lateral.py)
         assert statements[0] <= len(calls) / 2
 
 

@@ -28,7 +28,8 @@ from bastion.adapters.storage.base import (
     UpdateOp,
     apply_op,
 )
-from bastion.adapters.storage.postgres import PostgresDialect, PostgresStorage, pg_regex
+from bastion.adapters.storage.postgres import PostgresDialect, PostgresStorage
+from bastion.adapters.storage.postgres.storage import pg_regex
 from bastion.adapters.storage.sql import Params
 from bastion.adapters.storage.sqlite import SqliteStorage
 from bastion.domain.acl import allows

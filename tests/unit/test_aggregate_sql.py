@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from bastion.adapters.storage.aggregate_postgres import PostgresAggregateHooks
 from bastion.adapters.storage.aggregate_sql import AggregateCompiler
-from bastion.adapters.storage.aggregate_sqlite import SqliteAggregateHooks
 from bastion.adapters.storage.base import MASTER
 from bastion.adapters.storage.postgres import PostgresDialect
+from bastion.adapters.storage.postgres.aggregate import PostgresAggregateHooks
 from bastion.adapters.storage.sqlite import SqliteDialect
+from bastion.adapters.storage.sqlite.aggregate import SqliteAggregateHooks
 from bastion.domain import aggregate as ag
 from bastion.domain.schema import ClassSchema
 from bastion.domain.types import FieldType

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from bastion.adapters.storage.batched_reads import BatchedReads
+from bastion.adapters.storage.postgres.batched_reads import BatchedReads
 
 ROWS = {"a": "row-a", "b": "row-b", "c": "row-c", "d": "row-d"}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from bastion.adapters.storage.pg_lateral import lateral_plan
+from bastion.adapters.storage.postgres.lateral import lateral_plan
 
 
 def test_scalar_cast_parameters_vary_the_others_are_shared() -> None:

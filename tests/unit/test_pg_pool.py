@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from bastion.adapters.storage.pg_pool import ConnectionPool, PoolClosedError
+from bastion.adapters.storage.postgres.pool import ConnectionPool, PoolClosedError
 from tests.conftest import PG_ADMIN_URL, postgres_available
 
 

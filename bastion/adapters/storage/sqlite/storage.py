@@ -26,7 +26,6 @@ from typing import Any, TypeVar
 import orjson
 
 from bastion.adapters.storage.aggregate_sql import AggregateCompiler
-from bastion.adapters.storage.aggregate_sqlite import SqliteAggregateHooks
 from bastion.adapters.storage.base import (
     AUTH_PROVIDER,
     BASE_COLUMNS,
@@ -43,7 +42,8 @@ from bastion.adapters.storage.base import (
     hook_key,
 )
 from bastion.adapters.storage.sql import Params, SqlDialect, balanced, quote
-from bastion.adapters.storage.sqlite_columns import (
+from bastion.adapters.storage.sqlite.aggregate import SqliteAggregateHooks
+from bastion.adapters.storage.sqlite.columns import (
     NO_RENAMES,
     case_column,
     column_of,

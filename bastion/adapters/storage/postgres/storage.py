@@ -30,8 +30,6 @@ from typing import Any, cast
 import asyncpg
 import orjson
 
-from bastion.adapters.storage import pg_json, pg_lateral
-from bastion.adapters.storage.aggregate_postgres import PostgresAggregateHooks
 from bastion.adapters.storage.aggregate_sql import AggregateCompiler
 from bastion.adapters.storage.base import (
     AUTH_PROVIDER,
@@ -52,8 +50,10 @@ from bastion.adapters.storage.base import (
     UpdateOp,
     hook_key,
 )
-from bastion.adapters.storage.batched_reads import BatchedReads
-from bastion.adapters.storage.pg_pool import ConnectionPool
+from bastion.adapters.storage.postgres import lateral, object_json
+from bastion.adapters.storage.postgres.aggregate import PostgresAggregateHooks
+from bastion.adapters.storage.postgres.batched_reads import BatchedReads
+from bastion.adapters.storage.postgres.pool import ConnectionPool
 from bastion.adapters.storage.sql import Params, SqlDialect, quote
 from bastion.domain import geo
 from bastion.domain.acl import perms_to_acl
@@ -1144,15 +1144,15 @@ class PostgresStorage(StorageAdapter):
                                                              select_list)),
                 lambda ids: self._json_by_ids(schema, ids, access, columns, expr))
         sql, values = self.dialect.select(schema, query, access, self.schema_lookup, columns, select_list)
-        plan = pg_lateral.lateral_plan(sql, len(values)) if batching else None
+        plan = lateral.lateral_plan(sql, len(values)) if batching else None
         shared = plan.shared_key(values) if plan is not None else None
         if plan is None or shared is None:
             return await self._json_rows(sql, values)
-        # Concurrent queries of this statement, for this reader, run as one (pg_lateral.py).
+        # Concurrent queries of this statement, for this reader, run as one (lateral.py).
         return await self._queries.read((sql, shared), values, lambda: self._json_rows(sql, values),
                                         lambda runs: self._json_rows_lateral(plan, runs))
 
-    async def _json_rows_lateral(self, plan: pg_lateral.LateralPlan,
+    async def _json_rows_lateral(self, plan: lateral.LateralPlan,
                                  runs: list[list[Any]]) -> list[list[str] | None]:
         """What ``_json_rows`` answers for each run's values, by one statement."""
         rows = await self._class_rows(plan.sql, *plan.arguments(runs, _ARRAY_ENCODERS))
@@ -1225,7 +1225,7 @@ class PostgresStorage(StorageAdapter):
                          if c not in ("_rperm", "_wperm")]
             relations = [(name, ft.target_class or "") for name, ft in schema.fields.items()
                          if ft.type == "Relation"]
-            return pg_json.object_json(described, relations)
+            return object_json.object_json(described, relations)
 
         return schema.derive(("object_json", tuple(columns)), make)
 
