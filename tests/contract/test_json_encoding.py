@@ -114,7 +114,8 @@ def count_statements(storage: StorageAdapter, monkeypatch: pytest.MonkeyPatch) -
     pool = getattr(storage, "_pool", None)
     if pool is None:
         return []
-    storage._gets.in_flight = storage._queries.in_flight = 1  # type: ignore[attr-defined]
+    reads = storage._json_reads  # type: ignore[attr-defined]
+    reads._gets.in_flight = reads._queries.in_flight = 1
     counter, fetch = [0], pool.fetch
 
     async def counting(*args: Any) -> Any:

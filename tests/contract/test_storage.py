@@ -29,7 +29,7 @@ from bastion.adapters.storage.base import (
     apply_op,
 )
 from bastion.adapters.storage.postgres import PostgresDialect, PostgresStorage
-from bastion.adapters.storage.postgres.storage import pg_regex
+from bastion.adapters.storage.postgres.regex import pg_regex
 from bastion.adapters.storage.sql import Params
 from bastion.adapters.storage.sqlite import SqliteStorage
 from bastion.domain.acl import allows

@@ -1,0 +1,166 @@
+"""SQLite on threads: readers in a pool, every write on one writer thread, a task's transaction held
+on the writer; errors of a call (a refused regex, a statement too complex, a table gone) as Parse's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from pathlib import Path
+from typing import TypeVar
+
+from bastion.adapters.storage.sqlite.functions import TOO_COMPLEX, regex_clock, register_functions
+from bastion.errors import Code, ParseError
+
+T = TypeVar("T")
+
+def _run_guarded(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    """Run one storage call; a regex refused or a statement SQLite finds too complex is a 102."""
+    regex_clock.spent = 0.0
+    regex_clock.refused = None
+    try:
+        return fn(conn)
+    except sqlite3.OperationalError as exc:
+        if regex_clock.refused:
+            raise ParseError(Code.INVALID_QUERY, regex_clock.refused) from None
+        if TOO_COMPLEX.search(str(exc)):
+            raise ParseError(Code.INVALID_QUERY, "The query is too complex.") from None
+        if str(exc).startswith("no such table"):
+            raise MissingTable(str(exc)) from None
+        raise
+    except OverflowError:  # an integer beyond 64 bits reached a parameter
+        raise ParseError(Code.INVALID_QUERY, "A number in the query is out of range.") from None
+
+
+class MissingTable(Exception):
+    """The class's table is gone (dropped by another process after this one cached the schema):
+    reads find nothing and writes touch nothing, as on PostgreSQL."""
+
+
+async def or_missing(call: Awaitable[T], default: T) -> T:
+    try:
+        return await call
+    except MissingTable:
+        return default
+
+# The SQLite storage whose transaction the current task is inside (see SqliteThreads.transaction).
+_TRANSACTION: ContextVar[SqliteThreads | None] = ContextVar("bastion_sqlite_transaction", default=None)
+
+
+def _in_savepoint(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
+    """One storage call inside a transaction: undone alone when it fails, as outside one."""
+    conn.execute('SAVEPOINT "bastion_call"')
+    try:
+        result = _run_guarded(fn, conn)
+    except BaseException:
+        conn.execute('ROLLBACK TO "bastion_call"')
+        conn.execute('RELEASE "bastion_call"')
+        raise
+    conn.execute('RELEASE "bastion_call"')
+    return result
+
+
+class SqliteThreads:
+    """A pool of reader threads and one writer thread, each with its own connection: the event loop
+    never waits on SQLite and writers never contend (WAL lets readers go on meanwhile)."""
+
+    def __init__(self, path: str | Path, readers: int = 4) -> None:
+        self.path = str(path)
+        self._readers = readers
+        self._read_pool: ThreadPoolExecutor | None = None
+        self._write_pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._tx_lock = asyncio.Lock()  # held by a transaction for its whole life (see transaction())
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=OFF")
+            register_functions(conn)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._read_pool is not None, "storage is not open"
+        loop = asyncio.get_running_loop()
+        if _TRANSACTION.get() is self:  # on the transaction's connection, to see its own writes
+            return await self._on_writer(lambda conn: _run_guarded(fn, conn))
+        return await loop.run_in_executor(self._read_pool, lambda: _run_guarded(fn, self._connection()))
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._write_pool is not None, "storage is not open"
+        if _TRANSACTION.get() is self:
+            return await self._on_writer(lambda conn: _in_savepoint(fn, conn))
+        if self._tx_lock.locked():
+            # Another task's transaction holds the writer: wait for its end. Nothing awaits between
+            # the release and the submission below, so no new transaction can begin in between.
+            async with self._tx_lock:
+                pass
+
+        def run() -> T:
+            conn = self._connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = _run_guarded(fn, conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._write_pool, run)
+
+    async def _on_writer(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._write_pool is not None, "storage is not open"
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._write_pool, lambda: fn(self._connection()))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """One SQLite transaction on the writer thread (BEGIN IMMEDIATE ... COMMIT), held across this
+        task's calls; other tasks' writes wait for it to end, their reads see the last commit."""
+        if _TRANSACTION.get() is self:
+            yield
+            return
+        async with self._tx_lock:
+            await self._on_writer(lambda conn: conn.execute("BEGIN IMMEDIATE"))
+            token = _TRANSACTION.set(self)
+            try:
+                yield
+            except BaseException:
+                _TRANSACTION.reset(token)
+                await self._on_writer(lambda conn: conn.execute("ROLLBACK"))
+                raise
+            _TRANSACTION.reset(token)
+            try:
+                await self._on_writer(lambda conn: conn.execute("COMMIT"))
+            except BaseException:
+                await self._on_writer(lambda conn: conn.execute("ROLLBACK") if conn.in_transaction else None)
+                raise
+
+    def _open_threads(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._read_pool = ThreadPoolExecutor(self._readers, thread_name_prefix="sqlite-read")
+        self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-write")
+
+    async def close(self) -> None:
+        for pool in (self._read_pool, self._write_pool):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
