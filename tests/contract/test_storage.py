@@ -504,13 +504,13 @@ def test_statement_text_is_stable_per_shape() -> None:
 
     def compile_(where: dict[str, Any], roles: list[str]) -> str:
         node = parse_where(where, schema, "Doc", lookup_for(schema))
-        return dialect.select(schema, FindQuery(where=node, limit=10), Access(roles), None, ["objectId"])[0]
+        return dialect.select(schema, FindQuery(where=node, limit=10), Access(roles), ["objectId"])[0]
 
     assert compile_({"name": {"$in": ["a"]}, "n": {"$gt": 1}, "obj.x": "q"}, ["*"]) == compile_(
         {"name": {"$in": ["b", "c", "d"]}, "n": {"$gt": 7.5}, "obj.x": "z"}, ["*", "u1", "role:r"])
     assert compile_({"tags": {"$all": [1, "x"]}}, []) == compile_({"tags": {"$all": ["y"]}}, ["a"])
     params = Params(dialect)
-    dialect.where(parse_where({"name": "'; DROP TABLE x"}, schema, "Doc", lookup_for(schema)), params, None, MASTER)
+    dialect.where(parse_where({"name": "'; DROP TABLE x"}, schema, "Doc", lookup_for(schema)), params, MASTER)
     assert params.values == ["'; DROP TABLE x"]
 
 

@@ -26,8 +26,8 @@ HOSTILE = "x'); DROP TABLE \"Sale\"; --"
 
 def compile_both(pipeline: Any) -> list[tuple[str, list[Any]]]:
     plan = ag.plan_pipeline(pipeline, SCHEMA, lambda _name: None)
-    sqlite = AggregateCompiler(SqliteDialect(), SqliteAggregateHooks(), lambda _name: None)
-    postgres = AggregateCompiler(PostgresDialect(), PostgresAggregateHooks(' COLLATE "C"'), lambda _name: None)
+    sqlite = AggregateCompiler(SqliteDialect(), SqliteAggregateHooks())
+    postgres = AggregateCompiler(PostgresDialect(), PostgresAggregateHooks(' COLLATE "C"'))
     return [sqlite.compile(plan, SCHEMA, MASTER), postgres.compile(plan, SCHEMA, MASTER)]
 
 

@@ -57,10 +57,9 @@ class AggregateHooks(ABC):
 
 
 class AggregateCompiler:
-    def __init__(self, dialect: SqlDialect, hooks: AggregateHooks, schema_lookup: Any) -> None:
+    def __init__(self, dialect: SqlDialect, hooks: AggregateHooks) -> None:
         self.dialect = dialect
         self.hooks = hooks
-        self.schema_lookup = schema_lookup
 
     def compile(self, plan: ag.Plan, schema: ClassSchema, access: Access, columns_of: dict[str, str] | None = None,
                 renamed: Callable[[ir.Node], ir.Node] | None = None) -> tuple[str, list[Any]]:
@@ -71,7 +70,7 @@ class AggregateCompiler:
         where = self.dialect.true()
         if stages and isinstance(stages[0].stage, ag.Match) and stages[0].stage.on_table:
             match = stages[0].stage.where
-            where = self.dialect.where(renamed(match) if renamed else match, params, self.schema_lookup, access)
+            where = self.dialect.where(renamed(match) if renamed else match, params, access)
         acl = self.dialect.read_access(access, params)
         columns_of = columns_of or {}
         base_cols = ", ".join(f"{quote(columns_of[c.name])} AS {quote(c.name)}" if c.name in columns_of
@@ -99,7 +98,7 @@ class AggregateCompiler:
               params: Params, access: Access, index: int) -> list[str]:
         keep = _names(columns, ordered)
         if isinstance(stage, ag.Match):
-            where = self.dialect.where(stage.where, params, self.schema_lookup, access)
+            where = self.dialect.where(stage.where, params, access)
             return [f"SELECT {keep} FROM {prev} WHERE {where}"]
         if isinstance(stage, ag.Project):
             items = [f"{quote(src.name)} AS {quote(out.name)}" for out, src in stage.columns]

@@ -8,6 +8,7 @@ expression that is TRUE or FALSE, never NULL, so that NOT means what the matcher
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
 from bastion.adapters.storage.base import SCORE_COLUMN, Access, FindQuery
@@ -46,6 +47,25 @@ class Params:
         return self.dialect.placeholder(len(self.values))
 
 
+# The nodes a dialect compiles itself; the boolean structure, subqueries and relations are compiled here.
+GeoLeaf = ir.GeoNear | ir.GeoWithinBox | ir.GeoWithinPolygon | ir.PolygonContains
+Leaf = (ir.Compare | ir.In | ir.ArrayContains | ir.ArrayStartsWith | ir.ContainsAll | ir.ContainedBy | ir.Exists
+        | ir.Regex | GeoLeaf | ir.TextSearch)
+
+
+@dataclass(frozen=True, slots=True)
+class Compilation:
+    """What compiling one where clause carries down its tree: the statement's parameters, the access
+    that subqueries and relations read with, and how deep the node is (refused past MAX_SQL_DEPTH)."""
+
+    params: Params
+    access: Access
+    depth: int = 0
+
+    def deeper(self) -> Compilation:
+        return Compilation(self.params, self.access, self.depth + 1)
+
+
 class SqlDialect(ABC):
     """How one database spells what the IR means."""
 
@@ -53,8 +73,9 @@ class SqlDialect(ABC):
     def placeholder(self, index: int) -> str: ...
 
     @abstractmethod
-    def leaf(self, node: ir.Node, params: Params, schema_lookup: Any, access: Access) -> str:
-        """SQL for one leaf node (Compare, In, ArrayContains, ContainsAll, ContainedBy, Exists, Regex)."""
+    def leaf(self, node: Leaf, params: Params) -> str:
+        """SQL for one leaf node (Compare, In, ArrayContains, ContainsAll, ContainedBy, Exists, Regex,
+        the geo nodes, TextSearch)."""
 
     @abstractmethod
     def read_access(self, access: Access, params: Params, table: str | None = None) -> str:
@@ -79,35 +100,47 @@ class SqlDialect(ABC):
 
     # --- structure ------------------------------------------------------------------------------
 
-    def where(self, node: ir.Node, params: Params, schema_lookup: Any, access: Access, depth: int = 0) -> str:
-        if depth > MAX_SQL_DEPTH:
-            raise ParseError(Code.INVALID_QUERY, "Query is nested too deeply.")
-        if isinstance(node, ir.Const):
-            return self.true() if node.value else self.false()
-        if isinstance(node, ir.And):
-            return balanced([self.where(c, params, schema_lookup, access, depth + 1) for c in node.children], "AND")
-        if isinstance(node, ir.Or):
-            return balanced([self.where(c, params, schema_lookup, access, depth + 1) for c in node.children], "OR")
-        if isinstance(node, ir.Not):
-            return "(NOT " + self.where(node.child, params, schema_lookup, access, depth + 1) + ")"
-        if isinstance(node, ir.InSubQuery):
-            return self.in_subquery(node, params, schema_lookup, access, depth)
-        if isinstance(node, ir.SubQueryExists):
-            return f"EXISTS (SELECT 1 FROM {self.subquery_source(node.sub, params, schema_lookup, access, depth)})"
-        if isinstance(node, (ir.RelatedTo, ir.RelationHas)):
-            return self.relation(node, params, schema_lookup, access, depth)
-        return self.leaf(node, params, schema_lookup, access)
+    def where(self, node: ir.Node, params: Params, access: Access) -> str:
+        """The predicate of ``node``, its values bound in ``params``, its subqueries read with ``access``."""
+        return self.predicate(node, Compilation(params, access))
 
-    def relation(self, node: ir.RelatedTo | ir.RelationHas, params: Params, schema_lookup: Any, access: Access,
-                 depth: int) -> str:
+    def predicate(self, node: ir.Node, ctx: Compilation) -> str:
+        if ctx.depth > MAX_SQL_DEPTH:
+            raise ParseError(Code.INVALID_QUERY, "Query is nested too deeply.")
+        match node:
+            case ir.Const():
+                return self.true() if node.value else self.false()
+            case ir.And():
+                deeper = ctx.deeper()
+                return balanced([self.predicate(c, deeper) for c in node.children], "AND")
+            case ir.Or():
+                deeper = ctx.deeper()
+                return balanced([self.predicate(c, deeper) for c in node.children], "OR")
+            case ir.Not():
+                return "(NOT " + self.predicate(node.child, ctx.deeper()) + ")"
+            case ir.InSubQuery():
+                return self.in_subquery(node, ctx)
+            case ir.SubQueryExists():
+                return f"EXISTS (SELECT 1 FROM {self.subquery_source(node.sub, ctx)})"
+            case ir.RelatedTo() | ir.RelationHas():
+                return self.relation(node, ctx)
+            case (ir.Compare() | ir.In() | ir.ArrayContains() | ir.ArrayStartsWith() | ir.ContainsAll()
+                  | ir.ContainedBy() | ir.Exists() | ir.Regex() | ir.GeoNear() | ir.GeoWithinBox()
+                  | ir.GeoWithinPolygon() | ir.PolygonContains() | ir.TextSearch()):
+                return self.leaf(node, ctx.params)
+            case _:
+                raise ParseError(Code.INVALID_QUERY, f"unsupported query node {type(node).__name__}")
+
+    def relation(self, node: ir.RelatedTo | ir.RelationHas, ctx: Compilation) -> str:
         """The object's membership in a ``_Join:<key>:<class>`` table (``relatedId``, ``owningId``)."""
+        params, access = ctx.params, ctx.access
         if isinstance(node, ir.RelationHas):  # owners whose relation holds one of the ids
             join = quote(f"_Join:{node.key}:{node.class_name}")
             related: list[str] = []
             if node.related_ids:
                 related.append(f'"relatedId" IN ({", ".join(params.add(i) for i in node.related_ids)})')
             if node.sub is not None:
-                source = self.subquery_source(node.sub, params, schema_lookup, access, depth)
+                source = self.subquery_source(node.sub, ctx)
                 related.append(f'"relatedId" IN (SELECT "objectId" FROM {source})')
             held = " OR ".join(related) or self.false()
             return f'("objectId" IN (SELECT "owningId" FROM {join} WHERE {held}))'
@@ -121,22 +154,20 @@ class SqlDialect(ABC):
                     f"AND {self.read_access(access, params, owner)})")
         return f"({sql})"
 
-    def subquery_source(self, sub: ir.SubQuery, params: Params, schema_lookup: Any, access: Access,
-                        depth: int) -> str:
+    def subquery_source(self, sub: ir.SubQuery, ctx: Compilation) -> str:
         """``"Class" WHERE <its where> AND <read access>``: the rows a subquery may see."""
         table = quote(sub.class_name)
-        inner = self.where(sub.where, params, schema_lookup, access, depth + 1)
-        acl = self.read_access(access, params, table)
+        inner = self.predicate(sub.where, ctx.deeper())
+        acl = self.read_access(ctx.access, ctx.params, table)
         return f"{table} WHERE {inner} AND {acl}"
 
-    def in_subquery(self, node: ir.InSubQuery, params: Params, schema_lookup: Any, access: Access,
-                    depth: int) -> str:
-        source = self.subquery_source(node.sub, params, schema_lookup, access, depth)
+    def in_subquery(self, node: ir.InSubQuery, ctx: Compilation) -> str:
+        source = self.subquery_source(node.sub, ctx)
         key_sql = self.subquery_key(node.sub.key)
         # Without the IS NOT NULL, one object lacking the key makes "x IN (...)" NULL, not FALSE,
         # and NOT of it (``$dontSelect``) would drop objects the matcher keeps.
         select_sql = f"SELECT {key_sql} FROM {source} AND {key_sql} IS NOT NULL"
-        return self.membership(node.field, select_sql, params)
+        return self.membership(node.field, select_sql, ctx.params)
 
     @abstractmethod
     def subquery_key(self, key: ir.Field) -> str: ...
@@ -147,12 +178,12 @@ class SqlDialect(ABC):
 
     # --- statements -----------------------------------------------------------------------------
 
-    def select(self, schema: ClassSchema, query: FindQuery, access: Access, schema_lookup: Any,
-               columns: list[str], select_list: str | None = None) -> tuple[str, list[Any]]:
+    def select(self, schema: ClassSchema, query: FindQuery, access: Access, columns: list[str],
+               select_list: str | None = None) -> tuple[str, list[Any]]:
         params = Params(self)
         # The select list comes first in the statement, so a $score's parameters bind first.
         selected = select_list or ", ".join(self.select_item(c, query, params) for c in columns)
-        where = self.where(query.where, params, schema_lookup, access)
+        where = self.where(query.where, params, access)
         acl = self.read_access(access, params)
         sql = f"SELECT {selected} FROM {quote(schema.class_name)} WHERE {where} AND {acl}"
         if query.order:
@@ -179,8 +210,8 @@ class SqlDialect(ABC):
         # Parse Server sorts "score DESC" for $score and -$score alike; PostgreSQL puts nulls first.
         return f"{self.text_rank(search, params)} DESC NULLS FIRST"
 
-    def count(self, schema: ClassSchema, where: ir.Node, access: Access, schema_lookup: Any) -> tuple[str, list[Any]]:
+    def count(self, schema: ClassSchema, where: ir.Node, access: Access) -> tuple[str, list[Any]]:
         params = Params(self)
-        predicate = self.where(where, params, schema_lookup, access)
+        predicate = self.where(where, params, access)
         acl = self.read_access(access, params)
         return f"SELECT COUNT(*) FROM {quote(schema.class_name)} WHERE {predicate} AND {acl}", params.values

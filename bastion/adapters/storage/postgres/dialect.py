@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, assert_never
 
 import asyncpg
 
 from bastion.adapters.storage.base import Access, AddItems, Increment, RemoveItems, Set, SetPath, UpdateOp
 from bastion.adapters.storage.postgres.codecs import encode_text
 from bastion.adapters.storage.postgres.regex import pg_regex
-from bastion.adapters.storage.sql import Params, SqlDialect, quote
+from bastion.adapters.storage.sql import Compilation, GeoLeaf, Leaf, Params, SqlDialect, quote
 from bastion.domain import geo
 from bastion.domain.query import ir
 from bastion.domain.schema import HIDDEN_COLUMNS
@@ -175,38 +175,40 @@ class PostgresDialect(SqlDialect):
 
     # --- leaves ---------------------------------------------------------------------------------
 
-    def leaf(self, node: ir.Node, params: Params, schema_lookup: Any, access: Access) -> str:
-        if isinstance(node, ir.Compare):
-            return self.compare_json(node, params) if node.field.path else self.compare(node, params)
-        if isinstance(node, ir.In):
-            return self.in_values(node, params)
-        if isinstance(node, ir.ArrayContains):
-            return self.contains_all(node.field, (node.value,), params)
-        if isinstance(node, ir.ContainsAll):
-            return self.contains_all(node.field, node.values, params)
-        if isinstance(node, ir.ArrayStartsWith):
-            prefix = params.add(node.prefix)
-            return (f"EXISTS (SELECT 1 FROM {jsonb_elements(self.array_sql(node.field))} AS _e(_v) "
-                    f"WHERE jsonb_typeof(_e._v) = 'string' AND starts_with(_e._v #>> '{{}}', {prefix}::text))")
-        if isinstance(node, ir.ContainedBy):
-            return self.contained_by(node.field, node.values, params)
-        if isinstance(node, ir.Exists):
-            if node.field.path:
-                return f"(COALESCE(jsonb_typeof({self.json_expr(node.field)}), 'null') <> 'null')"
-            return f"({quote(node.field.column)} IS NOT NULL)"
-        if isinstance(node, ir.Regex):
-            regex = params.add(pg_regex(node.pattern, node.ignore_case, node.multiline, node.extended))
-            if node.field.path:
-                v = self.json_expr(node.field)
-                return f"(CASE WHEN jsonb_typeof({v}) = 'string' THEN ({v} #>> '{{}}') ~ {regex}::text ELSE FALSE END)"
-            col = quote(node.field.column)
-            return f"({col} IS NOT NULL AND {col} ~ {regex}::text)"
-        if isinstance(node, (ir.GeoNear, ir.GeoWithinBox, ir.GeoWithinPolygon, ir.PolygonContains)):
-            return self.geo_leaf(node, params)
-        if isinstance(node, ir.TextSearch):
-            vector, query = self.text_search_terms(node, params)
-            return f"COALESCE({vector} @@ {query}, FALSE)"
-        raise ParseError(Code.INVALID_QUERY, f"unsupported query node {type(node).__name__}")
+    def leaf(self, node: Leaf, params: Params) -> str:
+        match node:
+            case ir.Compare():
+                return self.compare_json(node, params) if node.field.path else self.compare(node, params)
+            case ir.In():
+                return self.in_values(node, params)
+            case ir.ArrayContains():
+                return self.contains_all(node.field, (node.value,), params)
+            case ir.ContainsAll():
+                return self.contains_all(node.field, node.values, params)
+            case ir.ArrayStartsWith():
+                prefix = params.add(node.prefix)
+                return (f"EXISTS (SELECT 1 FROM {jsonb_elements(self.array_sql(node.field))} AS _e(_v) "
+                        f"WHERE jsonb_typeof(_e._v) = 'string' AND starts_with(_e._v #>> '{{}}', {prefix}::text))")
+            case ir.ContainedBy():
+                return self.contained_by(node.field, node.values, params)
+            case ir.Exists():
+                if node.field.path:
+                    return f"(COALESCE(jsonb_typeof({self.json_expr(node.field)}), 'null') <> 'null')"
+                return f"({quote(node.field.column)} IS NOT NULL)"
+            case ir.Regex():
+                regex = params.add(pg_regex(node.pattern, node.ignore_case, node.multiline, node.extended))
+                if node.field.path:
+                    v = self.json_expr(node.field)
+                    return f"(CASE WHEN jsonb_typeof({v}) = 'string' THEN ({v} #>> '{{}}') ~ {regex}::text ELSE FALSE END)"
+                col = quote(node.field.column)
+                return f"({col} IS NOT NULL AND {col} ~ {regex}::text)"
+            case ir.GeoNear() | ir.GeoWithinBox() | ir.GeoWithinPolygon() | ir.PolygonContains():
+                return self.geo_leaf(node, params)
+            case ir.TextSearch():
+                vector, query = self.text_search_terms(node, params)
+                return f"COALESCE({vector} @@ {query}, FALSE)"
+            case _:
+                assert_never(node)
 
     # --- full-text search: Parse Server's SQL (the language reaches regconfig as bound text) -----
 
@@ -230,24 +232,27 @@ class PostgresDialect(SqlDialect):
         t = f"sin(({lng0} - radians(({col})[0])) / 2)"
         return f"(2 * asin(sqrt(least(1, {s} * {s} + {cos0} * cos({lat}) * {t} * {t}))))"
 
-    def geo_leaf(self, node: ir.Node, params: Params) -> str:
-        col = quote(node.field.column)  # type: ignore[attr-defined]
-        if isinstance(node, ir.GeoNear):
-            if node.max_distance is None:
-                return f"({col} IS NOT NULL)"
-            distance = self.distance(node.field, node.point, params)
-            return f"({col} IS NOT NULL AND {distance} <= {params.add(node.max_distance)}::float8)"
-        if isinstance(node, ir.GeoWithinBox):
-            (south, west), (north, east) = node.south_west, node.north_east
-            corners = [f"{params.add(float(v))}::float8" for v in (west, south, east, north)]
-            return (f"({col} IS NOT NULL AND {col} <@ box(point({corners[0]}, {corners[1]}), "
-                    f"point({corners[2]}, {corners[3]})))")
-        if isinstance(node, ir.GeoWithinPolygon):
-            return f"({col} IS NOT NULL AND {col} <@ {self.bind(params, 'Polygon', node.vertices)})"
-        assert isinstance(node, ir.PolygonContains)
-        lat, lng = node.point
-        return (f"({col} IS NOT NULL AND {col} @> point({params.add(float(lng))}::float8, "
-                f"{params.add(float(lat))}::float8))")
+    def geo_leaf(self, node: GeoLeaf, params: Params) -> str:
+        col = quote(node.field.column)
+        match node:
+            case ir.GeoNear():
+                if node.max_distance is None:
+                    return f"({col} IS NOT NULL)"
+                distance = self.distance(node.field, node.point, params)
+                return f"({col} IS NOT NULL AND {distance} <= {params.add(node.max_distance)}::float8)"
+            case ir.GeoWithinBox():
+                (south, west), (north, east) = node.south_west, node.north_east
+                corners = [f"{params.add(float(v))}::float8" for v in (west, south, east, north)]
+                return (f"({col} IS NOT NULL AND {col} <@ box(point({corners[0]}, {corners[1]}), "
+                        f"point({corners[2]}, {corners[3]})))")
+            case ir.GeoWithinPolygon():
+                return f"({col} IS NOT NULL AND {col} <@ {self.bind(params, 'Polygon', node.vertices)})"
+            case ir.PolygonContains():
+                lat, lng = node.point
+                return (f"({col} IS NOT NULL AND {col} @> point({params.add(float(lng))}::float8, "
+                        f"{params.add(float(lat))}::float8))")
+            case _:
+                assert_never(node)
 
     def equals(self, field: ir.Field, col: str, value: Any, params: Params) -> str:
         """``col`` (not null) equals the canonical ``value``; TRUE or FALSE."""
@@ -378,12 +383,11 @@ class PostgresDialect(SqlDialect):
             return "text"
         return kind if kind in ("Number", "Boolean", "Date", "GeoPoint", "Polygon", "Object", "Bytes") else None
 
-    def in_subquery(self, node: ir.InSubQuery, params: Params, schema_lookup: Any, access: Access,
-                    depth: int) -> str:
+    def in_subquery(self, node: ir.InSubQuery, ctx: Compilation) -> str:
         """``field IN (SELECT key FROM sub WHERE ... AND read access)``: one statement, no NULLs."""
         sub, field, key = node.sub, node.field, node.sub.key
         table = quote(sub.class_name)
-        source = self.subquery_source(sub, params, schema_lookup, access, depth)
+        source = self.subquery_source(sub, ctx)
         outer_array = field.type == "Array" and not field.path
         native = self._native(field.type)
         if not outer_array and not field.path and not key.path and native and native == self._native(key.type):

@@ -46,10 +46,10 @@ class JsonReads:
             key = (id(schema), tuple(columns), None if access.is_master else tuple(access.acting_as or ()))
             return await self._gets.read(
                 key, object_id,
-                lambda: self._json_rows(*self.storage.dialect.select(schema, query, access, self.storage.schema_lookup, columns,
+                lambda: self._json_rows(*self.storage.dialect.select(schema, query, access, columns,
                                                              select_list)),
                 lambda ids: self._json_by_ids(schema, ids, access, columns, expr))
-        sql, values = self.storage.dialect.select(schema, query, access, self.storage.schema_lookup, columns, select_list)
+        sql, values = self.storage.dialect.select(schema, query, access, columns, select_list)
         plan = lateral.lateral_plan(sql, len(values)) if batching else None
         shared = plan.shared_key(values) if plan is not None else None
         if plan is None or shared is None:
@@ -76,7 +76,7 @@ class JsonReads:
                            expr: str) -> list[list[str] | None]:
         """The answer of a get of each of ``ids`` (an id may come twice), by one statement."""
         query = FindQuery(ir.In(ir.Field("objectId", "String"), tuple(dict.fromkeys(ids))))
-        sql, values = self.storage.dialect.select(schema, query, access, self.storage.schema_lookup, columns,
+        sql, values = self.storage.dialect.select(schema, query, access, columns,
                                           select_list=f'"objectId", {expr}, "_rperm", "_wperm"')
         rows = await self.storage._class_rows(sql, *values)
         found = {row[0]: self._texts([row[1:]]) for row in rows}

@@ -85,7 +85,6 @@ class PostgresStorage(StorageAdapter):
         self._server_settings = server_settings
         self._pool: ConnectionPool | None = None
         self._json_reads = JsonReads(self)
-        self.schema_lookup: Callable[[str], ClassSchema | None] = lambda _name: None
 
     @property
     def pool(self) -> ConnectionPool:
@@ -355,7 +354,7 @@ class PostgresStorage(StorageAdapter):
         for op in ops:
             current = assignments.get(op.column, quote(op.column))
             assignments[op.column] = self.dialect.op_sql(self._kind(schema, op.column), op, current, params)
-        predicate = self.dialect.where(where, params, self.schema_lookup, access)
+        predicate = self.dialect.where(where, params, access)
         acl = self.dialect.write_access(access, params)
         table = quote(schema.class_name)
         condition = f'"objectId" = {object_mark}::text AND {predicate} AND {acl}'
@@ -375,7 +374,7 @@ class PostgresStorage(StorageAdapter):
     async def delete(self, schema: ClassSchema, object_id: str, access: Access, where: ir.Node = ir.TRUE) -> bool:
         params = Params(self.dialect)
         mark = params.add(object_id)
-        predicate = self.dialect.where(where, params, self.schema_lookup, access)
+        predicate = self.dialect.where(where, params, access)
         acl = self.dialect.write_access(access, params)
         sql = f'DELETE FROM {quote(schema.class_name)} WHERE "objectId" = {mark}::text AND {predicate} AND {acl}'
         try:
@@ -387,7 +386,7 @@ class PostgresStorage(StorageAdapter):
 
     async def delete_matching(self, schema: ClassSchema, where: ir.Node) -> int:
         params = Params(self.dialect)
-        predicate = self.dialect.where(where, params, self.schema_lookup, MASTER)
+        predicate = self.dialect.where(where, params, MASTER)
         sql = f'DELETE FROM {quote(schema.class_name)} WHERE {predicate}'
         try:
             with parse_errors(missing_table):
@@ -398,7 +397,7 @@ class PostgresStorage(StorageAdapter):
 
     async def find(self, schema: ClassSchema, query: FindQuery, access: Access) -> list[Record]:
         columns = self._columns(schema) if query.columns is None else list(query.columns)
-        sql, values = self.dialect.select(schema, query, access, self.schema_lookup, columns)
+        sql, values = self.dialect.select(schema, query, access, columns)
         rows = await self._class_rows(sql, *values)
         decode = self._decoder(schema, columns)
         return [decode(row) for row in rows]
@@ -415,7 +414,7 @@ class PostgresStorage(StorageAdapter):
             return []
 
     async def count(self, schema: ClassSchema, where: ir.Node, access: Access) -> int:
-        sql, values = self.dialect.count(schema, where, access, self.schema_lookup)
+        sql, values = self.dialect.count(schema, where, access)
         try:
             with parse_errors(missing_table):
                 return int(await self.pool.fetchval(sql, *values))
@@ -424,7 +423,7 @@ class PostgresStorage(StorageAdapter):
 
     async def distinct(self, schema: ClassSchema, field: ir.Field, where: ir.Node, access: Access) -> list[Any]:
         params = Params(self.dialect)
-        predicate = self.dialect.where(where, params, self.schema_lookup, access)
+        predicate = self.dialect.where(where, params, access)
         acl = self.dialect.read_access(access, params)
         table = quote(schema.class_name)
         col = f"{table}.{quote(field.column)}"
@@ -585,7 +584,7 @@ class PostgresStorage(StorageAdapter):
 
     async def aggregate(self, schema: ClassSchema, plan: Plan, access: Access) -> list[Record]:
         hooks = PostgresAggregateHooks(self.dialect.collate)
-        sql, values = AggregateCompiler(self.dialect, hooks, self.schema_lookup).compile(plan, schema, access)
+        sql, values = AggregateCompiler(self.dialect, hooks).compile(plan, schema, access)
         rows = await self._class_rows(sql, *values)
         decoders = [(c.name, DECODERS.get(c.type.type)) for c in plan.columns]
         return [{name: fn(value) if fn is not None and value is not None else value

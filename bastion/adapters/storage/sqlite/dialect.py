@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, assert_never
 
 from bastion.adapters.storage.base import Access
-from bastion.adapters.storage.sql import Params, SqlDialect, balanced, quote
+from bastion.adapters.storage.sql import Compilation, GeoLeaf, Leaf, Params, SqlDialect, balanced, quote
 from bastion.adapters.storage.sqlite.functions import canonical_json_text, dumps
 from bastion.domain import geo
 from bastion.domain.query import ir
@@ -87,41 +87,43 @@ class SqliteDialect(SqlDialect):
 
     # --- leaves ---------------------------------------------------------------------------------
 
-    def leaf(self, node: ir.Node, params: Params, schema_lookup: Any, access: Access) -> str:
-        if isinstance(node, ir.Compare):
-            return self.compare(node, params)
-        if isinstance(node, ir.In):
-            return self.in_values(node, params)
-        if isinstance(node, ir.ArrayContains):
-            return self.array_any(node.field, (node.value,), params)
-        if isinstance(node, ir.ArrayStartsWith):
-            col = quote(node.field.column)
-            first, second = params.add(node.prefix), params.add(node.prefix)
-            return (f"(json_type({col}) IS 'array' AND EXISTS (SELECT 1 FROM json_each({col}) j "
-                    f"WHERE j.type = 'text' AND substr(j.value, 1, length({first})) = {second}))")
-        if isinstance(node, ir.ContainsAll):
-            checks = [self.array_any(node.field, (value,), params) for value in node.values]
-            return balanced([f"json_type({quote(node.field.column)}) IS 'array'", *checks], "AND")
-        if isinstance(node, ir.ContainedBy):
-            col = quote(node.field.column)
-            inside = self.json_item_in("j", node.values, params)
-            return f"(json_type({col}) IS 'array' AND NOT EXISTS (SELECT 1 FROM json_each({col}) j WHERE NOT {inside}))"
-        if isinstance(node, ir.Exists):
-            if node.field.path:
-                jt = self.json_type_expr(node.field, params)
-                return f"({jt} IS NOT NULL AND {jt} != 'null')"
-            return f"({quote(node.field.column)} IS NOT NULL)"
-        if isinstance(node, ir.Regex):
-            flags = (1 if node.ignore_case else 0) | (2 if node.multiline else 0) | (4 if node.extended else 0)
-            value = self.value_expr(node.field)
-            guard = f"{self.json_type_expr(node.field, params)} = 'text' AND " if node.field.path else ""
-            return f"({guard}bastion_regex({params.add(node.pattern)}, {flags}, {value}) = 1)"
-        if isinstance(node, (ir.GeoNear, ir.GeoWithinBox, ir.GeoWithinPolygon, ir.PolygonContains)):
-            return self.geo_leaf(node, params)
-        if isinstance(node, ir.TextSearch):
-            return (f"(bastion_ts_match({params.add(node.language)}, {params.add(node.term)}, "
-                    f"{quote(node.field.column)}) = 1)")
-        raise ParseError(Code.INVALID_QUERY, f"unsupported query node {type(node).__name__}")
+    def leaf(self, node: Leaf, params: Params) -> str:
+        match node:
+            case ir.Compare():
+                return self.compare(node, params)
+            case ir.In():
+                return self.in_values(node, params)
+            case ir.ArrayContains():
+                return self.array_any(node.field, (node.value,), params)
+            case ir.ArrayStartsWith():
+                col = quote(node.field.column)
+                first, second = params.add(node.prefix), params.add(node.prefix)
+                return (f"(json_type({col}) IS 'array' AND EXISTS (SELECT 1 FROM json_each({col}) j "
+                        f"WHERE j.type = 'text' AND substr(j.value, 1, length({first})) = {second}))")
+            case ir.ContainsAll():
+                checks = [self.array_any(node.field, (value,), params) for value in node.values]
+                return balanced([f"json_type({quote(node.field.column)}) IS 'array'", *checks], "AND")
+            case ir.ContainedBy():
+                col = quote(node.field.column)
+                inside = self.json_item_in("j", node.values, params)
+                return f"(json_type({col}) IS 'array' AND NOT EXISTS (SELECT 1 FROM json_each({col}) j WHERE NOT {inside}))"
+            case ir.Exists():
+                if node.field.path:
+                    jt = self.json_type_expr(node.field, params)
+                    return f"({jt} IS NOT NULL AND {jt} != 'null')"
+                return f"({quote(node.field.column)} IS NOT NULL)"
+            case ir.Regex():
+                flags = (1 if node.ignore_case else 0) | (2 if node.multiline else 0) | (4 if node.extended else 0)
+                value = self.value_expr(node.field)
+                guard = f"{self.json_type_expr(node.field, params)} = 'text' AND " if node.field.path else ""
+                return f"({guard}bastion_regex({params.add(node.pattern)}, {flags}, {value}) = 1)"
+            case ir.GeoNear() | ir.GeoWithinBox() | ir.GeoWithinPolygon() | ir.PolygonContains():
+                return self.geo_leaf(node, params)
+            case ir.TextSearch():
+                return (f"(bastion_ts_match({params.add(node.language)}, {params.add(node.term)}, "
+                        f"{quote(node.field.column)}) = 1)")
+            case _:
+                assert_never(node)
 
     def text_rank(self, search: ir.TextSearch, params: Params) -> str:
         return f"bastion_ts_rank({params.add(search.language)}, {params.add(search.term)}, {quote(search.field.column)})"
@@ -131,23 +133,26 @@ class SqliteDialect(SqlDialect):
         terms = ", ".join(params.add(term) for term in geo.reference_terms(point))
         return f"bastion_geo_distance({quote(field.column)}, {terms})"
 
-    def geo_leaf(self, node: ir.Node, params: Params) -> str:
-        if isinstance(node, ir.GeoNear):
-            if node.max_distance is None:
-                return f"({quote(node.field.column)} IS NOT NULL)"
-            distance = self.distance(node.field, node.point, params)
-            return f"COALESCE({distance} <= {params.add(node.max_distance)}, 0)"
-        if isinstance(node, ir.GeoWithinBox):
-            col = quote(node.field.column)
-            (south, west), (north, east) = node.south_west, node.north_east
-            return (f"COALESCE(json_extract({col}, '$[0]') BETWEEN {params.add(south)} AND {params.add(north)} "
-                    f"AND json_extract({col}, '$[1]') BETWEEN {params.add(west)} AND {params.add(east)}, 0)")
-        if isinstance(node, ir.GeoWithinPolygon):
-            vertices = params.add(dumps([list(v) for v in node.vertices]))
-            return f"(bastion_geo_in_polygon({quote(node.field.column)}, {vertices}) = 1)"
-        assert isinstance(node, ir.PolygonContains)
-        lat, lng = node.point
-        return f"(bastion_polygon_contains({quote(node.field.column)}, {params.add(lat)}, {params.add(lng)}) = 1)"
+    def geo_leaf(self, node: GeoLeaf, params: Params) -> str:
+        match node:
+            case ir.GeoNear():
+                if node.max_distance is None:
+                    return f"({quote(node.field.column)} IS NOT NULL)"
+                distance = self.distance(node.field, node.point, params)
+                return f"COALESCE({distance} <= {params.add(node.max_distance)}, 0)"
+            case ir.GeoWithinBox():
+                col = quote(node.field.column)
+                (south, west), (north, east) = node.south_west, node.north_east
+                return (f"COALESCE(json_extract({col}, '$[0]') BETWEEN {params.add(south)} AND {params.add(north)} "
+                        f"AND json_extract({col}, '$[1]') BETWEEN {params.add(west)} AND {params.add(east)}, 0)")
+            case ir.GeoWithinPolygon():
+                vertices = params.add(dumps([list(v) for v in node.vertices]))
+                return f"(bastion_geo_in_polygon({quote(node.field.column)}, {vertices}) = 1)"
+            case ir.PolygonContains():
+                lat, lng = node.point
+                return f"(bastion_polygon_contains({quote(node.field.column)}, {params.add(lat)}, {params.add(lng)}) = 1)"
+            case _:
+                assert_never(node)
 
     def json_type_expr(self, field: ir.Field, params: Params) -> str:
         return f"json_type({quote(field.column)}, '{json_path(field.path)}')"
@@ -240,19 +245,18 @@ class SqliteDialect(SqlDialect):
         marks = ", ".join(params.add(self.column_value(field.type, v)) for v in node.values)
         return f"({col} IS NOT NULL AND {col} IN ({marks}))"
 
-    def in_subquery(self, node: ir.InSubQuery, params: Params, schema_lookup: Any, access: Access,
-                    depth: int) -> str:
+    def in_subquery(self, node: ir.InSubQuery, ctx: Compilation) -> str:
         # Scalar columns of one kind compare as they are stored. Anything involving JSON (an
         # Object path, an Array's elements, a whole Object or Array) compares as canonical typed
         # text, so that "1" never equals 1, true never equals 1, and 1.0 equals 1, as in the matcher.
         sub = node.sub
-        source = self.subquery_source(sub, params, schema_lookup, access, depth)
+        source = self.subquery_source(sub, ctx)
         field = node.field
         scalar = _scalar(field) and _scalar(sub.key)
         key_sql = self.value_expr(sub.key) if scalar else self.typed_key(sub.key)
         select_sql = f"SELECT {key_sql} FROM {source} AND {key_sql} IS NOT NULL"
         if scalar:
-            return self.membership(field, select_sql, params)
+            return self.membership(field, select_sql, ctx.params)
         col = quote(field.column)
         if field.type == "Array" and not field.path:
             return (f"(json_type({col}) IS 'array' AND EXISTS (SELECT 1 FROM json_each({col}) j "

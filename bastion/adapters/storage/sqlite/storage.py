@@ -340,7 +340,7 @@ class SqliteStorage(SqliteThreads, StorageAdapter):
         renames = renamed_columns(schema)
         params = Params(self.dialect)
         object_mark = params.add(object_id)
-        predicate = self.dialect.where(self._renamed(schema, where), params, self.schema_lookup, access)
+        predicate = self.dialect.where(self._renamed(schema, where), params, access)
         acl = self.dialect.write_access(access, params)
         select = (f"SELECT {', '.join(quote(column_of(renames, c)) for c in columns)} FROM {quote(schema.class_name)} "
                   f'WHERE "objectId" = {object_mark} AND {predicate} AND {acl}')
@@ -370,7 +370,7 @@ class SqliteStorage(SqliteThreads, StorageAdapter):
     async def delete(self, schema: ClassSchema, object_id: str, access: Access, where: ir.Node = ir.TRUE) -> bool:
         params = Params(self.dialect)
         mark = params.add(object_id)
-        predicate = self.dialect.where(self._renamed(schema, where), params, self.schema_lookup, access)
+        predicate = self.dialect.where(self._renamed(schema, where), params, access)
         acl = self.dialect.write_access(access, params)
         sql = f'DELETE FROM {quote(schema.class_name)} WHERE "objectId" = {mark} AND {predicate} AND {acl}'
         values = tuple(params.values)
@@ -378,7 +378,7 @@ class SqliteStorage(SqliteThreads, StorageAdapter):
 
     async def delete_matching(self, schema: ClassSchema, where: ir.Node) -> int:
         params = Params(self.dialect)
-        predicate = self.dialect.where(where, params, self.schema_lookup, MASTER)
+        predicate = self.dialect.where(where, params, MASTER)
         sql = f'DELETE FROM {quote(schema.class_name)} WHERE {predicate}'
         values = tuple(params.values)
         return int(await or_missing(self._write(lambda c: c.execute(sql, values).rowcount), 0))
@@ -387,19 +387,18 @@ class SqliteStorage(SqliteThreads, StorageAdapter):
         columns = self._columns(schema) if query.columns is None else list(query.columns)
         renames = renamed_columns(schema)
         selected = [column_of(renames, c) for c in columns] if renames else columns
-        sql, values = self.dialect.select(schema, self._query_renamed(schema, query), access, self.schema_lookup,
-                                          selected)
+        sql, values = self.dialect.select(schema, self._query_renamed(schema, query), access, selected)
         rows = await or_missing(self._read(lambda c: c.execute(sql, values).fetchall()), [])
         return [self._decode_row(schema, columns, row) for row in rows]
 
     async def count(self, schema: ClassSchema, where: ir.Node, access: Access) -> int:
-        sql, values = self.dialect.count(schema, self._renamed(schema, where), access, self.schema_lookup)
+        sql, values = self.dialect.count(schema, self._renamed(schema, where), access)
         row = await or_missing(self._read(lambda c: c.execute(sql, values).fetchone()), (0,))
         return int(row[0])
 
     async def distinct(self, schema: ClassSchema, field: ir.Field, where: ir.Node, access: Access) -> list[Any]:
         params = Params(self.dialect)
-        predicate = self.dialect.where(self._renamed(schema, where), params, self.schema_lookup, access)
+        predicate = self.dialect.where(self._renamed(schema, where), params, access)
         acl = self.dialect.read_access(access, params)
         table = quote(schema.class_name)
         ft = schema.fields.get(field.column)
@@ -551,7 +550,7 @@ class SqliteStorage(SqliteThreads, StorageAdapter):
     # --- aggregation pipelines ------------------------------------------------------------------
 
     async def aggregate(self, schema: ClassSchema, plan: Plan, access: Access) -> list[Record]:
-        compiler = AggregateCompiler(self.dialect, SqliteAggregateHooks(), self.schema_lookup)
+        compiler = AggregateCompiler(self.dialect, SqliteAggregateHooks())
         renames = renamed_columns(schema)
         sql, values = compiler.compile(plan, schema, access, renames,
                                        lambda node: self._renamed(schema, node))
