@@ -1,6 +1,6 @@
 """Geometry of geo queries, shared by the in-memory matcher and SQLite's registered functions.
 
-PostgreSQL answers the same questions in SQL (``adapters/storage/postgres.py``); each function here
+PostgreSQL answers the same questions in SQL (``adapters/storage/postgres/dialect.py``); each function here
 says which PostgreSQL expression it mirrors, step by step, so that both agree to the last bit on
 the same machine (both call the C library's sin, cos, asin and sqrt).
 

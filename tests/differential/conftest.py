@@ -1,7 +1,7 @@
 """Fixtures of the differential tests: the storage adapters held to the in-memory matcher.
 
 Each adapter is built by a factory in ``ADAPTERS``. SQLite needs nothing; PostgreSQL is included
-once ``bastion/adapters/storage/postgres.py`` imports, against a throw-away database on
+once ``bastion.adapters.storage.postgres`` imports, against a throw-away database on
 127.0.0.1:5432 (user ``postgres``) that is created here and dropped afterwards. Set
 ``BASTION_TEST_PG`` to another server URL (``postgresql://user@host:port``) to use that one.
 """

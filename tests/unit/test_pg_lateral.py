@@ -1,4 +1,4 @@
-"""pg_lateral: runs of one statement with their own values, as one statement."""
+"""postgres/lateral.py: runs of one statement with their own values, as one statement."""
 
 from __future__ import annotations
 

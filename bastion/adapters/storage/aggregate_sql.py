@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Any
+from typing import Any, assert_never
 
 from bastion.adapters.storage.base import Access
 from bastion.adapters.storage.sql import Params, SqlDialect, quote
@@ -97,34 +97,36 @@ class AggregateCompiler:
     def stage(self, stage: ag.Stage, prev: str, columns: tuple[ag.Column, ...], ordered: bool,
               params: Params, access: Access, index: int) -> list[str]:
         keep = _names(columns, ordered)
-        if isinstance(stage, ag.Match):
-            where = self.dialect.where(stage.where, params, access)
-            return [f"SELECT {keep} FROM {prev} WHERE {where}"]
-        if isinstance(stage, ag.Project):
-            items = [f"{quote(src.name)} AS {quote(out.name)}" for out, src in stage.columns]
-            if ordered:
-                items.append(ORDER)
-            return [f"SELECT {', '.join(items)} FROM {prev}"]
-        if isinstance(stage, ag.Sort):
-            terms = [self.dialect.order_term(ir.OrderKey(ir.Field(c.name, _sort_type(c)), desc))
-                     for c, desc in stage.keys]
-            if ordered:
-                terms.append(ORDER)  # a stable sort: ties keep the order they had
-            return [f"SELECT {_names(columns, False)}, ROW_NUMBER() OVER (ORDER BY {', '.join(terms)}) "
-                    f"AS {ORDER} FROM {prev}"]
-        if isinstance(stage, ag.Limit):
-            order = f" ORDER BY {ORDER}" if ordered else ""
-            return [f"SELECT {keep} FROM {prev}{order} LIMIT {params.add(stage.count)}"]
-        if isinstance(stage, ag.Skip):
-            order = f" ORDER BY {ORDER}" if ordered else ""
-            return [f"SELECT {keep} FROM {prev}{order} {self.hooks.offset(params.add(stage.count))}"]
-        if isinstance(stage, ag.Count):
-            return [f"SELECT COUNT(*) AS {quote(stage.out.name)} FROM {prev} HAVING COUNT(*) > 0"]
-        if isinstance(stage, ag.Unwind):
-            return [self.unwind(stage, prev, columns, ordered)]
-        if isinstance(stage, ag.Group):
-            return self.group(stage, prev, columns, params, index)
-        raise TypeError(f"unknown stage {stage!r}")
+        match stage:
+            case ag.Match():
+                where = self.dialect.where(stage.where, params, access)
+                return [f"SELECT {keep} FROM {prev} WHERE {where}"]
+            case ag.Project():
+                items = [f"{quote(src.name)} AS {quote(out.name)}" for out, src in stage.columns]
+                if ordered:
+                    items.append(ORDER)
+                return [f"SELECT {', '.join(items)} FROM {prev}"]
+            case ag.Sort():
+                terms = [self.dialect.order_term(ir.OrderKey(ir.Field(c.name, _sort_type(c)), desc))
+                         for c, desc in stage.keys]
+                if ordered:
+                    terms.append(ORDER)  # a stable sort: ties keep the order they had
+                return [f"SELECT {_names(columns, False)}, ROW_NUMBER() OVER (ORDER BY {', '.join(terms)}) "
+                        f"AS {ORDER} FROM {prev}"]
+            case ag.Limit():
+                order = f" ORDER BY {ORDER}" if ordered else ""
+                return [f"SELECT {keep} FROM {prev}{order} LIMIT {params.add(stage.count)}"]
+            case ag.Skip():
+                order = f" ORDER BY {ORDER}" if ordered else ""
+                return [f"SELECT {keep} FROM {prev}{order} {self.hooks.offset(params.add(stage.count))}"]
+            case ag.Count():
+                return [f"SELECT COUNT(*) AS {quote(stage.out.name)} FROM {prev} HAVING COUNT(*) > 0"]
+            case ag.Unwind():
+                return [self.unwind(stage, prev, columns, ordered)]
+            case ag.Group():
+                return self.group(stage, prev, columns, params, index)
+            case _:
+                assert_never(stage)
 
     def unwind(self, stage: ag.Unwind, prev: str, columns: tuple[ag.Column, ...], ordered: bool) -> str:
         join, element, position = self.hooks.unwind(f"_p.{quote(stage.source.name)}", stage.preserve)
