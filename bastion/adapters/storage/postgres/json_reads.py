@@ -46,8 +46,7 @@ class JsonReads:
             key = (id(schema), tuple(columns), None if access.is_master else tuple(access.acting_as or ()))
             return await self._gets.read(
                 key, object_id,
-                lambda: self._json_rows(*self.storage.dialect.select(schema, query, access, columns,
-                                                             select_list)),
+                lambda: self._json_rows(*self.storage.dialect.select(schema, query, access, columns, select_list)),
                 lambda ids: self._json_by_ids(schema, ids, access, columns, expr))
         sql, values = self.storage.dialect.select(schema, query, access, columns, select_list)
         plan = lateral.lateral_plan(sql, len(values)) if batching else None

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
@@ -57,8 +57,6 @@ from bastion.domain.query import ir
 from bastion.domain.schema import HIDDEN_COLUMNS, ClassSchema
 from bastion.domain.types import FieldType, parse_iso
 from bastion.errors import Code, ParseError
-
-T = TypeVar("T")
 
 
 def _hidden_type(schema: ClassSchema, column: str) -> FieldType | None:
