@@ -38,10 +38,10 @@ from bastion.domain.user_auth_data import UserAuthData
 from bastion.domain.users import Users
 from bastion.domain.write import WriteOptions, Writer
 from bastion.errors import Code, ParseError, Unauthorized
+from bastion.events import ObjectWritten
 from bastion.http import request_log
 from bastion.http.context import (
     RequestContext,
-    authenticate,
     decode_body,
     decode_headers,
     decode_query,
@@ -85,6 +85,7 @@ from bastion.http.routes import (
     users,
 )
 from bastion.invalidation import Invalidation
+from bastion.keys import authenticate
 from bastion.livequery import LiveQuery
 
 log = logging.getLogger("bastion")
@@ -193,7 +194,7 @@ class Bastion:
                                                                    lockout, password_policy)
         self.files = Files(open_files(settings.files, settings.data_dir, settings.database_url),
                            upload_rules(settings), self.storage, self.schemas, self.file_url)
-        self.writer.listeners.append(self._written)
+        self.writer.written.bind(self._written)
         # Tells other processes (through --pubsub) of changes to what every process caches.
         self.invalidation = Invalidation(self)
         # LiveQuery (WebSocket on the API's port): writes' after-commit events go through the pub/sub
@@ -238,8 +239,9 @@ class Bastion:
 
         return open_push_adapters(self.settings, self.settings.data_dir)
 
-    def _written(self, class_name: str) -> None:
+    def _written(self, event: ObjectWritten) -> None:
         """Caches that hold what a write may have changed."""
+        class_name = event.class_name
         if class_name == "_Role":
             self.roles.invalidate()
         elif class_name == "_Session":

@@ -25,11 +25,12 @@ from bastion.domain.auth import Auth
 from bastion.domain.files import Files, type_for_name, validate_filename
 from bastion.domain.names import check_no_denylisted_keys
 from bastion.errors import Code, ParseError, Unauthorized
-from bastion.http.context import RequestContext, authenticate, decode_body, extract_keys, read_body
+from bastion.http.context import RequestContext, decode_body, extract_keys, read_body
 from bastion.http.ranges import Multipart, Unsatisfiable, content_range, parse_range
 from bastion.http.responses import Response, StreamResponse
 from bastion.http.router import Router
 from bastion.http.routes.common import PERMISSION_DENIED, require_master
+from bastion.keys import authenticate
 
 log = logging.getLogger("bastion")
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e]{1,255}$")
