@@ -382,21 +382,21 @@ class Object:
         else:
             self._changes[key] = ops[0] if len(ops) == 1 else {"__op": "Batch", "ops": ops}
 
-    # --- the data API (runs in the server's pipelines; see bastion/cloud/data.py) ---------------
+    # --- the data API (runs in the server's pipelines; see bastion/cloud/_runtime/data.py) ---------------
 
     async def save(self, *, use_master_key: bool = False, session_token: str | None = None,
                    context: dict[str, Any] | None = None) -> Object:
         """Creates or updates the object with its pending changes, as a client's write would (access
         control and triggers apply); the answer, a before_save trigger's changes included, is taken
         in. A new ``cloud.User`` is signed up. Returns the object."""
-        from bastion.cloud import data
+        from bastion.cloud._runtime import data
 
         return await data.save(self, use_master_key, session_token, context)
 
     async def fetch(self, *, use_master_key: bool = False, session_token: str | None = None,
                     include: list[str] | str | None = None, context: dict[str, Any] | None = None) -> Object:
         """Reloads the object as stored (pending changes are dropped); ``include`` pointer fields."""
-        from bastion.cloud import data
+        from bastion.cloud._runtime import data
 
         return await data.fetch(self, use_master_key, session_token, include, context)
 
@@ -406,7 +406,7 @@ class Object:
 
     async def destroy(self, *, use_master_key: bool = False, session_token: str | None = None,
                       context: dict[str, Any] | None = None) -> None:
-        from bastion.cloud import data
+        from bastion.cloud._runtime import data
 
         await data.destroy(self, use_master_key, session_token, context)
 
@@ -428,7 +428,7 @@ class Object:
     async def fetch_all(objects: list[Object], *, use_master_key: bool = False, session_token: str | None = None,
                         include: list[str] | str | None = None) -> list[Object]:
         """Reloads objects of one class with one query (101 when one of them is gone)."""
-        from bastion.cloud import data
+        from bastion.cloud._runtime import data
 
         return await data.fetch_all(objects, use_master_key, session_token, include)
 
@@ -489,7 +489,7 @@ class Relation:
 
         target = self.target_class
         if target is None:
-            from bastion.cloud.data import current_runtime
+            from bastion.cloud._runtime.context import current_runtime
 
             schema = current_runtime().app.schemas.get(self.parent.class_name)
             field = schema.fields.get(self.key) if schema is not None else None
@@ -533,20 +533,20 @@ class User(Object):
     @classmethod
     async def log_in(cls, username: str, password: str) -> User:
         """The user with these credentials, with a new session (``user.session_token``)."""
-        from bastion.cloud import data
+        from bastion.cloud._runtime import data
 
         return _as_user(await data.log_in(username, password))
 
     @classmethod
     async def become(cls, session_token: str) -> User:
         """The user of a session token (209 when it is not a live session)."""
-        from bastion.cloud import data
+        from bastion.cloud._runtime import data
 
         return _as_user(await data.become(session_token))
 
     async def log_out(self) -> None:
         """Ends the session this user object carries."""
-        from bastion.cloud import data
+        from bastion.cloud._runtime import data
 
         await data.log_out(self.get_session_token())
         self._server.pop("sessionToken", None)

@@ -30,14 +30,14 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from bastion.cloud._runtime.registry import CloudRegistry, Registered
 from bastion.cloud.acl import ACL
 from bastion.cloud.objects import Object, encode
-from bastion.cloud.registry import CloudRegistry, Registered
 from bastion.errors import Code, ParseError
 
 if TYPE_CHECKING:
+    from bastion.cloud._runtime.runtime import CloudRuntime
     from bastion.cloud.request import Request
-    from bastion.cloud.runtime import CloudRuntime
 
 log = logging.getLogger("bastion.cloud")
 
@@ -462,7 +462,7 @@ def _message(error: Any) -> str:
 
 
 def _json_default(value: Any) -> Any:
-    from bastion.cloud.runtime import encode_result
+    from bastion.cloud._runtime.runtime import encode_result
 
     try:
         return encode_result(value)
