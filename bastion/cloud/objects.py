@@ -13,6 +13,7 @@ import copy
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from bastion.cloud._runtime.context import object_classes_being_loaded, running_object_classes
 from bastion.cloud.acl import ACL
 from bastion.domain.types import encode_date, parse_iso
 
@@ -94,7 +95,10 @@ class Object:
     """A Parse object of any class: ``cloud.Object("GameScore", {"score": 10})``."""
 
     class_name: str = ""
+    # The built-in subclasses (User, Role, ...) and those defined outside any load; a subclass
+    # cloud code defines belongs to its registry (one server's code), see __init_subclass__.
     _subclasses: ClassVar[dict[str, type[Object]]] = {}
+    _loaded_subclasses: ClassVar[bool] = False  # whether any loaded cloud code defined one (else from_json skips the lookup)
 
     def __init__(self, class_name: str | dict[str, Any] | None = None, attributes: dict[str, Any] | None = None, *,
                  object_id: str | None = None) -> None:
@@ -112,13 +116,21 @@ class Object:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.class_name:
+        if not cls.class_name:
+            return
+        loading = object_classes_being_loaded()
+        if loading is None:
             Object._subclasses[cls.class_name] = cls
+        else:
+            loading[cls.class_name] = cls
+            Object._loaded_subclasses = True
 
     @classmethod
     def from_json(cls, class_name: str, data: dict[str, Any]) -> Object:
         """An object as the server answered it (REST JSON), with no pending change."""
         target = Object._subclasses.get(class_name, Object)
+        if Object._loaded_subclasses:
+            target = running_object_classes().get(class_name, target)
         obj = target.__new__(target)
         obj.class_name = class_name
         obj._server = {k: v for k, v in data.items() if k not in ("__type", "className")}

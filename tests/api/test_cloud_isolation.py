@@ -1,6 +1,7 @@
 """Two Bastion apps in one process keep their cloud code apart: each app's decorators filled its own
 registry (the loader's context), and each handler's data API acts on its own app's database (the
-running runtime is a context variable, not a module global). Apps in-process, on both databases."""
+running runtime is a context variable, not a module global), and its cloud.Object subclasses are
+its own. Apps in-process, on both databases."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bastion import cloud
 from bastion.app import Bastion
 from bastion.cloud._runtime.context import registry_being_loaded
 from bastion.config import Settings
@@ -44,6 +46,19 @@ async def add(request):
 @cloud.before_save("Thing")
 async def stamp(request):
     request.object.set("stamped", {name!r})
+
+
+class Thing(cloud.Object):  # this app's own class of Thing objects
+    class_name = "Thing"
+
+    def label(self):
+        return "thing of " + {name!r}
+
+
+@cloud.define("label")
+async def label(request):
+    thing = await cloud.Query("Thing").first(use_master_key=True)
+    return thing.label()
 
 
 import asyncio
@@ -82,11 +97,14 @@ async def apps(databases: list[str | None], tmp_path: Path) -> AsyncIterator[lis
 
 async def test_two_apps_have_their_own_registries(apps: list[tuple[Bastion, httpx.AsyncClient]]) -> None:
     (a, _), (b, _) = apps
-    assert set(a.cloud.registry.functions) == {"who", "a_only", "add"}
-    assert set(b.cloud.registry.functions) == {"who", "b_only", "add"}
+    assert set(a.cloud.registry.functions) == {"who", "a_only", "add", "label"}
+    assert set(b.cloud.registry.functions) == {"who", "b_only", "add", "label"}
+    assert a.cloud.registry.object_classes["Thing"] is not b.cloud.registry.object_classes["Thing"]
     assert a.cloud.registry is not b.cloud.registry
-    # Loading them left nothing in the registry decorators fill outside a load.
+    # Loading them left nothing in the registry decorators fill outside a load, nor in the
+    # process-wide table of cloud.Object subclasses.
     assert "a_only" not in registry_being_loaded().functions and "b_only" not in registry_being_loaded().functions
+    assert "Thing" not in cloud.Object._subclasses
 
 
 async def test_each_app_runs_its_own_code_and_data_api(apps: list[tuple[Bastion, httpx.AsyncClient]]) -> None:
@@ -104,3 +122,5 @@ async def test_each_app_runs_its_own_code_and_data_api(apps: list[tuple[Bastion,
         assert len(things) == count
         # each app's own before_save stamped them
         assert {(thing["by"], thing["stamped"]) for thing in things} == {(name, name)}
+        # its objects of class Thing are its own cloud.Object subclass
+        assert (await client.post("/functions/label")).json() == {"result": f"thing of {name}"}

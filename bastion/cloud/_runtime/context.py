@@ -18,6 +18,7 @@ from bastion.cloud._runtime.registry import CloudRegistry
 
 if TYPE_CHECKING:
     from bastion.cloud._runtime.runtime import CloudRuntime
+    from bastion.cloud.objects import Object
 
 _loading: ContextVar[CloudRegistry | None] = ContextVar("bastion_cloud_loading", default=None)
 _outside_a_load = CloudRegistry()  # what decorators fill when no loader is running
@@ -28,6 +29,19 @@ def registry_being_loaded() -> CloudRegistry:
     """The registry decorators register into: the load under way's."""
     registry = _loading.get()
     return registry if registry is not None else _outside_a_load
+
+
+def object_classes_being_loaded() -> dict[str, type[Object]] | None:
+    """Where a ``cloud.Object`` subclass defined now registers: the load under way's registry
+    (None outside a load: the built-in classes, and classes a test defines, are process-wide)."""
+    registry = _loading.get()
+    return registry.object_classes if registry is not None else None
+
+
+def running_object_classes() -> dict[str, type[Object]]:
+    """The ``cloud.Object`` subclasses of the running server's cloud code."""
+    runtime = _runtime.get()
+    return runtime.code_registry.object_classes if runtime is not None else {}
 
 
 @contextmanager

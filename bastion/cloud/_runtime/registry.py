@@ -10,10 +10,13 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bastion.cloud._runtime.returns import returns_value
 from bastion.cloud._runtime.validators import Validator
+
+if TYPE_CHECKING:
+    from bastion.cloud.objects import Object
 
 Handler = Callable[..., Any]
 
@@ -45,6 +48,8 @@ class CloudRegistry:
     jobs: dict[str, Registered] = field(default_factory=dict)
     triggers: dict[tuple[str, str], Registered] = field(default_factory=dict)
     source: str | None = None  # the file or package it was loaded from
+    # cloud.Object subclasses the code defines (class_name = "Thing"): what its objects of that class are
+    object_classes: dict[str, type[Object]] = field(default_factory=dict)
 
     def trigger(self, kind: str, class_name: str) -> Registered | None:
         return self.triggers.get((kind, class_name))

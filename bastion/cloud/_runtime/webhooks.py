@@ -165,7 +165,8 @@ class Webhooks:
         if not self.functions and not self.triggers:
             return code
         return CloudRegistry(functions={**code.functions, **self.functions}, jobs=code.jobs,
-                             triggers={**code.triggers, **self.triggers}, source=code.source)
+                             triggers={**code.triggers, **self.triggers}, source=code.source,
+                             object_classes=code.object_classes)
 
     def _install(self, hooks: list[Hook]) -> None:
         if hooks == self.hooks:
