@@ -12,12 +12,13 @@ from bastion.adapters.files import open_files
 from bastion.adapters.mail import mailer_from_url
 from bastion.adapters.pubsub import open_pubsub
 from bastion.adapters.storage.base import StorageAdapter
-from bastion.cloud.jobs import JobRunner
-from bastion.cloud.loader import load_cloud
-from bastion.cloud.registry import CloudRegistry
-from bastion.cloud.reload import CloudReloader
-from bastion.cloud.runtime import CloudRuntime
-from bastion.cloud.scheduler import Scheduler, parse_schedule
+from bastion.cloud._runtime.context import running
+from bastion.cloud._runtime.jobs import JobRunner
+from bastion.cloud._runtime.loader import load_cloud
+from bastion.cloud._runtime.registry import CloudRegistry
+from bastion.cloud._runtime.reload import CloudReloader
+from bastion.cloud._runtime.runtime import CloudRuntime
+from bastion.cloud._runtime.scheduler import Scheduler, parse_schedule
 from bastion.config import Settings
 from bastion.domain.account_emails import AccountEmailOptions, AccountEmails
 from bastion.domain.account_policy import AccountPolicy, LockoutOptions, PasswordPolicyOptions
@@ -294,13 +295,16 @@ class Bastion:
     # --- ASGI -----------------------------------------------------------------------------------
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send_fn: Any) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            await self.handle_http(scope, receive, send_fn)
-        elif kind == "websocket":
-            await self.livequery.serve(scope, receive, send_fn)
-        elif kind == "lifespan":
-            await self.lifespan(receive, send_fn)
+        # Cloud code's data API, and the tasks started from here (jobs, the scheduler), act
+        # through this app's runtime, whatever other app runs in the process.
+        with running(self.cloud):
+            kind = scope["type"]
+            if kind == "http":
+                await self.handle_http(scope, receive, send_fn)
+            elif kind == "websocket":
+                await self.livequery.serve(scope, receive, send_fn)
+            elif kind == "lifespan":
+                await self.lifespan(receive, send_fn)
 
     async def lifespan(self, receive: Any, send_fn: Any) -> None:
         while True:

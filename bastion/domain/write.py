@@ -44,7 +44,7 @@ from bastion.errors import Code, ParseError
 from bastion.events import ChangeCommitted, Hook, ObjectWritten
 
 if TYPE_CHECKING:
-    from bastion.cloud.runtime import CloudRuntime
+    from bastion.cloud._runtime.runtime import CloudRuntime
 
 OBJECT_ID_ALPHABET = string.ascii_letters + string.digits
 # System classes clients may write through the generic routes (ACLs and CLPs apply as anywhere).

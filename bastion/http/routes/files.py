@@ -19,8 +19,9 @@ from typing import Any
 import orjson
 
 from bastion.adapters.files.base import FilesAdapter, FileTooLarge
-from bastion.cloud.files import File, run_file_trigger, run_file_trigger_request
-from bastion.cloud.registry import FILE_CLASS
+from bastion.cloud._runtime.file_triggers import run_file_trigger, run_file_trigger_request
+from bastion.cloud._runtime.registry import FILE_CLASS
+from bastion.cloud.files import File
 from bastion.domain.auth import Auth
 from bastion.domain.files import Files, type_for_name, validate_filename
 from bastion.domain.names import check_no_denylisted_keys

@@ -30,15 +30,15 @@ import httpx
 import orjson
 
 from bastion import events
+from bastion.cloud._runtime.registry import CloudRegistry, Registered
 from bastion.cloud.acl import ACL
 from bastion.cloud.objects import Object, encode
-from bastion.cloud.registry import CloudRegistry, Registered
 from bastion.errors import Code, ParseError
 from bastion.events import WebhooksChanged
 
 if TYPE_CHECKING:
+    from bastion.cloud._runtime.runtime import CloudRuntime
     from bastion.cloud.request import Request
-    from bastion.cloud.runtime import CloudRuntime
 
 log = logging.getLogger("bastion.cloud")
 
@@ -166,7 +166,8 @@ class Webhooks:
         if not self.functions and not self.triggers:
             return code
         return CloudRegistry(functions={**code.functions, **self.functions}, jobs=code.jobs,
-                             triggers={**code.triggers, **self.triggers}, source=code.source)
+                             triggers={**code.triggers, **self.triggers}, source=code.source,
+                             object_classes=code.object_classes)
 
     def _install(self, hooks: list[Hook]) -> None:
         if hooks == self.hooks:
@@ -463,7 +464,7 @@ def _message(error: Any) -> str:
 
 
 def _json_default(value: Any) -> Any:
-    from bastion.cloud.runtime import encode_result
+    from bastion.cloud._runtime.runtime import encode_result
 
     try:
         return encode_result(value)
