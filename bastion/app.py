@@ -12,12 +12,13 @@ from bastion.adapters.files import open_files
 from bastion.adapters.mail import mailer_from_url
 from bastion.adapters.pubsub import open_pubsub
 from bastion.adapters.storage.base import StorageAdapter
-from bastion.cloud.jobs import JobRunner
-from bastion.cloud.loader import load_cloud
-from bastion.cloud.registry import CloudRegistry
-from bastion.cloud.reload import CloudReloader
-from bastion.cloud.runtime import CloudRuntime
-from bastion.cloud.scheduler import Scheduler, parse_schedule
+from bastion.cloud._runtime.context import running
+from bastion.cloud._runtime.jobs import JobRunner
+from bastion.cloud._runtime.loader import load_cloud
+from bastion.cloud._runtime.registry import CloudRegistry
+from bastion.cloud._runtime.reload import CloudReloader
+from bastion.cloud._runtime.runtime import CloudRuntime
+from bastion.cloud._runtime.scheduler import Scheduler, parse_schedule
 from bastion.config import Settings
 from bastion.domain.account_emails import AccountEmailOptions, AccountEmails
 from bastion.domain.account_policy import AccountPolicy, LockoutOptions, PasswordPolicyOptions
@@ -38,10 +39,10 @@ from bastion.domain.user_auth_data import UserAuthData
 from bastion.domain.users import Users
 from bastion.domain.write import WriteOptions, Writer
 from bastion.errors import Code, ParseError, Unauthorized
+from bastion.events import ObjectWritten
 from bastion.http import request_log
 from bastion.http.context import (
     RequestContext,
-    authenticate,
     decode_body,
     decode_headers,
     decode_query,
@@ -85,6 +86,7 @@ from bastion.http.routes import (
     users,
 )
 from bastion.invalidation import Invalidation
+from bastion.keys import authenticate
 from bastion.livequery import LiveQuery
 
 log = logging.getLogger("bastion")
@@ -193,7 +195,7 @@ class Bastion:
                                                                    lockout, password_policy)
         self.files = Files(open_files(settings.files, settings.data_dir, settings.database_url),
                            upload_rules(settings), self.storage, self.schemas, self.file_url)
-        self.writer.listeners.append(self._written)
+        self.writer.written.bind(self._written)
         # Tells other processes (through --pubsub) of changes to what every process caches.
         self.invalidation = Invalidation(self)
         # LiveQuery (WebSocket on the API's port): writes' after-commit events go through the pub/sub
@@ -238,8 +240,9 @@ class Bastion:
 
         return open_push_adapters(self.settings, self.settings.data_dir)
 
-    def _written(self, class_name: str) -> None:
+    def _written(self, event: ObjectWritten) -> None:
         """Caches that hold what a write may have changed."""
+        class_name = event.class_name
         if class_name == "_Role":
             self.roles.invalidate()
         elif class_name == "_Session":
@@ -292,13 +295,16 @@ class Bastion:
     # --- ASGI -----------------------------------------------------------------------------------
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send_fn: Any) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            await self.handle_http(scope, receive, send_fn)
-        elif kind == "websocket":
-            await self.livequery.serve(scope, receive, send_fn)
-        elif kind == "lifespan":
-            await self.lifespan(receive, send_fn)
+        # Cloud code's data API, and the tasks started from here (jobs, the scheduler), act
+        # through this app's runtime, whatever other app runs in the process.
+        with running(self.cloud):
+            kind = scope["type"]
+            if kind == "http":
+                await self.handle_http(scope, receive, send_fn)
+            elif kind == "websocket":
+                await self.livequery.serve(scope, receive, send_fn)
+            elif kind == "lifespan":
+                await self.lifespan(receive, send_fn)
 
     async def lifespan(self, receive: Any, send_fn: Any) -> None:
         while True:

@@ -101,7 +101,7 @@ class _ScheduleEntry(click.ParamType[str, str]):
 
 def _schedule_option(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> str | None:
     """The --schedule entries, checked now, as one setting ("NAME=CRON; NAME=CRON")."""
-    from bastion.cloud.scheduler import parse_schedule
+    from bastion.cloud._runtime.scheduler import parse_schedule
 
     text = "; ".join(item.strip() for item in value if item.strip())
     try:
@@ -116,7 +116,7 @@ def _check_cloud(path: str | None) -> str:
     its file and line; the summary of what it registers otherwise."""
     if not path:
         return ""
-    from bastion.cloud.loader import CloudLoadError, load_cloud
+    from bastion.cloud._runtime.loader import CloudLoadError, load_cloud
 
     try:
         return load_cloud(path).summary()

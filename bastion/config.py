@@ -94,7 +94,7 @@ class Settings:
     apns_endpoint: str | None = None  # default: Apple's production or sandbox host
     cloud: str | None = None  # cloud code: a .py file or a package directory (docs/cloud-code.md)
     dev: bool = False  # development mode: cloud code reloads when its files change
-    # Scheduled jobs: "NAME=CRON" entries separated by ";" (bastion/cloud/scheduler.py), and how often
+    # Scheduled jobs: "NAME=CRON" entries separated by ";" (bastion/cloud/_runtime/scheduler.py), and how often
     # each process looks at what is due.
     schedule: str | None = None
     schedule_tick_ms: int = 5000

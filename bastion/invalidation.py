@@ -37,6 +37,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from bastion.events import (
+    InterestChanged,
+    PubSubReconnected,
+    SchemaChanged,
+    SessionsRevoked,
+    WebhooksChanged,
+)
+
 if TYPE_CHECKING:
     from bastion.adapters.pubsub.base import PubSub
     from bastion.app import Bastion
@@ -59,6 +67,7 @@ class Invalidation:
         self._again: set[str] = set()
         self.received = 0  # messages from other processes applied (for tests and logs)
         self.interest: SharedInterest | None = None
+        self._unbind: list[Callable[[], None]] = []  # undoes start()'s binding to the hooks
 
     @property
     def active(self) -> bool:
@@ -70,12 +79,12 @@ class Invalidation:
             return
         self.pubsub = pubsub
         await pubsub.subscribe(self.channel, self._received)
-        on_reconnect = getattr(pubsub, "on_reconnect", None)
-        if isinstance(on_reconnect, list):
-            on_reconnect.append(self.forget_everything)
-        self.app.schemas.listeners.append(self._schema_changed)
-        self.app.sessions.listeners.append(self._sessions_revoked)
-        self.app.cloud.webhooks.listeners.append(self._webhooks_changed)
+        self._unbind = [
+            pubsub.reconnected.bind(self._reconnected),
+            self.app.schemas.changed.bind(self._schema_changed),
+            self.app.sessions.revoked.bind(self._sessions_revoked),
+            self.app.cloud.webhooks.changed.bind(self._webhooks_changed),
+        ]
         livequery = getattr(self.app, "livequery", None)
         if livequery is not None:
             self.interest = SharedInterest(self, livequery.interest)
@@ -88,12 +97,9 @@ class Invalidation:
         pubsub, self.pubsub = self.pubsub, None
         if pubsub is None:
             return
-        _remove(self.app.schemas.listeners, self._schema_changed)
-        _remove(self.app.sessions.listeners, self._sessions_revoked)
-        _remove(self.app.cloud.webhooks.listeners, self._webhooks_changed)
-        on_reconnect = getattr(pubsub, "on_reconnect", None)
-        if isinstance(on_reconnect, list):
-            _remove(on_reconnect, self.forget_everything)
+        for unbind in self._unbind:
+            unbind()
+        self._unbind = []
         await pubsub.unsubscribe(self.channel, self._received)
         for task in [*self._tasks, *self._running.values()]:
             task.cancel()
@@ -108,7 +114,7 @@ class Invalidation:
         await pubsub.publish(self.channel, orjson.dumps({"from": self.origin, "kind": kind, **fields}))
 
     def publish_soon(self, kind: str, **fields: Any) -> None:
-        """``publish`` from synchronous code (the writer's listeners): in a task of its own."""
+        """``publish`` from synchronous code (the writer's ``written`` hook): in a task of its own."""
         if self.pubsub is None:
             return
         task = asyncio.get_running_loop().create_task(self.publish(kind, **fields))
@@ -122,13 +128,13 @@ class Invalidation:
         elif class_name == "_Session":
             self.publish_soon("sessions")
 
-    async def _schema_changed(self, class_name: str) -> None:
-        await self.publish("schema", **{"class": class_name})
+    async def _schema_changed(self, event: SchemaChanged) -> None:
+        await self.publish("schema", **{"class": event.class_name})
 
-    async def _sessions_revoked(self, user_id: str) -> None:
-        await self.publish("sessions", user=user_id)
+    async def _sessions_revoked(self, event: SessionsRevoked) -> None:
+        await self.publish("sessions", user=event.user_id)
 
-    async def _webhooks_changed(self) -> None:
+    async def _webhooks_changed(self, _event: WebhooksChanged) -> None:
         await self.publish("webhooks")
 
     # --- being told -------------------------------------------------------------------------------
@@ -163,6 +169,9 @@ class Invalidation:
         else:
             self.received -= 1
             log.debug("unknown invalidation message kind %r", kind)
+
+    def _reconnected(self, _event: PubSubReconnected) -> None:
+        self.forget_everything()
 
     def forget_everything(self) -> None:
         """After messages may have been lost (pub/sub reconnected): drop every cache."""
@@ -224,14 +233,17 @@ class SharedInterest:
         self.others: dict[str, tuple[float, frozenset[str]]] = {}  # origin -> (expires, classes)
         self._warm_until = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._unbind: Callable[[], None] | None = None
 
     def start(self) -> None:
-        self.interest.listeners.append(self._local_changed)
+        self._unbind = self.interest.changed.bind(self._local_changed)
         self.warm_up()
         self._task = asyncio.get_running_loop().create_task(self._beat(), name="bastion-livequery-interest")
 
     async def stop(self) -> None:
-        _remove(self.interest.listeners, self._local_changed)
+        if self._unbind is not None:
+            self._unbind()
+            self._unbind = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -254,7 +266,7 @@ class SharedInterest:
     def _announce_soon(self) -> None:
         self.invalidation.publish_soon("interest", classes=sorted(self.interest.local))
 
-    def _local_changed(self, class_name: str, present: bool) -> None:
+    def _local_changed(self, _event: InterestChanged) -> None:
         self._announce_soon()
 
     def received(self, kind: str, origin: str, classes: Any) -> None:
@@ -292,7 +304,3 @@ class SharedInterest:
                         await self.invalidation.publish("interest", classes=sorted(self.interest.local))
             self._recompute()
 
-
-def _remove(items: list[Any], item: Any) -> None:
-    if item in items:
-        items.remove(item)

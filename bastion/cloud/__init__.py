@@ -6,15 +6,13 @@
     def hello(request):
         return "Hello " + request.params.get("name", "world")
 
-See docs/cloud-code.md for functions, triggers, validators, jobs and the data API.
+See docs/cloud-code.md for functions, triggers, validators, jobs and the data API. This package is
+the public API (``__all__``, pinned by tests/unit/test_cloud_api.py); how the server runs the code
+is the private ``bastion.cloud._runtime``.
 """
 
 from bastion.cloud.acl import ACL
-from bastion.cloud.errors import Error
-from bastion.cloud.files import File
-from bastion.cloud.objects import Installation, Object, Role, Session, User
-from bastion.cloud.query import Query
-from bastion.cloud.registry import (
+from bastion.cloud.decorators import (
     after_delete,
     after_delete_file,
     after_event,
@@ -37,14 +35,36 @@ from bastion.cloud.registry import (
     job,
     track_event,
 )
-from bastion.cloud.request import Request
+from bastion.cloud.errors import Error
+from bastion.cloud.files import File
+from bastion.cloud.objects import Installation, Object, Role, Session, User
+from bastion.cloud.query import Query
+from bastion.cloud.request import (
+    AuthTriggerRequest,
+    EventRequest,
+    FileTriggerRequest,
+    FindTriggerRequest,
+    FunctionRequest,
+    JobRequest,
+    LiveQueryRequest,
+    ObjectTriggerRequest,
+    Request,
+)
 
 __all__ = [
     "ACL",
+    "AuthTriggerRequest",
     "Error",
+    "EventRequest",
     "File",
+    "FileTriggerRequest",
+    "FindTriggerRequest",
+    "FunctionRequest",
     "Installation",
+    "JobRequest",
+    "LiveQueryRequest",
     "Object",
+    "ObjectTriggerRequest",
     "Query",
     "Request",
     "Role",
@@ -52,9 +72,9 @@ __all__ = [
     "User",
     "after_delete",
     "after_delete_file",
-    "after_find_file",
     "after_event",
     "after_find",
+    "after_find_file",
     "after_login",
     "after_logout",
     "after_save",
@@ -62,8 +82,8 @@ __all__ = [
     "before_connect",
     "before_delete",
     "before_delete_file",
-    "before_find_file",
     "before_find",
+    "before_find_file",
     "before_login",
     "before_save",
     "before_save_file",

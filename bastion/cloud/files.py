@@ -9,19 +9,14 @@ metadata, tags, and the bytes only when the upload was the SDK's JSON with base6
 whole anyway: a raw upload streams into the store after the trigger, so its bytes are not there
 yet), ``request.file_size`` (bytes, when known: the decoded base64, or the Content-Length of a raw
 upload). ``cloud.before_save(cloud.File)`` is the same trigger as ``cloud.before_save_file``.
+The triggers run in cloud/_runtime/file_triggers.py.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bastion.cloud.errors import ScriptFailure
-from bastion.cloud.registry import FILE_CLASS
-from bastion.errors import Code, ParseError
-
-if TYPE_CHECKING:
-    from bastion.cloud.runtime import CloudRuntime
-    from bastion.domain.auth import Auth, CallInfo
+from bastion.cloud._runtime.registry import FILE_CLASS
 
 
 class File:
@@ -69,37 +64,3 @@ class File:
 
     def __repr__(self) -> str:
         return f"<cloud.File {self.name!r}{' (saved)' if self.url else ''}>"
-
-
-async def run_file_trigger(cloud: CloudRuntime, kind: str, file: File, auth: Auth, info: CallInfo | None,
-                           failure: tuple[int, str], **fields: Any) -> File:
-    """Runs the file trigger ``kind`` ("beforeSave", "afterSave", "beforeDelete", "afterDelete",
-    "beforeFind", "afterFind"); the file it leaves (see ``run_file_trigger_request``)."""
-    return (await run_file_trigger_request(cloud, kind, file, auth, info, failure, **fields))[0]
-
-
-async def run_file_trigger_request(cloud: CloudRuntime, kind: str, file: File, auth: Auth, info: CallInfo | None,
-                                   failure: tuple[int, str], **fields: Any) -> tuple[File, Any]:
-    """Runs the file trigger ``kind``; the file it leaves (the one a before_save, before_find or
-    after_find returned, else ``request.file``), and the request (None without a trigger), whose
-    other fields the trigger may have set.
-
-    As Parse Server: ``cloud.Error`` reaches the client as raised; any other failure of the handler
-    answers with the upload's or delete's own code (``failure``: 130 "Could not store file: …",
-    153 "Could not delete file.") and the exception's message (``failure``'s without one)."""
-    entry = cloud.registry.trigger(kind, FILE_CLASS)
-    if entry is None:
-        return file, None
-    request = cloud.request_for(auth, info, trigger_name=kind, file=file, **fields)
-    try:
-        result = await cloud.invoke(entry, request, auth)
-    except ScriptFailure as exc:
-        if exc.code != Code.SCRIPT_FAILED:
-            raise  # a validator's 142
-        # Parse's resolveError with the upload's or delete's defaults: their code, the message
-        # the exception had (the default message when it had none).
-        raise ParseError(failure[0], exc.detail or failure[1]) from None
-    if kind in ("beforeSave", "beforeFind", "afterFind") and isinstance(result, File):
-        return result, request
-    left = getattr(request, "file", None)
-    return (left if isinstance(left, File) else file), request

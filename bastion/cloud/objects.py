@@ -13,6 +13,7 @@ import copy
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from bastion.cloud._runtime.context import object_classes_being_loaded, running_object_classes
 from bastion.cloud.acl import ACL
 from bastion.domain.types import encode_date, parse_iso
 
@@ -94,7 +95,10 @@ class Object:
     """A Parse object of any class: ``cloud.Object("GameScore", {"score": 10})``."""
 
     class_name: str = ""
+    # The built-in subclasses (User, Role, ...) and those defined outside any load; a subclass
+    # cloud code defines belongs to its registry (one server's code), see __init_subclass__.
     _subclasses: ClassVar[dict[str, type[Object]]] = {}
+    _loaded_subclasses: ClassVar[bool] = False  # whether any loaded cloud code defined one (else from_json skips the lookup)
 
     def __init__(self, class_name: str | dict[str, Any] | None = None, attributes: dict[str, Any] | None = None, *,
                  object_id: str | None = None) -> None:
@@ -112,13 +116,21 @@ class Object:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.class_name:
+        if not cls.class_name:
+            return
+        loading = object_classes_being_loaded()
+        if loading is None:
             Object._subclasses[cls.class_name] = cls
+        else:
+            loading[cls.class_name] = cls
+            Object._loaded_subclasses = True
 
     @classmethod
     def from_json(cls, class_name: str, data: dict[str, Any]) -> Object:
         """An object as the server answered it (REST JSON), with no pending change."""
         target = Object._subclasses.get(class_name, Object)
+        if Object._loaded_subclasses:
+            target = running_object_classes().get(class_name, target)
         obj = target.__new__(target)
         obj.class_name = class_name
         obj._server = {k: v for k, v in data.items() if k not in ("__type", "className")}
@@ -382,21 +394,21 @@ class Object:
         else:
             self._changes[key] = ops[0] if len(ops) == 1 else {"__op": "Batch", "ops": ops}
 
-    # --- the data API (runs in the server's pipelines; see bastion/cloud/data.py) ---------------
+    # --- the data API (runs in the server's pipelines; see bastion/cloud/_runtime/data.py) ---------------
 
     async def save(self, *, use_master_key: bool = False, session_token: str | None = None,
                    context: dict[str, Any] | None = None) -> Object:
         """Creates or updates the object with its pending changes, as a client's write would (access
         control and triggers apply); the answer, a before_save trigger's changes included, is taken
         in. A new ``cloud.User`` is signed up. Returns the object."""
-        from bastion.cloud import data
+        from bastion.cloud._runtime import data
 
         return await data.save(self, use_master_key, session_token, context)
 
     async def fetch(self, *, use_master_key: bool = False, session_token: str | None = None,
                     include: list[str] | str | None = None, context: dict[str, Any] | None = None) -> Object:
         """Reloads the object as stored (pending changes are dropped); ``include`` pointer fields."""
-        from bastion.cloud import data
+        from bastion.cloud._runtime import data
 
         return await data.fetch(self, use_master_key, session_token, include, context)
 
@@ -406,7 +418,7 @@ class Object:
 
     async def destroy(self, *, use_master_key: bool = False, session_token: str | None = None,
                       context: dict[str, Any] | None = None) -> None:
-        from bastion.cloud import data
+        from bastion.cloud._runtime import data
 
         await data.destroy(self, use_master_key, session_token, context)
 
@@ -428,7 +440,7 @@ class Object:
     async def fetch_all(objects: list[Object], *, use_master_key: bool = False, session_token: str | None = None,
                         include: list[str] | str | None = None) -> list[Object]:
         """Reloads objects of one class with one query (101 when one of them is gone)."""
-        from bastion.cloud import data
+        from bastion.cloud._runtime import data
 
         return await data.fetch_all(objects, use_master_key, session_token, include)
 
@@ -489,7 +501,7 @@ class Relation:
 
         target = self.target_class
         if target is None:
-            from bastion.cloud.data import current_runtime
+            from bastion.cloud._runtime.context import current_runtime
 
             schema = current_runtime().app.schemas.get(self.parent.class_name)
             field = schema.fields.get(self.key) if schema is not None else None
@@ -533,20 +545,20 @@ class User(Object):
     @classmethod
     async def log_in(cls, username: str, password: str) -> User:
         """The user with these credentials, with a new session (``user.session_token``)."""
-        from bastion.cloud import data
+        from bastion.cloud._runtime import data
 
         return _as_user(await data.log_in(username, password))
 
     @classmethod
     async def become(cls, session_token: str) -> User:
         """The user of a session token (209 when it is not a live session)."""
-        from bastion.cloud import data
+        from bastion.cloud._runtime import data
 
         return _as_user(await data.become(session_token))
 
     async def log_out(self) -> None:
         """Ends the session this user object carries."""
-        from bastion.cloud import data
+        from bastion.cloud._runtime import data
 
         await data.log_out(self.get_session_token())
         self._server.pop("sessionToken", None)

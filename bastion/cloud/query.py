@@ -21,7 +21,7 @@ import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeGuard
 
-from bastion.cloud import data
+from bastion.cloud._runtime import data
 from bastion.cloud.errors import Error
 from bastion.cloud.objects import Object, encode
 from bastion.errors import Code

@@ -30,7 +30,7 @@ from bastion.domain.text_search import score_value
 from bastion.errors import Code, ParseError
 
 if TYPE_CHECKING:
-    from bastion.cloud.runtime import CloudRuntime
+    from bastion.cloud._runtime.runtime import CloudRuntime
 
 FileUrl = Callable[[str], str]
 # System classes clients may query (their ACLs, and sanitizers, decide what they see).

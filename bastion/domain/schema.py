@@ -68,7 +68,7 @@ SYSTEM_CLASS_FIELDS: dict[str, dict[str, FieldType]] = {
         "params": FieldType("Object"),
         "finishedAt": FieldType("Date"),
     },
-    # As Parse Dashboard writes a schedule (see bastion/cloud/scheduler.py for how it runs).
+    # As Parse Dashboard writes a schedule (see bastion/cloud/_runtime/scheduler.py for how it runs).
     "_JobSchedule": {
         "jobName": FieldType("String"),
         "description": FieldType("String"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -23,8 +23,8 @@ from bastion.domain.names import (
 from bastion.domain.schema import DEFAULT_FIELDS, SYSTEM_CLASS_FIELDS, ClassSchema, validate_clp
 from bastion.domain.types import FieldType
 from bastion.errors import Code, ParseError
+from bastion.events import Hook, SchemaChanged
 
-ChangeListener = Callable[[str], Awaitable[None]]
 # The registry and schema copy of the transaction the current task is inside (see transaction()).
 _TRANSACTION_VIEW: ContextVar[tuple[SchemaRegistry, dict[str, ClassSchema]] | None] = ContextVar(
     "bastion_schema_transaction", default=None)
@@ -42,8 +42,8 @@ class SchemaRegistry:
         self._loaded_at = 0.0
         self._refreshing = False
         self._changes = 0  # bumped by every change, so that a refresh begun before it is dropped
-        # Called with a class name after each change, once it is committed (other processes reload).
-        self.listeners: list[ChangeListener] = []
+        # After each change, once it is committed (other processes reload).
+        self.changed: Hook[SchemaChanged] = Hook("schema changed")
         self._deferred: set[str] = set()  # classes changed inside the transaction() in progress
 
     @property
@@ -153,8 +153,8 @@ class SchemaRegistry:
         if view is not None and view[0] is self:
             self._deferred.add(class_name)  # told once the transaction is over (the lock is ours)
             return
-        for listener in self.listeners:
-            await listener(class_name)
+        if self.changed:
+            await self.changed.emit_async(SchemaChanged(class_name))
 
     async def invalidate(self) -> None:
         """Another process changed a schema: re-read them all (after any change in progress here)."""

@@ -4,7 +4,7 @@ database so that every process (``--workers N``, several servers on one database
 Which lines: what Parse Server's Logs page shows, its cloud-code log and its errors:
 
 - every line at INFO and above of ``bastion.cloud``: cloud functions run and failed, triggers run and
-  failed (the lines ``cloud/run_log.py`` writes in Parse Server's words), jobs, and what cloud code
+  failed (the lines ``cloud/_runtime/run_log.py`` writes in Parse Server's words), jobs, and what cloud code
   writes with ``request.log``;
 - every warning and error of any ``bastion`` logger;
 - at ``--log-level verbose`` (or ``debug``), every request and answer (``bastion.requests``: Parse

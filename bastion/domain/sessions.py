@@ -4,7 +4,7 @@ A session is an ordinary ``_Session`` object that only its user may read and wri
 holding ``sessionToken``, ``user``, ``expiresAt``, ``createdWith`` and ``installationId``. Tokens
 are looked up on every authenticated request, so resolved sessions are cached briefly; a revocation
 made by this process drops the cached entry at once; other processes drop theirs when told through
-the pub/sub adapter (``listeners``, bastion/invalidation.py), or else within the TTL, as with Parse
+the pub/sub adapter (the ``revoked`` hook, bastion/invalidation.py), or else within the TTL, as with Parse
 Server's cache.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from bastion.domain.query import ir
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.types import now_ms
 from bastion.domain.write import new_object_id
+from bastion.events import Hook, SessionsRevoked
 
 SESSION_CLASS = "_Session"
 DEFAULT_SESSION_LENGTH = 365 * 24 * 3600  # Parse Server's sessionLength: one year, in seconds
@@ -53,8 +53,8 @@ class Sessions:
         self.session_length = session_length
         self.cache_ttl = cache_ttl
         self._cache: dict[str, tuple[float, Session]] = {}
-        # Called with the user id after this process revoked sessions (other processes forget them).
-        self.listeners: list[Callable[[str], Awaitable[None]]] = []
+        # After this process revoked sessions of a user (other processes forget them).
+        self.revoked: Hook[SessionsRevoked] = Hook("sessions revoked")
 
     async def create(self, user_id: str, created_with: dict[str, Any] | None, installation_id: str | None,
                      extra: dict[str, Any] | None = None) -> Session:
@@ -155,9 +155,8 @@ class Sessions:
             await self._revoked(user_id)
 
     async def _revoked(self, user_id: Any) -> None:
-        if isinstance(user_id, str):
-            for listener in self.listeners:
-                await listener(user_id)
+        if isinstance(user_id, str) and self.revoked:
+            await self.revoked.emit_async(SessionsRevoked(user_id))
 
     def forget(self, token: str | None = None) -> None:
         """Drop cached sessions (one, or all) after a change made elsewhere."""

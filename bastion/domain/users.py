@@ -30,7 +30,7 @@ from bastion.domain.write import TakeSecrets, Writer, new_object_id
 from bastion.errors import Code, ParseError
 
 if TYPE_CHECKING:
-    from bastion.cloud.runtime import CloudRuntime
+    from bastion.cloud._runtime.runtime import CloudRuntime
 
 USER_CLASS = "_User"
 SESSION_CLASS = "_Session"

@@ -7,7 +7,6 @@ fields -> one storage statement -> relation rows -> the REST answer.
 
 from __future__ import annotations
 
-import logging
 import secrets
 import string
 from collections.abc import Awaitable, Callable
@@ -42,9 +41,10 @@ from bastion.domain.types import (
     now_ms,
 )
 from bastion.errors import Code, ParseError
+from bastion.events import ChangeCommitted, Hook, ObjectWritten
 
 if TYPE_CHECKING:
-    from bastion.cloud.runtime import CloudRuntime
+    from bastion.cloud._runtime.runtime import CloudRuntime
 
 OBJECT_ID_ALPHABET = string.ascii_letters + string.digits
 # System classes clients may write through the generic routes (ACLs and CLPs apply as anywhere).
@@ -121,18 +121,6 @@ class RelationChange:
     remove: list[str] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class ChangeEvent:
-    """A committed write, for LiveQuery: the stored record after it (None for a delete is never
-    used: a delete's ``record`` is the object as it was) and, for updates, the record before it.
-    Records are canonical and include hidden columns; listeners encode what they publish."""
-
-    class_name: str
-    op: str  # "create", "update" or "delete"
-    record: dict[str, Any]
-    original: dict[str, Any] | None = None
-
-
 def _is_delete(value: Any) -> bool:
     return isinstance(value, dict) and value.get("__op") == "Delete"
 
@@ -173,11 +161,12 @@ class Writer:
         self.options = options
         # Class-level permissions (shared with the Reader); they apply to trusted services too.
         self.permissions = permissions or Permissions()
-        # Called with the class name after each write (caches of roles and sessions listen).
-        self.listeners: list[Callable[[str], None]] = []
+        # After each write (caches of roles and sessions listen); a handler's failure fails the write.
+        self.written: Hook[ObjectWritten] = Hook("object written")
         # After-commit changes (LiveQuery). ``wants_changes(class_name)`` says whether anyone may
-        # listen: only then does an update or delete read the object's state before the write.
-        self.change_listeners: list[Callable[[ChangeEvent], None]] = []
+        # listen: only then does an update or delete read the object's state before the write. The
+        # write is committed, so a handler's failure is only logged.
+        self.committed: Hook[ChangeCommitted] = Hook("change committed", contain=True)
         self.wants_changes: Callable[[str], bool] = _nobody
         # Cloud code's triggers (set when cloud code is loaded); None costs nothing per write.
         self.cloud: CloudRuntime | None = None
@@ -355,8 +344,8 @@ class Writer:
                              "A duplicate value for a field with unique values was provided") from None
         await self._apply_relations(class_name, object_id, relations)
         self._notify(class_name)
-        if self.change_listeners and self.wants_changes(class_name):
-            self._changed(ChangeEvent(class_name, "create", record))
+        if self.committed and self.wants_changes(class_name):
+            self.committed.emit(ChangeCommitted(class_name, "create", record))
         if cloud is not None:
             if changed:
                 add_trigger_changes(response, answered, changed)
@@ -447,7 +436,7 @@ class Writer:
         await self._apply_relations(class_name, object_id, relations)
         self._notify(class_name)
         if before is not None:
-            self._changed(ChangeEvent(class_name, "update", record, before))
+            self.committed.emit(ChangeCommitted(class_name, "update", record, before))
         response: dict[str, Any] = {"updatedAt": format_iso(now)}
         if cloud is not None:
             if changed:
@@ -496,28 +485,21 @@ class Writer:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         self._notify(class_name)
         if before is not None:
-            self._changed(ChangeEvent(class_name, "delete", before))
+            self.committed.emit(ChangeCommitted(class_name, "delete", before))
         if stored is not None and cloud is not None and cloud.has("afterDelete", class_name):
             await cloud.after_delete(class_name, stored, auth, info)
 
     def _notify(self, class_name: str) -> None:
-        for listener in self.listeners:
-            listener(class_name)
+        if self.written:
+            self.written.emit(ObjectWritten(class_name))
 
     async def _before_change(self, schema: ClassSchema, object_id: str) -> dict[str, Any] | None:
         """The stored record before an update or delete, only when a change listener wants the class."""
-        if not self.change_listeners or not self.wants_changes(schema.class_name):
+        if not self.committed or not self.wants_changes(schema.class_name):
             return None
         node = parse_where({"objectId": object_id}, schema, schema.class_name, self.schemas.get)
         found = await self.storage.find(schema, ops.FindQuery(node, limit=1), ops.MASTER)
         return found[0] if found else None
-
-    def _changed(self, event: ChangeEvent) -> None:
-        for listener in self.change_listeners:
-            try:
-                listener(event)
-            except Exception:  # noqa: BLE001 - the write is committed; a listener's failure is only logged
-                logging.getLogger("bastion").exception("change listener failed on %s", event.class_name)
 
     # --- values and operations ------------------------------------------------------------------
 

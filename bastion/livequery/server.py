@@ -1,6 +1,6 @@
 """The LiveQuery server: Parse's LiveQuery protocol over WebSocket, on the REST API's port.
 
-Writes reach it as after-commit ``ChangeEvent``s of the ``Writer`` (``on_change``), which it publishes
+Writes reach it as the ``Writer``'s after-commit ``ChangeCommitted`` events (``on_change``), published
 as JSON on the pub/sub channel ``bastion:<app id>:livequery``; every process (this one included)
 consumes that channel (``on_message``) and fans each event out to its own sockets. So with the
 in-process adapter a write reaches this process's subscribers, and with Redis every process's.
@@ -36,7 +36,8 @@ from bastion.domain.query.matcher import json_equal
 from bastion.domain.query.parse import parse_where
 from bastion.domain.schema import ClassSchema
 from bastion.errors import Code, ParseError, Unauthorized
-from bastion.http.context import Keys, authenticate
+from bastion.events import ChangeCommitted, Hook, InterestChanged, ObjectWritten, SessionsRevoked
+from bastion.keys import Keys, authenticate
 from bastion.livequery.direct import DirectWriter, direct_writer
 from bastion.livequery.index import ClassIndex, QueryGroup, canonical, check_supported
 from bastion.livequery.protocol import (
@@ -53,7 +54,6 @@ from bastion.livequery.protocol import (
 
 if TYPE_CHECKING:
     from bastion.app import Bastion
-    from bastion.domain.write import ChangeEvent
 
 log = logging.getLogger("bastion.livequery")
 
@@ -87,7 +87,7 @@ class Interest:
     before it reads an object's original state, so writes nobody watches cost nothing.
 
     ``local`` counts this process's subscribed classes; a cross-process adapter keeps ``remote``
-    (classes other processes subscribe to) or sets ``everything``; ``listeners`` hear when a class
+    (classes other processes subscribe to) or sets ``everything``; ``changed`` tells when a class
     gains its first or loses its last local subscription."""
 
     def __init__(self, allowed: frozenset[str] | None = None) -> None:
@@ -95,7 +95,8 @@ class Interest:
         self.local: dict[str, int] = {}
         self.remote: set[str] = set()
         self.everything = False
-        self.listeners: list[Callable[[str, bool], None]] = []
+        # A handler's failure is logged: it must not fail a subscribe.
+        self.changed: Hook[InterestChanged] = Hook("LiveQuery interest changed", contain=True)
 
     def __call__(self, class_name: str) -> bool:
         if self.allowed is not None and class_name not in self.allowed:
@@ -121,11 +122,8 @@ class Interest:
             self._tell(class_name, False)
 
     def _tell(self, class_name: str, present: bool) -> None:
-        for listener in self.listeners:
-            try:
-                listener(class_name, present)
-            except Exception:  # noqa: BLE001 - a listener's failure must not fail a subscribe
-                log.exception("LiveQuery interest listener failed")
+        if self.changed:
+            self.changed.emit(InterestChanged(class_name, present))
 
 
 class Principal:
@@ -310,10 +308,10 @@ class LiveQuery:
         self._refreshing: asyncio.Task[None] | None = None
         self._refresh_again = False
         self.running = False
-        app.writer.change_listeners.append(self.on_change)
+        app.writer.committed.bind(self.on_change)
         app.writer.wants_changes = self.interest
-        app.writer.listeners.append(self._written)
-        app.sessions.listeners.append(self._sessions_revoked)
+        app.writer.written.bind(self._written)
+        app.sessions.revoked.bind(self._sessions_revoked)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -348,7 +346,7 @@ class LiveQuery:
 
     # --- publishing writes ----------------------------------------------------------------------
 
-    def on_change(self, event: ChangeEvent) -> None:
+    def on_change(self, event: ChangeCommitted) -> None:
         """The Writer's after-commit hook: the change as JSON on the channel (after the transaction
         commits, inside one)."""
         class_name = event.class_name
@@ -413,11 +411,11 @@ class LiveQuery:
 
     # --- access: sessions and roles -------------------------------------------------------------
 
-    def _written(self, class_name: str) -> None:
-        if class_name in ("_Role", "_Session") and self.principals:
+    def _written(self, event: ObjectWritten) -> None:
+        if event.class_name in ("_Role", "_Session") and self.principals:
             self.access_changed()
 
-    async def _sessions_revoked(self, _user_id: str) -> None:
+    async def _sessions_revoked(self, _event: SessionsRevoked) -> None:
         if self.principals:
             self.access_changed()
 

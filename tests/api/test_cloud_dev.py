@@ -148,7 +148,7 @@ def test_broken_cloud_code_stops_the_start_naming_file_and_line(own_server: None
 def test_reloading_never_drops_installed_modules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A project that keeps its virtual environment beside its cloud code (project/.venv, project/main.py):
     # loading the code again re-reads the project's modules, never the installed ones (Bastion among them).
-    from bastion.cloud.loader import load_cloud
+    from bastion.cloud._runtime.loader import load_cloud
 
     env = tmp_path / ".venv" / "lib"
     env.mkdir(parents=True)
@@ -161,12 +161,12 @@ def test_reloading_never_drops_installed_modules(tmp_path: Path, monkeypatch: py
     monkeypatch.syspath_prepend(str(env))
     monkeypatch.delitem(sys.modules, "installed_helper", raising=False)
     monkeypatch.delitem(sys.modules, "own_helper", raising=False)
-    registry_module = sys.modules["bastion.cloud.registry"]
+    registry_module = sys.modules["bastion.cloud._runtime.registry"]
     assert load_cloud(main).summary() == "1 functions, 0 jobs, 0 triggers"
     installed, own = sys.modules["installed_helper"], sys.modules["own_helper"]
     assert load_cloud(main).summary() == "1 functions, 0 jobs, 0 triggers"
     assert sys.modules["installed_helper"] is installed  # kept
     assert sys.modules["own_helper"] is not own  # read anew
-    assert sys.modules["bastion.cloud.registry"] is registry_module
+    assert sys.modules["bastion.cloud._runtime.registry"] is registry_module
     monkeypatch.delitem(sys.modules, "installed_helper", raising=False)
     monkeypatch.delitem(sys.modules, "own_helper", raising=False)

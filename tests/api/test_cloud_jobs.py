@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bastion.cloud.scheduler import claim_id, parse_schedule, previous_fire, schedule_slot
+from bastion.cloud._runtime.scheduler import claim_id, parse_schedule, previous_fire, schedule_slot
 from tests.api.conftest import EXTERNAL
 from tests.api.helpers import ISO_DATE, OBJECT_ID, assert_error
 from tests.conftest import (

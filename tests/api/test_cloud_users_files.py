@@ -363,7 +363,7 @@ def test_user_before_save_sees_the_password_which_is_never_stored(pw_server: Ser
 
 
 def test_session_class_takes_only_after_logout(tmp_path: Path) -> None:
-    from bastion.cloud.loader import CloudLoadError, load_cloud
+    from bastion.cloud._runtime.loader import CloudLoadError, load_cloud
 
     bad = tmp_path / "sessions.py"
     bad.write_text("from bastion import cloud\n\n\n@cloud.before_save(cloud.Session)\ndef f(request):\n    pass\n")

@@ -203,7 +203,7 @@ async def test_redis_reader_reconnects_after_the_connection_is_killed(
     a, b = redis_pair
     received: list[bytes] = []
     reconnected: list[bool] = []
-    b.on_reconnect.append(lambda: reconnected.append(True))
+    b.reconnected.bind(lambda _event: reconnected.append(True))
     await b.subscribe(channel, received.append)
     await a.publish(channel, b"before")
     await eventually(lambda: received == [b"before"])

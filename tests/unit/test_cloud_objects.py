@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bastion import cloud
-from bastion.cloud import data
+from bastion.cloud._runtime import data
 from bastion.cloud.objects import decode, encode
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from bastion import cloud
-from bastion.cloud import data
+from bastion.cloud._runtime.context import running
 from bastion.cloud.query import quote
 from bastion.domain.read import FindRequest
 
@@ -164,12 +164,8 @@ def test_copy_is_independent() -> None:
 
 
 def test_the_data_api_outside_a_server_says_so() -> None:
-    previous = data._current
-    data.set_current_runtime(None)
-    try:
+    with running(None):
         with pytest.raises(RuntimeError, match="runs inside a Bastion server"):
             asyncio.run(Q("T").find())
         with pytest.raises(RuntimeError, match="runs inside a Bastion server"):
             asyncio.run(cloud.Object("T").save())
-    finally:
-        data.set_current_runtime(previous)

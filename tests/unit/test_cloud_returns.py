@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from bastion.cloud.returns import returns_value
+from bastion.cloud._runtime.returns import returns_value
 
 
 def no_return(request: Any) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bastion.cloud import Error, Object, User
+from bastion.cloud._runtime.validators import Validator
 from bastion.cloud.request import Request
-from bastion.cloud.validators import Validator
 
 
 def user(**fields: object) -> User:

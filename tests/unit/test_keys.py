@@ -6,10 +6,10 @@ import hmac
 
 import pytest
 
+from bastion import keys as keys_module
 from bastion.config import Settings
 from bastion.errors import Unauthorized
-from bastion.http import context
-from bastion.http.context import Keys, authenticate, same_key
+from bastion.keys import Keys, authenticate, same_key
 
 APP = "app"
 MASTER = "master-secret"
@@ -74,7 +74,7 @@ def test_keys_are_compared_with_compare_digest(monkeypatch: pytest.MonkeyPatch) 
         seen.append((a, b))
         return compare_digest(a, b)
 
-    monkeypatch.setattr(context.hmac, "compare_digest", recording)
+    monkeypatch.setattr(keys_module.hmac, "compare_digest", recording)
     settings = _settings(read_only_master_key=READ_ONLY, client_key="client-secret")
     authenticate(Keys(app_id=APP, master_key="guess", client_key="client-secret"), settings)
     assert (b"guess", MASTER.encode()) in seen

@@ -10,11 +10,19 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 
+from bastion.events import Hook, PubSubReconnected
+
 Handler = Callable[[bytes], Awaitable[None] | None]
 
 
 class PubSub(ABC):
     name: str = ""
+
+    def __init__(self) -> None:
+        # Emitted when the transport reconnected after an outage: messages published meanwhile may
+        # have been lost (users make up for it: the cache invalidation drops every cache). A
+        # handler's failure is logged; the reader goes on.
+        self.reconnected: Hook[PubSubReconnected] = Hook("pubsub reconnected", contain=True)
 
     async def open(self) -> None:  # noqa: B027 - most adapters have nothing to connect
         """Connect (called at server start-up)."""

@@ -14,6 +14,7 @@ class MemoryPubSub(PubSub):
     name = "memory"
 
     def __init__(self) -> None:
+        super().__init__()
         self._handlers: dict[str, list[Handler]] = {}
         self._closed = False
 

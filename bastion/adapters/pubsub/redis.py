@@ -5,7 +5,7 @@ subscribed and read by a single reader task, which calls the handlers of each me
 Redis delivered the messages. Redis pub/sub does not keep messages: while the subscribed connection
 is down (Redis restarted, the connection killed) messages published are lost for this process. The
 reader logs the outage, reconnects with a growing delay (RECONNECT_MIN up to RECONNECT_MAX seconds),
-subscribes again to every channel and then calls the ``on_reconnect`` callbacks, so that users of the
+subscribes again to every channel and then emits the ``reconnected`` hook, so that users of the
 adapter can make up for what was lost (the cache invalidation drops every cache). A publish that
 fails (Redis unreachable) is logged and dropped: the write it reports has already been made.
 
@@ -21,7 +21,6 @@ import inspect
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -32,6 +31,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from bastion.adapters.pubsub.base import Handler, PubSub
+from bastion.events import PubSubReconnected
 
 log = logging.getLogger("bastion.pubsub")
 
@@ -40,9 +40,6 @@ RECONNECT_MAX = 5.0  # the longest wait between attempts
 SUBSCRIBE_TIMEOUT = 5.0  # how long subscribe() waits for Redis to confirm a new channel
 PUBLISH_TIMEOUT = 5.0  # a publish (socket reads and writes) gives up after this
 CONNECT_TIMEOUT = 3.0
-
-Callback = Callable[[], Awaitable[None] | None]
-
 
 def safe_url(url: str) -> str:
     """The URL without its password, for logs and errors."""
@@ -71,6 +68,7 @@ class RedisPubSub(PubSub):
     name = "redis"
 
     def __init__(self, url: str, client_name: str | None = None) -> None:
+        super().__init__()
         self.url = url
         # Names the connections in CLIENT LIST (the tests find and kill the subscribed one by it).
         self.client_name = client_name or f"bastion-{secrets.token_hex(6)}"
@@ -89,7 +87,6 @@ class RedisPubSub(PubSub):
         self._connected = asyncio.Event()
         self._closed = False
         self._publish_failing = False
-        self.on_reconnect: list[Callback] = []
         self.reconnects = 0  # how many times the subscribed connection was re-established
 
     # --- life cycle ------------------------------------------------------------------------------
@@ -283,10 +280,4 @@ class RedisPubSub(PubSub):
                 log.exception("pubsub handler on %s failed", channel)
 
     async def _reconnected(self) -> None:
-        for callback in list(self.on_reconnect):
-            try:
-                result = callback()
-                if inspect.isawaitable(result):
-                    await result
-            except Exception:  # noqa: BLE001
-                log.exception("pubsub reconnection callback failed")
+        await self.reconnected.emit_async(PubSubReconnected())

@@ -1,6 +1,6 @@
 """/cloud_code/jobs: the job schedules Parse Dashboard lists and edits (master key).
 
-Schedules are ``_JobSchedule`` objects; bastion/cloud/scheduler.py runs them.
+Schedules are ``_JobSchedule`` objects; bastion/cloud/_runtime/scheduler.py runs them.
 """
 
 from __future__ import annotations

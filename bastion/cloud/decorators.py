@@ -1,86 +1,23 @@
-"""What cloud code registers: functions, jobs and triggers, and the decorators that register them.
-
-Decorators write into the registry being loaded (``loading``): the loader gives every load a fresh
-one, so a reload in --dev swaps the whole set at once and a broken reload changes nothing.
+"""The decorators cloud code registers its functions, jobs and triggers with (``cloud.define``,
+``cloud.before_save``, ...). Each registers into the registry of the load under way (the loader's
+context), so two servers in one process keep their cloud code apart.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
-from bastion.cloud.returns import returns_value
-from bastion.cloud.validators import Validator
-
-Handler = Callable[..., Any]
-
-# Parse Server's trigger names, keyed by the name of the decorator that registers them.
-CLASS_TRIGGERS = {
-    "before_save": "beforeSave", "after_save": "afterSave", "before_delete": "beforeDelete",
-    "after_delete": "afterDelete", "before_find": "beforeFind", "after_find": "afterFind",
-    "before_subscribe": "beforeSubscribe", "after_event": "afterEvent",
-}
-FILE_CLASS = "@File"  # as Parse Server names the "class" of file triggers
-CONNECT_CLASS = "@Connect"
-TRACK_EVENT = "trackEvent"  # analytics events (POST /events/<name>): keyed by event name, or EVERY_EVENT
-EVERY_EVENT = "*"
-
-
-@dataclass(slots=True)
-class Registered:
-    name: str  # the function or job name, or "<trigger> <class>"
-    fn: Handler
-    is_async: bool
-    validator: Validator | None = None
-    # A function without ``return <value>`` answers ``{}``, as Parse's ``undefined`` (cloud/returns.py).
-    returns_value: bool = True
-
-
-@dataclass
-class CloudRegistry:
-    functions: dict[str, Registered] = field(default_factory=dict)
-    jobs: dict[str, Registered] = field(default_factory=dict)
-    triggers: dict[tuple[str, str], Registered] = field(default_factory=dict)
-    source: str | None = None  # the file or package it was loaded from
-
-    def trigger(self, kind: str, class_name: str) -> Registered | None:
-        return self.triggers.get((kind, class_name))
-
-    def has_trigger(self, kind: str, class_name: str) -> bool:
-        return (kind, class_name) in self.triggers
-
-    def summary(self) -> str:
-        return (f"{len(self.functions)} functions, {len(self.jobs)} jobs, "
-                f"{len(self.triggers)} triggers")
-
-
-loading = CloudRegistry()  # decorators register here; the loader swaps in a fresh one per load
-
-
-@contextmanager
-def collecting(registry: CloudRegistry) -> Iterator[CloudRegistry]:
-    """Decorators used inside the block register into ``registry``."""
-    global loading
-    previous, loading = loading, registry
-    try:
-        yield registry
-    finally:
-        loading = previous
-
-
-def _entry(name: str, fn: Handler, options: dict[str, Any]) -> Registered:
-    if not callable(fn):
-        raise TypeError(f"{name}: cloud code handlers must be functions")
-    return Registered(name, fn, inspect.iscoroutinefunction(fn), Validator.from_options(options))
-
-
-def _function_entry(name: str, fn: Handler, options: dict[str, Any]) -> Registered:
-    entry = _entry(name, fn, options)
-    entry.returns_value = returns_value(fn)
-    return entry
+from bastion.cloud._runtime.context import registry_being_loaded
+from bastion.cloud._runtime.registry import (
+    CONNECT_CLASS,
+    EVERY_EVENT,
+    FILE_CLASS,
+    TRACK_EVENT,
+    Handler,
+    entry,
+    function_entry,
+)
 
 
 def class_name_of(target: Any) -> str:
@@ -108,13 +45,13 @@ def define(name: str | Handler, **options: Any) -> Any:
     """``@cloud.define("hello")``: a function clients call with POST /functions/hello."""
     if callable(name) and not options:
         fn = name
-        loading.functions[fn.__name__] = _function_entry(fn.__name__, fn, {})
+        registry_being_loaded().functions[fn.__name__] = function_entry(fn.__name__, fn, {})
         return fn
     if not isinstance(name, str) or not name:
         raise TypeError("cloud.define needs a function name")
 
     def register(fn: Handler) -> Handler:
-        loading.functions[name] = _function_entry(name, fn, options)
+        registry_being_loaded().functions[name] = function_entry(name, fn, options)
         return fn
     return register
 
@@ -123,11 +60,11 @@ def job(name: str | Handler) -> Any:
     """``@cloud.job("cleanup")``: a job the master key starts with POST /jobs/cleanup."""
     if callable(name):
         fn = name
-        loading.jobs[fn.__name__] = _entry(fn.__name__, fn, {})
+        registry_being_loaded().jobs[fn.__name__] = entry(fn.__name__, fn, {})
         return fn
 
     def register(fn: Handler) -> Handler:
-        loading.jobs[name] = _entry(name, fn, {})
+        registry_being_loaded().jobs[name] = entry(name, fn, {})
         return fn
     return register
 
@@ -138,7 +75,7 @@ def _class_trigger(kind: str) -> Callable[..., Any]:
         _check_trigger_class(kind, class_name)
 
         def register(fn: Handler) -> Handler:
-            loading.triggers[(kind, class_name)] = _entry(f"{kind} {class_name}", fn, options)
+            registry_being_loaded().triggers[(kind, class_name)] = entry(f"{kind} {class_name}", fn, options)
             return fn
         return register
     decorator.__name__ = kind
@@ -150,7 +87,7 @@ def _fixed_trigger(kind: str, class_name: str) -> Callable[..., Any]:
     """A trigger with no class argument (login, logout, files, connect); usable bare or with options."""
     def decorator(fn: Handler | None = None, **options: Any) -> Any:
         def register(handler: Handler) -> Handler:
-            loading.triggers[(kind, class_name)] = _entry(f"{kind} {class_name}", handler, options)
+            registry_being_loaded().triggers[(kind, class_name)] = entry(f"{kind} {class_name}", handler, options)
             return handler
         return register(fn) if fn is not None else register
     decorator.__name__ = kind
@@ -184,13 +121,14 @@ def track_event(name: str | Handler | None = None, **options: Any) -> Any:
     included. The request has ``event_name``, ``dimensions``, ``at``, ``params`` (the whole body),
     ``user`` and ``installation_id``; the client is answered ``{}`` whatever the handler does."""
     if callable(name):
-        loading.triggers[(TRACK_EVENT, EVERY_EVENT)] = _entry(f"{TRACK_EVENT} {EVERY_EVENT}", name, options)
+        every = f"{TRACK_EVENT} {EVERY_EVENT}"
+        registry_being_loaded().triggers[(TRACK_EVENT, EVERY_EVENT)] = entry(every, name, options)
         return name
     if name is not None and (not isinstance(name, str) or not name or name == EVERY_EVENT):
         raise TypeError("cloud.track_event needs an event name, or none for every event")
     event = name or EVERY_EVENT
 
     def register(fn: Handler) -> Handler:
-        loading.triggers[(TRACK_EVENT, event)] = _entry(f"{TRACK_EVENT} {event}", fn, options)
+        registry_being_loaded().triggers[(TRACK_EVENT, event)] = entry(f"{TRACK_EVENT} {event}", fn, options)
         return fn
     return register

@@ -24,8 +24,10 @@ from contextlib import suppress
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from bastion.cloud._runtime.context import running
+from bastion.cloud._runtime.registry import Registered
 from bastion.cloud.objects import decode
-from bastion.cloud.registry import Registered
+from bastion.cloud.request import JobRequest
 from bastion.domain.auth import MASTER_AUTH, CallInfo
 from bastion.domain.types import encode_date, now_ms
 from bastion.errors import Code, ParseError
@@ -151,7 +153,7 @@ class JobRunner:
                 raise
         job_id = created.object_id
         run = JobRun(self, job_id, name)
-        request = self.app.cloud.request_for(MASTER_AUTH, info, job_name=name,
+        request = self.app.cloud.request_for(JobRequest, MASTER_AUTH, info, job_name=name,
                                              params=decode(copy.deepcopy(params)), scheduled_at=scheduled_at)
         request.job_id = job_id
         request.message = run.message
@@ -163,7 +165,11 @@ class JobRunner:
         await asyncio.wait({run.task}, timeout=HEAD_START_S)
         return job_id
 
-    async def _run(self, run: JobRun, entry: Registered, request: Any) -> None:
+    async def _run(self, run: JobRun, entry: Registered, request: JobRequest) -> None:
+        with running(self.app.cloud):  # the job's data API calls (its thread too) go to this server
+            await self._run_job(run, entry, request)
+
+    async def _run_job(self, run: JobRun, entry: Registered, request: JobRequest) -> None:
         try:
             if entry.is_async:
                 result = await entry.fn(request)

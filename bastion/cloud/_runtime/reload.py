@@ -14,10 +14,10 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bastion.cloud.loader import CloudLoadError, entry_file, load_cloud
+from bastion.cloud._runtime.loader import CloudLoadError, entry_file, load_cloud
 
 if TYPE_CHECKING:
-    from bastion.cloud.runtime import CloudRuntime
+    from bastion.cloud._runtime.runtime import CloudRuntime
 
 log = logging.getLogger("bastion.cloud")
 

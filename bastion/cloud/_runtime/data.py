@@ -5,7 +5,8 @@ A call goes through ``app.reader``/``app.writer`` (and the users service for ``_
 an HTTP request does: class-level permissions, ACLs, protected fields and triggers all apply. It
 acts as the public by default (Parse's server-side SDK without a session), as the master with
 ``use_master_key=True``, or as a user with ``session_token="r:..."`` (a trigger or function acts as
-its caller with ``session_token=request.session_token``). Errors are ``cloud.Error``.
+its caller with ``session_token=request.session_token``). Errors are ``cloud.Error``. The server is
+the one whose request, handler or job is running (``context.current_runtime()``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bastion.cloud._runtime.context import current_runtime
 from bastion.cloud.errors import Error
 from bastion.cloud.objects import Object
 from bastion.domain.auth import MASTER_AUTH, Auth, CallInfo
@@ -24,29 +26,13 @@ from bastion.errors import Code, ParseError, Unauthorized
 if TYPE_CHECKING:
     from bastion.app import Bastion
     from bastion.cloud.query import Query
-    from bastion.cloud.runtime import CloudRuntime
 
 _T = TypeVar("_T")
-_current: CloudRuntime | None = None
 
 USER_CLASS = "_User"
 ROLE_CLASS = "_Role"
 INSTALLATION_CLASS = "_Installation"
 _ROLE_NAME = re.compile(r"^[0-9a-zA-Z\-_ ]+$")
-
-
-def set_current_runtime(runtime: CloudRuntime | None) -> None:
-    """The runtime the data API uses in this process (set by ``CloudRuntime`` as it is made)."""
-    global _current
-    _current = runtime
-
-
-def current_runtime() -> CloudRuntime:
-    if _current is None:
-        raise RuntimeError(
-            "the cloud data API (cloud.Object.save, cloud.Query.find, ...) runs inside a Bastion server: "
-            "call it from a cloud function, trigger or job, not while the cloud code is being imported")
-    return _current
 
 
 def _app() -> Bastion:

@@ -13,11 +13,13 @@ import copy
 import inspect
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from bastion.cloud import run_log
+from bastion.cloud._runtime import run_log
+from bastion.cloud._runtime.context import running
+from bastion.cloud._runtime.registry import EVERY_EVENT, TRACK_EVENT, CloudRegistry, Registered
+from bastion.cloud._runtime.webhooks import Webhooks
 from bastion.cloud.acl import ACL
-from bastion.cloud.data import set_current_runtime
 from bastion.cloud.errors import (
     SCRIPT_FAILED,
     TRIGGER_FAILED,
@@ -27,9 +29,15 @@ from bastion.cloud.errors import (
 )
 from bastion.cloud.objects import Object, Session, User, decode, encode
 from bastion.cloud.query import Query
-from bastion.cloud.registry import EVERY_EVENT, TRACK_EVENT, CloudRegistry, Registered
-from bastion.cloud.request import Request
-from bastion.cloud.webhooks import Webhooks
+from bastion.cloud.request import (
+    AuthTriggerRequest,
+    EventRequest,
+    FindTriggerRequest,
+    FunctionRequest,
+    LiveQueryRequest,
+    ObjectTriggerRequest,
+    Request,
+)
 from bastion.domain.auth import MASTER_AUTH, Auth, CallInfo
 from bastion.domain.read import FindRequest
 from bastion.errors import Code, ParseError
@@ -39,6 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bastion.cloud")
 _ABSENT = object()
+_R = TypeVar("_R", bound=Request)
 
 
 def _user_from_json(data: dict[str, Any]) -> User:
@@ -84,7 +93,6 @@ class CloudRuntime:
         self.app = app
         self.webhooks = Webhooks(self)  # functions and triggers served by URLs (/hooks), over the code's
         self.registry = registry or CloudRegistry()
-        set_current_runtime(self)  # the data API (cloud.Object.save, cloud.Query.find) runs through it
 
     @property
     def registry(self) -> CloudRegistry:
@@ -103,10 +111,11 @@ class CloudRuntime:
 
     # --- invoking -------------------------------------------------------------------------------
 
-    def request_for(self, auth: Auth, info: CallInfo | None, **fields: Any) -> Request:
+    def request_for(self, kind: type[_R], auth: Auth, info: CallInfo | None, **fields: Any) -> _R:
+        """The request of a handler of ``kind`` (FunctionRequest, ObjectTriggerRequest, ...)."""
         info = info or CallInfo()
         user = _user_from_json(auth.user) if auth.user else None
-        return Request(user=user, master=auth.is_master, installation_id=auth.installation_id,
+        return kind(user=user, master=auth.is_master, installation_id=auth.installation_id,
                        session_token=auth.session_token, headers=info.headers, ip=info.ip,
                        context=info.context, **fields)
 
@@ -132,6 +141,10 @@ class CloudRuntime:
         return result
 
     async def _invoke(self, entry: Registered, request: Request, auth: Auth) -> Any:
+        with running(self):  # the handler's data API calls go to this server
+            return await self._validate_and_run(entry, request, auth)
+
+    async def _validate_and_run(self, entry: Registered, request: Request, auth: Auth) -> Any:
         await self._complete_user(request, auth)
         validator = entry.validator
         if validator is not None:
@@ -186,7 +199,7 @@ class CloudRuntime:
 
     async def run_function(self, name: str, params: Any, auth: Auth, info: CallInfo | None) -> dict[str, Any]:
         """The function's answer: ``{"result": …}``, or ``{}`` when the function returns nothing
-        (no ``return <value>`` in its code: Parse's ``undefined``, see cloud/returns.py)."""
+        (no ``return <value>`` in its code: Parse's ``undefined``, see cloud/_runtime/returns.py)."""
         entry = self.registry.functions.get(name)
         if entry is None:
             await self.webhooks.reload_on_miss()  # another process may have just registered it
@@ -195,7 +208,7 @@ class CloudRuntime:
             raise ParseError(Code.SCRIPT_FAILED, f'Invalid function: "{name}"')
         if not isinstance(params, dict):
             params = {}
-        request = self.request_for(auth, info, function_name=name, params=decode(params))
+        request = self.request_for(FunctionRequest, auth, info, function_name=name, params=decode(params))
         try:
             result = await self.invoke(entry, request, auth)
             if result is None and not entry.returns_value:
@@ -221,7 +234,7 @@ class CloudRuntime:
         obj = Object.from_json(class_name, copy.deepcopy(original) if original else {})
         obj._existed = original is not None
         obj._changes = copy.deepcopy(body)
-        request = self.request_for(auth, info, trigger_name="beforeSave", object=obj,
+        request = self.request_for(ObjectTriggerRequest, auth, info, trigger_name="beforeSave", object=obj,
                                    original=Object.from_json(class_name, original) if original else None)
         await self.invoke(entry, request, auth)
         new_body = obj.changes()
@@ -234,7 +247,7 @@ class CloudRuntime:
         entry = self.registry.triggers[("afterSave", class_name)]
         obj = Object.from_json(class_name, saved)
         obj._existed = original is not None
-        request = self.request_for(auth, info, trigger_name="afterSave", object=obj,
+        request = self.request_for(ObjectTriggerRequest, auth, info, trigger_name="afterSave", object=obj,
                                    original=Object.from_json(class_name, original) if original else None)
         try:
             await self.invoke(entry, request, auth)
@@ -244,14 +257,14 @@ class CloudRuntime:
     async def before_delete(self, class_name: str, stored: dict[str, Any], auth: Auth,
                             info: CallInfo | None) -> None:
         entry = self.registry.triggers[("beforeDelete", class_name)]
-        request = self.request_for(auth, info, trigger_name="beforeDelete",
+        request = self.request_for(ObjectTriggerRequest, auth, info, trigger_name="beforeDelete",
                                    object=Object.from_json(class_name, stored))
         await self.invoke(entry, request, auth)
 
     async def after_delete(self, class_name: str, stored: dict[str, Any], auth: Auth,
                            info: CallInfo | None) -> None:
         entry = self.registry.triggers[("afterDelete", class_name)]
-        request = self.request_for(auth, info, trigger_name="afterDelete",
+        request = self.request_for(ObjectTriggerRequest, auth, info, trigger_name="afterDelete",
                                    object=Object.from_json(class_name, stored))
         await self.invoke(entry, request, auth)
 
@@ -262,7 +275,7 @@ class CloudRuntime:
         Server). after_login's user, with its new session token, is also ``request.user``."""
         entry = self.registry.triggers[(kind, "_User")]
         obj = _user_from_json(copy.deepcopy(user))
-        request = self.request_for(auth, info, trigger_name=kind, object=obj)
+        request = self.request_for(AuthTriggerRequest, auth, info, trigger_name=kind, object=obj)
         if kind == "afterLogin":
             request.user = obj
             request.session_token = user.get("sessionToken")
@@ -272,7 +285,8 @@ class CloudRuntime:
         """after_logout with the revoked session (its stored record)."""
         entry = self.registry.triggers[("afterLogout", "_Session")]
         stored = Session.from_json("_Session", self.encode_record("_Session", session))
-        await self.invoke(entry, self.request_for(auth, info, trigger_name="afterLogout", object=stored), auth)
+        request = self.request_for(AuthTriggerRequest, auth, info, trigger_name="afterLogout", object=stored)
+        await self.invoke(entry, request, auth)
 
     # --- find triggers --------------------------------------------------------------------------
 
@@ -281,8 +295,8 @@ class CloudRuntime:
         """The find after the class's before_find trigger changed (or replaced) its query."""
         entry = self.registry.triggers[("beforeFind", class_name)]
         query = Query.from_find_request(class_name, find)
-        request = self.request_for(auth, info, trigger_name="beforeFind", query=query, is_get=is_get,
-                                   count=find.count)
+        request = self.request_for(FindTriggerRequest, auth, info, trigger_name="beforeFind", query=query,
+                                   is_get=is_get, count=find.count)
         result = await self.invoke(entry, request, auth)
         if isinstance(result, Query):
             if result.class_name != class_name:
@@ -296,7 +310,8 @@ class CloudRuntime:
                          info: CallInfo | None, is_get: bool = False) -> list[dict[str, Any]]:
         entry = self.registry.triggers[("afterFind", class_name)]
         objects = [Object.from_json(class_name, obj) for obj in results]
-        request = self.request_for(auth, info, trigger_name="afterFind", objects=objects, is_get=is_get)
+        request = self.request_for(FindTriggerRequest, auth, info, trigger_name="afterFind", objects=objects,
+                                   is_get=is_get)
         result = await self.invoke(entry, request, auth)
         if result is not None:
             if not isinstance(result, list) or not all(isinstance(o, (Object, dict)) for o in result):
@@ -310,7 +325,7 @@ class CloudRuntime:
     async def before_connect(self, auth: Auth, info: CallInfo | None, **fields: Any) -> None:
         """before_connect: raising refuses the LiveQuery connection (the client gets the error)."""
         entry = self.registry.triggers[("beforeConnect", "@Connect")]
-        request = self.request_for(auth, info, trigger_name="beforeConnect", event="connect",
+        request = self.request_for(LiveQueryRequest, auth, info, trigger_name="beforeConnect", event="connect",
                                    use_master_key=auth.is_master, **fields)
         await self.invoke(entry, request, auth)
 
@@ -324,7 +339,8 @@ class CloudRuntime:
         query.where = copy.deepcopy(where)
         query.keys = list(keys) if keys else None
         query.watch = list(watch) if watch else None  # type: ignore[attr-defined]
-        request = self.request_for(auth, info, trigger_name="beforeSubscribe", query=query, **fields)
+        request = self.request_for(LiveQueryRequest, auth, info, trigger_name="beforeSubscribe", query=query,
+                                   **fields)
         result = await self.invoke(entry, request, auth)
         if isinstance(result, Query):
             request.query = result
@@ -342,7 +358,7 @@ class CloudRuntime:
         """after_event for one subscriber's event: ``request.object`` (and ``original``) may be changed;
         ``request.send_event = False`` drops the event (None)."""
         entry = self.registry.triggers[("afterEvent", class_name)]
-        request = self.request_for(auth, info, trigger_name="afterEvent", event=event,
+        request = self.request_for(LiveQueryRequest, auth, info, trigger_name="afterEvent", event=event,
                                    object=Object.from_json(class_name, obj),
                                    original=Object.from_json(class_name, original) if original is not None else None,
                                    send_event=True, **fields)
@@ -369,7 +385,8 @@ class CloudRuntime:
             return
         params = decode(body) if isinstance(body, dict) else {}
         dimensions = params.get("dimensions")
-        request = self.request_for(auth, info, trigger_name=TRACK_EVENT, event_name=event_name, params=params,
+        request = self.request_for(EventRequest, auth, info, trigger_name=TRACK_EVENT, event_name=event_name,
+                                   params=params,
                                    dimensions=dimensions if isinstance(dimensions, dict) else {},
                                    at=_event_time(params.get("at")))
         try:

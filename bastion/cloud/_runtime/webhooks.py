@@ -7,7 +7,7 @@ entries merged over its cloud code (``merged``: a webhook wins over a Python han
 name, and removing the webhook brings the handler back). The set is re-read at start, after each
 change made here, at most every ``REFRESH_SECONDS`` in the background while requests arrive, when
 a function is not found (another process may have just registered it), and at once when another
-process tells of a change through the pub/sub adapter (``listeners``, bastion/invalidation.py).
+process tells of a change through the pub/sub adapter (the ``changed`` hook, bastion/invalidation.py).
 
 Calling one is an HTTP POST of the request as JSON (``params``, ``user``, ``master``, ``object``,
 ``original``, ``triggerName``, …, as Parse Server's HooksController sends it) with the
@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -30,14 +29,16 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
+from bastion import events
+from bastion.cloud._runtime.registry import CloudRegistry, Registered
 from bastion.cloud.acl import ACL
 from bastion.cloud.objects import Object, encode
-from bastion.cloud.registry import CloudRegistry, Registered
 from bastion.errors import Code, ParseError
+from bastion.events import WebhooksChanged
 
 if TYPE_CHECKING:
+    from bastion.cloud._runtime.runtime import CloudRuntime
     from bastion.cloud.request import Request
-    from bastion.cloud.runtime import CloudRuntime
 
 log = logging.getLogger("bastion.cloud")
 
@@ -151,8 +152,8 @@ class Webhooks:
         self._refresh: asyncio.Task[None] | None = None
         self._client: httpx.AsyncClient | None = None
         self._warned_no_key = False
-        # Called after this process changed the stored hooks (other processes re-read them).
-        self.listeners: list[Callable[[], Awaitable[None]]] = []
+        # After this process changed the stored hooks (other processes re-read them).
+        self.changed: events.Hook[WebhooksChanged] = events.Hook("webhooks changed")
 
     @property
     def storage(self) -> Any:
@@ -165,7 +166,8 @@ class Webhooks:
         if not self.functions and not self.triggers:
             return code
         return CloudRegistry(functions={**code.functions, **self.functions}, jobs=code.jobs,
-                             triggers={**code.triggers, **self.triggers}, source=code.source)
+                             triggers={**code.triggers, **self.triggers}, source=code.source,
+                             object_classes=code.object_classes)
 
     def _install(self, hooks: list[Hook]) -> None:
         if hooks == self.hooks:
@@ -291,8 +293,8 @@ class Webhooks:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
 
     async def _changed(self) -> None:
-        for listener in self.listeners:
-            await listener()
+        if self.changed:
+            await self.changed.emit_async(WebhooksChanged())
 
     # --- calling out -----------------------------------------------------------------------------
 
@@ -462,7 +464,7 @@ def _message(error: Any) -> str:
 
 
 def _json_default(value: Any) -> Any:
-    from bastion.cloud.runtime import encode_result
+    from bastion.cloud._runtime.runtime import encode_result
 
     try:
         return encode_result(value)

@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from bastion.cloud._runtime.rate_limit import RateLimit
 from bastion.cloud.errors import Error
-from bastion.cloud.rate_limit import RateLimit
 from bastion.domain.js import js_string, json_type
 from bastion.errors import Code
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from cronsim import CronSim, CronSimError
 
-from bastion.cloud.jobs import JOB_STATUS
+from bastion.cloud._runtime.jobs import JOB_STATUS
 from bastion.domain.auth import MASTER_AUTH
 from bastion.domain.read import FindRequest
 from bastion.domain.types import format_iso

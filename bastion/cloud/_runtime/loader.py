@@ -12,7 +12,8 @@ import sys
 import traceback
 from pathlib import Path
 
-from bastion.cloud.registry import CloudRegistry, collecting
+from bastion.cloud._runtime.context import collecting
+from bastion.cloud._runtime.registry import CloudRegistry
 
 
 class CloudLoadError(Exception):
@@ -37,7 +38,7 @@ def entry_file(path: str | Path) -> tuple[Path, Path, bool]:
 def _installed_roots() -> list[Path]:
     """Where installed code lives (the environment, Bastion itself): never cloud code, even when the
     cloud code's directory holds them (a project's own .venv, a checkout of Bastion)."""
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(__file__).resolve().parent.parent)}
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(__file__).resolve().parents[2])}
     return [Path(root).resolve() for root in roots]
 
 
