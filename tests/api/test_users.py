@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import statistics
 import time
 from typing import Any
 
@@ -92,8 +91,11 @@ def test_unknown_user_and_wrong_password_take_the_same_time(api: httpx.Client) -
         assert api.post("/login", json=body).status_code == 404
         return time.perf_counter() - start
 
-    wrong = statistics.median(timed({"username": name, "password": "wrong"}) for _ in range(7))
-    unknown = statistics.median(timed({"username": uname(), "password": "wrong"}) for _ in range(7))
+    # Interleaved, and the fastest of each kept: a burst of load from other processes (the suite runs
+    # on parallel workers) slows one sample, not one kind, and never makes a request faster.
+    pairs = [(timed({"username": name, "password": "wrong"}), timed({"username": uname(), "password": "wrong"}))
+             for _ in range(9)]
+    wrong, unknown = min(w for w, _ in pairs), min(u for _, u in pairs)
     # Both verify a password hash; without the dummy hash an unknown user answers ~10x faster.
     assert 0.5 < unknown / wrong < 2.0, (unknown, wrong)
 
