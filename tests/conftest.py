@@ -152,6 +152,16 @@ def running_server(backend: str, extra_args: list[str] | None = None) -> Iterato
             stop_server(srv)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under ``--dist loadscope`` (as ./scripts/test runs), tests/parallel.py decides the work units."""
+    if config.getoption("dist") != "loadscope":
+        return None
+    from tests.parallel import ModuleScheduling
+
+    return ModuleScheduling(config, log)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     # The API suite's server runs the cloud code of tests/cloud_app (triggers on Cloud* classes only).

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import statistics
 import time
 from typing import Any
 
@@ -92,9 +91,16 @@ def test_unknown_user_and_wrong_password_take_the_same_time(api: httpx.Client) -
         assert api.post("/login", json=body).status_code == 404
         return time.perf_counter() - start
 
-    wrong = statistics.median(timed({"username": name, "password": "wrong"}) for _ in range(7))
-    unknown = statistics.median(timed({"username": uname(), "password": "wrong"}) for _ in range(7))
-    # Both verify a password hash; without the dummy hash an unknown user answers ~10x faster.
+    # Interleaved, and the fastest of each kept: a burst of load from other processes (the suite runs
+    # on parallel workers) slows one sample, not one kind, and never makes a request faster. A machine
+    # loaded through a whole round still can skew it, so up to three rounds are taken; a real leak
+    # (no dummy hash: an unknown user answers ~10x faster) fails every one.
+    for _ in range(3):
+        pairs = [(timed({"username": name, "password": "wrong"}),
+                  timed({"username": uname(), "password": "wrong"})) for _ in range(9)]
+        wrong, unknown = min(w for w, _ in pairs), min(u for _, u in pairs)
+        if 0.5 < unknown / wrong < 2.0:
+            break
     assert 0.5 < unknown / wrong < 2.0, (unknown, wrong)
 
 
