@@ -12,7 +12,7 @@ from bastion.adapters.files import open_files
 from bastion.adapters.mail import mailer_from_url
 from bastion.adapters.pubsub import open_pubsub
 from bastion.adapters.storage.base import StorageAdapter
-from bastion.cloud._runtime.context import running
+from bastion.cloud._runtime.context import enter_running, leave_running
 from bastion.cloud._runtime.jobs import JobRunner
 from bastion.cloud._runtime.loader import load_cloud
 from bastion.cloud._runtime.registry import CloudRegistry
@@ -297,7 +297,9 @@ class Bastion:
     async def __call__(self, scope: dict[str, Any], receive: Any, send_fn: Any) -> None:
         # Cloud code's data API, and the tasks started from here (jobs, the scheduler), act
         # through this app's runtime, whatever other app runs in the process.
-        with running(self.cloud):
+        # (Set and reset by hand: a generator context manager costs a request several calls.)
+        token = enter_running(self.cloud)
+        try:
             kind = scope["type"]
             if kind == "http":
                 await self.handle_http(scope, receive, send_fn)
@@ -305,6 +307,8 @@ class Bastion:
                 await self.livequery.serve(scope, receive, send_fn)
             elif kind == "lifespan":
                 await self.lifespan(receive, send_fn)
+        finally:
+            leave_running(token)
 
     async def lifespan(self, receive: Any, send_fn: Any) -> None:
         while True:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING
 
 from bastion.cloud._runtime.registry import CloudRegistry
@@ -62,6 +62,15 @@ def current_runtime() -> CloudRuntime:
             "the cloud data API (cloud.Object.save, cloud.Query.find, ...) runs inside a Bastion server: "
             "call it from a cloud function, trigger or job, not while the cloud code is being imported")
     return runtime
+
+
+def enter_running(runtime: CloudRuntime | None) -> Token[CloudRuntime | None]:
+    """``running`` without a context manager, for the per-request path (``leave_running`` after)."""
+    return _runtime.set(runtime)
+
+
+def leave_running(token: Token[CloudRuntime | None]) -> None:
+    _runtime.reset(token)
 
 
 @contextmanager
