@@ -11,7 +11,6 @@ import orjson
 from bastion.adapters.files import open_files
 from bastion.adapters.mail import mailer_from_url
 from bastion.adapters.pubsub import open_pubsub
-from bastion.adapters.storage.base import StorageAdapter
 from bastion.cloud._runtime.context import enter_running, leave_running
 from bastion.cloud._runtime.jobs import JobRunner
 from bastion.cloud._runtime.loader import load_cloud
@@ -20,16 +19,17 @@ from bastion.cloud._runtime.reload import CloudReloader
 from bastion.cloud._runtime.runtime import CloudRuntime
 from bastion.cloud._runtime.scheduler import Scheduler, parse_schedule
 from bastion.config import Settings
+from bastion.core.events import ObjectWritten
+from bastion.core.permissions import Permissions
+from bastion.core.query.parse import QueryLimits
 from bastion.domain.account_emails import AccountEmailOptions, AccountEmails
 from bastion.domain.account_policy import AccountPolicy, LockoutOptions, PasswordPolicyOptions
 from bastion.domain.auth_providers import ProviderRegistry
 from bastion.domain.files import DownloadRules, Files, UploadRules, parse_extension_patterns
 from bastion.domain.idempotency import REQUEST_ID_HEADER, Idempotency, IdempotencyOptions, parse_paths
 from bastion.domain.installations import Installations
-from bastion.domain.permissions import Permissions
 from bastion.domain.push import PushService
 from bastion.domain.push_queue import PushQueue, QueueOptions
-from bastion.domain.query.parse import QueryLimits
 from bastion.domain.read import Reader, ReadOptions
 from bastion.domain.roles import Roles
 from bastion.domain.schema_registry import SchemaRegistry
@@ -39,7 +39,6 @@ from bastion.domain.user_auth_data import UserAuthData
 from bastion.domain.users import Users
 from bastion.domain.write import WriteOptions, Writer
 from bastion.errors import Code, ParseError, Unauthorized
-from bastion.events import ObjectWritten
 from bastion.http import request_log
 from bastion.http.context import (
     RequestContext,
@@ -88,6 +87,7 @@ from bastion.http.routes import (
 from bastion.invalidation import Invalidation
 from bastion.keys import authenticate
 from bastion.livequery import LiveQuery
+from bastion.ports.storage import StorageAdapter
 
 log = logging.getLogger("bastion")
 

@@ -55,7 +55,7 @@ def _protected_fields_option(ctx: click.Context, param: click.Parameter, value: 
     """The --protected-fields JSON: {"<class>": {"<entity>": ["field", ...]}}."""
     if not value:
         return None
-    from bastion.domain.permissions import check_protected_fields_option
+    from bastion.core.permissions import check_protected_fields_option
 
     try:
         return check_protected_fields_option(json.loads(value))

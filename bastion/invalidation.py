@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bastion.events import (
+from bastion.core.events import (
     InterestChanged,
     PubSubReconnected,
     SchemaChanged,
@@ -46,8 +46,8 @@ from bastion.events import (
 )
 
 if TYPE_CHECKING:
-    from bastion.adapters.pubsub.base import PubSub
     from bastion.app import Bastion
+    from bastion.ports.pubsub import PubSub
 
 log = logging.getLogger("bastion.pubsub")
 

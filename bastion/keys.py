@@ -8,7 +8,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Any
 
-from bastion.domain.auth import Auth
+from bastion.core.auth import Auth
 from bastion.errors import Unauthorized
 
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from bastion.cloud._runtime.context import object_classes_being_loaded, running_object_classes
 from bastion.cloud.acl import ACL
-from bastion.domain.types import encode_date, parse_iso
+from bastion.core.types import encode_date, parse_iso
 
 SERVER_KEYS = frozenset({"objectId", "createdAt", "updatedAt"})
 _MISSING = object()

@@ -18,16 +18,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from bastion.adapters.mail import Mailer, MailError, MailMessage
-from bastion.adapters.storage.base import MASTER, FindQuery, Set, StorageAdapter, UpdateOp
-from bastion.domain.auth import Auth
+from bastion.core.auth import Auth
+from bastion.core.query import ir
+from bastion.core.schema import ClassSchema
+from bastion.core.types import now_ms
 from bastion.domain.passwords import PasswordHasher
-from bastion.domain.query import ir
-from bastion.domain.schema import ClassSchema
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.sessions import Sessions
-from bastion.domain.types import now_ms
 from bastion.errors import Code, ParseError
+from bastion.ports.mail import Mailer, MailError, MailMessage
+from bastion.ports.storage import MASTER, FindQuery, Set, StorageAdapter, UpdateOp
 
 if TYPE_CHECKING:
     from bastion.domain.account_policy import AccountPolicy

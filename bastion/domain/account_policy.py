@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeGuard
 
-from bastion.adapters.storage.base import MASTER, FindQuery, Set, StorageAdapter
-from bastion.domain.js import js_string
+from bastion.core.js import js_string
+from bastion.core.query import ir
+from bastion.core.types import now_ms
 from bastion.domain.passwords import PasswordHasher
-from bastion.domain.query import ir
 from bastion.domain.schema_registry import SchemaRegistry
-from bastion.domain.types import now_ms
 from bastion.errors import Code, ParseError
+from bastion.ports.storage import MASTER, FindQuery, Set, StorageAdapter
 
 USER_CLASS = "_User"
 FAILED_COUNT = "_failed_login_count"

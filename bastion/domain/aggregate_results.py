@@ -9,16 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bastion.adapters.storage.base import StorageAdapter
-from bastion.domain.aggregate import Column, Plan, plan_pipeline, raw_stages
-from bastion.domain.auth import Auth
-from bastion.domain.codec import FileUrl, iso_or_none, number_out, to_rest
-from bastion.domain.names import INTERNAL_CLASSES, check_class_name
-from bastion.domain.query.parse import QueryLimits
-from bastion.domain.schema import ClassSchema
+from bastion.core.aggregate import Column, Plan, plan_pipeline, raw_stages
+from bastion.core.auth import Auth
+from bastion.core.codec import FileUrl, iso_or_none, number_out, to_rest
+from bastion.core.names import INTERNAL_CLASSES, check_class_name
+from bastion.core.query.parse import QueryLimits
+from bastion.core.schema import ClassSchema
+from bastion.core.types import FieldType, encode_date, parse_iso
 from bastion.domain.schema_registry import SchemaRegistry
-from bastion.domain.types import FieldType, encode_date, parse_iso
 from bastion.errors import Code, ParseError
+from bastion.ports.storage import StorageAdapter
 
 
 async def run_pipeline(storage: StorageAdapter, schemas: SchemaRegistry, class_name: str, pipeline: Any,

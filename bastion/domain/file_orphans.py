@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bastion.adapters.files.base import FilesAdapter
-from bastion.adapters.storage.base import MASTER, FindQuery, StorageAdapter
-from bastion.domain.query import ir
-from bastion.domain.schema import ClassSchema
+from bastion.core.query import ir
+from bastion.core.schema import ClassSchema
 from bastion.domain.thumbnails import thumbnail_parent
+from bastion.ports.files import FilesAdapter
+from bastion.ports.storage import MASTER, FindQuery, StorageAdapter
 
 BATCH = 1000  # objects read per statement
 Progress = Callable[[str], None]

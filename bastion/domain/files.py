@@ -16,12 +16,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bastion.adapters.files.base import FileInfo, FilesAdapter
-from bastion.adapters.storage.base import MASTER, FindQuery, StorageAdapter
-from bastion.domain.auth import Auth
-from bastion.domain.query import ir
+from bastion.core.auth import Auth
+from bastion.core.query import ir
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.errors import Code, ParseError, Unauthorized
+from bastion.ports.files import FileInfo, FilesAdapter
+from bastion.ports.storage import MASTER, FindQuery, StorageAdapter
 
 # Parse Server 9.10's default fileUpload.fileExtensions: every extension but those a browser would
 # render as a page or run (html and its variants, xhtml, svg, xml and its stylesheets, …).

@@ -26,13 +26,13 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bastion.adapters.storage.base import StorageAdapter
-from bastion.domain.auth import MASTER_AUTH
-from bastion.domain.query import ir
+from bastion.core.auth import MASTER_AUTH
+from bastion.core.query import ir
+from bastion.core.types import FieldType, encode_date
 from bastion.domain.schema_registry import SchemaRegistry
-from bastion.domain.types import FieldType, encode_date
 from bastion.domain.write import Writer
 from bastion.errors import Code, ParseError
+from bastion.ports.storage import StorageAdapter
 
 log = logging.getLogger("bastion.idempotency")
 

@@ -26,13 +26,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bastion.adapters.storage.base import MASTER, FindQuery, StorageAdapter
-from bastion.domain.auth import Auth, CallInfo
-from bastion.domain.query import ir
+from bastion.core.auth import Auth, CallInfo
+from bastion.core.query import ir
+from bastion.core.types import infer_type
 from bastion.domain.schema_registry import SchemaRegistry
-from bastion.domain.types import infer_type
 from bastion.domain.write import Writer
 from bastion.errors import Code, ParseError
+from bastion.ports.storage import MASTER, FindQuery, StorageAdapter
 
 INSTALLATION_CLASS = "_Installation"
 # Parse's error codes of installation writes (Parse.Error has no names for them).

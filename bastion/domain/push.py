@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 import orjson
 
-from bastion.domain.auth import MASTER_AUTH
-from bastion.domain.js import js_string
-from bastion.domain.types import encode_date, format_iso, now_ms
+from bastion.core.auth import MASTER_AUTH
+from bastion.core.js import js_string
+from bastion.core.types import encode_date, format_iso, now_ms
 from bastion.errors import Code, ParseError
 
 if TYPE_CHECKING:

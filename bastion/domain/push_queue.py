@@ -45,10 +45,9 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from bastion.adapters.push.base import Delivery, Device, PushAdapter
-from bastion.adapters.storage import base as ops
-from bastion.adapters.storage.base import MASTER, FindQuery
-from bastion.domain.auth import MASTER_AUTH
+from bastion.core.auth import MASTER_AUTH
+from bastion.core.query.parse import parse_order
+from bastion.core.types import now_ms
 from bastion.domain.push import (
     INSTALLATION,
     PUSH_STATUS,
@@ -57,9 +56,10 @@ from bastion.domain.push import (
     locale_group,
     push_locales,
 )
-from bastion.domain.query.parse import parse_order
-from bastion.domain.types import now_ms
 from bastion.errors import Code, ParseError
+from bastion.ports import storage as ops
+from bastion.ports.push import Delivery, Device, PushAdapter
+from bastion.ports.storage import MASTER, FindQuery
 
 if TYPE_CHECKING:
     from bastion.app import Bastion

@@ -12,22 +12,22 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 
 import orjson
 
-from bastion.adapters.storage.base import BASE_COLUMNS, SCORE_COLUMN, FindQuery, Record, StorageAdapter
-from bastion.domain import jsonb_order
-from bastion.domain.acl import perms_to_acl
-from bastion.domain.auth import Auth, CallInfo
-from bastion.domain.codec import iso_or_none, to_rest, value_encoder
-from bastion.domain.names import INTERNAL_CLASSES, check_class_name
-from bastion.domain.permissions import Permissions, Protection
-from bastion.domain.query import ir
-from bastion.domain.query.geo_parse import distance_order
-from bastion.domain.query.index_order import index_order
-from bastion.domain.query.parse import QueryLimits, parse_field, parse_order, parse_where
-from bastion.domain.query.text_parse import first_text_search
-from bastion.domain.schema import ClassSchema
+from bastion.core import jsonb_order
+from bastion.core.acl import perms_to_acl
+from bastion.core.auth import Auth, CallInfo
+from bastion.core.codec import iso_or_none, to_rest, value_encoder
+from bastion.core.names import INTERNAL_CLASSES, check_class_name
+from bastion.core.permissions import Permissions, Protection
+from bastion.core.query import ir
+from bastion.core.query.geo_parse import distance_order
+from bastion.core.query.index_order import index_order
+from bastion.core.query.parse import QueryLimits, parse_field, parse_order, parse_where
+from bastion.core.query.text_parse import first_text_search
+from bastion.core.schema import ClassSchema
+from bastion.core.text_search import score_value
 from bastion.domain.schema_registry import SchemaRegistry
-from bastion.domain.text_search import score_value
 from bastion.errors import Code, ParseError
+from bastion.ports.storage import BASE_COLUMNS, SCORE_COLUMN, FindQuery, Record, StorageAdapter
 
 if TYPE_CHECKING:
     from bastion.cloud._runtime.runtime import CloudRuntime

@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bastion.adapters.storage.base import MASTER, FindQuery, StorageAdapter
-from bastion.domain.query.parse import parse_where
+from bastion.core.query.parse import parse_where
 from bastion.domain.schema_registry import SchemaRegistry
+from bastion.ports.storage import MASTER, FindQuery, StorageAdapter
 
 ROLE_CLASS = "_Role"
 MAX_ROLE_DEPTH = 50  # inheritance levels followed; deeper chains are cut, never looped over

@@ -13,17 +13,17 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from bastion.adapters.storage.base import StorageAdapter
-from bastion.domain.names import (
+from bastion.core.events import Hook, SchemaChanged
+from bastion.core.names import (
     check_class_name,
     check_field_name,
     class_name_is_valid,
     invalid_class_message,
 )
-from bastion.domain.schema import DEFAULT_FIELDS, SYSTEM_CLASS_FIELDS, ClassSchema, validate_clp
-from bastion.domain.types import FieldType
+from bastion.core.schema import DEFAULT_FIELDS, SYSTEM_CLASS_FIELDS, ClassSchema, validate_clp
+from bastion.core.types import FieldType
 from bastion.errors import Code, ParseError
-from bastion.events import Hook, SchemaChanged
+from bastion.ports.storage import StorageAdapter
 
 # The registry and schema copy of the transaction the current task is inside (see transaction()).
 _TRANSACTION_VIEW: ContextVar[tuple[SchemaRegistry, dict[str, ClassSchema]] | None] = ContextVar(

@@ -40,11 +40,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bastion.domain.redaction import Redactor
+from bastion.core.redaction import Redactor
 from bastion.logs import REQUESTS_LOGGER, VERBOSE
 
 if TYPE_CHECKING:
-    from bastion.adapters.storage.base import StorageAdapter
+    from bastion.ports.storage import StorageAdapter
 
 log = logging.getLogger("bastion.scriptlog")  # its own lines are never kept (no feedback loop)
 # Set while this task writes the log: what the write itself logs (a driver's or pool's error) is not

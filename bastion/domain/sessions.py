@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bastion.adapters.storage.base import MASTER, FindQuery, StorageAdapter
-from bastion.domain.query import ir
+from bastion.core.events import Hook, SessionsRevoked
+from bastion.core.query import ir
+from bastion.core.types import now_ms
 from bastion.domain.schema_registry import SchemaRegistry
-from bastion.domain.types import now_ms
 from bastion.domain.write import new_object_id
-from bastion.events import Hook, SessionsRevoked
+from bastion.ports.storage import MASTER, FindQuery, StorageAdapter
 
 SESSION_CLASS = "_Session"
 DEFAULT_SESSION_LENGTH = 365 * 24 * 3600  # Parse Server's sessionLength: one year, in seconds

@@ -31,8 +31,8 @@ from typing import IO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from bastion.adapters.files.base import CHUNK_SIZE, FileInfo, FilesAdapter
 from bastion.errors import Code, ParseError
+from bastion.ports.files import CHUNK_SIZE, FileInfo, FilesAdapter
 
 MAX_SIDE = 2048
 MAX_SOURCE_BYTES = 50 * 1024 * 1024

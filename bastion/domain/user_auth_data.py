@@ -25,13 +25,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bastion.adapters.storage.base import MASTER, DuplicateValue, FindQuery, SetPath, UpdateOp
-from bastion.domain.auth import MASTER_AUTH, Auth, CallInfo
+from bastion.core.auth import MASTER_AUTH, Auth, CallInfo
+from bastion.core.names import check_no_denylisted_keys
+from bastion.core.query import ir
 from bastion.domain.auth_providers import ProviderRegistry
 from bastion.domain.auth_providers.base import PROVIDER_NAME, unsupported
-from bastion.domain.names import check_no_denylisted_keys
-from bastion.domain.query import ir
 from bastion.errors import Code, ParseError
+from bastion.ports.storage import MASTER, DuplicateValue, FindQuery, SetPath, UpdateOp
 
 if TYPE_CHECKING:
     from bastion.domain.users import Users

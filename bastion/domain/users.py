@@ -12,22 +12,22 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bastion.adapters.storage.base import MASTER, FindQuery, Set, StorageAdapter
+from bastion.core.auth import MASTER_AUTH, Auth, CallInfo
+from bastion.core.query import ir
+from bastion.core.query.parse import escape_regex_literal
+from bastion.core.schema import HIDDEN_COLUMNS, ClassSchema
+from bastion.core.types import encode_date, now_ms
 from bastion.domain.account_emails import AccountEmails
 from bastion.domain.account_policy import CHANGED_AT, AccountPolicy
-from bastion.domain.auth import MASTER_AUTH, Auth, CallInfo
 from bastion.domain.passwords import PasswordHasher
-from bastion.domain.query import ir
-from bastion.domain.query.parse import escape_regex_literal
 from bastion.domain.read import Reader
 from bastion.domain.roles import Roles
-from bastion.domain.schema import HIDDEN_COLUMNS, ClassSchema
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.sessions import Session, Sessions
-from bastion.domain.types import encode_date, now_ms
 from bastion.domain.user_auth_data import UserAuthData, clean_auth_data
 from bastion.domain.write import TakeSecrets, Writer, new_object_id
 from bastion.errors import Code, ParseError
+from bastion.ports.storage import MASTER, FindQuery, Set, StorageAdapter
 
 if TYPE_CHECKING:
     from bastion.cloud._runtime.runtime import CloudRuntime
@@ -445,7 +445,7 @@ def sanitize(user: dict[str, Any], auth: Auth) -> dict[str, Any]:
     clean_auth_data(user)
     if auth.is_master or auth.user_id == user.get("objectId"):
         return user
-    user.pop("authData", None)  # email: Parse Server's default protectedFields (domain/permissions.py)
+    user.pop("authData", None)  # email: Parse Server's default protectedFields (core/permissions.py)
     return user
 
 

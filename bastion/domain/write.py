@@ -14,24 +14,22 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bastion.adapters.storage import base as ops
-from bastion.adapters.storage.base import DuplicateValue, StorageAdapter
-from bastion.domain.acl import acl_to_perms
-from bastion.domain.auth import Auth, CallInfo
-from bastion.domain.codec import number_out, to_canonical, to_rest
-from bastion.domain.names import (
+from bastion.core.acl import acl_to_perms
+from bastion.core.auth import Auth, CallInfo
+from bastion.core.codec import number_out, to_canonical, to_rest
+from bastion.core.events import ChangeCommitted, Hook, ObjectWritten
+from bastion.core.names import (
     INTERNAL_CLASSES,
     check_class_name,
     check_field_name,
     check_no_denylisted_keys,
 )
-from bastion.domain.permissions import Permissions
-from bastion.domain.query import ir
-from bastion.domain.query.parse import parse_where
-from bastion.domain.query.relation_parse import js_truthy
-from bastion.domain.schema import ClassSchema
-from bastion.domain.schema_registry import SchemaRegistry
-from bastion.domain.types import (
+from bastion.core.permissions import Permissions
+from bastion.core.query import ir
+from bastion.core.query.parse import parse_where
+from bastion.core.query.relation_parse import js_truthy
+from bastion.core.schema import ClassSchema
+from bastion.core.types import (
     FieldType,
     check_number,
     check_value,
@@ -40,8 +38,10 @@ from bastion.domain.types import (
     infer_type,
     now_ms,
 )
+from bastion.domain.schema_registry import SchemaRegistry
 from bastion.errors import Code, ParseError
-from bastion.events import ChangeCommitted, Hook, ObjectWritten
+from bastion.ports import storage as ops
+from bastion.ports.storage import DuplicateValue, StorageAdapter
 
 if TYPE_CHECKING:
     from bastion.cloud._runtime.runtime import CloudRuntime

@@ -8,8 +8,8 @@ from urllib.parse import unquote_plus
 
 import orjson
 
-from bastion.domain.auth import Auth, CallInfo
-from bastion.domain.names import check_no_denylisted_keys
+from bastion.core.auth import Auth, CallInfo
+from bastion.core.names import check_no_denylisted_keys
 from bastion.errors import Code, ParseError
 from bastion.keys import Keys
 

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bastion.domain.acl import acl_to_perms
-from bastion.domain.codec import to_canonical
-from bastion.domain.query import ir
-from bastion.domain.query.matcher import Matcher, UnsupportedInMemory
-from bastion.domain.schema import ClassSchema
-from bastion.domain.types import parse_iso
+from bastion.core.acl import acl_to_perms
+from bastion.core.codec import to_canonical
+from bastion.core.query import ir
+from bastion.core.query.matcher import Matcher, UnsupportedInMemory
+from bastion.core.schema import ClassSchema
+from bastion.core.types import parse_iso
 from bastion.errors import Code, ParseError
 
 if TYPE_CHECKING:

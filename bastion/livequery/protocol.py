@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from bastion.domain.js import json_type
+from bastion.core.js import json_type
 
 # Error codes of the protocol itself (Parse Server's LiveQuery); other errors carry Parse's codes.
 SCHEMA_ERROR = 1

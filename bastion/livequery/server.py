@@ -28,15 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bastion.domain.auth import Auth, CallInfo
-from bastion.domain.js import js_string
-from bastion.domain.names import INTERNAL_CLASSES, check_class_name
-from bastion.domain.query import ir
-from bastion.domain.query.matcher import json_equal
-from bastion.domain.query.parse import parse_where
-from bastion.domain.schema import ClassSchema
+from bastion.core.auth import Auth, CallInfo
+from bastion.core.events import ChangeCommitted, Hook, InterestChanged, ObjectWritten, SessionsRevoked
+from bastion.core.js import js_string
+from bastion.core.names import INTERNAL_CLASSES, check_class_name
+from bastion.core.query import ir
+from bastion.core.query.matcher import json_equal
+from bastion.core.query.parse import parse_where
+from bastion.core.schema import ClassSchema
 from bastion.errors import Code, ParseError, Unauthorized
-from bastion.events import ChangeCommitted, Hook, InterestChanged, ObjectWritten, SessionsRevoked
 from bastion.keys import Keys, authenticate
 from bastion.livequery.direct import DirectWriter, direct_writer
 from bastion.livequery.index import ClassIndex, QueryGroup, canonical, check_supported
@@ -877,7 +877,7 @@ class LiveQuery:
 
 
 def _matches(node: ir.Node, record: dict[str, Any]) -> bool:
-    from bastion.domain.query.matcher import matches
+    from bastion.core.query.matcher import matches
 
     try:
         return matches(node, record)

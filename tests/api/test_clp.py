@@ -539,7 +539,7 @@ def configured(own_server: None, server: Server) -> Iterator[Server]:
     from tests.conftest import start_server, stop_server
 
     if server.backend == "postgres":
-        pytest.skip("checked on SQLite: the option only changes what domain/permissions.py computes")
+        pytest.skip("checked on SQLite: the option only changes what core/permissions.py computes")
     srv = start_server("sqlite", None, [
         "--protected-fields", json.dumps({"Things": {"*": ["s"]}, "_User": {"*": ["phone"]}}),
         "--no-protected-fields-owner-exempt"])

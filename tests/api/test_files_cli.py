@@ -21,8 +21,8 @@ import pytest
 from PIL import Image
 
 from bastion.adapters.files import open_files
-from bastion.adapters.files.base import FilesAdapter
 from bastion.domain.thumbnails import thumbnail
+from bastion.ports.files import FilesAdapter
 from tests.conftest import (
     PG_ADMIN_URL,
     ROOT,

@@ -1,7 +1,7 @@
 """The push queue and worker, in process, with fake push adapters (both backends).
 
 Each test builds Bastion apps on a fresh database, gives their queues a recording adapter (the
-PushAdapter contract of bastion/adapters/push/base.py), and talks to them through ASGI. What is
+PushAdapter contract of bastion/ports/push.py), and talks to them through ASGI. What is
 checked: who gets a push, the _PushStatus record as Parse Server writes it, badges, scheduled and
 local-time pushes, expiration, retries, removal of gone installations, restarts, and two workers
 on one database sending each push exactly once.
@@ -22,10 +22,10 @@ import httpx
 import orjson
 import pytest
 
-from bastion.adapters.push.base import Delivery, Device, PushAdapter
 from bastion.app import Bastion
 from bastion.config import Settings
 from bastion.domain.push_queue import QueueOptions
+from bastion.ports.push import Delivery, Device, PushAdapter
 from tests.conftest import backend_database
 
 MASTER = "push-master"

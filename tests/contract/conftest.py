@@ -15,11 +15,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from bastion.adapters.files.base import FilesAdapter
-from bastion.adapters.storage.base import StorageAdapter
 from bastion.adapters.storage.postgres import PostgresStorage
 from bastion.adapters.storage.sql import quote
 from bastion.adapters.storage.sqlite import SqliteStorage
+from bastion.ports.files import FilesAdapter
+from bastion.ports.storage import StorageAdapter
 from tests.contract.s3_server import FAKE_CREDENTIALS, MotoS3
 
 PG_ADMIN_URL = os.environ.get("BASTION_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -1,4 +1,4 @@
-"""The files contract (bastion/adapters/files/base.py), held against every backend: a local
+"""The files contract (bastion/ports/files.py), held against every backend: a local
 directory, PostgreSQL and S3 (moto over HTTP) through the ``files_backend`` fixture."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bastion.adapters.files.base import CHUNK_SIZE, FilesAdapter, FileTooLarge
+from bastion.ports.files import CHUNK_SIZE, FilesAdapter, FileTooLarge
 
 
 async def chunks_of(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:

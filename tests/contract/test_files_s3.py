@@ -14,8 +14,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from bastion.adapters.files import s3 as s3_module
-from bastion.adapters.files.base import FileTooLarge
 from bastion.adapters.files.s3 import MIN_PART_SIZE, S3Files
+from bastion.ports.files import FileTooLarge
 from tests.contract.s3_server import FAKE_CREDENTIALS, MotoS3
 
 KEYS = {"access_key": FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"], "secret_key": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]}

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bastion.adapters.storage.base import MASTER, Access, FindQuery, StorageAdapter
+from bastion.core.schema import ClassSchema
+from bastion.core.types import FieldType
 from bastion.domain.read import RecordEncoder
-from bastion.domain.schema import ClassSchema
-from bastion.domain.types import FieldType
+from bastion.ports.storage import MASTER, Access, FindQuery, StorageAdapter
 
 T0 = datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
 
@@ -86,7 +86,7 @@ async def test_plain_objects_encode_alike(storage: StorageAdapter) -> None:
 
 
 def ir_order(column: str) -> Any:
-    from bastion.domain.query import ir
+    from bastion.core.query import ir
 
     return ir.OrderKey(ir.Field(column, "String"))
 
@@ -128,7 +128,7 @@ def count_statements(storage: StorageAdapter, monkeypatch: pytest.MonkeyPatch) -
 async def test_concurrent_gets_answer_as_each_alone(storage: StorageAdapter, monkeypatch: pytest.MonkeyPatch) -> None:
     """Gets by id started together (PostgreSQL answers them with shared statements) answer exactly
     what each answers alone: its own object, within its reader's ACL, or nothing."""
-    from bastion.domain.query import ir
+    from bastion.core.query import ir
 
     schema = plain_schema()
     await storage.create_class(schema)
@@ -154,7 +154,7 @@ async def test_concurrent_queries_answer_as_each_alone(storage: StorageAdapter,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Queries started together (PostgreSQL runs those of one statement as one, postgres/lateral.py)
     answer exactly what each answers alone, in its own order, limit and skip."""
-    from bastion.domain.query import ir
+    from bastion.core.query import ir
 
     schema = plain_schema()
     await storage.create_class(schema)
@@ -181,7 +181,7 @@ async def test_concurrent_queries_answer_as_each_alone(storage: StorageAdapter,
 async def test_concurrent_queries_with_text_dates_and_bad_values(storage: StorageAdapter) -> None:
     """Batched runs carry text (with the NUL escapes of the connection's codec), dates, booleans and
     numbers as arrays; a run whose value PostgreSQL refuses fails alone, the others answer."""
-    from bastion.domain.query import ir
+    from bastion.core.query import ir
 
     schema = plain_schema()
     await storage.create_class(schema)

@@ -1,4 +1,4 @@
-"""The pub/sub contract (bastion/adapters/pubsub/base.py), on the in-process adapter and on Redis.
+"""The pub/sub contract (bastion/ports/pubsub.py), on the in-process adapter and on Redis.
 
 Redis runs at BASTION_TEST_REDIS (default 127.0.0.1:6379); its parameters skip, with the reason,
 when nothing answers there. Redis pub/sub channels are server-wide whatever the database number, so

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 import pytest
 
-from bastion.adapters.storage.base import StorageAdapter
 from bastion.domain.script_log import ScriptLog, ScriptLogOptions, kept, read_options
+from bastion.ports.storage import StorageAdapter
 
 T0 = 1_800_000_000_000  # milliseconds
 

@@ -14,7 +14,18 @@ import asyncpg
 import orjson
 import pytest
 
-from bastion.adapters.storage.base import (
+from bastion.adapters.storage.postgres import PostgresDialect, PostgresStorage
+from bastion.adapters.storage.postgres.regex import pg_regex
+from bastion.adapters.storage.sql import Params
+from bastion.adapters.storage.sqlite import SqliteStorage
+from bastion.core.acl import allows
+from bastion.core.query import ir
+from bastion.core.query.matcher import Matcher, compiled_regex, field_value
+from bastion.core.query.parse import parse_order, parse_where
+from bastion.core.schema import ClassSchema
+from bastion.core.types import FieldType
+from bastion.errors import Code, ParseError
+from bastion.ports.storage import (
     MASTER,
     Access,
     AddItems,
@@ -28,17 +39,6 @@ from bastion.adapters.storage.base import (
     UpdateOp,
     apply_op,
 )
-from bastion.adapters.storage.postgres import PostgresDialect, PostgresStorage
-from bastion.adapters.storage.postgres.regex import pg_regex
-from bastion.adapters.storage.sql import Params
-from bastion.adapters.storage.sqlite import SqliteStorage
-from bastion.domain.acl import allows
-from bastion.domain.query import ir
-from bastion.domain.query.matcher import Matcher, compiled_regex, field_value
-from bastion.domain.query.parse import parse_order, parse_where
-from bastion.domain.schema import ClassSchema
-from bastion.domain.types import FieldType
-from bastion.errors import Code, ParseError
 
 T0 = datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)
 

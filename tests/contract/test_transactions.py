@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bastion.adapters.storage.base import MASTER, FindQuery, StorageAdapter
-from bastion.adapters.storage.base import Set as SetOp
-from bastion.domain.query import ir
-from bastion.domain.schema import ClassSchema
-from bastion.domain.types import FieldType
+from bastion.core.query import ir
+from bastion.core.schema import ClassSchema
+from bastion.core.types import FieldType
+from bastion.ports.storage import MASTER, FindQuery, StorageAdapter
+from bastion.ports.storage import Set as SetOp
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 

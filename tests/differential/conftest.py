@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from bastion.adapters.storage.base import StorageAdapter
+from bastion.ports.storage import StorageAdapter
 
 PG_SERVER = os.environ.get("BASTION_TEST_PG", "postgresql://postgres@127.0.0.1:5432")
 

@@ -1,5 +1,5 @@
 """Aggregation pipelines mean the same on SQLite and PostgreSQL as in a plain Python reading of the
-plan (``domain/aggregate.py``): hypothesis draws small classes and pipelines of $match, $unwind,
+plan (``core/aggregate.py``): hypothesis draws small classes and pipelines of $match, $unwind,
 $sort, $skip, $limit, $project, $group (keys: fields, several fields, date parts, null; every
 accumulator) and $count, runs each through the adapter's one SQL statement, and compares the rows
 with what the reference below computes from the same plan. Orders are compared where the pipeline
@@ -19,11 +19,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from bastion.adapters.storage.base import MASTER, Record, StorageAdapter
-from bastion.domain import aggregate as ag
-from bastion.domain.query.matcher import matches
-from bastion.domain.schema import ClassSchema
-from bastion.domain.types import FieldType
+from bastion.core import aggregate as ag
+from bastion.core.query.matcher import matches
+from bastion.core.schema import ClassSchema
+from bastion.core.types import FieldType
+from bastion.ports.storage import MASTER, Record, StorageAdapter
 from tests.differential.conftest import refill, with_classes
 
 AGG = "DiffAgg"

@@ -4,7 +4,7 @@ Hypothesis draws GeoPoints and Polygons from a small pool of coordinates (edges,
 antimeridian, points a hair off a polygon's edge, where PostgreSQL's 1e-6 tolerance decides) and
 geo constraints on them (polygon equality among them, PostgreSQL's ``~=``), alone or joined with a plain constraint by AND, $or and $nor. Every
 adapter must return the objects the matcher accepts; with a top-level $nearSphere, nearest first
-(the distance the adapter ordered by is recomputed with ``domain/geo.py``), and count agrees.
+(the distance the adapter ordered by is recomputed with ``core/geo.py``), and count agrees.
 
 Set ``BASTION_DIFF_EXAMPLES`` to run more (or fewer) than the default 150 examples.
 """
@@ -19,15 +19,15 @@ import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from bastion.adapters.storage.base import MASTER, FindQuery, Record, StorageAdapter
-from bastion.domain import geo
-from bastion.domain.query import ir
-from bastion.domain.query.geo_parse import distance_order
-from bastion.domain.query.matcher import matches
-from bastion.domain.query.parse import parse_where
-from bastion.domain.schema import ClassSchema
-from bastion.domain.types import FieldType
+from bastion.core import geo
+from bastion.core.query import ir
+from bastion.core.query.geo_parse import distance_order
+from bastion.core.query.matcher import matches
+from bastion.core.query.parse import parse_where
+from bastion.core.schema import ClassSchema
+from bastion.core.types import FieldType
 from bastion.errors import ParseError
+from bastion.ports.storage import MASTER, FindQuery, Record, StorageAdapter
 from tests.differential.conftest import refill, with_classes
 
 GEO = "DiffGeo"

@@ -1,4 +1,4 @@
-"""``domain/jsonb_order.py`` sorts JSON values as PostgreSQL sorts ``jsonb`` (the order Parse Server's
+"""``core/jsonb_order.py`` sorts JSON values as PostgreSQL sorts ``jsonb`` (the order Parse Server's
 ``distinct`` answers Object values in): hypothesis draws values of every JSON type, nested, and
 PostgreSQL sorts the same list.
 """
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bastion.domain import jsonb_order
+from bastion.core import jsonb_order
 from tests.differential.conftest import Runner
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-3, 12), st.sampled_from([2.5, -0.5, 1e20]),

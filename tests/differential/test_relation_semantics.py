@@ -19,13 +19,13 @@ import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from bastion.adapters.storage.base import MASTER, Access, FindQuery, Record, StorageAdapter
-from bastion.domain.query import ir
-from bastion.domain.query.matcher import Matcher, UnsupportedInMemory, matches
-from bastion.domain.query.parse import parse_where
-from bastion.domain.schema import ClassSchema
-from bastion.domain.types import FieldType
+from bastion.core.query import ir
+from bastion.core.query.matcher import Matcher, UnsupportedInMemory, matches
+from bastion.core.query.parse import parse_where
+from bastion.core.schema import ClassSchema
+from bastion.core.types import FieldType
 from bastion.errors import ParseError
+from bastion.ports.storage import MASTER, Access, FindQuery, Record, StorageAdapter
 from tests.differential.conftest import refill, with_classes
 
 OWNER, ITEM = "DiffRelOwner", "DiffRelItem"

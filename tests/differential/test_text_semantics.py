@@ -4,7 +4,7 @@ Hypothesis writes short English documents (stop words, inflected words, capitals
 contractions, hyphenated words, numbers, a few accented words) and ``$text`` terms over the same
 vocabulary (words, ``&``, ``|``, ``!``, ``<->``, ``<N>``, quoted phrases, prefixes, parentheses),
 in English, simple and Spanish. Every adapter must return the objects the matcher accepts, and
-with ``$score`` each object's rank must be the one ``domain/text_search.py`` computes (PostgreSQL's
+with ``$score`` each object's rank must be the one ``core/text_search.py`` computes (PostgreSQL's
 own ts_rank_cd included, to the float4 bit), best first.
 
 Set ``BASTION_DIFF_EXAMPLES`` to run more (or fewer) than the default 150 examples.
@@ -20,15 +20,15 @@ import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from bastion.adapters.storage.base import MASTER, SCORE_COLUMN, FindQuery, Record, StorageAdapter
-from bastion.domain import text_search
-from bastion.domain.query import ir
-from bastion.domain.query.matcher import matches
-from bastion.domain.query.parse import parse_order, parse_where
-from bastion.domain.query.text_parse import first_text_search
-from bastion.domain.schema import ClassSchema
-from bastion.domain.types import FieldType
+from bastion.core import text_search
+from bastion.core.query import ir
+from bastion.core.query.matcher import matches
+from bastion.core.query.parse import parse_order, parse_where
+from bastion.core.query.text_parse import first_text_search
+from bastion.core.schema import ClassSchema
+from bastion.core.types import FieldType
 from bastion.errors import ParseError
+from bastion.ports.storage import MASTER, SCORE_COLUMN, FindQuery, Record, StorageAdapter
 from tests.differential.conftest import refill, with_classes
 
 TEXT = "DiffText"

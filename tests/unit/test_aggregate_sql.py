@@ -1,4 +1,4 @@
-"""domain/aggregate.py plans and adapters/storage/aggregate_sql.py statements: one statement per
+"""core/aggregate.py plans and adapters/storage/aggregate_sql.py statements: one statement per
 pipeline, every value a bound parameter, every name validated before it is quoted."""
 
 from __future__ import annotations
@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 
 from bastion.adapters.storage.aggregate_sql import AggregateCompiler
-from bastion.adapters.storage.base import MASTER
 from bastion.adapters.storage.postgres import PostgresDialect
 from bastion.adapters.storage.postgres.aggregate import PostgresAggregateHooks
 from bastion.adapters.storage.sqlite import SqliteDialect
 from bastion.adapters.storage.sqlite.aggregate import SqliteAggregateHooks
-from bastion.domain import aggregate as ag
-from bastion.domain.schema import ClassSchema
-from bastion.domain.types import FieldType
+from bastion.core import aggregate as ag
+from bastion.core.schema import ClassSchema
+from bastion.core.types import FieldType
 from bastion.errors import ParseError
+from bastion.ports.storage import MASTER
 
 SCHEMA = ClassSchema.new("Sale", {"item": FieldType("String"), "amount": FieldType("Number"),
                                   "day": FieldType("Date"), "tags": FieldType("Array"),

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from bastion.events import Hook, ObjectWritten, SchemaChanged
+from bastion.core.events import Hook, ObjectWritten, SchemaChanged
 
 
 def test_emit_calls_handlers_in_the_order_bound() -> None:
@@ -104,7 +104,7 @@ def test_a_contained_hook_logs_a_failing_handler_and_goes_on(caplog: pytest.LogC
 
     hook.bind(broken)
     hook.bind(lambda event: seen.append("after"))
-    with caplog.at_level(logging.ERROR, logger="bastion.events"):
+    with caplog.at_level(logging.ERROR, logger="bastion.core.events"):
         hook.emit(ObjectWritten("Post"))
     assert seen == ["after"]
     assert "change committed handler failed" in caplog.text and "handler bug" in caplog.text
@@ -147,7 +147,7 @@ async def test_emit_async_propagates_or_contains_a_failure(caplog: pytest.LogCap
     contained: Hook[SchemaChanged] = Hook("pubsub reconnected", contain=True)
     contained.bind(broken)
     contained.bind(lambda event: seen.append("contained after"))
-    with caplog.at_level(logging.ERROR, logger="bastion.events"):
+    with caplog.at_level(logging.ERROR, logger="bastion.core.events"):
         await contained.emit_async(SchemaChanged("Post"))
     assert seen == ["contained after"]
     assert "pubsub reconnected handler failed" in caplog.text

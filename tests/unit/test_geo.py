@@ -1,4 +1,4 @@
-"""domain/geo.py: distances as the Parse SDK computes them, and PostgreSQL's polygon and box tests.
+"""core/geo.py: distances as the Parse SDK computes them, and PostgreSQL's polygon and box tests.
 
 The polygon answers below are what PostgreSQL 15 answers to ``point(x, y) <@ polygon`` (x is the
 longitude): its 1e-6 tolerance is not symmetric about an edge.
@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from bastion.domain import geo
+from bastion.core import geo
 
 SQUARE = [(0.0, 0.0), (10.0, 0.0), (10.0, 10.0), (0.0, 10.0)]  # (lat, lng)
 

@@ -1,7 +1,7 @@
 """index_order: a range on an indexed field orders an unordered query by that field."""
 
-from bastion.domain.query import ir
-from bastion.domain.query.index_order import index_order
+from bastion.core.query import ir
+from bastion.core.query.index_order import index_order
 
 N = ir.Field("n", "Number")
 NAME = ir.Field("name", "String")

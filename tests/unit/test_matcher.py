@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from bastion.domain.query import ir
-from bastion.domain.query.matcher import Matcher, field_value, json_equal, matches
-from bastion.domain.query.parse import parse_where
-from bastion.domain.schema import ClassSchema
-from bastion.domain.types import FieldType
+from bastion.core.query import ir
+from bastion.core.query.matcher import Matcher, field_value, json_equal, matches
+from bastion.core.query.parse import parse_where
+from bastion.core.schema import ClassSchema
+from bastion.core.types import FieldType
 
 S, N, D = ir.Field("s", "String"), ir.Field("n", "Number"), ir.Field("d", "Date")
 A, P, OBJ = ir.Field("a", "Array"), ir.Field("p", "Pointer"), ir.Field("o", "Object")
@@ -223,8 +223,8 @@ def test_subquery_without_a_resolver_is_an_error() -> None:
 
 
 def test_array_starts_with() -> None:
-    from bastion.domain.query import ir as query_ir
-    from bastion.domain.query.matcher import matches
+    from bastion.core.query import ir as query_ir
+    from bastion.core.query.matcher import matches
 
     field = query_ir.Field("tags", "Array")
     node = query_ir.ArrayStartsWith(field, "ap")

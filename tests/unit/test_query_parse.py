@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 
-from bastion.domain.query import ir
-from bastion.domain.query.parse import (
+from bastion.core.query import ir
+from bastion.core.query.parse import (
     QueryLimits,
     parse_order,
     parse_where,
     quote_literal_sections,
     relative_time,
 )
-from bastion.domain.schema import ClassSchema
-from bastion.domain.types import FieldType
+from bastion.core.schema import ClassSchema
+from bastion.core.types import FieldType
 from bastion.errors import Code, ParseError
 
 ITEM = ClassSchema.new("Item", {

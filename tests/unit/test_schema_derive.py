@@ -1,6 +1,6 @@
 """ClassSchema.derive: computed once per key, and bounded (keys can come from clients)."""
 
-from bastion.domain.schema import DERIVED_LIMIT, ClassSchema
+from bastion.core.schema import DERIVED_LIMIT, ClassSchema
 
 
 def test_derive_computes_once_per_key() -> None:

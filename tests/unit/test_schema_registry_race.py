@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 
 from bastion.adapters.storage.sqlite import SqliteStorage
-from bastion.domain.schema import ClassSchema
+from bastion.core.schema import ClassSchema
+from bastion.core.types import FieldType
 from bastion.domain.schema_registry import SchemaRegistry
-from bastion.domain.types import FieldType
 
 
 class RacingStorage(SqliteStorage):

@@ -1,10 +1,10 @@
-"""domain/text_search.py against answers PostgreSQL 15 gave (so these run without a database)."""
+"""core/text_search.py against answers PostgreSQL 15 gave (so these run without a database)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bastion.domain import text_search as ts
+from bastion.core import text_search as ts
 
 
 @pytest.mark.parametrize(("language", "text", "vector"), [

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bastion.adapters.files.base import FileInfo, FilesAdapter
 from bastion.domain import thumbnails
 from bastion.domain.thumbnails import delete_thumbnails, parse_spec, thumbnail, thumbnail_parent
 from bastion.errors import ParseError
+from bastion.ports.files import FileInfo, FilesAdapter
 from tests.contract.s3_server import FAKE_CREDENTIALS
 
 NAME = "0123456789abcdef0123456789abcdef_photo.jpg"

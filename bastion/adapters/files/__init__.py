@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from bastion.adapters.files.base import FilesAdapter
+from bastion.ports.files import FilesAdapter
 
 
 def open_files(url: str | None, data_dir: str | Path, database_url: str | None = None) -> FilesAdapter:

@@ -19,8 +19,8 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from bastion.adapters.files.base import CHUNK_SIZE, FileInfo, FilesAdapter, FileTooLarge
 from bastion.adapters.files.names import check_backend_name
+from bastion.ports.files import CHUNK_SIZE, FileInfo, FilesAdapter, FileTooLarge
 
 
 class LocalFiles(FilesAdapter):

@@ -15,8 +15,8 @@ from typing import Any
 import asyncpg
 import orjson
 
-from bastion.adapters.files.base import CHUNK_SIZE, FileInfo, FilesAdapter, FileTooLarge
 from bastion.adapters.files.names import check_backend_name
+from bastion.ports.files import CHUNK_SIZE, FileInfo, FilesAdapter, FileTooLarge
 
 FILES_TABLE = '"_Files"'
 CHUNKS_TABLE = '"_FileChunks"'

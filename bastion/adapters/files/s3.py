@@ -35,7 +35,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from bastion.adapters.files.base import CHUNK_SIZE, FileInfo, FilesAdapter, FileTooLarge
+from bastion.ports.files import CHUNK_SIZE, FileInfo, FilesAdapter, FileTooLarge
 
 T = TypeVar("T")
 

@@ -15,7 +15,8 @@ import secrets
 import time
 from pathlib import Path
 
-from bastion.adapters.mail.message import MailError, MailMessage, to_email
+from bastion.adapters.mail.message import to_email
+from bastion.ports.mail import MailError, MailMessage
 
 log = logging.getLogger("bastion.mail")
 

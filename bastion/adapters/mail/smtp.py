@@ -6,7 +6,8 @@ import ssl
 
 import aiosmtplib
 
-from bastion.adapters.mail.message import MailError, MailMessage, to_email
+from bastion.adapters.mail.message import to_email
+from bastion.ports.mail import MailError, MailMessage
 
 
 class SmtpMailer:

@@ -10,8 +10,8 @@ from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from bastion.adapters.mail.dev import DevMailer
-from bastion.adapters.mail.message import Mailer
 from bastion.adapters.mail.smtp import SmtpMailer
+from bastion.ports.mail import Mailer
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}

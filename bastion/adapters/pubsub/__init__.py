@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bastion.adapters.pubsub.base import Handler, PubSub
 from bastion.adapters.pubsub.memory import MemoryPubSub
+from bastion.ports.pubsub import Handler, PubSub
 
 __all__ = ["Handler", "MemoryPubSub", "PubSub", "open_pubsub"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import logging
 
-from bastion.adapters.pubsub.base import Handler, PubSub
+from bastion.ports.pubsub import Handler, PubSub
 
 log = logging.getLogger("bastion.pubsub")
 

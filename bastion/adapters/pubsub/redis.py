@@ -30,8 +30,8 @@ from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from bastion.adapters.pubsub.base import Handler, PubSub
-from bastion.events import PubSubReconnected
+from bastion.core.events import PubSubReconnected
+from bastion.ports.pubsub import Handler, PubSub
 
 log = logging.getLogger("bastion.pubsub")
 

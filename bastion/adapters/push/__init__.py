@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bastion.adapters.push.base import Delivery, Device, PushAdapter
+from bastion.ports.push import Delivery, Device, PushAdapter
 
 __all__ = ["Delivery", "Device", "PushAdapter", "default_vapid_subject", "open_push_adapters"]
 

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 import httpx
 
-from bastion.adapters.push.base import Delivery
+from bastion.ports.push import Delivery
 
 T = TypeVar("T")
 

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bastion.adapters.push._common import fan_out, is_high_priority, retry_after, transport_failure
-from bastion.adapters.push.base import Delivery, Device, PushAdapter
+from bastion.ports.push import Delivery, Device, PushAdapter
 
 PRODUCTION = "https://api.push.apple.com"
 SANDBOX = "https://api.sandbox.push.apple.com"

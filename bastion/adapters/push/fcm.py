@@ -29,7 +29,7 @@ from bastion.adapters.push._common import (
     transport_failure,
     ttl_seconds,
 )
-from bastion.adapters.push.base import Delivery, Device, PushAdapter
+from bastion.ports.push import Delivery, Device, PushAdapter
 
 DEFAULT_ENDPOINT = "https://fcm.googleapis.com"
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"

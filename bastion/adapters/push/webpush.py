@@ -37,7 +37,7 @@ from bastion.adapters.push._common import (
     transport_failure,
     ttl_seconds,
 )
-from bastion.adapters.push.base import Delivery, Device, PushAdapter
+from bastion.ports.push import Delivery, Device, PushAdapter
 
 VAPID_FILE = "vapid.json"
 JWT_LIFETIME = 12 * 3600  # RFC 8292: at most 24 hours

@@ -1,4 +1,4 @@
-"""An aggregation plan (``domain/aggregate.py``) as one SQL statement: a chain of CTEs.
+"""An aggregation plan (``core/aggregate.py``) as one SQL statement: a chain of CTEs.
 
 ``_s0`` reads the class table (with the read-permission predicate and, when the pipeline starts
 with ``$match``, its where); every further stage selects from the previous one. Column names come
@@ -16,11 +16,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, assert_never
 
-from bastion.adapters.storage.base import Access
 from bastion.adapters.storage.sql import Params, SqlDialect, quote
-from bastion.domain import aggregate as ag
-from bastion.domain.query import ir
-from bastion.domain.schema import ClassSchema
+from bastion.core import aggregate as ag
+from bastion.core.query import ir
+from bastion.core.schema import ClassSchema
+from bastion.ports.storage import Access
 
 ORDER = '"_o"'
 

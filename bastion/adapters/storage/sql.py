@@ -11,10 +11,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from bastion.adapters.storage.base import SCORE_COLUMN, Access, FindQuery
-from bastion.domain.query import ir
-from bastion.domain.schema import ClassSchema
+from bastion.core.query import ir
+from bastion.core.schema import ClassSchema
 from bastion.errors import Code, ParseError
+from bastion.ports.storage import SCORE_COLUMN, Access, FindQuery
 
 MAX_SQL_DEPTH = 64
 

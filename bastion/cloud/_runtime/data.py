@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from bastion.cloud._runtime.context import current_runtime
 from bastion.cloud.errors import Error
 from bastion.cloud.objects import Object
-from bastion.domain.auth import MASTER_AUTH, Auth, CallInfo
+from bastion.core.auth import MASTER_AUTH, Auth, CallInfo
 from bastion.domain.read import FindRequest
 from bastion.errors import Code, ParseError, Unauthorized
 

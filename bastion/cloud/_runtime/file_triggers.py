@@ -12,7 +12,7 @@ from bastion.errors import Code, ParseError
 
 if TYPE_CHECKING:
     from bastion.cloud._runtime.runtime import CloudRuntime
-    from bastion.domain.auth import Auth, CallInfo
+    from bastion.core.auth import Auth, CallInfo
 
 
 async def run_file_trigger(cloud: CloudRuntime, kind: str, file: File, auth: Auth, info: CallInfo | None,

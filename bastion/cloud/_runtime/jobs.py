@@ -28,8 +28,8 @@ from bastion.cloud._runtime.context import running
 from bastion.cloud._runtime.registry import Registered
 from bastion.cloud.objects import decode
 from bastion.cloud.request import JobRequest
-from bastion.domain.auth import MASTER_AUTH, CallInfo
-from bastion.domain.types import encode_date, now_ms
+from bastion.core.auth import MASTER_AUTH, CallInfo
+from bastion.core.types import encode_date, now_ms
 from bastion.errors import Code, ParseError
 
 if TYPE_CHECKING:

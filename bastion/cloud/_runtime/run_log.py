@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bastion.domain.redaction import redact_value
+from bastion.core.redaction import redact_value
 
 if TYPE_CHECKING:
     from bastion.cloud.request import Request

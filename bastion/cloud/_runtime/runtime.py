@@ -38,7 +38,7 @@ from bastion.cloud.request import (
     ObjectTriggerRequest,
     Request,
 )
-from bastion.domain.auth import MASTER_AUTH, Auth, CallInfo
+from bastion.core.auth import MASTER_AUTH, Auth, CallInfo
 from bastion.domain.read import FindRequest
 from bastion.errors import Code, ParseError
 

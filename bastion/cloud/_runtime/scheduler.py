@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 from cronsim import CronSim, CronSimError
 
 from bastion.cloud._runtime.jobs import JOB_STATUS
-from bastion.domain.auth import MASTER_AUTH
+from bastion.core.auth import MASTER_AUTH
+from bastion.core.types import format_iso
 from bastion.domain.read import FindRequest
-from bastion.domain.types import format_iso
 from bastion.domain.write import OBJECT_ID_ALPHABET
 from bastion.errors import ParseError
 

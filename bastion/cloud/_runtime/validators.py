@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bastion.cloud._runtime.rate_limit import RateLimit
 from bastion.cloud.errors import Error
-from bastion.domain.js import js_string, json_type
+from bastion.core.js import js_string, json_type
 from bastion.errors import Code
 
 if TYPE_CHECKING:

@@ -29,12 +29,12 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from bastion import events
 from bastion.cloud._runtime.registry import CloudRegistry, Registered
 from bastion.cloud.acl import ACL
 from bastion.cloud.objects import Object, encode
+from bastion.core import events
+from bastion.core.events import WebhooksChanged
 from bastion.errors import Code, ParseError
-from bastion.events import WebhooksChanged
 
 if TYPE_CHECKING:
     from bastion.cloud._runtime.runtime import CloudRuntime

@@ -1,10 +1,10 @@
-"""/aggregate: ``distinct``, or a ``pipeline`` of stages (``domain/aggregate.py``)."""
+"""/aggregate: ``distinct``, or a ``pipeline`` of stages (``core/aggregate.py``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bastion.domain.aggregate import NOT_STAGES
+from bastion.core.aggregate import NOT_STAGES
 from bastion.domain.aggregate_results import run_pipeline
 from bastion.errors import Code, ParseError
 from bastion.http.context import RequestContext

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bastion.domain.query.relation_parse import js_truthy
+from bastion.core.query.relation_parse import js_truthy
 from bastion.http.context import RequestContext
 from bastion.http.responses import Response
 from bastion.http.router import Router

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bastion.core.types import now_iso
 from bastion.domain.read import FindRequest
-from bastion.domain.types import now_iso
 from bastion.errors import Code, ParseError
 from bastion.http.context import RequestContext
 from bastion.http.responses import Response

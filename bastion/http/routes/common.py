@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from bastion.domain.names import check_no_denylisted_keys
+from bastion.core.names import check_no_denylisted_keys
 from bastion.domain.read import FindRequest
 from bastion.errors import Code, ParseError, Unauthorized
 from bastion.http.context import RequestContext

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bastion.domain.names import check_no_denylisted_keys
+from bastion.core.names import check_no_denylisted_keys
 from bastion.errors import Code, ParseError
 from bastion.http.context import RequestContext
 from bastion.http.responses import Response

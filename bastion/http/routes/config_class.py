@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bastion.domain.query.matcher import UnsupportedInMemory, matches
-from bastion.domain.query.parse import parse_where
-from bastion.domain.schema import DEFAULT_FIELDS, ClassSchema
-from bastion.domain.types import FieldType, format_iso, infer_type, now_ms
+from bastion.core.query.matcher import UnsupportedInMemory, matches
+from bastion.core.query.parse import parse_where
+from bastion.core.schema import DEFAULT_FIELDS, ClassSchema
+from bastion.core.types import FieldType, format_iso, infer_type, now_ms
 from bastion.errors import Code, ParseError
 from bastion.http.context import RequestContext
 from bastion.http.responses import Response

@@ -18,13 +18,12 @@ from typing import Any
 
 import orjson
 
-from bastion.adapters.files.base import FilesAdapter, FileTooLarge
 from bastion.cloud._runtime.file_triggers import run_file_trigger, run_file_trigger_request
 from bastion.cloud._runtime.registry import FILE_CLASS
 from bastion.cloud.files import File
-from bastion.domain.auth import Auth
+from bastion.core.auth import Auth
+from bastion.core.names import check_no_denylisted_keys
 from bastion.domain.files import Files, type_for_name, validate_filename
-from bastion.domain.names import check_no_denylisted_keys
 from bastion.errors import Code, ParseError, Unauthorized
 from bastion.http.context import RequestContext, decode_body, extract_keys, read_body
 from bastion.http.ranges import Multipart, Unsatisfiable, content_range, parse_range
@@ -32,6 +31,7 @@ from bastion.http.responses import Response, StreamResponse
 from bastion.http.router import Router
 from bastion.http.routes.common import PERMISSION_DENIED, require_master
 from bastion.keys import authenticate
+from bastion.ports.files import FilesAdapter, FileTooLarge
 
 log = logging.getLogger("bastion")
 _HEADER_VALUE = re.compile(r"^[\x20-\x7e]{1,255}$")

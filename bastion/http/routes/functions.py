@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bastion.domain.names import check_no_denylisted_keys
+from bastion.core.names import check_no_denylisted_keys
 from bastion.http.context import RequestContext
 from bastion.http.responses import Response
 from bastion.http.router import Router

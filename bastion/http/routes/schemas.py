@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from bastion.adapters.storage.base import MASTER
-from bastion.domain.names import check_class_name, field_name_is_valid
-from bastion.domain.query import ir
-from bastion.domain.schema import DEFAULT_FIELDS, SYSTEM_CLASS_FIELDS, check_field_type_spec
-from bastion.domain.types import FieldType
+from bastion.core.names import check_class_name, field_name_is_valid
+from bastion.core.query import ir
+from bastion.core.schema import DEFAULT_FIELDS, SYSTEM_CLASS_FIELDS, check_field_type_spec
+from bastion.core.types import FieldType
 from bastion.errors import Code, ParseError
 from bastion.http.context import RequestContext
 from bastion.http.responses import Response
 from bastion.http.router import Router
 from bastion.http.routes.common import require_master, require_writable_master
+from bastion.ports.storage import MASTER
 
 
 def _class_name(req: RequestContext) -> str:

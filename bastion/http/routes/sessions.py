@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from bastion.core.types import format_iso, now_ms
 from bastion.domain.sessions import SESSION_CLASS, new_token
-from bastion.domain.types import format_iso, now_ms
 from bastion.errors import Code, ParseError
 from bastion.http.context import RequestContext
 from bastion.http.responses import Response

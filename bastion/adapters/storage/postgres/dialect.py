@@ -8,15 +8,15 @@ from typing import Any, assert_never
 
 import asyncpg
 
-from bastion.adapters.storage.base import Access, AddItems, Increment, RemoveItems, Set, SetPath, UpdateOp
 from bastion.adapters.storage.postgres.codecs import encode_text
 from bastion.adapters.storage.postgres.regex import pg_regex
 from bastion.adapters.storage.sql import Compilation, GeoLeaf, Leaf, Params, SqlDialect, quote
-from bastion.domain import geo
-from bastion.domain.query import ir
-from bastion.domain.schema import HIDDEN_COLUMNS
-from bastion.domain.types import is_number, parse_iso
+from bastion.core import geo
+from bastion.core.query import ir
+from bastion.core.schema import HIDDEN_COLUMNS
+from bastion.core.types import is_number, parse_iso
 from bastion.errors import Code, ParseError
+from bastion.ports.storage import Access, AddItems, Increment, RemoveItems, Set, SetPath, UpdateOp
 
 # Parse Server's parseTypeToPostgresType; "Perms" is the text[] of _rperm/_wperm.
 COLUMN_TYPES = {
@@ -221,7 +221,7 @@ class PostgresDialect(SqlDialect):
         vector, query = self.text_search_terms(search, params)
         return f"ts_rank_cd({vector}, {query}, 32)"
 
-    # --- geo: built-in operators and math, no PostGIS (same steps as domain/geo.py) ------------
+    # --- geo: built-in operators and math, no PostGIS (same steps as core/geo.py) ------------
 
     def distance(self, field: ir.Field, point: tuple[float, float], params: Params) -> str:
         """Radians from ``point`` to the GeoPoint column (x longitude, y latitude), by haversine."""

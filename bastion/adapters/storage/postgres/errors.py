@@ -7,9 +7,9 @@ from contextlib import contextmanager
 
 import asyncpg
 
-from bastion.adapters.storage.base import DuplicateValue
 from bastion.adapters.storage.postgres.dialect import MAX_IDENTIFIER
 from bastion.errors import Code, ParseError
+from bastion.ports.storage import DuplicateValue
 
 
 @contextmanager

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from bastion.adapters.storage.base import Access, FindQuery
 from bastion.adapters.storage.postgres import lateral, object_json
 from bastion.adapters.storage.postgres.batched_reads import BatchedReads
 from bastion.adapters.storage.postgres.codecs import ARRAY_ENCODERS, decode_perms
 from bastion.adapters.storage.postgres.transaction import CURRENT_TRANSACTION
-from bastion.domain.acl import perms_to_acl
-from bastion.domain.query import ir
-from bastion.domain.schema import ClassSchema
+from bastion.core.acl import perms_to_acl
+from bastion.core.query import ir
+from bastion.core.schema import ClassSchema
+from bastion.ports.storage import Access, FindQuery
 
 if TYPE_CHECKING:
     from bastion.adapters.storage.postgres.storage import PostgresStorage

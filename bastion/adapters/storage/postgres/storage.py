@@ -26,19 +26,6 @@ from typing import Any, cast
 import asyncpg
 
 from bastion.adapters.storage.aggregate_sql import AggregateCompiler
-from bastion.adapters.storage.base import (
-    AUTH_PROVIDER,
-    BASE_COLUMNS,
-    HOOK_COLUMNS,
-    MASTER,
-    PUSH_QUEUE_COLUMNS,
-    Access,
-    FindQuery,
-    Record,
-    StorageAdapter,
-    UpdateOp,
-    hook_key,
-)
 from bastion.adapters.storage.postgres.aggregate import PostgresAggregateHooks
 from bastion.adapters.storage.postgres.codecs import DECODERS, encode_text, init_connection
 from bastion.adapters.storage.postgres.dialect import (
@@ -60,11 +47,24 @@ from bastion.adapters.storage.postgres.json_reads import JsonReads
 from bastion.adapters.storage.postgres.pool import ConnectionPool
 from bastion.adapters.storage.postgres.transaction import CURRENT_TRANSACTION, Transaction
 from bastion.adapters.storage.sql import Params, quote
-from bastion.domain.aggregate import Plan
-from bastion.domain.query import ir
-from bastion.domain.schema import ClassSchema
-from bastion.domain.types import FieldType
+from bastion.core.aggregate import Plan
+from bastion.core.query import ir
+from bastion.core.schema import ClassSchema
+from bastion.core.types import FieldType
 from bastion.errors import Code, ParseError
+from bastion.ports.storage import (
+    AUTH_PROVIDER,
+    BASE_COLUMNS,
+    HOOK_COLUMNS,
+    MASTER,
+    PUSH_QUEUE_COLUMNS,
+    Access,
+    FindQuery,
+    Record,
+    StorageAdapter,
+    UpdateOp,
+    hook_key,
+)
 
 # What CREATE … IF NOT EXISTS raises when another process creates the same thing at the same
 # moment: the catalog's unique indexes (on the relation, or on the table's row type) catch it.

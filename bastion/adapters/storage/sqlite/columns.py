@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import fields, is_dataclass, replace
 from typing import Any
 
-from bastion.adapters.storage.base import BASE_COLUMNS
-from bastion.domain.query import ir
-from bastion.domain.schema import HIDDEN_COLUMNS, ClassSchema
+from bastion.core.query import ir
+from bastion.core.schema import HIDDEN_COLUMNS, ClassSchema
+from bastion.ports.storage import BASE_COLUMNS
 
 Renames = dict[str, str]  # field name -> its column, for the fields whose column is another name
 NO_RENAMES: Renames = {}

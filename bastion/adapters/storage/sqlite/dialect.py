@@ -6,13 +6,13 @@ import re
 from datetime import datetime
 from typing import Any, assert_never
 
-from bastion.adapters.storage.base import Access
 from bastion.adapters.storage.sql import Compilation, GeoLeaf, Leaf, Params, SqlDialect, balanced, quote
 from bastion.adapters.storage.sqlite.functions import canonical_json_text, dumps
-from bastion.domain import geo
-from bastion.domain.query import ir
-from bastion.domain.types import format_iso, is_number
+from bastion.core import geo
+from bastion.core.query import ir
+from bastion.core.types import format_iso, is_number
 from bastion.errors import Code, ParseError
+from bastion.ports.storage import Access
 
 COLUMN_TYPES = {"String": "TEXT", "Number": "REAL", "Boolean": "INTEGER", "Date": "TEXT"}
 JSON_TYPES = frozenset({"Object", "Array", "GeoPoint", "Polygon"})

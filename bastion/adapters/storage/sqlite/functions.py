@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 import orjson
 
-from bastion.domain import geo, text_search
-from bastion.domain.query.matcher import compiled_regex
-from bastion.domain.query.regex_guard import UnsafeRegex, regex_shape
+from bastion.core import geo, text_search
+from bastion.core.query.matcher import compiled_regex
+from bastion.core.query.regex_guard import UnsafeRegex, regex_shape
 
 T = TypeVar("T")
 
@@ -109,7 +109,7 @@ def _sqlite_regex(pattern: str, flags: int, value: Any) -> int:
     return 1 if found else 0
 
 
-# --- full-text search: PostgreSQL's, as modelled in domain/text_search.py (the matcher's too) ----
+# --- full-text search: PostgreSQL's, as modelled in core/text_search.py (the matcher's too) ----
 
 
 def _timed(fn: Callable[[], T]) -> T:
@@ -138,7 +138,7 @@ def _sqlite_ts_rank(language: str, term: str, value: Any) -> float | None:
     return _timed(lambda: text_search.rank(language, term, value))
 
 
-# --- geo: the matcher's arithmetic (domain/geo.py) as SQL functions -----------------------------
+# --- geo: the matcher's arithmetic (core/geo.py) as SQL functions -----------------------------
 
 
 def _stored_point(text: Any) -> geo.Point | None:

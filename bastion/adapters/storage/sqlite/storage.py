@@ -18,21 +18,6 @@ from typing import Any
 import orjson
 
 from bastion.adapters.storage.aggregate_sql import AggregateCompiler
-from bastion.adapters.storage.base import (
-    AUTH_PROVIDER,
-    BASE_COLUMNS,
-    HOOK_COLUMNS,
-    MASTER,
-    PUSH_QUEUE_COLUMNS,
-    Access,
-    DuplicateValue,
-    FindQuery,
-    Record,
-    StorageAdapter,
-    UpdateOp,
-    apply_op,
-    hook_key,
-)
 from bastion.adapters.storage.sql import Params, quote
 from bastion.adapters.storage.sqlite.aggregate import SqliteAggregateHooks
 from bastion.adapters.storage.sqlite.columns import (
@@ -52,11 +37,26 @@ from bastion.adapters.storage.sqlite.dialect import (
 )
 from bastion.adapters.storage.sqlite.functions import dumps
 from bastion.adapters.storage.sqlite.threads import SqliteThreads, or_missing
-from bastion.domain.aggregate import Plan
-from bastion.domain.query import ir
-from bastion.domain.schema import HIDDEN_COLUMNS, ClassSchema
-from bastion.domain.types import FieldType, parse_iso
+from bastion.core.aggregate import Plan
+from bastion.core.query import ir
+from bastion.core.schema import HIDDEN_COLUMNS, ClassSchema
+from bastion.core.types import FieldType, parse_iso
 from bastion.errors import Code, ParseError
+from bastion.ports.storage import (
+    AUTH_PROVIDER,
+    BASE_COLUMNS,
+    HOOK_COLUMNS,
+    MASTER,
+    PUSH_QUEUE_COLUMNS,
+    Access,
+    DuplicateValue,
+    FindQuery,
+    Record,
+    StorageAdapter,
+    UpdateOp,
+    apply_op,
+    hook_key,
+)
 
 
 def _hidden_type(schema: ClassSchema, column: str) -> FieldType | None:

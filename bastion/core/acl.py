@@ -7,11 +7,26 @@ the master key carries None, which means "everything".
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from bastion.errors import Code, ParseError
 
 PUBLIC = "*"
+
+
+@dataclass(slots=True)
+class Access:
+    """Whose rows a statement may touch: None for the master key, else the ACL entries acted as."""
+
+    acting_as: list[str] | None = None
+
+    @property
+    def is_master(self) -> bool:
+        return self.acting_as is None
+
+
+MASTER = Access(None)
 
 
 def acl_to_perms(acl: Any) -> tuple[list[str], list[str]]:

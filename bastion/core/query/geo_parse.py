@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bastion.domain.geo import EARTH_RADIUS_KM, EARTH_RADIUS_MILES, Point
-from bastion.domain.js import js_string
-from bastion.domain.query import ir
-from bastion.domain.schema import ClassSchema
-from bastion.domain.types import is_number
+from bastion.core.geo import EARTH_RADIUS_KM, EARTH_RADIUS_MILES, Point
+from bastion.core.js import js_string
+from bastion.core.query import ir
+from bastion.core.schema import ClassSchema
+from bastion.core.types import is_number
 from bastion.errors import Code, ParseError
 
 GEO_OPERATORS = frozenset({"$nearSphere", "$within", "$geoWithin", "$geoIntersects"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 
-from bastion.events import Hook, PubSubReconnected
+from bastion.core.events import Hook, PubSubReconnected
 
 Handler = Callable[[bytes], Awaitable[None] | None]
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from bastion.domain.types import (
+from bastion.core.types import (
     FieldType,
     check_bytes,
     check_geopoint,

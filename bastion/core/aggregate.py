@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bastion.domain.names import field_name_is_valid
-from bastion.domain.query import ir
-from bastion.domain.query.parse import QueryLimits, SchemaLookup, parse_where
-from bastion.domain.schema import ClassSchema
-from bastion.domain.types import FieldType
+from bastion.core.names import field_name_is_valid
+from bastion.core.query import ir
+from bastion.core.query.parse import QueryLimits, SchemaLookup, parse_where
+from bastion.core.schema import ClassSchema
+from bastion.core.types import FieldType
 from bastion.errors import Code, ParseError
 
 MAX_STAGES = 100

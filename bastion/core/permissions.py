@@ -18,8 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bastion.domain.auth import Auth
-from bastion.domain.schema import CLP_OPERATIONS, ClassSchema
+from bastion.core.auth import Auth
+from bastion.core.schema import CLP_OPERATIONS, ClassSchema
 from bastion.errors import Code, ParseError
 
 DENIED = "Permission denied"

@@ -30,7 +30,7 @@ from typing import cast
 
 import snowballstemmer
 
-from bastion.domain.text_stopwords import STOP_WORDS
+from bastion.core.text_stopwords import STOP_WORDS
 
 # The text search configurations PostgreSQL 15 ships, and so the only $language values accepted.
 LANGUAGES = frozenset({

@@ -1,7 +1,7 @@
 """The storage contract: what the domain asks of a database, in canonical values.
 
 Adapters turn these calls into one SQL statement each (bound parameters only). Names reaching an
-adapter were already validated by ``domain/names.py``; adapters quote them all the same.
+adapter were already validated by ``core/names.py``; adapters quote them all the same.
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from bastion.domain.aggregate import Plan
-from bastion.domain.query import ir
-from bastion.domain.schema import ClassSchema
-from bastion.domain.types import FieldType
+from bastion.core.acl import MASTER as MASTER  # the storage contract speaks in Access
+from bastion.core.acl import Access as Access
+from bastion.core.aggregate import Plan
+from bastion.core.query import ir
+from bastion.core.schema import ClassSchema
+from bastion.core.types import FieldType
 
 # Columns every class table has, besides its fields.
 BASE_COLUMNS = ("objectId", "createdAt", "updatedAt", "_rperm", "_wperm")
@@ -79,18 +81,6 @@ class FindQuery:
 SCORE_COLUMN = "$score"  # not a field name any class can have
 
 
-@dataclass(slots=True)
-class Access:
-    """Whose rows a statement may touch: None for the master key, else the ACL entries acted as."""
-
-    acting_as: list[str] | None = None
-
-    @property
-    def is_master(self) -> bool:
-        return self.acting_as is None
-
-
-MASTER = Access(None)
 
 
 # The columns of Parse Server's _Hooks table; a webhook is named by its function, or by its class and trigger.
@@ -295,7 +285,7 @@ class StorageAdapter(ABC):
 
     @abstractmethod
     async def aggregate(self, schema: ClassSchema, plan: Plan, access: Access) -> list[Record]:
-        """Run a planned pipeline (``domain/aggregate.py``) as one statement: one record per result,
+        """Run a planned pipeline (``core/aggregate.py``) as one statement: one record per result,
         keyed by the plan's column names, values canonical (Json columns as decoded JSON)."""
 
 
@@ -303,7 +293,7 @@ class StorageAdapter(ABC):
 
 
 def _json_contains(items: list[Any], value: Any) -> bool:
-    from bastion.domain.query.matcher import json_equal
+    from bastion.core.query.matcher import json_equal
 
     return any(json_equal(item, value) for item in items)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from bastion.adapters.storage.base import Access
+from bastion.core.acl import Access
 
 
 @dataclass(slots=True)

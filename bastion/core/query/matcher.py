@@ -1,6 +1,6 @@
 """The in-memory meaning of the query IR, for LiveQuery, triggers and tests.
 
-Records are in canonical form (``domain/codec.py``). The SQL compilers must agree with this file;
+Records are in canonical form (``core/codec.py``). The SQL compilers must agree with this file;
 the differential tests hold them to it.
 """
 
@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from bastion.domain import geo, text_search
-from bastion.domain.query import ir
-from bastion.domain.query.regex_guard import regex_flags
-from bastion.domain.types import is_number
+from bastion.core import geo, text_search
+from bastion.core.query import ir
+from bastion.core.query.regex_guard import regex_flags
+from bastion.core.types import is_number
 
 SubQueryValues = Callable[[ir.SubQuery], set[Any] | list[Any]]
 

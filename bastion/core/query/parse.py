@@ -8,16 +8,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bastion.domain.codec import to_canonical
-from bastion.domain.js import js_string
-from bastion.domain.names import DENYLISTED_KEYS, field_name_is_valid
-from bastion.domain.query import ir
-from bastion.domain.query.geo_parse import DISTANCE_UNITS, GEO_OPERATORS, geo_constraint
-from bastion.domain.query.regex_guard import check_regex
-from bastion.domain.query.relation_parse import related_to, relation_constraint
-from bastion.domain.query.text_parse import text_constraint
-from bastion.domain.schema import ClassSchema
-from bastion.domain.types import FieldType, infer_type, is_number, parse_iso
+from bastion.core.codec import to_canonical
+from bastion.core.js import js_string
+from bastion.core.names import DENYLISTED_KEYS, field_name_is_valid
+from bastion.core.query import ir
+from bastion.core.query.geo_parse import DISTANCE_UNITS, GEO_OPERATORS, geo_constraint
+from bastion.core.query.regex_guard import check_regex
+from bastion.core.query.relation_parse import related_to, relation_constraint
+from bastion.core.query.text_parse import text_constraint
+from bastion.core.schema import ClassSchema
+from bastion.core.types import FieldType, infer_type, is_number, parse_iso
 from bastion.errors import Code, ParseError
 
 SchemaLookup = Callable[[str], ClassSchema | None]
@@ -390,7 +390,7 @@ class _Parser:
         class_name = arg.get("className")
         if not isinstance(class_name, str):
             raise ParseError(Code.INVALID_QUERY, f"bad {op} value: className is required")
-        from bastion.domain.names import check_class_name
+        from bastion.core.names import check_class_name
 
         check_class_name(class_name)
         schema = self.lookup(class_name)

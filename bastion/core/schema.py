@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from bastion.domain.js import js_string
-from bastion.domain.types import FIELD_TYPES, FieldType, explicit_required
+from bastion.core.js import js_string
+from bastion.core.types import FIELD_TYPES, FieldType, explicit_required
 from bastion.errors import Code, ParseError
 
 _T = TypeVar("_T")
@@ -264,7 +264,7 @@ def check_field_type_spec(class_name: str, name: str, spec: Any) -> FieldType:
         raise ParseError(Code.INCORRECT_TYPE, f"invalid field type: {kind[:50]}")
     target = spec.get("targetClass")
     if kind in ("Pointer", "Relation"):
-        from bastion.domain.names import class_name_is_valid, invalid_class_message
+        from bastion.core.names import class_name_is_valid, invalid_class_message
 
         if not isinstance(target, str):
             raise ParseError(135, f"type {kind} needs a class name")  # MISSING_REQUIRED_FIELD_ERROR
@@ -277,7 +277,7 @@ def check_field_type_spec(class_name: str, name: str, spec: Any) -> FieldType:
             raise ParseError(
                 Code.INCORRECT_TYPE, f"The 'default value' option is not applicable for {ft.describe()}"
             )
-        from bastion.domain.types import infer_type
+        from bastion.core.types import infer_type
 
         got = infer_type(ft.default_value)
         if got is None or not got.same_type(FieldType(kind, ft.target_class)):

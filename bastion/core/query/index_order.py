@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bastion.domain.query import ir
+from bastion.core.query import ir
 
 _RANGE_OPS = frozenset({"gt", "gte", "lt", "lte"})
 _ORDERABLE = frozenset({"Number", "String", "Date"})

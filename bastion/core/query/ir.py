@@ -2,7 +2,7 @@
 
 ``where`` JSON is parsed once (``parse.py``) into these nodes. The SQL compilers and the in-memory
 matcher consume them and nothing else, so a query means the same on SQLite, PostgreSQL and in
-LiveQuery. Values are held in their canonical Python form (see ``domain/codec.py``): dates as aware
+LiveQuery. Values are held in their canonical Python form (see ``core/codec.py``): dates as aware
 datetimes, pointers as object ids, files as names, objects and arrays as JSON.
 
 Every leaf names a ``Field``: a column, its schema type, and an optional path into an Object column.
@@ -211,7 +211,7 @@ class GeoWithinBox(Node):
 @dataclass(frozen=True, slots=True)
 class GeoWithinPolygon(Node):
     """``$geoWithin.$polygon``: the GeoPoint lies inside the polygon (vertices as (lat, lng)) or on
-    its boundary, within PostgreSQL's 1e-6 tolerance (``domain/geo.py``)."""
+    its boundary, within PostgreSQL's 1e-6 tolerance (``core/geo.py``)."""
 
     field: Field
     vertices: tuple[tuple[float, float], ...]
@@ -231,7 +231,7 @@ class PolygonContains(Node):
 @dataclass(frozen=True, slots=True)
 class TextSearch(Node):
     """``$text.$search``: ``to_tsvector(language, field) @@ to_tsquery(language, term)`` on a String
-    field, as Parse Server asks PostgreSQL (``domain/text_search.py`` models it for SQLite and the
+    field, as Parse Server asks PostgreSQL (``core/text_search.py`` models it for SQLite and the
     matcher). Case-insensitive and diacritic-sensitive, the only modes Parse Server accepts there."""
 
     field: Field

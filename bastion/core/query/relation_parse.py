@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bastion.domain.names import class_name_is_valid
-from bastion.domain.query import ir
-from bastion.domain.schema import ClassSchema
+from bastion.core.names import class_name_is_valid
+from bastion.core.query import ir
+from bastion.core.schema import ClassSchema
 from bastion.errors import Code, ParseError
 
 SchemaLookup = Callable[[str], ClassSchema | None]

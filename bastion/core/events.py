@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 Handler = Callable[[T], Awaitable[None] | None]
 
-log = logging.getLogger("bastion.events")
+log = logging.getLogger("bastion.core.events")
 
 
 class Hook(Generic[T]):

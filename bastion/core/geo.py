@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from math import asin, cos, radians, sin, sqrt
 from typing import Any
 
-from bastion.domain.types import is_number
+from bastion.core.types import is_number
 
 # The radii the Parse SDKs divide by (withinKilometers, withinMiles) to turn distances into radians.
 EARTH_RADIUS_KM = 6371.0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bastion.domain import text_search
-from bastion.domain.query import ir
-from bastion.domain.types import FieldType
+from bastion.core import text_search
+from bastion.core.query import ir
+from bastion.core.types import FieldType
 from bastion.errors import Code, ParseError
 
 MAX_TERM_LENGTH = 10_000  # characters; to_tsquery's own limits are far beyond any real search

@@ -1,0 +1,1 @@
+"""The contracts the domain needs from the outside world; adapters implement them."""
