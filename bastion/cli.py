@@ -329,9 +329,9 @@ def serve(access_log: bool, **options: object) -> None:
     """
     import uvicorn
 
-    from bastion.app import check_email_settings, check_files_settings
     from bastion.livequery import MAX_MESSAGE_BYTES
     from bastion.logs import configure
+    from bastion.services import check_email_settings, check_files_settings
 
     settings = settings_from_env({}, **{k: v for k, v in options.items() if v is not None})
     generated = settings.ensure_keys()
@@ -427,8 +427,8 @@ def orphans(database: str | None, files_url: str, data_dir: str, delete: bool, q
     unless --delete is given.
     """
     from bastion.adapters.files import open_files
-    from bastion.app import open_storage
     from bastion.domain.file_orphans import find_orphans
+    from bastion.services import open_storage
 
     settings = settings_from_env({}, database=database, files=files_url, data_dir=data_dir)
 

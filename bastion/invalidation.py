@@ -46,7 +46,11 @@ from bastion.core.events import (
 )
 
 if TYPE_CHECKING:
-    from bastion.app import Bastion
+    from bastion.cloud._runtime.webhooks import Webhooks
+    from bastion.domain.roles import Roles
+    from bastion.domain.schema_registry import SchemaRegistry
+    from bastion.domain.sessions import Sessions
+    from bastion.livequery import LiveQuery
     from bastion.ports.pubsub import PubSub
 
 log = logging.getLogger("bastion.pubsub")
@@ -57,9 +61,14 @@ def channel_name(app_id: str) -> str:
 
 
 class Invalidation:
-    def __init__(self, app: Bastion) -> None:
-        self.app = app
-        self.channel = channel_name(app.settings.app_id or "")
+    def __init__(self, app_id: str, schemas: SchemaRegistry, sessions: Sessions, roles: Roles,
+                 webhooks: Webhooks, livequery: LiveQuery | None = None) -> None:
+        self.schemas = schemas
+        self.sessions = sessions
+        self.roles = roles
+        self.webhooks = webhooks
+        self.livequery = livequery
+        self.channel = channel_name(app_id)
         self.origin = secrets.token_hex(8)  # this process, in the messages it sends
         self.pubsub: PubSub | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -81,11 +90,11 @@ class Invalidation:
         await pubsub.subscribe(self.channel, self._received)
         self._unbind = [
             pubsub.reconnected.bind(self._reconnected),
-            self.app.schemas.changed.bind(self._schema_changed),
-            self.app.sessions.revoked.bind(self._sessions_revoked),
-            self.app.cloud.webhooks.changed.bind(self._webhooks_changed),
+            self.schemas.changed.bind(self._schema_changed),
+            self.sessions.revoked.bind(self._sessions_revoked),
+            self.webhooks.changed.bind(self._webhooks_changed),
         ]
-        livequery = getattr(self.app, "livequery", None)
+        livequery = self.livequery
         if livequery is not None:
             self.interest = SharedInterest(self, livequery.interest)
             self.interest.start()
@@ -150,22 +159,22 @@ class Invalidation:
         kind = message.get("kind")
         self.received += 1
         if kind == "schema":
-            self._rerun("schema", self.app.schemas.invalidate)
+            self._rerun("schema", self.schemas.invalidate)
         elif kind == "roles":
-            self.app.roles.invalidate()
+            self.roles.invalidate()
             self._access_changed()
         elif kind == "sessions":
             user = message.get("user")
             if isinstance(user, str):
-                self.app.sessions.forget_user(user)
+                self.sessions.forget_user(user)
             else:
-                self.app.sessions.forget()
+                self.sessions.forget()
             self._access_changed()
         elif kind in ("interest", "hello", "goodbye"):
             if self.interest is not None:
                 self.interest.received(kind, str(message.get("from")), message.get("classes"))
         elif kind == "webhooks":
-            self._rerun("webhooks", self.app.cloud.webhooks.load)
+            self._rerun("webhooks", self.webhooks.load)
         else:
             self.received -= 1
             log.debug("unknown invalidation message kind %r", kind)
@@ -175,17 +184,17 @@ class Invalidation:
 
     def forget_everything(self) -> None:
         """After messages may have been lost (pub/sub reconnected): drop every cache."""
-        self.app.roles.invalidate()
-        self.app.sessions.forget()
+        self.roles.invalidate()
+        self.sessions.forget()
         self._access_changed()
-        self._rerun("schema", self.app.schemas.invalidate)
-        self._rerun("webhooks", self.app.cloud.webhooks.load)
+        self._rerun("schema", self.schemas.invalidate)
+        self._rerun("webhooks", self.webhooks.load)
         if self.interest is not None:
             self.interest.warm_up()
 
     def _access_changed(self) -> None:
         """LiveQuery resolves its subscribers' sessions and roles again (when it has any)."""
-        livequery = getattr(self.app, "livequery", None)
+        livequery = self.livequery
         if livequery is not None and livequery.principals:
             livequery.access_changed()
 

@@ -501,9 +501,9 @@ class Relation:
 
         target = self.target_class
         if target is None:
-            from bastion.cloud._runtime.context import current_runtime
+            from bastion.cloud._runtime.context import current_server
 
-            schema = current_runtime().app.schemas.get(self.parent.class_name)
+            schema = current_server().schemas.get(self.parent.class_name)
             field = schema.fields.get(self.key) if schema is not None else None
             target = field.target_class if field is not None and field.type == "Relation" else None
         if not target:

@@ -99,17 +99,17 @@ def _expired(value: Any, now: datetime) -> bool:
 
 
 class AccountEmails:
-    # The password policy and lockout (account_policy.py), applied to reset passwords; set by the app.
-    policy: AccountPolicy | None = None
-
     def __init__(self, storage: StorageAdapter, schemas: SchemaRegistry, sessions: Sessions, mailer: Mailer,
-                 options: AccountEmailOptions, hasher: PasswordHasher | None = None) -> None:
+                 options: AccountEmailOptions, hasher: PasswordHasher | None = None,
+                 policy: AccountPolicy | None = None) -> None:
         self.storage = storage
         self.schemas = schemas
         self.sessions = sessions
         self.mailer = mailer
         self.options = options
         self.hasher = hasher or PasswordHasher()
+        # The password policy and lockout (account_policy.py), applied to reset passwords.
+        self.policy = policy
         self._sending: set[asyncio.Task[None]] = set()
 
     # --- hooks for user writes and log-ins (called by domain/users.py) ---------------------------

@@ -32,7 +32,9 @@ from bastion.core.types import encode_date, format_iso, now_ms
 from bastion.errors import Code, ParseError
 
 if TYPE_CHECKING:
-    from bastion.app import Bastion
+    from bastion.domain.push_queue import PushQueue
+    from bastion.domain.write import Writer
+    from bastion.ports.storage import StorageAdapter
 
 PUSH_STATUS = "_PushStatus"
 AUDIENCE = "_Audience"
@@ -243,8 +245,10 @@ def check_request(body: dict[str, Any], now: datetime) -> PushPlan:
 class PushService:
     """``POST /push``: checks, the status record, the queue's first row."""
 
-    def __init__(self, app: Bastion) -> None:
-        self.app = app
+    def __init__(self, storage: StorageAdapter, writer: Writer, queue: PushQueue) -> None:
+        self.storage = storage
+        self.writer = writer
+        self.queue = queue
 
     async def send(self, body: Any) -> str:
         """Accepts a push; the objectId of its ``_PushStatus``."""
@@ -268,7 +272,7 @@ class PushService:
             status["expiry"] = plan.expiry_ms
         if plan.expiration_interval is not None:
             status["expiration_interval"] = plan.expiration_interval
-        created = await self.app.writer.create(PUSH_STATUS, status, MASTER_AUTH)
+        created = await self.writer.create(PUSH_STATUS, status, MASTER_AUTH)
         push_id = created.object_id
         if plan.audience_id:
             await self._audience_used(plan.audience_id)
@@ -276,13 +280,13 @@ class PushService:
         if plan.send_at is not None:
             due = plan.send_at - MAX_UTC_OFFSET if plan.local_time else plan.send_at
         try:
-            await self.app.storage.push_enqueue([{
+            await self.storage.push_enqueue([{
                 "id": new_row_id(), "pushId": push_id, "kind": "query",
                 "body": orjson.dumps(plan.to_json()).decode(), "attempts": 0, "notBefore": _ms(due)}])
         except Exception as exc:
             await self.fail(push_id, exc)
             raise
-        self.app.push_queue.wake()
+        self.queue.wake()
         return push_id
 
     async def _audience_used(self, audience_id: Any) -> None:
@@ -290,16 +294,19 @@ class PushService:
         if not isinstance(audience_id, str):
             return
         with contextlib.suppress(ParseError):
-            await self.app.writer.update(AUDIENCE, audience_id, {
+            await self.writer.update(AUDIENCE, audience_id, {
                 "lastUsed": encode_date(now_ms()), "timesUsed": {"__op": "Increment", "amount": 1}}, MASTER_AUTH)
 
     async def fail(self, push_id: str, error: Any) -> None:
-        """The status becomes ``failed`` with ``errorMessage`` as Parse Server writes an error."""
-        if isinstance(error, ParseError):
-            message: dict[str, Any] = {"code": error.code, "message": error.message}
-        elif isinstance(error, dict):
-            message = error
-        else:
-            message = {"message": str(error)}
-        await self.app.writer.update(PUSH_STATUS, push_id, {"status": "failed", "errorMessage": message},
-                                     MASTER_AUTH)
+        await fail_push(self.writer, push_id, error)
+
+
+async def fail_push(writer: Writer, push_id: str, error: Any) -> None:
+    """The status becomes ``failed`` with ``errorMessage`` as Parse Server writes an error."""
+    if isinstance(error, ParseError):
+        message: dict[str, Any] = {"code": error.code, "message": error.message}
+    elif isinstance(error, dict):
+        message = error
+    else:
+        message = {"message": str(error)}
+    await writer.update(PUSH_STATUS, push_id, {"status": "failed", "errorMessage": message}, MASTER_AUTH)

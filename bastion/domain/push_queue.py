@@ -53,16 +53,19 @@ from bastion.domain.push import (
     PUSH_STATUS,
     badge_change,
     data_for_locale,
+    fail_push,
     locale_group,
     push_locales,
 )
 from bastion.errors import Code, ParseError
 from bastion.ports import storage as ops
 from bastion.ports.push import Delivery, Device, PushAdapter
-from bastion.ports.storage import MASTER, FindQuery
+from bastion.ports.storage import MASTER, FindQuery, StorageAdapter
 
 if TYPE_CHECKING:
-    from bastion.app import Bastion
+    from bastion.domain.read import Reader
+    from bastion.domain.schema_registry import SchemaRegistry
+    from bastion.domain.write import Writer
 
 log = logging.getLogger("bastion.push")
 
@@ -130,10 +133,14 @@ def _zone(name: Any) -> ZoneInfo | None:
 class PushQueue:
     """The worker of one process (and the enqueueing side's wake-up call)."""
 
-    def __init__(self, app: Bastion, options: QueueOptions | None = None, *, enabled: bool = True,
+    def __init__(self, storage: StorageAdapter, schemas: SchemaRegistry, reader: Reader, writer: Writer,
+                 options: QueueOptions | None = None, *, enabled: bool = True,
                  adapters: list[PushAdapter] | None = None,
                  open_adapters: Callable[[], list[PushAdapter]] | None = None) -> None:
-        self.app = app
+        self.storage = storage
+        self.schemas = schemas
+        self.reader = reader
+        self.writer = writer
         self.options = options or QueueOptions()
         self.enabled = enabled
         # Tests give adapters; otherwise they are opened at start from the settings.
@@ -173,7 +180,7 @@ class PushQueue:
         for row in list(self._in_flight.values()):
             # Interrupted: back in the queue at once instead of after the lease.
             try:
-                await self.app.storage.push_reschedule(row["id"], self.worker_id, row["body"], row["attempts"] or 0,
+                await self.storage.push_reschedule(row["id"], self.worker_id, row["body"], row["attempts"] or 0,
                                                        row["notBefore"])
             except Exception:  # noqa: BLE001 - the lease frees it later
                 log.warning("push queue: could not release row %s", row["id"], exc_info=True)
@@ -193,7 +200,7 @@ class PushQueue:
         while not self._stopping:
             self._wake.clear()
             try:
-                rows = await self.app.storage.push_claim(self.worker_id, _now(), self.options.lease_ms,
+                rows = await self.storage.push_claim(self.worker_id, _now(), self.options.lease_ms,
                                                          self.options.rows_per_claim)
             except Exception:  # noqa: BLE001 - the database may be back at the next poll
                 log.exception("push queue: claiming rows failed")
@@ -206,7 +213,7 @@ class PushQueue:
 
     async def run_once(self) -> int:
         """Claims and works one round of due rows (tests); how many there were."""
-        rows = await self.app.storage.push_claim(self.worker_id, _now(), self.options.lease_ms,
+        rows = await self.storage.push_claim(self.worker_id, _now(), self.options.lease_ms,
                                                  self.options.rows_per_claim)
         await asyncio.gather(*(self._process(row) for row in rows))
         return len(rows)
@@ -229,13 +236,13 @@ class PushQueue:
 
     async def _row_failed(self, row: dict[str, Any], exc: Exception) -> None:
         attempts = (row["attempts"] or 0) + 1
-        storage = self.app.storage
+        storage = self.storage
         try:
             if attempts < self.options.max_attempts:
                 await storage.push_reschedule(row["id"], self.worker_id, row["body"], attempts,
                                               _now() + int(self._backoff(attempts - 1, 0) * 1000))
             elif await storage.push_done(row["id"], self.worker_id):
-                await self.app.push.fail(row["pushId"], exc if isinstance(exc, ParseError) else {
+                await fail_push(self.writer, row["pushId"], exc if isinstance(exc, ParseError) else {
                     "message": f"{type(exc).__name__}: {exc}"})
         except Exception:  # noqa: BLE001 - the lease frees the row later
             log.exception("push queue: could not give row %s back", row["id"])
@@ -247,7 +254,7 @@ class PushQueue:
     # --- a push's audience -------------------------------------------------------------------------
 
     async def _expand(self, row: dict[str, Any], plan: dict[str, Any]) -> None:
-        app, storage = self.app, self.app.storage
+        storage = self.storage
         push_id = row["pushId"]
         where = plan.get("where")
         try:
@@ -255,11 +262,11 @@ class PushQueue:
                 raise ParseError(Code.INVALID_QUERY, "Invalid where, must be an object.")
             where = dict(where)
             where.setdefault("deviceToken", {"$exists": True})
-            schema = await app.schemas.get_or_reload(INSTALLATION, force=True)
-            node = app.reader.where_ir(schema, INSTALLATION, where)
+            schema = await self.schemas.get_or_reload(INSTALLATION, force=True)
+            node = self.reader.where_ir(schema, INSTALLATION, where)
         except ParseError as exc:
             if await storage.push_done(row["id"], self.worker_id):
-                await app.push.fail(push_id, exc)
+                await fail_push(self.writer, push_id, exc)
             return
         change = badge_change(plan.get("data"))
         send_at = plan.get("sendAt")
@@ -315,7 +322,7 @@ class PushQueue:
 
     async def _update_status(self, push_id: str, update: dict[str, Any]) -> dict[str, Any] | None:
         try:
-            result = await self.app.writer.update(PUSH_STATUS, push_id, update, MASTER_AUTH)
+            result = await self.writer.update(PUSH_STATUS, push_id, update, MASTER_AUTH)
         except ParseError as exc:
             if exc.code == Code.OBJECT_NOT_FOUND:  # the status was deleted: the work still ends
                 return None
@@ -331,17 +338,16 @@ class PushQueue:
         return None
 
     async def _send_batch(self, row: dict[str, Any], body: dict[str, Any]) -> None:
-        app = self.app
         push_id = row["pushId"]
         specs: list[list[Any]] = body.get("devices") or []
         by_id = {spec[0]: spec for spec in specs}
-        schema = await app.schemas.get_or_reload(INSTALLATION, force=True)
+        schema = await self.schemas.get_or_reload(INSTALLATION, force=True)
         installations: list[dict[str, Any]] = []
         if schema is not None and specs:
-            node = app.reader.where_ir(schema, INSTALLATION, {
+            node = self.reader.where_ir(schema, INSTALLATION, {
                 "objectId": {"$in": list(by_id)}, "deviceToken": {"$exists": True}})
             columns = tuple(c for c in INSTALLATION_COLUMNS if c == "objectId" or c in schema.fields)
-            installations = await app.storage.find(schema, FindQuery(node, (), None, 0, columns), MASTER)
+            installations = await self.storage.find(schema, FindQuery(node, (), None, 0, columns), MASTER)
         outcome = _Outcome()
         expiry = body.get("expiry")
         attempts = row["attempts"] or 0
@@ -407,10 +413,10 @@ class PushQueue:
     async def _forget(self, installation_id: str) -> None:
         """The service says the token is dead: the installation goes."""
         with contextlib.suppress(ParseError):
-            await self.app.writer.delete(INSTALLATION, installation_id, MASTER_AUTH)
+            await self.writer.delete(INSTALLATION, installation_id, MASTER_AUTH)
 
     async def _complete(self, row: dict[str, Any], body: dict[str, Any], outcome: _Outcome) -> None:
-        storage = self.app.storage
+        storage = self.storage
         attempts = row["attempts"] or 0
         update: dict[str, Any] = {}
         num_sent, num_failed = sum(outcome.sent.values()), sum(outcome.failed.values())

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -26,11 +26,9 @@ from bastion.core.query.text_parse import first_text_search
 from bastion.core.schema import ClassSchema
 from bastion.core.text_search import score_value
 from bastion.domain.schema_registry import SchemaRegistry
+from bastion.domain.triggers import NO_TRIGGERS, Triggers
 from bastion.errors import Code, ParseError
 from bastion.ports.storage import BASE_COLUMNS, SCORE_COLUMN, FindQuery, Record, StorageAdapter
-
-if TYPE_CHECKING:
-    from bastion.cloud._runtime.runtime import CloudRuntime
 
 FileUrl = Callable[[str], str]
 # System classes clients may query (their ACLs, and sanitizers, decide what they see).
@@ -61,7 +59,8 @@ class FindRequest:
 
 class Reader:
     def __init__(self, storage: StorageAdapter, schemas: SchemaRegistry, options: ReadOptions,
-                 file_url: FileUrl, permissions: Permissions | None = None) -> None:
+                 file_url: FileUrl, permissions: Permissions | None = None,
+                 triggers: Triggers = NO_TRIGGERS) -> None:
         self.storage = storage
         self.schemas = schemas
         self.options = options
@@ -70,8 +69,8 @@ class Reader:
         self.permissions = permissions or Permissions()
         # Per class, what a caller may see of an object (``users.sanitize`` for _User).
         self.sanitizers: dict[str, Callable[[dict[str, Any], Auth], dict[str, Any]]] = {}
-        # Cloud code's find triggers (set when cloud code is loaded).
-        self.cloud: CloudRuntime | None = None
+        # Cloud code's find triggers.
+        self.triggers = triggers
 
     def _check_class(self, class_name: str, auth: Auth) -> None:
         check_class_name(class_name)
@@ -97,6 +96,28 @@ class Reader:
         ft = schema.fields.get(key) if schema is not None and isinstance(key, str) else None
         return ft.target_class if ft is not None and ft.type == "Relation" and ft.target_class else class_name
 
+    # --- what triggers see --------------------------------------------------------------------
+
+    async def load(self, class_name: str, object_id: str, auth: Auth) -> dict[str, Any] | None:
+        """The object as ``auth`` may read it, for a trigger's ``original`` (None when not found)."""
+        try:
+            found = await self.get(class_name, object_id, auth)
+        except ParseError as exc:
+            if exc.code == Code.OBJECT_NOT_FOUND:
+                return None
+            raise
+        return found if isinstance(found, dict) else None
+
+    def encode_record(self, class_name: str, record: dict[str, Any]) -> dict[str, Any]:
+        """A stored record as REST JSON for a trigger: hidden columns (a password's hash, email and
+        reset tokens) are no fields, so, as Parse Server's sanitizedData, cloud code never sees them."""
+        schema = self.schemas.get(class_name)
+        if schema is None:
+            return {}
+        visible = {key: value for key, value in record.items()
+                   if not key.startswith("_") or key in ("_rperm", "_wperm")}
+        return self.encode(schema, visible)
+
     # --- find -----------------------------------------------------------------------------------
 
     async def find(self, class_name: str, request: FindRequest, auth: Auth, raw: bool = False,
@@ -116,12 +137,10 @@ class Reader:
         if class_name == "_Installation" and not is_get and not auth.is_master:
             # Clients may get an installation, never query them (sanitized, as Parse Server 9).
             raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")
-        cloud = self.cloud
-        after_find = False
-        if cloud is not None:
-            if cloud.has("beforeFind", class_name):
-                request = await cloud.before_find(class_name, request, auth, info, is_get)
-            after_find = cloud.has("afterFind", class_name)
+        triggers = self.triggers
+        if triggers.has("beforeFind", class_name):
+            request = await triggers.before_find(class_name, request, auth, info, is_get)
+        after_find = triggers.has("afterFind", class_name)
         schema = await self.schemas.get_or_reload(class_name, force=auth.is_master)
         where = request.where
         protection: Protection | None = None
@@ -190,8 +209,7 @@ class Reader:
             if score is not None:
                 _show_score(results)
             if after_find:
-                assert cloud is not None
-                results = await cloud.after_find(class_name, results, auth, info, is_get)
+                results = await triggers.after_find(class_name, results, auth, info, is_get)
         elif node is None and op == "get":
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         response["results"] = results

@@ -24,13 +24,14 @@ from bastion.domain.read import Reader
 from bastion.domain.roles import Roles
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.sessions import Session, Sessions
+from bastion.domain.triggers import NO_TRIGGERS, Triggers
 from bastion.domain.user_auth_data import UserAuthData, clean_auth_data
 from bastion.domain.write import TakeSecrets, Writer, new_object_id
 from bastion.errors import Code, ParseError
 from bastion.ports.storage import MASTER, FindQuery, Set, StorageAdapter
 
 if TYPE_CHECKING:
-    from bastion.cloud._runtime.runtime import CloudRuntime
+    from bastion.domain.auth_providers import ProviderRegistry
 
 USER_CLASS = "_User"
 SESSION_CLASS = "_Session"
@@ -54,16 +55,11 @@ class UserOptions:
 
 
 class Users:
-    # Email verification and reset-token hooks; set by the app (account_emails.py).
-    emails: AccountEmails | None = None
-    # Cloud code's login and logout triggers; set by the app (None: no cloud code).
-    cloud: CloudRuntime | None = None
-    # Account lockout and password policy (account_policy.py); set by the app when configured.
-    policy: AccountPolicy | None = None
-
     def __init__(self, storage: StorageAdapter, schemas: SchemaRegistry, reader: Reader, writer: Writer,
                  sessions: Sessions, roles: Roles, hasher: PasswordHasher | None = None,
-                 options: UserOptions | None = None) -> None:
+                 options: UserOptions | None = None, *, providers: ProviderRegistry | None = None,
+                 emails: AccountEmails | None = None, policy: AccountPolicy | None = None,
+                 triggers: Triggers = NO_TRIGGERS) -> None:
         self.storage = storage
         self.schemas = schemas
         self.reader = reader
@@ -72,8 +68,14 @@ class Users:
         self.roles = roles
         self.hasher = hasher or PasswordHasher()
         self.options = options or UserOptions()
-        # authData (sign-up and log-in with providers, linking); set by the app (user_auth_data.py).
-        self.auth_data: UserAuthData | None = None
+        # Email verification and reset-token hooks (account_emails.py).
+        self.emails = emails
+        # Account lockout and password policy (account_policy.py), when configured.
+        self.policy = policy
+        # Cloud code's login and logout triggers.
+        self.triggers = triggers
+        # authData (sign-up and log-in with providers, linking: user_auth_data.py), when providers are given.
+        self.auth_data = UserAuthData(self, providers) if providers is not None else None
         reader.sanitizers[USER_CLASS] = sanitize
 
     # --- who a request acts as ------------------------------------------------------------------
@@ -193,9 +195,8 @@ class Users:
         if not token:
             return None
         record = await self.sessions.revoke(token)
-        cloud = self.cloud
-        if record is not None and cloud is not None and cloud.has("afterLogout", SESSION_CLASS):
-            await cloud.after_logout(record, auth or Auth(), info)
+        if record is not None and self.triggers.has("afterLogout", SESSION_CLASS):
+            await self.triggers.after_logout(record, auth or Auth(), info)
         return record
 
     # --- cloud code's login triggers ------------------------------------------------------------
@@ -203,14 +204,12 @@ class Users:
     async def before_login(self, user: dict[str, Any], auth: Auth, info: CallInfo | None) -> None:
         """Cloud code's before_login with the user who proved who they are; an error it raises
         refuses the log-in."""
-        cloud = self.cloud
-        if cloud is not None and cloud.has("beforeLogin", USER_CLASS):
-            await cloud.login_trigger("beforeLogin", user, auth, info)
+        if self.triggers.has("beforeLogin", USER_CLASS):
+            await self.triggers.login_trigger("beforeLogin", user, auth, info)
 
     async def after_login(self, user: dict[str, Any], auth: Auth, info: CallInfo | None) -> None:
-        cloud = self.cloud
-        if cloud is not None and cloud.has("afterLogin", USER_CLASS):
-            await cloud.login_trigger("afterLogin", user, auth, info)
+        if self.triggers.has("afterLogin", USER_CLASS):
+            await self.triggers.login_trigger("afterLogin", user, auth, info)
 
     async def _policy_columns(self, password: str | None, username: Any, user_id: str | None) -> dict[str, Any]:
         """A new password checked against the password policy (its history and age columns to
@@ -221,7 +220,7 @@ class Users:
         return await self.policy.check_new_password(password, username=username, user_id=user_id)
 
     def _trigger_sees_password(self) -> bool:
-        return self.cloud is not None and self.cloud.has("beforeSave", USER_CLASS)
+        return self.triggers.has("beforeSave", USER_CLASS)
 
     def _password_taker(self, hidden: dict[str, Any], user_id: str | None) -> Any:
         """The Writer's ``take_secrets``: the password the trigger left is checked against the

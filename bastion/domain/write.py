@@ -39,12 +39,13 @@ from bastion.core.types import (
     now_ms,
 )
 from bastion.domain.schema_registry import SchemaRegistry
+from bastion.domain.triggers import NO_TRIGGERS, Triggers
 from bastion.errors import Code, ParseError
 from bastion.ports import storage as ops
 from bastion.ports.storage import DuplicateValue, StorageAdapter
 
 if TYPE_CHECKING:
-    from bastion.cloud._runtime.runtime import CloudRuntime
+    from bastion.domain.read import Reader
 
 OBJECT_ID_ALPHABET = string.ascii_letters + string.digits
 # System classes clients may write through the generic routes (ACLs and CLPs apply as anywhere).
@@ -155,7 +156,8 @@ class WriteResult:
 
 class Writer:
     def __init__(self, storage: StorageAdapter, schemas: SchemaRegistry, options: WriteOptions,
-                 permissions: Permissions | None = None) -> None:
+                 permissions: Permissions | None = None, *, reader: Reader,
+                 triggers: Triggers = NO_TRIGGERS, wants_changes: Callable[[str], bool] | None = None) -> None:
         self.storage = storage
         self.schemas = schemas
         self.options = options
@@ -167,9 +169,10 @@ class Writer:
         # listen: only then does an update or delete read the object's state before the write. The
         # write is committed, so a handler's failure is only logged.
         self.committed: Hook[ChangeCommitted] = Hook("change committed", contain=True)
-        self.wants_changes: Callable[[str], bool] = _nobody
-        # Cloud code's triggers (set when cloud code is loaded); None costs nothing per write.
-        self.cloud: CloudRuntime | None = None
+        self.wants_changes: Callable[[str], bool] = wants_changes or _nobody
+        # Cloud code's triggers, and the reader that loads what they see as ``original``.
+        self.triggers = triggers
+        self.reader = reader
 
     # --- shared checks --------------------------------------------------------------------------
 
@@ -276,11 +279,11 @@ class Writer:
         password into ``hidden`` so: the trigger sees the password, as in Parse Server)."""
         self._check_target(class_name, auth, trusted)
         body = self._check_body(body, creating=True)
-        cloud = self.cloud
+        triggers = self.triggers
         changed: list[str] = []
-        if cloud is not None and cloud.has("beforeSave", class_name):
+        if triggers.has("beforeSave", class_name):
             self._check_clp(self.schemas.get(class_name), body, auth, "create")
-            body, changed = await cloud.before_save(class_name, body, None, auth, info)
+            body, changed = await triggers.before_save(class_name, body, None, auth, info)
             body = self._check_body(body, creating=True)
         if take_secrets is not None:
             body = await take_secrets(body)
@@ -346,11 +349,10 @@ class Writer:
         self._notify(class_name)
         if self.committed and self.wants_changes(class_name):
             self.committed.emit(ChangeCommitted(class_name, "create", record))
-        if cloud is not None:
-            if changed:
-                add_trigger_changes(response, answered, changed)
-            if cloud.has("afterSave", class_name):
-                await cloud.after_save(class_name, cloud.encode_record(class_name, record), None, auth, info)
+        if changed:
+            add_trigger_changes(response, answered, changed)
+        if triggers.has("afterSave", class_name):
+            await triggers.after_save(class_name, self.reader.encode_record(class_name, record), None, auth, info)
         return WriteResult(response, record, object_id)
 
     # --- update ---------------------------------------------------------------------------------
@@ -367,16 +369,16 @@ class Writer:
             if not auth.is_master and not self.options.allow_client_class_creation:
                 raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")  # as Parse Server, sanitized
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
-        cloud = self.cloud
+        triggers = self.triggers
         changed: list[str] = []
         original: dict[str, Any] | None = None
-        if cloud is not None and (cloud.has("beforeSave", class_name) or cloud.has("afterSave", class_name)):
+        if triggers.has("beforeSave", class_name) or triggers.has("afterSave", class_name):
             # As Parse Server: the stored object, as the caller may read it, is the triggers' original.
-            original = await cloud.load(class_name, object_id, auth)
+            original = await self.reader.load(class_name, object_id, auth)
             if original is None:
                 raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
-            if cloud.has("beforeSave", class_name):
-                body, changed = await cloud.before_save(class_name, body, original, auth, info)
+            if triggers.has("beforeSave", class_name):
+                body, changed = await triggers.before_save(class_name, body, original, auth, info)
                 body = self._check_body(body)
         if take_secrets is not None:
             body = await take_secrets(body)
@@ -438,11 +440,11 @@ class Writer:
         if before is not None:
             self.committed.emit(ChangeCommitted(class_name, "update", record, before))
         response: dict[str, Any] = {"updatedAt": format_iso(now)}
-        if cloud is not None:
-            if changed:
-                add_trigger_changes(response, body, changed)
-            if original is not None and cloud.has("afterSave", class_name):
-                await cloud.after_save(class_name, cloud.encode_record(class_name, record), original, auth, info)
+        if changed:
+            add_trigger_changes(response, body, changed)
+        if original is not None and triggers.has("afterSave", class_name):
+            await triggers.after_save(class_name, self.reader.encode_record(class_name, record), original, auth,
+                                      info)
         for key in result_keys:
             # A nested key's result comes back nested, as Parse Server expands it:
             # {"stats.wins": Increment} answers {"stats": {"wins": 3}}.
@@ -472,22 +474,22 @@ class Writer:
         if not isinstance(object_id, str) or len(object_id) > 120:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         permitted = self._check_clp(schema, {}, auth, "delete")
-        cloud = self.cloud
+        triggers = self.triggers
         stored: dict[str, Any] | None = None
-        if cloud is not None and (cloud.has("beforeDelete", class_name) or cloud.has("afterDelete", class_name)):
-            stored = await cloud.load(class_name, object_id, auth)
+        if triggers.has("beforeDelete", class_name) or triggers.has("afterDelete", class_name):
+            stored = await self.reader.load(class_name, object_id, auth)
             if stored is None:
                 raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found for delete.")  # Parse Server's words
-            if cloud.has("beforeDelete", class_name):
-                await cloud.before_delete(class_name, stored, auth, info)
+            if triggers.has("beforeDelete", class_name):
+                await triggers.before_delete(class_name, stored, auth, info)
         before = await self._before_change(schema, object_id) if permitted is not None else None
         if permitted is None or not await self.storage.delete(schema, object_id, auth.access(), permitted):
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         self._notify(class_name)
         if before is not None:
             self.committed.emit(ChangeCommitted(class_name, "delete", before))
-        if stored is not None and cloud is not None and cloud.has("afterDelete", class_name):
-            await cloud.after_delete(class_name, stored, auth, info)
+        if stored is not None and triggers.has("afterDelete", class_name):
+            await triggers.after_delete(class_name, stored, auth, info)
 
     def _notify(self, class_name: str) -> None:
         if self.written:

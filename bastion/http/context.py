@@ -14,7 +14,8 @@ from bastion.errors import Code, ParseError
 from bastion.keys import Keys
 
 if TYPE_CHECKING:
-    from bastion.app import Bastion
+    from bastion.http.api import RestApi
+    from bastion.services import Services
 
 # Keys the JS SDK puts in a text/plain JSON body instead of headers (it avoids CORS preflights).
 BODY_KEYS = {
@@ -31,7 +32,8 @@ BODY_KEYS = {
 
 @dataclass(slots=True)
 class RequestContext:
-    app: Bastion
+    services: Services
+    api: RestApi  # a batch dispatches its sub-requests through it
     method: str
     path: str
     headers: dict[str, str]

@@ -97,10 +97,10 @@ async def apps(databases: list[str | None], tmp_path: Path) -> AsyncIterator[lis
 
 async def test_two_apps_have_their_own_registries(apps: list[tuple[Bastion, httpx.AsyncClient]]) -> None:
     (a, _), (b, _) = apps
-    assert set(a.cloud.registry.functions) == {"who", "a_only", "add", "label"}
-    assert set(b.cloud.registry.functions) == {"who", "b_only", "add", "label"}
-    assert a.cloud.registry.object_classes["Thing"] is not b.cloud.registry.object_classes["Thing"]
-    assert a.cloud.registry is not b.cloud.registry
+    assert set(a.services.cloud.registry.functions) == {"who", "a_only", "add", "label"}
+    assert set(b.services.cloud.registry.functions) == {"who", "b_only", "add", "label"}
+    assert a.services.cloud.registry.object_classes["Thing"] is not b.services.cloud.registry.object_classes["Thing"]
+    assert a.services.cloud.registry is not b.services.cloud.registry
     # Loading them left nothing in the registry decorators fill outside a load, nor in the
     # process-wide table of cloud.Object subclasses.
     assert "a_only" not in registry_being_loaded().functions and "b_only" not in registry_being_loaded().functions

@@ -116,8 +116,8 @@ async def start_app(database: str, data_dir: Path, fakes: list[FakeAdapter] | No
     app = Bastion(Settings(app_id="push-app", master_key=MASTER, database=database, data_dir=data_dir,
                            push_worker=worker, push_poll_ms=poll_ms, **settings))
     fakes = fakes if fakes is not None else adapters()
-    app.push_queue.adapters = list(fakes)
-    app.push_queue.options = QueueOptions(poll_s=poll_ms / 1000, retry_base_s=0.05, batch_size=20, max_attempts=3)
+    app.services.push_queue.adapters = list(fakes)
+    app.services.push_queue.options = QueueOptions(poll_s=poll_ms / 1000, retry_base_s=0.05, batch_size=20, max_attempts=3)
     await app.startup()
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://push.test/parse",
                                headers=HEADERS)
@@ -288,7 +288,7 @@ async def test_a_local_time_push_reaches_each_zone_at_its_wall_time(bastion: App
         current = await status(bastion, push_id)
     assert current["status"] == "running" and current["count"] == 1  # New York's batch is still to come
     assert current["sentPerUTCOffset"] == {"9": 1, "0": 1}
-    rows = await bastion.app.storage.push_rows(push_id)
+    rows = await bastion.app.services.storage.push_rows(push_id)
     assert len(rows) == 1 and rows[0]["notBefore"] > time.time() * 1000 + 3600_000
 
 

@@ -57,7 +57,7 @@ class Refusing:
 
 async def server_conn(local: Local) -> tuple[LQ, Connection]:
     client = await connected(local)  # type: ignore[arg-type]
-    conns = list(local.app.livequery.connections.values())
+    conns = list(local.app.services.livequery.connections.values())
     assert len(conns) == 1
     return client, conns[0]
 
@@ -127,7 +127,7 @@ async def test_direct_and_queued_frames_of_every_size_arrive_intact_and_in_order
 
 
 async def test_events_go_direct_to_every_subscriber(local: Local) -> None:
-    lq = local.app.livequery
+    lq = local.app.services.livequery
     clients = [await connected(local) for _ in range(5)]  # type: ignore[arg-type]
     for client in clients:
         await client.subscribe("Direct")
@@ -152,7 +152,7 @@ async def test_a_client_that_stops_reading_is_still_closed_with_1013(
 
     slow = LQ(await connect(local.url.replace("http", "ws"), max_queue=1))
     await slow.connect(local)  # type: ignore[arg-type]
-    conn = next(iter(local.app.livequery.connections.values()))
+    conn = next(iter(local.app.services.livequery.connections.values()))
     assert conn.direct is not None
     counting = Refusing(conn.direct, every=0)
     conn.direct = counting  # type: ignore[assignment]
@@ -180,7 +180,7 @@ async def test_without_a_transport_every_message_takes_the_asgi_path(
     assert conn.direct is None
     await client.subscribe("Fallback")
     for n in range(5):
-        await local.app.livequery.on_message(event_payload("Fallback", n, size=(0, 70_000)[n % 2]))
+        await local.app.services.livequery.on_message(event_payload("Fallback", n, size=(0, 70_000)[n % 2]))
     for n in range(5):
         assert (await client.event("create"))["object"]["n"] == n
     await client.close()

@@ -61,7 +61,7 @@ def event_payload(class_name: str, n: int, size: int = 0) -> bytes:
 async def test_a_client_that_stops_reading_is_closed_and_others_get_everything(
         local: Local, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lq_server, "MAX_QUEUED_MESSAGES", 100)
-    lq = local.app.livequery
+    lq = local.app.services.livequery
     fast = await connected(local)  # type: ignore[arg-type]
     await fast.subscribe("Flood")
     slow = LQ(await connect(local.url.replace("http", "ws"), max_queue=1))  # reads (almost) nothing
@@ -77,7 +77,7 @@ async def test_a_client_that_stops_reading_is_closed_and_others_get_everything(
 
     reader = asyncio.get_running_loop().create_task(read_fast())
     for n in range(300):
-        await local.app.pubsub.publish(lq.channel, event_payload("Flood", n, 50_000))
+        await local.app.services.pubsub.publish(lq.channel, event_payload("Flood", n, 50_000))
         await asyncio.sleep(0.005)  # a steady stream the fast client keeps up with
     await asyncio.wait_for(reader, 30)
     assert received == 300
@@ -97,7 +97,7 @@ async def test_a_client_that_stops_reading_is_closed_and_others_get_everything(
 
 
 async def test_thousands_of_connects_and_disconnects_leave_nothing_behind(local: Local) -> None:
-    lq = local.app.livequery
+    lq = local.app.services.livequery
     async with __import__("httpx").AsyncClient(base_url=local.url, headers={
             "X-Parse-Application-Id": local.app_id, "X-Parse-Master-Key": local.master_key}) as http:
         answer = await http.post("/users", json={"username": "many", "password": "pw-123456"})
@@ -130,17 +130,17 @@ async def test_thousands_of_connects_and_disconnects_leave_nothing_behind(local:
 
 async def test_unsubscribed_classes_cost_writes_nothing(local: Local) -> None:
     """With no subscriber, an update reads nothing before it writes (the interest predicate)."""
-    lq = local.app.livequery
+    lq = local.app.services.livequery
     assert not lq.interest("Quiet")
     reads: list[str] = []
-    original = local.app.writer._before_change
+    original = local.app.services.writer._before_change
 
     async def spy(schema: Any, object_id: str) -> Any:
         found = await original(schema, object_id)
         reads.append(object_id) if found is not None else None
         return found
 
-    local.app.writer._before_change = spy  # type: ignore[method-assign]
+    local.app.services.writer._before_change = spy  # type: ignore[method-assign]
     import httpx
 
     async with httpx.AsyncClient(base_url=local.url, headers={

@@ -3,8 +3,9 @@ variables, not module globals, so two Bastion apps in one process keep their cod
 
 - the registry being loaded: the loader sets it around importing the cloud code (``collecting``);
   outside a load decorators fill a throwaway registry, as importing cloud code in a test does;
-- the running runtime: the app sets it for every request it serves (``running``), the runtime for
-  every handler it invokes, the job runner for every job; tasks and job threads inherit it.
+- the running server (its cloud runtime and the pipelines the data API calls): the app sets it for
+  every ASGI call it serves (requests, sockets, and the lifespan, so the tasks started at start-up
+  inherit it), the job runner for every job; tasks and job threads inherit it.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from typing import TYPE_CHECKING
 from bastion.cloud._runtime.registry import CloudRegistry
 
 if TYPE_CHECKING:
-    from bastion.cloud._runtime.runtime import CloudRuntime
+    from bastion.cloud._runtime.data import CloudServer
     from bastion.cloud.objects import Object
 
 _loading: ContextVar[CloudRegistry | None] = ContextVar("bastion_cloud_loading", default=None)
 _outside_a_load = CloudRegistry()  # what decorators fill when no loader is running
-_runtime: ContextVar[CloudRuntime | None] = ContextVar("bastion_cloud_runtime", default=None)
+_server: ContextVar[CloudServer | None] = ContextVar("bastion_cloud_server", default=None)
 
 
 def registry_being_loaded() -> CloudRegistry:
@@ -40,8 +41,8 @@ def object_classes_being_loaded() -> dict[str, type[Object]] | None:
 
 def running_object_classes() -> dict[str, type[Object]]:
     """The ``cloud.Object`` subclasses of the running server's cloud code."""
-    runtime = _runtime.get()
-    return runtime.code_registry.object_classes if runtime is not None else {}
+    server = _server.get()
+    return server.runtime.code_registry.object_classes if server is not None else {}
 
 
 @contextmanager
@@ -54,30 +55,30 @@ def collecting(registry: CloudRegistry) -> Iterator[CloudRegistry]:
         _loading.reset(token)
 
 
-def current_runtime() -> CloudRuntime:
-    """The runtime of the server whose request, handler or job is running."""
-    runtime = _runtime.get()
-    if runtime is None:
+def current_server() -> CloudServer:
+    """The server whose request, handler or job is running."""
+    server = _server.get()
+    if server is None:
         raise RuntimeError(
             "the cloud data API (cloud.Object.save, cloud.Query.find, ...) runs inside a Bastion server: "
             "call it from a cloud function, trigger or job, not while the cloud code is being imported")
-    return runtime
+    return server
 
 
-def enter_running(runtime: CloudRuntime | None) -> Token[CloudRuntime | None]:
+def enter_running(server: CloudServer | None) -> Token[CloudServer | None]:
     """``running`` without a context manager, for the per-request path (``leave_running`` after)."""
-    return _runtime.set(runtime)
+    return _server.set(server)
 
 
-def leave_running(token: Token[CloudRuntime | None]) -> None:
-    _runtime.reset(token)
+def leave_running(token: Token[CloudServer | None]) -> None:
+    _server.reset(token)
 
 
 @contextmanager
-def running(runtime: CloudRuntime | None) -> Iterator[None]:
-    """Inside the block the data API acts through ``runtime`` (None: through no server)."""
-    token = _runtime.set(runtime)
+def running(server: CloudServer | None) -> Iterator[None]:
+    """Inside the block the data API acts through ``server`` (None: through no server)."""
+    token = _server.set(server)
     try:
         yield
     finally:
-        _runtime.reset(token)
+        _server.reset(token)

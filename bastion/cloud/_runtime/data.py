@@ -1,12 +1,12 @@
 """The server-side data API's executors: ``cloud.Object``, ``cloud.Query``, ``cloud.User`` and
 ``cloud.Role`` read and write through the running server's own pipelines, in-process.
 
-A call goes through ``app.reader``/``app.writer`` (and the users service for ``_User``) exactly as
+A call goes through the server's reader and writer (and the users service for ``_User``) exactly as
 an HTTP request does: class-level permissions, ACLs, protected fields and triggers all apply. It
 acts as the public by default (Parse's server-side SDK without a session), as the master with
 ``use_master_key=True``, or as a user with ``session_token="r:..."`` (a trigger or function acts as
 its caller with ``session_token=request.session_token``). Errors are ``cloud.Error``. The server is
-the one whose request, handler or job is running (``context.current_runtime()``).
+the one whose request, handler or job is running (``context.current_server()``).
 """
 
 from __future__ import annotations
@@ -14,18 +14,24 @@ from __future__ import annotations
 import inspect
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from bastion.cloud._runtime.context import current_runtime
+from bastion.cloud._runtime.context import current_server
 from bastion.cloud.errors import Error
 from bastion.cloud.objects import Object
 from bastion.core.auth import MASTER_AUTH, Auth, CallInfo
-from bastion.domain.read import FindRequest
+from bastion.domain.read import FindRequest, Reader
 from bastion.errors import Code, ParseError, Unauthorized
 
 if TYPE_CHECKING:
-    from bastion.app import Bastion
+    from bastion.cloud._runtime.runtime import CloudRuntime
     from bastion.cloud.query import Query
+    from bastion.domain.installations import Installations
+    from bastion.domain.schema_registry import SchemaRegistry
+    from bastion.domain.users import Users
+    from bastion.domain.write import Writer
+    from bastion.ports.storage import StorageAdapter
 
 _T = TypeVar("_T")
 
@@ -35,8 +41,22 @@ INSTALLATION_CLASS = "_Installation"
 _ROLE_NAME = re.compile(r"^[0-9a-zA-Z\-_ ]+$")
 
 
-def _app() -> Bastion:
-    return current_runtime().app
+@dataclass(frozen=True, slots=True)
+class CloudServer:
+    """The server cloud code runs in: its runtime, and the pipelines the data API goes through."""
+
+    runtime: CloudRuntime
+    storage: StorageAdapter
+    schemas: SchemaRegistry
+    reader: Reader
+    writer: Writer
+    users: Users
+    installations: Installations
+    file_url: Callable[[str], str]
+
+
+def _app() -> CloudServer:
+    return current_server()
 
 
 async def auth_for(use_master_key: bool = False, session_token: str | None = None) -> Auth:

@@ -33,7 +33,7 @@ from bastion.core.types import encode_date, now_ms
 from bastion.errors import Code, ParseError
 
 if TYPE_CHECKING:
-    from bastion.app import Bastion
+    from bastion.cloud._runtime.data import CloudServer
 
 log = logging.getLogger("bastion.cloud")
 
@@ -108,8 +108,8 @@ class JobRun:
 class JobRunner:
     """Starts and tracks the jobs of one server process."""
 
-    def __init__(self, app: Bastion) -> None:
-        self.app = app
+    def __init__(self, server: CloudServer) -> None:
+        self.server = server  # the job's data API calls (its thread too) go to this server
         self.runs: dict[str, JobRun] = {}
         self._tasks: set[asyncio.Future[Any]] = set()  # strong references until done
 
@@ -118,7 +118,7 @@ class JobRunner:
         task.add_done_callback(self._tasks.discard)
 
     def job(self, name: Any) -> Registered:
-        entry = self.app.cloud.registry.jobs.get(name) if isinstance(name, str) else None
+        entry = self.server.runtime.registry.jobs.get(name) if isinstance(name, str) else None
         if entry is None:
             raise ParseError(Code.SCRIPT_FAILED, INVALID_JOB)
         return entry
@@ -136,7 +136,7 @@ class JobRunner:
         if params:
             body["params"] = params
         try:
-            created = await self.app.writer.create(JOB_STATUS, body, MASTER_AUTH, object_id=object_id)
+            created = await self.server.writer.create(JOB_STATUS, body, MASTER_AUTH, object_id=object_id)
         except ParseError as exc:
             if exc.code == Code.DUPLICATE_VALUE and object_id:
                 return None
@@ -146,14 +146,14 @@ class JobRunner:
             # goes ahead without them in its status, as Parse Server stores none.
             del body["params"]
             try:
-                created = await self.app.writer.create(JOB_STATUS, body, MASTER_AUTH, object_id=object_id)
+                created = await self.server.writer.create(JOB_STATUS, body, MASTER_AUTH, object_id=object_id)
             except ParseError as again:
                 if again.code == Code.DUPLICATE_VALUE and object_id:
                     return None
                 raise
         job_id = created.object_id
         run = JobRun(self, job_id, name)
-        request = self.app.cloud.request_for(JobRequest, MASTER_AUTH, info, job_name=name,
+        request = self.server.runtime.request_for(JobRequest, MASTER_AUTH, info, job_name=name,
                                              params=decode(copy.deepcopy(params)), scheduled_at=scheduled_at)
         request.job_id = job_id
         request.message = run.message
@@ -166,7 +166,7 @@ class JobRunner:
         return job_id
 
     async def _run(self, run: JobRun, entry: Registered, request: JobRequest) -> None:
-        with running(self.app.cloud):  # the job's data API calls (its thread too) go to this server
+        with running(self.server):  # the job's data API calls (its thread too) go to this server
             await self._run_job(run, entry, request)
 
     async def _run_job(self, run: JobRun, entry: Registered, request: JobRequest) -> None:
@@ -190,7 +190,7 @@ class JobRunner:
 
     async def write_status(self, object_id: str, update: dict[str, Any]) -> None:
         try:
-            await self.app.writer.update(JOB_STATUS, object_id, update, MASTER_AUTH)
+            await self.server.writer.update(JOB_STATUS, object_id, update, MASTER_AUTH)
         except Exception:  # noqa: BLE001 - a status write must not take the job down
             log.exception("could not update job status %s", object_id)
 

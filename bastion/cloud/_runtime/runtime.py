@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from bastion.cloud._runtime import run_log
-from bastion.cloud._runtime.context import running
+from bastion.cloud._runtime.context import current_server
 from bastion.cloud._runtime.registry import EVERY_EVENT, TRACK_EVENT, CloudRegistry, Registered
 from bastion.cloud._runtime.webhooks import Webhooks
 from bastion.cloud.acl import ACL
@@ -43,7 +43,7 @@ from bastion.domain.read import FindRequest
 from bastion.errors import Code, ParseError
 
 if TYPE_CHECKING:
-    from bastion.app import Bastion
+    from bastion.ports.storage import StorageAdapter
 
 log = logging.getLogger("bastion.cloud")
 _ABSENT = object()
@@ -89,9 +89,9 @@ def _event_time(value: Any) -> datetime | None:
 
 
 class CloudRuntime:
-    def __init__(self, app: Bastion, registry: CloudRegistry | None = None) -> None:
-        self.app = app
-        self.webhooks = Webhooks(self)  # functions and triggers served by URLs (/hooks), over the code's
+    def __init__(self, registry: CloudRegistry | None = None, *, storage: StorageAdapter,
+                 webhook_key: str | None = None) -> None:
+        self.webhooks = Webhooks(self, storage, webhook_key)  # functions and triggers served by URLs (/hooks), over the code's
         self.registry = registry or CloudRegistry()
 
     @property
@@ -141,8 +141,8 @@ class CloudRuntime:
         return result
 
     async def _invoke(self, entry: Registered, request: Request, auth: Auth) -> Any:
-        with running(self):  # the handler's data API calls go to this server
-            return await self._validate_and_run(entry, request, auth)
+        # The handler's data API calls go to the server the caller runs in (``context.running``).
+        return await self._validate_and_run(entry, request, auth)
 
     async def _validate_and_run(self, entry: Registered, request: Request, auth: Auth) -> Any:
         await self._complete_user(request, auth)
@@ -183,7 +183,7 @@ class CloudRuntime:
         user = request.user
         if user is None or "username" in user._server or not user.id:
             return
-        stored = await self.load("_User", user.id, MASTER_AUTH)
+        stored = await current_server().reader.load("_User", user.id, MASTER_AUTH)
         if stored is not None:
             user._server.update(stored)
         if auth.session_token:
@@ -284,7 +284,7 @@ class CloudRuntime:
     async def after_logout(self, session: dict[str, Any], auth: Auth, info: CallInfo | None) -> None:
         """after_logout with the revoked session (its stored record)."""
         entry = self.registry.triggers[("afterLogout", "_Session")]
-        stored = Session.from_json("_Session", self.encode_record("_Session", session))
+        stored = Session.from_json("_Session", current_server().reader.encode_record("_Session", session))
         request = self.request_for(AuthTriggerRequest, auth, info, trigger_name="afterLogout", object=stored)
         await self.invoke(entry, request, auth)
 
@@ -393,26 +393,3 @@ class CloudRuntime:
             await self.invoke(entry, request, auth)
         except ParseError as exc:
             log.warning("track_event %s failed: %s %s", event_name, exc.code, exc.message)
-
-    # --- helpers for the pipelines --------------------------------------------------------------
-
-    async def load(self, class_name: str, object_id: str, auth: Auth) -> dict[str, Any] | None:
-        """The object as ``auth`` may read it, for a trigger's ``original`` (None when not found)."""
-        try:
-            found = await self.app.reader.get(class_name, object_id, auth)
-        except ParseError as exc:
-            if exc.code == Code.OBJECT_NOT_FOUND:
-                return None
-            raise
-        return found if isinstance(found, dict) else None
-
-    def encode_record(self, class_name: str, record: dict[str, Any]) -> dict[str, Any]:
-        schema = self.app.schemas.get(class_name)
-        if schema is None:
-            return {}
-        # Hidden columns (a password's hash, email and reset tokens) are no fields: as Parse Server's
-        # sanitizedData, cloud code never sees them.
-        visible = {key: value for key, value in record.items()
-                   if not key.startswith("_") or key in ("_rperm", "_wperm")}
-        return self.app.reader.encode(schema, visible)
-

@@ -41,7 +41,8 @@ from bastion.domain.write import OBJECT_ID_ALPHABET
 from bastion.errors import ParseError
 
 if TYPE_CHECKING:
-    from bastion.app import Bastion
+    from bastion.cloud._runtime.data import CloudServer
+    from bastion.cloud._runtime.jobs import JobRunner
 
 log = logging.getLogger("bastion.cloud")
 
@@ -184,8 +185,11 @@ def _params(text: Any, name: str) -> dict[str, Any]:
 class Scheduler:
     """The loop of one process: every ``tick`` seconds, starts what is due and not yet claimed."""
 
-    def __init__(self, app: Bastion, entries: list[CronEntry], tick: float = DEFAULT_TICK) -> None:
-        self.app = app
+    def __init__(self, server: CloudServer, jobs: JobRunner, entries: list[CronEntry], tick: float = DEFAULT_TICK,
+                 *, cloud_given: bool = True) -> None:
+        self.server = server
+        self.jobs = jobs
+        self.cloud_given = cloud_given  # whether --cloud was given (named in the warning of a missing job)
         self.entries = entries
         self.tick = tick
         self.window = max(MIN_WINDOW, 3 * tick)
@@ -195,11 +199,11 @@ class Scheduler:
 
     def check(self) -> None:
         """Refuses ``--schedule`` entries naming jobs the cloud code does not define."""
-        jobs = self.app.cloud.registry.jobs
+        jobs = self.server.runtime.registry.jobs
         for entry in self.entries:
             if entry.job not in jobs:
                 raise ValueError(f"--schedule names the job {entry.job!r}, which the cloud code does not define"
-                                 + ("" if self.app.settings.cloud else " (no --cloud given)"))
+                                 + ("" if self.cloud_given else " (no --cloud given)"))
 
     def start(self) -> None:
         if self._task is None:
@@ -222,7 +226,7 @@ class Scheduler:
             await asyncio.sleep(self.tick)
 
     async def run_due(self, now: datetime) -> None:
-        jobs = self.app.cloud.registry.jobs
+        jobs = self.server.runtime.registry.jobs
         if not jobs:
             return
         for entry in self.entries:
@@ -237,12 +241,12 @@ class Scheduler:
         await self._run_stored(now, jobs)
 
     async def _run_stored(self, now: datetime, jobs: dict[str, Any]) -> None:
-        schemas = self.app.schemas
+        schemas = self.server.schemas
         if schemas.get(JOB_SCHEDULE) is None:
             await schemas.refresh_if_stale()
             if schemas.get(JOB_SCHEDULE) is None:
                 return
-        found = await self.app.reader.find(JOB_SCHEDULE, FindRequest(limit=1000), MASTER_AUTH)
+        found = await self.server.reader.find(JOB_SCHEDULE, FindRequest(limit=1000), MASTER_AUTH)
         for doc in found["results"]:
             slot = schedule_slot(doc, now, self.window)
             object_id = doc.get("objectId")
@@ -259,7 +263,7 @@ class Scheduler:
             params = _params(doc.get("params"), name)
             if await self._start(name, params, f"{key}|{format_iso(slot)}", slot):
                 try:
-                    await self.app.writer.update(JOB_SCHEDULE, object_id, {"lastRun": int(slot.timestamp())},
+                    await self.server.writer.update(JOB_SCHEDULE, object_id, {"lastRun": int(slot.timestamp())},
                                                  MASTER_AUTH)
                 except ParseError as error:
                     log.warning("job scheduler: could not record the run of schedule %s: %s", object_id, error)
@@ -269,13 +273,13 @@ class Scheduler:
         object_id = claim_id(key)
         try:
             # Usually another process got there first: a read spares the database a refused insert.
-            if await self.app.cloud.load(JOB_STATUS, object_id, MASTER_AUTH) is not None:
+            if await self.server.reader.load(JOB_STATUS, object_id, MASTER_AUTH) is not None:
                 log.debug("job scheduler: %s for %s was claimed by another process", name, format_iso(slot))
                 return None
         except ParseError:
             pass  # no _JobStatus class yet: the claim below creates it
         try:
-            job_id = await self.app.jobs.start(name, params, source="schedule", object_id=object_id,
+            job_id = await self.jobs.start(name, params, source="schedule", object_id=object_id,
                                                scheduled_at=slot)
         except ParseError as error:
             log.error("job scheduler: could not start %s: %s", name, error)

@@ -39,6 +39,7 @@ from bastion.errors import Code, ParseError
 if TYPE_CHECKING:
     from bastion.cloud._runtime.runtime import CloudRuntime
     from bastion.cloud.request import Request
+    from bastion.ports.storage import StorageAdapter
 
 log = logging.getLogger("bastion.cloud")
 
@@ -141,8 +142,10 @@ def declared(body: dict[str, Any]) -> Hook:
 class Webhooks:
     """The webhooks of one process: their store, their merged registry and their HTTP calls."""
 
-    def __init__(self, runtime: CloudRuntime) -> None:
+    def __init__(self, runtime: CloudRuntime, storage: StorageAdapter, webhook_key: str | None) -> None:
         self.runtime = runtime
+        self.storage = storage
+        self.webhook_key = webhook_key
         self.hooks: list[Hook] = []
         self.functions: dict[str, Registered] = {}
         self.triggers: dict[tuple[str, str], Registered] = {}
@@ -154,10 +157,6 @@ class Webhooks:
         self._warned_no_key = False
         # After this process changed the stored hooks (other processes re-read them).
         self.changed: events.Hook[WebhooksChanged] = events.Hook("webhooks changed")
-
-    @property
-    def storage(self) -> Any:
-        return self.runtime.app.storage
 
     # --- the registry the runtime consults --------------------------------------------------------
 
@@ -325,7 +324,7 @@ class Webhooks:
         if scheme not in ("http", "https"):
             raise ParseError(Code.SCRIPT_FAILED, f"Unsupported protocol {scheme}:")
         headers = {"Content-Type": "application/json"}
-        key = self.runtime.app.settings.webhook_key
+        key = self.webhook_key
         if key:
             headers["X-Parse-Webhook-Key"] = key
         elif not self._warned_no_key:

@@ -8,12 +8,12 @@ from bastion.http.router import Router
 
 
 async def request_password_reset(req: RequestContext) -> Response:
-    await req.app.emails.request_password_reset(req.data)
+    await req.services.emails.request_password_reset(req.data)
     return Response({})
 
 
 async def verification_email_request(req: RequestContext) -> Response:
-    await req.app.emails.request_verification_email(req.data)
+    await req.services.emails.request_verification_email(req.data)
     return Response({})
 
 

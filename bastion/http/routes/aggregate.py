@@ -21,13 +21,13 @@ async def aggregate(req: RequestContext) -> Response:
     if where is not None and not isinstance(where, dict):
         raise ParseError(Code.INVALID_QUERY, "Invalid where, must be an object.")
     if distinct is None:
-        app = req.app
+        app = req.services
         results = await run_pipeline(app.storage, app.schemas, class_name, _pipeline(req), where, req.auth,
                                      app.file_url, app.reader.options.query_limits)
         return Response({"results": results})
     if not isinstance(distinct, str) or not distinct:
         raise ParseError(Code.INVALID_QUERY, "Invalid distinct value.")
-    values = await req.app.reader.distinct(class_name, distinct, where, req.auth)
+    values = await req.services.reader.distinct(class_name, distinct, where, req.auth)
     return Response({"results": values})
 
 

@@ -17,7 +17,7 @@ async def batch(req: RequestContext) -> Response:
     if not isinstance(requests, list):
         raise ParseError(Code.INVALID_JSON, "requests must be an array")
     # Parse Server's requestComplexity.batchRequestLimit: -1 turns it off, the master key is exempt.
-    limit = req.app.settings.max_batch_requests
+    limit = req.services.settings.max_batch_requests
     if -1 < limit < len(requests) and not req.auth.is_master:
         raise ParseError(Code.INVALID_JSON, f"Batch request contains {len(requests)} sub-requests, "
                                             f"which exceeds the limit of {limit}.")
@@ -28,13 +28,13 @@ async def batch(req: RequestContext) -> Response:
             raise ParseError(Code.INVALID_JSON, "batch request path must be a string")
     planned: list[tuple[str, str, Any]] = []
     for item in requests:
-        path = _routable_path(req.app.settings.mount, item["path"])
+        path = _routable_path(req.services.settings.mount, item["path"])
         raw_method = item.get("method")
         if (raw_method.upper() if isinstance(raw_method, str) else "GET") == "POST" and path == "/batch":
             raise ParseError(Code.INVALID_JSON, "nested batch requests are not allowed")
         # The method is matched as given, as Parse Server does ("post" does not route).
         method = raw_method if isinstance(raw_method, str) else "undefined"
-        if not req.app.router.match(method, path):
+        if not req.api.router.match(method, path):
             raise ParseError(Code.INVALID_JSON, f"cannot route {method[:20]} {path[:200]}")
         body = item.get("body")
         if isinstance(body, list) and not body:
@@ -45,7 +45,7 @@ async def batch(req: RequestContext) -> Response:
     # Run one after another (Parse Server starts them all at once, so their order is not defined there).
     results: list[dict[str, Any]] = []
     for method, path, body in planned:
-        results.append(await req.app.dispatch_internal(req, method, path, body))
+        results.append(await req.api.dispatch_internal(req, method, path, body))
     return Response(results)
 
 
@@ -59,9 +59,9 @@ async def _in_transaction(req: RequestContext, planned: list[tuple[str, str, Any
     results: list[dict[str, Any]] = []
     try:
         # LiveQuery events of the writes go out after the commit (and never after a rollback).
-        async with req.app.livequery.deferred(), req.app.schemas.transaction(), req.app.storage.transaction():
+        async with req.services.livequery.deferred(), req.services.schemas.transaction(), req.services.storage.transaction():
             for method, path, body in planned:
-                result = await req.app.dispatch_internal(req, method, path, body)
+                result = await req.api.dispatch_internal(req, method, path, body)
                 if "error" in result:
                     raise _RolledBack  # the rest would be rolled back too: Parse Server's answer is the same
                 results.append(result)

@@ -19,7 +19,7 @@ JOB_SCHEDULE = "_JobSchedule"
 
 
 async def _schedules(req: RequestContext) -> list[dict[str, Any]]:
-    found = await req.app.reader.find(JOB_SCHEDULE, FindRequest(), req.auth, info=req.call_info())
+    found = await req.services.reader.find(JOB_SCHEDULE, FindRequest(), req.auth, info=req.call_info())
     return list(found["results"])
 
 
@@ -29,7 +29,7 @@ def _job_schedule(req: RequestContext) -> dict[str, Any]:
     if not isinstance(schedule, dict):
         raise ParseError(Code.INVALID_JSON, "job_schedule must be an object.")
     name = schedule.get("jobName")
-    if name and (not isinstance(name, str) or name not in req.app.cloud.registry.jobs):
+    if name and (not isinstance(name, str) or name not in req.services.cloud.registry.jobs):
         raise ParseError(Code.INTERNAL_SERVER_ERROR, "Cannot Schedule a job that is not deployed")
     if "startAfter" not in schedule:
         schedule["startAfter"] = now_iso()
@@ -45,19 +45,19 @@ async def jobs_data(req: RequestContext) -> Response:
     require_master(req)
     schedules = await _schedules(req)
     return Response({"in_use": [s.get("jobName") for s in schedules],
-                     "jobs": list(req.app.cloud.registry.jobs)})
+                     "jobs": list(req.services.cloud.registry.jobs)})
 
 
 async def create_schedule(req: RequestContext) -> Response:
     require_master(req)
-    result = await req.app.writer.create(JOB_SCHEDULE, _job_schedule(req), req.auth, info=req.call_info())
-    location = f"{req.app.settings.public_url}/classes/{JOB_SCHEDULE}/{result.object_id}"
+    result = await req.services.writer.create(JOB_SCHEDULE, _job_schedule(req), req.auth, info=req.call_info())
+    location = f"{req.services.settings.public_url}/classes/{JOB_SCHEDULE}/{result.object_id}"
     return Response(result.response, status=201, headers=[(b"location", location.encode())])
 
 
 async def edit_schedule(req: RequestContext) -> Response:
     require_master(req)
-    result = await req.app.writer.update(JOB_SCHEDULE, req.path_params["objectId"], _job_schedule(req),
+    result = await req.services.writer.update(JOB_SCHEDULE, req.path_params["objectId"], _job_schedule(req),
                                          req.auth, info=req.call_info())
     # Parse Server wraps the update's answer once more: {"response": {"updatedAt": …}}.
     return Response({"response": result.response})
@@ -65,7 +65,7 @@ async def edit_schedule(req: RequestContext) -> Response:
 
 async def delete_schedule(req: RequestContext) -> Response:
     require_master(req)
-    await req.app.writer.delete(JOB_SCHEDULE, req.path_params["objectId"], req.auth, info=req.call_info())
+    await req.services.writer.delete(JOB_SCHEDULE, req.path_params["objectId"], req.auth, info=req.call_info())
     return Response({})  # Parse Server answers an empty body
 
 

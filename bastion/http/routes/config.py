@@ -13,7 +13,7 @@ from bastion.http.routes.common import require_writable_master
 
 
 async def get_config(req: RequestContext) -> Response:
-    stored = await req.app.storage.get_config()
+    stored = await req.services.storage.get_config()
     if stored is None:
         return Response({"params": {}})
     params: dict[str, Any] = dict(stored["params"] or {})
@@ -36,7 +36,7 @@ async def put_config(req: RequestContext) -> Response:
     if not isinstance(master_updates, dict):
         raise ParseError(Code.INVALID_JSON, "masterKeyOnly must be an object")
     check_no_denylisted_keys(updates)
-    stored = await req.app.storage.get_config() or {"params": {}, "masterKeyOnly": {}}
+    stored = await req.services.storage.get_config() or {"params": {}, "masterKeyOnly": {}}
     params = dict(stored["params"])
     master_only = dict(stored["masterKeyOnly"])
     for key, value in updates.items():
@@ -47,7 +47,7 @@ async def put_config(req: RequestContext) -> Response:
         # As Parse Server: every parameter written gets its flag again (false unless given), a
         # deleted one too; flags for parameters not written are ignored.
         master_only[key] = bool(master_updates.get(key))
-    await req.app.storage.set_config(params, master_only)
+    await req.services.storage.set_config(params, master_only)
     return Response({"result": True})
 
 

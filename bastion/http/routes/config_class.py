@@ -29,7 +29,7 @@ def _require_master(req: RequestContext, writes: bool = False) -> None:
 
 
 async def _row(req: RequestContext) -> dict[str, Any] | None:
-    stored = await req.app.storage.get_config()
+    stored = await req.services.storage.get_config()
     if stored is None:
         return None
     return {"objectId": ROW_ID, **{name: stored[name] for name in COLUMNS}}
@@ -45,7 +45,7 @@ def _only_keys(row: dict[str, Any], keys: list[str] | None) -> dict[str, Any]:
 async def find(req: RequestContext) -> Response:
     _require_master(req)
     request = find_request(req)
-    node = parse_where(request.where or {}, SCHEMA, CLASS_NAME, req.app.schemas.get)
+    node = parse_where(request.where or {}, SCHEMA, CLASS_NAME, req.services.schemas.get)
     row = await _row(req)
     try:
         found = [row] if row is not None and matches(node, row) else []
@@ -97,13 +97,13 @@ async def update(req: RequestContext) -> Response:
     if row is None or req.path_params["objectId"] != ROW_ID:
         raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
     row.update(changes)
-    await req.app.storage.set_config(row["params"] or {}, row["masterKeyOnly"] or {})
+    await req.services.storage.set_config(row["params"] or {}, row["masterKeyOnly"] or {})
     return Response({"updatedAt": format_iso(now_ms())})
 
 
 async def delete(req: RequestContext) -> Response:
     _require_master(req, writes=True)
-    if req.path_params["objectId"] != ROW_ID or not await req.app.storage.delete_config():
+    if req.path_params["objectId"] != ROW_ID or not await req.services.storage.delete_config():
         raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
     return Response({})
 

@@ -50,7 +50,7 @@ _SAFETY_HEADERS = [(b"x-content-type-options", b"nosniff"),
 
 
 def _files(req: RequestContext) -> Files:
-    return req.app.files
+    return req.services.files
 
 
 # --- upload ---------------------------------------------------------------------------------------
@@ -82,7 +82,7 @@ class _Upload:
 
 async def _read_upload(req: RequestContext, files: Files) -> _Upload:
     """The keys and the file of an upload; the raw body is not read yet, only wrapped."""
-    if req.headers.get("x-parse-application-id") == req.app.settings.app_id:
+    if req.headers.get("x-parse-application-id") == req.services.settings.app_id:
         length = req.headers.get("content-length", "")
         # As Parse Server's body limit, before anything else: a body announced too large is refused unread.
         if length.isdigit() and int(length) > files.rules.max_upload_bytes:
@@ -111,9 +111,9 @@ async def _read_upload(req: RequestContext, files: Files) -> _Upload:
 async def _create(req: RequestContext) -> Response:
     files = _files(req)
     upload = await _read_upload(req, files)
-    req.auth = authenticate(req.keys, req.app.settings)
+    req.auth = authenticate(req.keys, req.services.settings)
     if req.keys.session_token and not req.auth.is_master:
-        req.auth = await req.app.users.authenticate(req.auth, req.keys.session_token)
+        req.auth = await req.services.users.authenticate(req.auth, req.keys.session_token)
     await files.check_upload_allowed(req.auth)
     name, content_type = files.prepare(req.path_params["filename"], upload.content_type, req.auth)
     if upload.raw and req.headers.get("x-parse-upload-mode") == "stream":
@@ -124,7 +124,7 @@ async def _create(req: RequestContext) -> Response:
         raise ParseError(Code.FILE_SAVE_ERROR, "Invalid Content-Type.")
     metadata = upload.metadata if isinstance(upload.metadata, dict) else {}
     tags = upload.tags if isinstance(upload.tags, dict) else {}
-    cloud = req.app.cloud
+    cloud = req.services.cloud
     failure = (Code.FILE_SAVE_ERROR, f"Could not store file: {req.path_params['filename']}.")
     file: File | None = None
     if cloud.has("beforeSave", FILE_CLASS):
@@ -168,7 +168,7 @@ async def _before_save_file(req: RequestContext, files: Files, upload: _Upload, 
     length = req.headers.get("content-length", "")
     size = len(upload.data) if upload.data is not None else (int(length) if length.isdigit() else None)
     file = File(given, upload.data, content_type, metadata=metadata, tags=tags)
-    result = await run_file_trigger(req.app.cloud, "beforeSave", file, req.auth, req.call_info(), failure,
+    result = await run_file_trigger(req.services.cloud, "beforeSave", file, req.auth, req.call_info(), failure,
                                     file_size=size, content_length=int(length) if length.isdigit() else None)
     if result.url:
         return result, result.name, content_type
@@ -209,7 +209,7 @@ async def _json_upload(req: RequestContext) -> dict[str, Any]:
     """The JS SDK's form: without keys in the headers the body must be JSON naming the app
     (Parse Server answers anything else 403 unauthorized)."""
     try:
-        raw = await read_body(req.receive, req.app.settings.max_body_bytes)
+        raw = await read_body(req.receive, req.services.settings.max_body_bytes)
     except ParseError:
         raise _EntityTooLarge() from None
     try:
@@ -297,9 +297,9 @@ def _with_charset(content_type: str) -> str:
 
 
 async def download(req: RequestContext) -> Response:
-    if req.path_params["appId"] != req.app.settings.app_id:
+    if req.path_params["appId"] != req.services.settings.app_id:
         return Response({"error": PERMISSION_DENIED}, status=403)
-    files, cloud = _files(req), req.app.cloud
+    files, cloud = _files(req), req.services.cloud
     name = req.path_params["filename"]
     before, after = cloud.has("beforeFind", FILE_CLASS), cloud.has("afterFind", FILE_CLASS)
     auth = Auth()
@@ -366,13 +366,13 @@ async def _download_auth(req: RequestContext) -> Auth:
     nobody. No keys are read (a browser's <img> sends none), so the master key counts for nothing."""
     auth = Auth(installation_id=req.headers.get("x-parse-installation-id"))
     token = req.headers.get("x-parse-session-token")
-    return await req.app.users.authenticate(auth, token) if token else auth
+    return await req.services.users.authenticate(auth, token) if token else auth
 
 
 async def _before_find_file(req: RequestContext, auth: Auth, name: str, failure: tuple[int, str]) -> str:
     """Cloud code's before_find on files: the name to serve (the trigger may name another file)."""
     file = File(name, content_type=type_for_name(name), url=_files(req).url_for(name))
-    result = await run_file_trigger(req.app.cloud, "beforeFind", file, auth, req.call_info(), failure,
+    result = await run_file_trigger(req.services.cloud, "beforeFind", file, auth, req.call_info(), failure,
                                     file_size=None)
     if result.name != name:
         try:
@@ -422,7 +422,7 @@ async def _after_find_file(req: RequestContext, auth: Auth, name: str, content_t
         data = b"".join([chunk async for chunk in files.adapter.read(name)])
     file = File(name, data, content_type, url=files.url_for(name))
     left, request = await run_file_trigger_request(
-        req.app.cloud, "afterFind", file, auth, req.call_info(), failure, file_size=size, force_download=False,
+        req.services.cloud, "afterFind", file, auth, req.call_info(), failure, file_size=size, force_download=False,
         response_headers={"X-Content-Type-Options": "nosniff"})
     headers = getattr(request, "response_headers", None)
     if not isinstance(headers, dict) or not all(
@@ -445,7 +445,7 @@ async def _after_find_file(req: RequestContext, auth: Auth, name: str, content_t
 
 
 async def metadata(req: RequestContext) -> Response:
-    if req.path_params["appId"] != req.app.settings.app_id:
+    if req.path_params["appId"] != req.services.settings.app_id:
         return Response({})  # as Parse Server for an application it does not know
     info = await _files(req).info(req.path_params["filename"])
     if info is None:
@@ -463,7 +463,7 @@ async def delete(req: RequestContext) -> Response:
     require_master(req)
     if req.auth.is_read_only:
         raise Unauthorized(PERMISSION_DENIED)
-    files, name, cloud = _files(req), req.path_params["filename"], req.app.cloud
+    files, name, cloud = _files(req), req.path_params["filename"], req.services.cloud
     if not (cloud.has("beforeDelete", FILE_CLASS) or cloud.has("afterDelete", FILE_CLASS)):
         await files.delete(name)
         return Response(raw=b"", content_type=None)  # Parse Server answers 200 with an empty body

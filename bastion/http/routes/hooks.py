@@ -17,13 +17,13 @@ from bastion.http.routes.common import require_master, require_writable_master
 
 async def list_functions(req: RequestContext) -> Response:
     require_master(req)
-    return Response([hook.to_json() for hook in await req.app.cloud.webhooks.functions_list()])
+    return Response([hook.to_json() for hook in await req.services.cloud.webhooks.functions_list()])
 
 
 async def get_function(req: RequestContext) -> Response:
     require_master(req)
     name = req.path_params["functionName"]
-    hook = await req.app.cloud.webhooks.get_function(name)
+    hook = await req.services.cloud.webhooks.get_function(name)
     if hook is None:
         raise ParseError(Code.INVALID_IMAGE_DATA, f"no function named: {name} is defined")
     return Response(hook.to_json())
@@ -31,13 +31,13 @@ async def get_function(req: RequestContext) -> Response:
 
 async def list_triggers(req: RequestContext) -> Response:
     require_master(req)
-    return Response([hook.to_json() for hook in await req.app.cloud.webhooks.triggers_list()])
+    return Response([hook.to_json() for hook in await req.services.cloud.webhooks.triggers_list()])
 
 
 async def get_trigger(req: RequestContext) -> Response:
     require_master(req)
     class_name, trigger_name = req.path_params["className"], req.path_params["triggerName"]
-    hook = await req.app.cloud.webhooks.get_trigger(class_name, trigger_name)
+    hook = await req.services.cloud.webhooks.get_trigger(class_name, trigger_name)
     if hook is None:
         raise ParseError(Code.INVALID_IMAGE_DATA, f"class {class_name} does not exist")
     return Response(hook.to_json())
@@ -46,7 +46,7 @@ async def get_trigger(req: RequestContext) -> Response:
 async def create(req: RequestContext) -> Response:
     """Either path takes either kind of declaration, as in Parse Server."""
     require_writable_master(req)
-    return Response((await req.app.cloud.webhooks.create(req.data)).to_json())
+    return Response((await req.services.cloud.webhooks.create(req.data)).to_json())
 
 
 def _deleting(req: RequestContext) -> bool:
@@ -59,7 +59,7 @@ def _url(req: RequestContext) -> object:
 
 async def put_function(req: RequestContext) -> Response:
     require_writable_master(req)
-    webhooks, name = req.app.cloud.webhooks, req.path_params["functionName"]
+    webhooks, name = req.services.cloud.webhooks, req.path_params["functionName"]
     if _deleting(req):
         await webhooks.delete_function(name)
         return Response({})
@@ -68,7 +68,7 @@ async def put_function(req: RequestContext) -> Response:
 
 async def put_trigger(req: RequestContext) -> Response:
     require_writable_master(req)
-    webhooks = req.app.cloud.webhooks
+    webhooks = req.services.cloud.webhooks
     class_name, trigger_name = req.path_params["className"], req.path_params["triggerName"]
     if _deleting(req):
         await webhooks.delete_trigger(class_name, trigger_name)

@@ -14,7 +14,7 @@ from bastion.http.routes import classes
 
 
 async def find(req: RequestContext) -> Response:
-    req.app.installations.check_find(req.auth)
+    req.services.installations.check_find(req.auth)
     req.path_params = {"className": INSTALLATION_CLASS}
     return await classes.find(req)
 
@@ -25,21 +25,21 @@ async def get(req: RequestContext) -> Response:
 
 
 async def create(req: RequestContext) -> Response:
-    result = await req.app.installations.save(req.data, req.auth, info=req.call_info())
+    result = await req.services.installations.save(req.data, req.auth, info=req.call_info())
     if not result.created:
         return Response(result.response)
     # Parse Server's Location names the class route, whichever route created the object.
-    location = f"{req.app.settings.public_url}/classes/{INSTALLATION_CLASS}/{result.object_id}"
+    location = f"{req.services.settings.public_url}/classes/{INSTALLATION_CLASS}/{result.object_id}"
     return Response(result.response, status=201, headers=[(b"location", location.encode())])
 
 
 async def update(req: RequestContext) -> Response:
-    result = await req.app.installations.save(req.data, req.auth, req.path_params["objectId"], req.call_info())
+    result = await req.services.installations.save(req.data, req.auth, req.path_params["objectId"], req.call_info())
     return Response(result.response)
 
 
 async def delete(req: RequestContext) -> Response:
-    await req.app.installations.delete(req.path_params["objectId"], req.auth, req.call_info())
+    await req.services.installations.delete(req.path_params["objectId"], req.auth, req.call_info())
     return Response({})
 
 

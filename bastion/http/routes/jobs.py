@@ -17,7 +17,7 @@ async def start(req: RequestContext) -> Response:
     # The parameters are the body's fields and the URL's query parameters (these win), jobName included.
     params = {**body, **req.query}
     check_no_denylisted_keys(params)
-    job_id = await req.app.jobs.start(name, params, info=req.call_info())
+    job_id = await req.services.jobs.start(name, params, info=req.call_info())
     return Response({}, headers=[(b"x-parse-job-status-id", (job_id or "").encode())])
 
 

@@ -13,7 +13,7 @@ from bastion.http.routes.common import require_master
 async def script_log(req: RequestContext) -> Response:
     # As Parse Server's LogsRouter: the master key (the read-only one too), options from the URL only.
     require_master(req)
-    entries = await req.app.script_log.read(req.query)
+    entries = await req.services.script_log.read(req.query)
     # The entries are stored as JSON text; the answer is their array, as Parse Server answers it.
     return Response([orjson.Fragment(entry) for entry in entries])
 

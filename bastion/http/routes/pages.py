@@ -33,21 +33,21 @@ def decode_page_body(headers: dict[str, str], raw: bytes) -> dict[str, str] | No
 
 
 def _check_app(req: RequestContext, app_id: str | None) -> None:
-    if not app_id or app_id != req.app.settings.app_id:
+    if not app_id or app_id != req.services.settings.app_id:
         raise Unauthorized()
 
 
 def _defaults(req: RequestContext) -> dict[str, str | None]:
-    return {"appId": req.app.settings.app_id, "appName": req.app.emails.options.app_name,
-            "publicServerUrl": req.app.settings.public_url}
+    return {"appId": req.services.settings.app_id, "appName": req.services.emails.options.app_name,
+            "publicServerUrl": req.services.settings.public_url}
 
 
 def _show(req: RequestContext, name: str, params: dict[str, str | None] | None = None) -> Response:
-    return pages.page(name, {**(params or {}), **_defaults(req)}, req.app.settings.public_url)
+    return pages.page(name, {**(params or {}), **_defaults(req)}, req.services.settings.public_url)
 
 
 def _redirect(req: RequestContext, name: str) -> Response:
-    return pages.redirect(name, _defaults(req), req.app.settings.public_url)
+    return pages.redirect(name, _defaults(req), req.services.settings.public_url)
 
 
 def _text(value: Any) -> str | None:
@@ -61,7 +61,7 @@ def _form(req: RequestContext) -> dict[str, Any]:
 async def verify_email(req: RequestContext) -> Response:
     _check_app(req, req.path_params.get("appId"))
     token = _text(req.query.get("token"))
-    if token and await req.app.emails.verify_email(token):
+    if token and await req.services.emails.verify_email(token):
         return _show(req, "email_verification_success.html")
     return _show(req, "email_verification_link_invalid.html")
 
@@ -72,8 +72,8 @@ async def resend_verification_email(req: RequestContext) -> Response:
     username, token = _text(form.get("username")), _text(form.get("token"))
     if not username and not token:
         return _redirect(req, "email_verification_link_invalid.html")
-    sent = await req.app.emails.resend_from_page(username, token)
-    if sent or req.app.emails.options.email_verify_success_on_invalid_email:
+    sent = await req.services.emails.resend_from_page(username, token)
+    if sent or req.services.emails.options.email_verify_success_on_invalid_email:
         return _redirect(req, "email_verification_send_success.html")
     return _redirect(req, "email_verification_send_fail.html")
 
@@ -91,7 +91,7 @@ async def request_password_reset_page(req: RequestContext) -> Response:
     if not token:
         return _show(req, "password_reset_link_invalid.html")
     try:
-        await req.app.emails.check_reset_token(token)
+        await req.services.emails.check_reset_token(token)
     except ValueError:
         return _show(req, "password_reset_link_invalid.html")
     return _show(req, "password_reset.html", {"token": token})
@@ -110,7 +110,7 @@ async def reset_password(req: RequestContext) -> Response:
     if not password:
         raise ParseError(Code.PASSWORD_MISSING, "Missing password")
     try:
-        await req.app.emails.reset_password(token, str(password))
+        await req.services.emails.reset_password(token, str(password))
     except ValueError as error:
         if xhr:
             raise ParseError(Code.OTHER_CAUSE, str(error)) from None
@@ -126,9 +126,9 @@ async def static_page(req: RequestContext) -> Response:
     name = req.path_params["page"]
     if name not in pages.TEMPLATES:
         return pages.not_found()
-    own = req.query.get("appId") == req.app.settings.app_id
+    own = req.query.get("appId") == req.services.settings.app_id
     params = _defaults(req) if own else {}
-    return pages.page(name, params, req.app.settings.public_url)
+    return pages.page(name, params, req.services.settings.public_url)
 
 
 def register(router: Router) -> None:

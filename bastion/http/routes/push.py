@@ -12,13 +12,13 @@ from bastion.http.routes.common import PERMISSION_DENIED, require_master
 
 
 async def send(req: RequestContext) -> Response:
-    if not req.app.settings.allow_client_push:
+    if not req.services.settings.allow_client_push:
         require_master(req)
     if req.auth.is_read_only:
         # Sanitized from "read-only masterKey isn't allowed to send push notifications."
         raise ParseError(Code.OPERATION_FORBIDDEN, PERMISSION_DENIED)
     try:
-        push_id = await req.app.push.send(req.body)
+        push_id = await req.services.push.send(req.body)
     except InvalidBadge:
         # Parse Server throws a string here, which its error handler answers as an uncaught error.
         return Response({"code": Code.INTERNAL_SERVER_ERROR, "message": "Internal server error."}, status=500)

@@ -26,7 +26,7 @@ def _decoded(obj: dict[str, Any]) -> dict[str, Any]:
 
 async def find(req: RequestContext) -> Response:
     require_master(req)
-    result = await req.app.reader.find(AUDIENCE, find_request(req), req.auth, info=req.call_info())
+    result = await req.services.reader.find(AUDIENCE, find_request(req), req.auth, info=req.call_info())
     result["results"] = [_decoded(obj) for obj in result["results"]]
     return Response(result)
 
@@ -34,7 +34,7 @@ async def find(req: RequestContext) -> Response:
 async def get(req: RequestContext) -> Response:
     require_master(req)
     check_get_options(req)
-    obj = await req.app.reader.get(AUDIENCE, req.path_params["objectId"], req.auth, keys=list_param(req, "keys"),
+    obj = await req.services.reader.get(AUDIENCE, req.path_params["objectId"], req.auth, keys=list_param(req, "keys"),
                                    include=list_param(req, "include"), exclude_keys=list_param(req, "excludeKeys"),
                                    info=req.call_info())
     return Response(_decoded(obj))
@@ -42,21 +42,21 @@ async def get(req: RequestContext) -> Response:
 
 async def create(req: RequestContext) -> Response:
     require_master(req)
-    result = await req.app.writer.create(AUDIENCE, req.data, req.auth, info=req.call_info())
-    location = f"{req.app.settings.public_url}/classes/{AUDIENCE}/{result.object_id}"
+    result = await req.services.writer.create(AUDIENCE, req.data, req.auth, info=req.call_info())
+    location = f"{req.services.settings.public_url}/classes/{AUDIENCE}/{result.object_id}"
     return Response(result.response, status=201, headers=[(b"location", location.encode())])
 
 
 async def update(req: RequestContext) -> Response:
     require_master(req)
-    result = await req.app.writer.update(AUDIENCE, req.path_params["objectId"], req.data, req.auth,
+    result = await req.services.writer.update(AUDIENCE, req.path_params["objectId"], req.data, req.auth,
                                          info=req.call_info())
     return Response(result.response)
 
 
 async def delete(req: RequestContext) -> Response:
     require_master(req)
-    await req.app.writer.delete(AUDIENCE, req.path_params["objectId"], req.auth, info=req.call_info())
+    await req.services.writer.delete(AUDIENCE, req.path_params["objectId"], req.auth, info=req.call_info())
     return Response({})
 
 

@@ -74,13 +74,13 @@ def _indexes(raw: Any) -> dict[str, Any] | None:
 
 async def list_schemas(req: RequestContext) -> Response:
     require_master(req)
-    return Response({"results": [s.to_api() for s in req.app.schemas.all()]})
+    return Response({"results": [s.to_api() for s in req.services.schemas.all()]})
 
 
 async def get_schema(req: RequestContext) -> Response:
     require_master(req)
     class_name = check_class_name(req.path_params["className"])
-    schema = await req.app.schemas.get_or_reload(class_name, force=True)
+    schema = await req.services.schemas.get_or_reload(class_name, force=True)
     if schema is None:
         raise ParseError(Code.INVALID_CLASS_NAME, f"Class {class_name} does not exist.")
     return Response(schema.to_api())
@@ -91,7 +91,7 @@ async def create_schema(req: RequestContext) -> Response:
     class_name = _class_name(req)
     data = req.data
     add, _ = _fields(class_name, data.get("fields"), allow_delete=False)
-    schema = await req.app.schemas.create_class(class_name, add, _clp(data.get("classLevelPermissions")),
+    schema = await req.services.schemas.create_class(class_name, add, _clp(data.get("classLevelPermissions")),
                                                 _indexes(data.get("indexes")))
     return Response(schema.to_api(primary_index=False))  # as Parse Server: the indexes given, no _id_
 
@@ -107,11 +107,11 @@ async def create_schema_from_body(req: RequestContext) -> Response:
 async def update_schema(req: RequestContext) -> Response:
     require_writable_master(req)
     class_name = _class_name(req)
-    if await req.app.schemas.get_or_reload(class_name, force=True) is None:
+    if await req.services.schemas.get_or_reload(class_name, force=True) is None:
         raise ParseError(Code.INVALID_CLASS_NAME, f"Class {class_name} does not exist.")
     data = req.data
     add, delete = _fields(class_name, data.get("fields"), allow_delete=True)
-    schema = await req.app.schemas.update_class(class_name, add, delete, _clp(data.get("classLevelPermissions")),
+    schema = await req.services.schemas.update_class(class_name, add, delete, _clp(data.get("classLevelPermissions")),
                                                 _indexes(data.get("indexes")))
     return Response(schema.to_api())
 
@@ -119,21 +119,21 @@ async def update_schema(req: RequestContext) -> Response:
 async def delete_schema(req: RequestContext) -> Response:
     require_writable_master(req)
     class_name = check_class_name(req.path_params["className"])
-    schema = await req.app.schemas.get_or_reload(class_name, force=True)
+    schema = await req.services.schemas.get_or_reload(class_name, force=True)
     if schema is None:
         return Response({})
-    count = await req.app.storage.count(schema, ir.TRUE, MASTER)
+    count = await req.services.storage.count(schema, ir.TRUE, MASTER)
     if count:
         raise ParseError(255, f"Class {class_name} is not empty, contains {count} objects, cannot drop schema.")
-    await req.app.schemas.delete_class(class_name)
+    await req.services.schemas.delete_class(class_name)
     return Response({})
 
 
 async def purge(req: RequestContext) -> Response:
     require_writable_master(req)
     class_name = check_class_name(req.path_params["className"])
-    if await req.app.schemas.get_or_reload(class_name, force=True) is not None:
-        await req.app.storage.purge(class_name)
+    if await req.services.schemas.get_or_reload(class_name, force=True) is not None:
+        await req.services.storage.purge(class_name)
     return Response({})
 
 

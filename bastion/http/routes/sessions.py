@@ -26,7 +26,7 @@ async def me(req: RequestContext) -> Response:
     token = req.keys.session_token if req.keys else None
     if not token:
         raise ParseError(Code.INVALID_SESSION_TOKEN, "Session token required.")
-    session = await req.app.sessions.resolve(token)
+    session = await req.services.sessions.resolve(token)
     if session is None:
         raise ParseError(Code.INVALID_SESSION_TOKEN, "Session token not found.")
     req.path_params = {"className": SESSION_CLASS, "objectId": session.object_id}
@@ -59,15 +59,15 @@ async def create(req: RequestContext) -> Response:
     extra = {k: v for k, v in req.data.items()
              if k not in ("objectId", "user", "sessionToken", "expiresAt", "createdWith")}
     token = new_token()
-    expires = now_ms() + timedelta(seconds=req.app.sessions.session_length)
+    expires = now_ms() + timedelta(seconds=req.services.sessions.session_length)
     body = {**extra, "user": {"__type": "Pointer", "className": "_User", "objectId": user_id},
             "sessionToken": token, "createdWith": {"action": "create"},
             "expiresAt": {"__type": "Date", "iso": format_iso(expires)},
             "ACL": {user_id: {"read": True, "write": True}}}
-    result = await req.app.writer.create(SESSION_CLASS, body, req.auth, trusted=True)
+    result = await req.services.writer.create(SESSION_CLASS, body, req.auth, trusted=True)
     answer = {k: v for k, v in body.items() if k != "ACL"}
     answer["objectId"] = result.object_id
-    location = f"{req.app.settings.public_url}/sessions/{result.object_id}"
+    location = f"{req.services.settings.public_url}/sessions/{result.object_id}"
     return Response(answer, status=201, headers=[(b"location", location.encode())])
 
 
@@ -85,20 +85,20 @@ async def update(req: RequestContext) -> Response:
     for key in ("expiresAt", "createdWith"):
         if key in data and not req.auth.is_master:
             raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {key}")
-    result = await req.app.writer.update(SESSION_CLASS, req.path_params["objectId"], req.data, req.auth, trusted=True)
-    req.app.sessions.forget()
+    result = await req.services.writer.update(SESSION_CLASS, req.path_params["objectId"], req.data, req.auth, trusted=True)
+    req.services.sessions.forget()
     return Response(result.response)
 
 
 async def delete(req: RequestContext) -> Response:
     _require_user(req)
-    await req.app.writer.delete(SESSION_CLASS, req.path_params["objectId"], req.auth, trusted=True)
-    req.app.sessions.forget()
+    await req.services.writer.delete(SESSION_CLASS, req.path_params["objectId"], req.auth, trusted=True)
+    req.services.sessions.forget()
     return Response({})
 
 
 async def upgrade(req: RequestContext) -> Response:
-    return Response(await req.app.users.upgrade_session(req.auth))
+    return Response(await req.services.users.upgrade_session(req.auth))
 
 
 def register(router: Router) -> None:

@@ -21,37 +21,37 @@ def _credentials(req: RequestContext) -> dict[str, Any]:
 
 
 async def sign_up(req: RequestContext) -> Response:
-    auth_data = req.app.users.auth_data
+    auth_data = req.services.users.auth_data
     if auth_data is not None and isinstance(req.data, dict) and "authData" in req.data:
         # Sign-up (201) or log-in (200) with a provider.
         result = await auth_data.sign_up(req.data, req.auth, req.call_info())
         response, object_id, status = result.response, result.object_id, 201 if result.created else 200
     else:
-        (response, object_id), status = await req.app.users.sign_up(req.data, req.auth, info=req.call_info()), 201
-    location = f"{req.app.settings.public_url}/users/{object_id}"
+        (response, object_id), status = await req.services.users.sign_up(req.data, req.auth, info=req.call_info()), 201
+    location = f"{req.services.settings.public_url}/users/{object_id}"
     return Response(response, status=status, headers=[(b"location", location.encode())])
 
 
 async def log_in(req: RequestContext) -> Response:
-    return Response(await req.app.users.log_in(_credentials(req), req.auth, req.call_info()))
+    return Response(await req.services.users.log_in(_credentials(req), req.auth, req.call_info()))
 
 
 async def verify_password(req: RequestContext) -> Response:
-    return Response(await req.app.users.verify_password(_credentials(req), req.auth))
+    return Response(await req.services.users.verify_password(_credentials(req), req.auth))
 
 
 async def log_in_as(req: RequestContext) -> Response:
     user_id = req.data.get("userId") or req.query.get("userId")
-    return Response(await req.app.users.log_in_as(user_id, req.auth))
+    return Response(await req.services.users.log_in_as(user_id, req.auth))
 
 
 async def log_out(req: RequestContext) -> Response:
-    await req.app.users.log_out(req.keys.session_token if req.keys else None, req.auth, req.call_info())
+    await req.services.users.log_out(req.keys.session_token if req.keys else None, req.auth, req.call_info())
     return Response({})
 
 
 async def me(req: RequestContext) -> Response:
-    return Response(await req.app.users.me(req.keys.session_token if req.keys else None))
+    return Response(await req.services.users.me(req.keys.session_token if req.keys else None))
 
 
 async def find(req: RequestContext) -> Response:
@@ -65,11 +65,11 @@ async def get(req: RequestContext) -> Response:
 
 
 async def update(req: RequestContext) -> Response:
-    return Response(await req.app.users.update(req.path_params["objectId"], req.data, req.auth, req.call_info()))
+    return Response(await req.services.users.update(req.path_params["objectId"], req.data, req.auth, req.call_info()))
 
 
 async def delete(req: RequestContext) -> Response:
-    await req.app.users.delete(req.path_params["objectId"], req.auth, req.call_info())
+    await req.services.users.delete(req.path_params["objectId"], req.auth, req.call_info())
     return Response({})
 
 
