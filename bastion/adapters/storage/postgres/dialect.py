@@ -76,12 +76,26 @@ def _bytes_text(col: str) -> str:
 
 
 class PostgresDialect(SqlDialect):
+    # --- Bastion's own tables (system_tables.py) ------------------------------------------------
+    system_column_types = {"text": "text", "json": "jsonb", "integer": "integer", "bigint": "bigint"}
+    # Rows another claim has locked are skipped, not waited for: each row goes to one process.
+    claim_lock = " FOR UPDATE SKIP LOCKED"
+    hooks_order = ""  # no ORDER BY, as Parse Server reads them
+
     def __init__(self, collate: str = ' COLLATE "C"') -> None:
         # Strings compare by code point everywhere; empty when the database's collation is C.
         self.collate = collate
 
     def placeholder(self, index: int) -> str:
         return f"${index}"
+
+    @staticmethod
+    def json_mark(mark: str) -> str:
+        return f"{mark}::jsonb"
+
+    @staticmethod
+    def json_cell(cell: Any) -> Any:
+        return cell  # the connection's jsonb codec decoded it
 
     def bind(self, params: Params, type_name: str, value: Any) -> str:
         return f"{params.add(self.encode(type_name, value))}::{CASTS[type_name]}"

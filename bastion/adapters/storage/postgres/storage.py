@@ -47,6 +47,7 @@ from bastion.adapters.storage.postgres.json_reads import JsonReads
 from bastion.adapters.storage.postgres.pool import ConnectionPool
 from bastion.adapters.storage.postgres.transaction import CURRENT_TRANSACTION, Transaction
 from bastion.adapters.storage.sql import Params, quote
+from bastion.adapters.storage.system_tables import SystemTables
 from bastion.core.aggregate import Plan
 from bastion.core.query import ir
 from bastion.core.schema import ClassSchema
@@ -55,20 +56,23 @@ from bastion.errors import Code, ParseError
 from bastion.ports.storage import (
     AUTH_PROVIDER,
     BASE_COLUMNS,
-    HOOK_COLUMNS,
     MASTER,
-    PUSH_QUEUE_COLUMNS,
     Access,
     FindQuery,
     Record,
     StorageAdapter,
     UpdateOp,
-    hook_key,
 )
 
 # What CREATE … IF NOT EXISTS raises when another process creates the same thing at the same
 # moment: the catalog's unique indexes (on the relation, or on the table's row type) catch it.
 _CREATED_CONCURRENTLY = (asyncpg.UniqueViolationError, asyncpg.DuplicateTableError, asyncpg.DuplicateObjectError)
+_SAVE_SCHEMA = 'UPDATE "_SCHEMA" SET "schema" = $1::jsonb WHERE "className" = $2::text'
+
+
+def _changed(status: str) -> int:
+    """How many rows a statement changed, from its command status ("UPDATE 3")."""
+    return int(status.rsplit(" ", 1)[-1])
 
 
 class PostgresStorage(StorageAdapter):
@@ -78,6 +82,7 @@ class PostgresStorage(StorageAdapter):
                  server_settings: dict[str, str] | None = None) -> None:
         self.url = url
         self.dialect = PostgresDialect()
+        self._system = SystemTables(self.dialect)
         self._min_size = min_size
         self._max_size = max_size
         self._statement_cache_size = statement_cache_size
@@ -129,14 +134,7 @@ class PostgresStorage(StorageAdapter):
             self.dialect.collate = "" if collation in ("C", "POSIX") else ' COLLATE "C"'
             for ddl in ('CREATE TABLE IF NOT EXISTS "_SCHEMA" ("className" varchar(120), "schema" jsonb, '
                         '"isParseClass" bool, PRIMARY KEY ("className"))',
-                        'CREATE TABLE IF NOT EXISTS "_GlobalConfig" ("objectId" text, "params" jsonb, '
-                        '"masterKeyOnly" jsonb, PRIMARY KEY ("objectId"))',
-                        'CREATE TABLE IF NOT EXISTS "_Hooks" ("functionName" text, "className" text, '
-                        '"triggerName" text, "url" text)',
-                        'CREATE TABLE IF NOT EXISTS "_PushQueue" ("id" text PRIMARY KEY, "pushId" text, '
-                        '"kind" text, "body" text, "attempts" integer, "notBefore" bigint, "claimedBy" text, '
-                        '"claimedUntil" bigint)',
-                        'CREATE INDEX IF NOT EXISTS "_PushQueue_due" ON "_PushQueue" ("notBefore")',
+                        *self._system.ddl,
                         'CREATE TABLE IF NOT EXISTS "_ScriptLog" ("id" bigserial PRIMARY KEY, "time" bigint NOT NULL, '
                         '"level" text NOT NULL, "entry" text NOT NULL)',
                         'CREATE INDEX IF NOT EXISTS "_ScriptLog_time" ON "_ScriptLog" ("time")'):
@@ -229,38 +227,41 @@ class PostgresStorage(StorageAdapter):
             raise exists from None  # a concurrent create of the same class won
 
     async def add_fields(self, schema: ClassSchema, fields: dict[str, FieldType]) -> None:
-        schema.derived.clear()  # statements built for the old columns
         table = quote(schema.class_name)
-        with parse_errors():
-            async with self.pool.acquire() as conn, conn.transaction():
-                for name, ft in fields.items():
-                    if ft.type == "Relation":
-                        check_identifier(f"_Join:{name}:{schema.class_name}", Code.INVALID_KEY_NAME)
-                        await conn.execute(self._join_ddl(schema.class_name, name))
-                    elif ft.type != "ACL" and name not in BASE_COLUMNS:
-                        check_identifier(name, Code.INVALID_KEY_NAME)
-                        await conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS "
-                                           f"{self._column_ddl(name, ft.type)}")
-                await conn.execute('UPDATE "_SCHEMA" SET "schema" = $1::jsonb WHERE "className" = $2::text',
-                                   schema.to_storage(), schema.class_name)
+
+        def add(name: str, ft: FieldType) -> str:
+            if ft.type == "Relation":
+                check_identifier(f"_Join:{name}:{schema.class_name}", Code.INVALID_KEY_NAME)
+                return self._join_ddl(schema.class_name, name)
+            check_identifier(name, Code.INVALID_KEY_NAME)
+            return f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {self._column_ddl(name, ft.type)}"
+
+        await self._alter_columns(schema, fields, add)
 
     async def delete_fields(self, schema: ClassSchema, fields: dict[str, FieldType]) -> None:
-        schema.derived.clear()  # statements built for the old columns
         table = quote(schema.class_name)
+
+        def drop(name: str, ft: FieldType) -> str:
+            if ft.type == "Relation":
+                return f"DROP TABLE IF EXISTS {quote(f'_Join:{name}:{schema.class_name}')}"
+            return f"ALTER TABLE {table} DROP COLUMN IF EXISTS {quote(name)}"  # its indexes go too, as in SQLite
+
+        await self._alter_columns(schema, fields, drop)
+
+    async def _alter_columns(self, schema: ClassSchema, fields: dict[str, FieldType],
+                             ddl: Callable[[str, FieldType], str]) -> None:
+        """``ddl``'s statement for each field that has a column or a join table, then the schema's new
+        document, in one transaction."""
+        schema.derived.clear()  # statements built for the old columns
         with parse_errors():
             async with self.pool.acquire() as conn, conn.transaction():
                 for name, ft in fields.items():
-                    if ft.type == "Relation":
-                        await conn.execute(f"DROP TABLE IF EXISTS {quote(f'_Join:{name}:{schema.class_name}')}")
-                    elif ft.type != "ACL" and name not in BASE_COLUMNS:
-                        # Indexes on the column go with it, as in SQLite.
-                        await conn.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {quote(name)}")
-                await conn.execute('UPDATE "_SCHEMA" SET "schema" = $1::jsonb WHERE "className" = $2::text',
-                                   schema.to_storage(), schema.class_name)
+                    if ft.type == "Relation" or (ft.type != "ACL" and name not in BASE_COLUMNS):
+                        await conn.execute(ddl(name, ft))
+                await conn.execute(_SAVE_SCHEMA, schema.to_storage(), schema.class_name)
 
     async def save_schema(self, schema: ClassSchema) -> None:
-        await self.pool.execute('UPDATE "_SCHEMA" SET "schema" = $1::jsonb WHERE "className" = $2::text',
-                                schema.to_storage(), schema.class_name)
+        await self.pool.execute(_SAVE_SCHEMA, schema.to_storage(), schema.class_name)
 
     @staticmethod
     def _index_name(class_name: str, name: str) -> str:
@@ -393,7 +394,7 @@ class PostgresStorage(StorageAdapter):
                 status = await self.pool.execute(sql, *params.values)
         except MissingTable:
             return 0
-        return int(status.rsplit(" ", 1)[-1])
+        return _changed(status)
 
     async def find(self, schema: ClassSchema, query: FindQuery, access: Access) -> list[Record]:
         columns = self._columns(schema) if query.columns is None else list(query.columns)
@@ -474,91 +475,56 @@ class PostgresStorage(StorageAdapter):
         except MissingTable:
             pass
 
-    # --- config ---------------------------------------------------------------------------------
+    # --- config, webhooks, the push queue: system_tables.py's statements -------------------------
 
     async def get_config(self) -> dict[str, Any] | None:
-        row = await self.pool.fetchrow(
-            'SELECT "params", "masterKeyOnly" FROM "_GlobalConfig" WHERE "objectId" = \'1\'')
-        if row is None:
-            return None
-        return {"params": row[0] or {}, "masterKeyOnly": row[1] or {}}
+        sql, values = self._system.config_select()
+        return self._system.config(await self.pool.fetchrow(sql, *values))
 
     async def set_config(self, params: dict[str, Any], master_key_only: dict[str, Any]) -> None:
+        sql, values = self._system.config_upsert(params, master_key_only)
         with parse_errors():
-            await self.pool.execute(
-                'INSERT INTO "_GlobalConfig" ("objectId", "params", "masterKeyOnly") VALUES (\'1\', $1::jsonb, '
-                '$2::jsonb) ON CONFLICT ("objectId") DO UPDATE SET "params" = excluded."params", '
-                '"masterKeyOnly" = excluded."masterKeyOnly"', params, master_key_only)
+            await self.pool.execute(sql, *values)
 
     async def delete_config(self) -> bool:
+        sql, values = self._system.config_delete()
         with parse_errors():
-            done = await self.pool.execute('DELETE FROM "_GlobalConfig" WHERE "objectId" = \'1\'')
-        return done.rsplit(" ", 1)[-1] != "0"
-
-    # --- webhooks -------------------------------------------------------------------------------
+            return _changed(await self.pool.execute(sql, *values)) > 0
 
     async def load_hooks(self) -> list[dict[str, Any]]:
-        rows = await self.pool.fetch('SELECT "functionName", "className", "triggerName", "url" FROM "_Hooks"')
-        return [dict(zip(HOOK_COLUMNS, row, strict=True)) for row in rows]
+        sql, values = self._system.hooks_select()
+        return self._system.hooks(await self.pool.fetch(sql, *values))
 
     async def save_hook(self, hook: dict[str, str]) -> None:
-        key = hook_key(hook)
-        match = " AND ".join(f'"{column}" = ${i}' for i, column in enumerate(key, start=2))
-        columns = (*key, "url")
-        names = ", ".join(f'"{column}"' for column in columns)
-        places = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+        (update, update_values), (insert, insert_values) = self._system.hook_save(hook)
         async with self.pool.acquire() as conn, conn.transaction():
-            done = await conn.execute(f'UPDATE "_Hooks" SET "url" = $1 WHERE {match}', hook["url"],
-                                      *(hook[c] for c in key))
-            if done == "UPDATE 0":
-                await conn.execute(f'INSERT INTO "_Hooks" ({names}) VALUES ({places})',
-                                   *(hook[c] for c in columns))
+            if _changed(await conn.execute(update, *update_values)) == 0:
+                await conn.execute(insert, *insert_values)
 
     async def delete_hooks(self, hook: dict[str, str]) -> int:
-        key = hook_key(hook)
-        match = " AND ".join(f'"{column}" = ${i}' for i, column in enumerate(key, start=1))
-        done = await self.pool.execute(f'DELETE FROM "_Hooks" WHERE {match}', *(hook[c] for c in key))
-        return int(done.rsplit(" ", 1)[-1])
-
-    # --- the push queue -------------------------------------------------------------------------
+        sql, values = self._system.hooks_delete(hook)
+        return _changed(await self.pool.execute(sql, *values))
 
     async def push_enqueue(self, rows: list[dict[str, Any]]) -> None:
-        names = ", ".join(f'"{c}"' for c in PUSH_QUEUE_COLUMNS)
-        places = ", ".join(f"${i}" for i in range(1, len(PUSH_QUEUE_COLUMNS) + 1))
+        sql, values = self._system.queue_insert(rows)
         async with self.pool.acquire() as conn:  # inside a transaction: its connection
-            await conn.executemany(f'INSERT INTO "_PushQueue" ({names}) VALUES ({places})',
-                                   [tuple(row.get(c) for c in PUSH_QUEUE_COLUMNS) for row in rows])
+            await conn.executemany(sql, values)
 
     async def push_claim(self, worker: str, now: int, lease_ms: int, limit: int) -> list[dict[str, Any]]:
-        names = ", ".join(f'"{c}"' for c in PUSH_QUEUE_COLUMNS)
-        # Rows another claim has locked are skipped, not waited for: each row goes to one process.
-        rows = await self.pool.fetch(
-            f'UPDATE "_PushQueue" SET "claimedBy" = $1, "claimedUntil" = $2 WHERE "id" IN (SELECT "id" FROM '
-            '"_PushQueue" WHERE "notBefore" <= $3 AND ("claimedUntil" IS NULL OR "claimedUntil" < $3) '
-            f'ORDER BY "notBefore", "id" LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING {names}',
-            worker, now + lease_ms, now, limit)
-        return sorted((dict(zip(PUSH_QUEUE_COLUMNS, row, strict=True)) for row in rows),
-                      key=lambda r: (r["notBefore"], r["id"]))
+        sql, values = self._system.queue_claim(worker, now, lease_ms, limit)
+        return self._system.claimed(await self.pool.fetch(sql, *values))
 
     async def push_reschedule(self, row_id: str, worker: str, body: str, attempts: int, not_before: int) -> bool:
-        done = await self.pool.execute(
-            'UPDATE "_PushQueue" SET "body" = $1, "attempts" = $2, "notBefore" = $3, "claimedBy" = NULL, '
-            '"claimedUntil" = NULL WHERE "id" = $4 AND "claimedBy" = $5', body, attempts, not_before, row_id, worker)
-        return done != "UPDATE 0"
+        sql, values = self._system.queue_reschedule(row_id, worker, body, attempts, not_before)
+        return _changed(await self.pool.execute(sql, *values)) > 0
 
     async def push_done(self, row_id: str, worker: str) -> bool:
-        done = await self.pool.execute('DELETE FROM "_PushQueue" WHERE "id" = $1 AND "claimedBy" = $2',
-                                       row_id, worker)
-        return done != "DELETE 0"
+        sql, values = self._system.queue_done(row_id, worker)
+        return _changed(await self.pool.execute(sql, *values)) > 0
 
     async def push_rows(self, push_id: str | None = None) -> list[dict[str, Any]]:
-        names = ", ".join(f'"{c}"' for c in PUSH_QUEUE_COLUMNS)
-        if push_id is None:
-            rows = await self.pool.fetch(f'SELECT {names} FROM "_PushQueue" ORDER BY "notBefore", "id"')
-        else:
-            rows = await self.pool.fetch(f'SELECT {names} FROM "_PushQueue" WHERE "pushId" = $1 '
-                                         'ORDER BY "notBefore", "id"', push_id)
-        return [dict(zip(PUSH_QUEUE_COLUMNS, row, strict=True)) for row in rows]
+        sql, values = self._system.queue_select(push_id)
+        return self._system.queue_rows(await self.pool.fetch(sql, *values))
 
     # --- the script log ---------------------------------------------------------------------------
 

@@ -6,6 +6,8 @@ import re
 from datetime import datetime
 from typing import Any, assert_never
 
+import orjson
+
 from bastion.adapters.storage.sql import Compilation, GeoLeaf, Leaf, Params, SqlDialect, balanced, quote
 from bastion.adapters.storage.sqlite.functions import canonical_json_text, dumps
 from bastion.core import geo
@@ -27,8 +29,23 @@ def json_path(path: tuple[str, ...]) -> str:
 
 
 class SqliteDialect(SqlDialect):
+    # --- Bastion's own tables (system_tables.py) ------------------------------------------------
+    system_column_types = {"text": "TEXT", "json": "TEXT", "integer": "INTEGER", "bigint": "INTEGER"}
+    # None needed: a claim runs on the one writer thread inside BEGIN IMMEDIATE, which serialises it
+    # against every other process's claim.
+    claim_lock = ""
+    hooks_order = " ORDER BY rowid"
+
     def placeholder(self, index: int) -> str:
         return "?"
+
+    @staticmethod
+    def json_mark(mark: str) -> str:
+        return mark  # JSON is text
+
+    @staticmethod
+    def json_cell(cell: Any) -> Any:
+        return orjson.loads(cell)
 
     def true(self) -> str:
         return "1"

@@ -37,6 +37,7 @@ from bastion.adapters.storage.sqlite.dialect import (
 )
 from bastion.adapters.storage.sqlite.functions import dumps
 from bastion.adapters.storage.sqlite.threads import SqliteThreads, or_missing
+from bastion.adapters.storage.system_tables import SystemTables
 from bastion.core.aggregate import Plan
 from bastion.core.query import ir
 from bastion.core.schema import HIDDEN_COLUMNS, ClassSchema
@@ -45,9 +46,7 @@ from bastion.errors import Code, ParseError
 from bastion.ports.storage import (
     AUTH_PROVIDER,
     BASE_COLUMNS,
-    HOOK_COLUMNS,
     MASTER,
-    PUSH_QUEUE_COLUMNS,
     Access,
     DuplicateValue,
     FindQuery,
@@ -55,7 +54,6 @@ from bastion.ports.storage import (
     StorageAdapter,
     UpdateOp,
     apply_op,
-    hook_key,
 )
 
 
@@ -70,6 +68,7 @@ class SqliteStorage(SqliteThreads, StorageAdapter):
     def __init__(self, path: str | Path, readers: int = 4) -> None:
         super().__init__(path, readers)
         self.dialect = SqliteDialect()
+        self._system = SystemTables(self.dialect)
         self.schema_lookup: Callable[[str], ClassSchema | None] = lambda _name: None
 
     async def open(self) -> None:
@@ -78,14 +77,8 @@ class SqliteStorage(SqliteThreads, StorageAdapter):
         def init(conn: sqlite3.Connection) -> None:
             conn.execute('CREATE TABLE IF NOT EXISTS "_SCHEMA" ("className" TEXT PRIMARY KEY, '
                          '"schema" TEXT, "isParseClass" INTEGER)')
-            conn.execute('CREATE TABLE IF NOT EXISTS "_GlobalConfig" ("objectId" TEXT PRIMARY KEY, '
-                         '"params" TEXT, "masterKeyOnly" TEXT)')
-            conn.execute('CREATE TABLE IF NOT EXISTS "_Hooks" ("functionName" TEXT, "className" TEXT, '
-                         '"triggerName" TEXT, "url" TEXT)')
-            conn.execute('CREATE TABLE IF NOT EXISTS "_PushQueue" ("id" TEXT PRIMARY KEY, "pushId" TEXT, '
-                         '"kind" TEXT, "body" TEXT, "attempts" INTEGER, "notBefore" INTEGER, "claimedBy" TEXT, '
-                         '"claimedUntil" INTEGER)')
-            conn.execute('CREATE INDEX IF NOT EXISTS "_PushQueue_due" ON "_PushQueue" ("notBefore")')
+            for ddl in self._system.ddl:
+                conn.execute(ddl)
             conn.execute('CREATE TABLE IF NOT EXISTS "_ScriptLog" ("id" INTEGER PRIMARY KEY AUTOINCREMENT, '
                          '"time" INTEGER NOT NULL, "level" TEXT NOT NULL, "entry" TEXT NOT NULL)')
             conn.execute('CREATE INDEX IF NOT EXISTS "_ScriptLog_time" ON "_ScriptLog" ("time")')
@@ -440,88 +433,56 @@ class SqliteStorage(SqliteThreads, StorageAdapter):
 
         await self._write(run)
 
-    # --- config ---------------------------------------------------------------------------------
+    # --- config, webhooks, the push queue: system_tables.py's statements -------------------------
 
     async def get_config(self) -> dict[str, Any] | None:
-        row = await self._read(lambda c: c.execute(
-            'SELECT "params", "masterKeyOnly" FROM "_GlobalConfig" WHERE "objectId" = \'1\'').fetchone())
-        if row is None:
-            return None
-        return {"params": orjson.loads(row[0] or "{}"), "masterKeyOnly": orjson.loads(row[1] or "{}")}
+        sql, values = self._system.config_select()
+        return self._system.config(await self._read(lambda c: c.execute(sql, values).fetchone()))
 
     async def set_config(self, params: dict[str, Any], master_key_only: dict[str, Any]) -> None:
-        values = (dumps(params), dumps(master_key_only))
-        await self._write(lambda c: c.execute(
-            'INSERT INTO "_GlobalConfig" ("objectId", "params", "masterKeyOnly") VALUES (\'1\', ?, ?) '
-            'ON CONFLICT ("objectId") DO UPDATE SET "params" = excluded."params", '
-            '"masterKeyOnly" = excluded."masterKeyOnly"', values))
+        sql, values = self._system.config_upsert(params, master_key_only)
+        await self._write(lambda c: c.execute(sql, values))
 
     async def delete_config(self) -> bool:
-        return bool(await self._write(
-            lambda c: c.execute('DELETE FROM "_GlobalConfig" WHERE "objectId" = \'1\'').rowcount))
-
-    # --- webhooks -------------------------------------------------------------------------------
+        sql, values = self._system.config_delete()
+        return bool(await self._write(lambda c: c.execute(sql, values).rowcount))
 
     async def load_hooks(self) -> list[dict[str, Any]]:
-        rows = await self._read(lambda c: c.execute(
-            'SELECT "functionName", "className", "triggerName", "url" FROM "_Hooks" ORDER BY rowid').fetchall())
-        return [dict(zip(HOOK_COLUMNS, row, strict=True)) for row in rows]
+        sql, values = self._system.hooks_select()
+        return self._system.hooks(await self._read(lambda c: c.execute(sql, values).fetchall()))
 
     async def save_hook(self, hook: dict[str, str]) -> None:
-        key = hook_key(hook)
-        match = " AND ".join(f'"{column}" = ?' for column in key)
-        columns = (*key, "url")
-        names = ", ".join(f'"{column}"' for column in columns)
-        places = ", ".join("?" for _ in columns)
+        (update, update_values), (insert, insert_values) = self._system.hook_save(hook)
 
         def run(conn: sqlite3.Connection) -> None:
-            if conn.execute(f'UPDATE "_Hooks" SET "url" = ? WHERE {match}',
-                            (hook["url"], *(hook[c] for c in key))).rowcount == 0:
-                conn.execute(f'INSERT INTO "_Hooks" ({names}) VALUES ({places})', tuple(hook[c] for c in columns))
+            if conn.execute(update, update_values).rowcount == 0:
+                conn.execute(insert, insert_values)
 
         await self._write(run)
 
     async def delete_hooks(self, hook: dict[str, str]) -> int:
-        key = hook_key(hook)
-        match = " AND ".join(f'"{column}" = ?' for column in key)
-        return await self._write(lambda c: c.execute(f'DELETE FROM "_Hooks" WHERE {match}',
-                                                     tuple(hook[col] for col in key)).rowcount)
-
-    # --- the push queue -------------------------------------------------------------------------
+        sql, values = self._system.hooks_delete(hook)
+        return await self._write(lambda c: c.execute(sql, values).rowcount)
 
     async def push_enqueue(self, rows: list[dict[str, Any]]) -> None:
-        names = ", ".join(f'"{c}"' for c in PUSH_QUEUE_COLUMNS)
-        places = ", ".join("?" for _ in PUSH_QUEUE_COLUMNS)
-        values = [tuple(row.get(c) for c in PUSH_QUEUE_COLUMNS) for row in rows]
-        await self._write(lambda c: c.executemany(f'INSERT INTO "_PushQueue" ({names}) VALUES ({places})', values))
+        sql, values = self._system.queue_insert(rows)
+        await self._write(lambda c: c.executemany(sql, values))
 
     async def push_claim(self, worker: str, now: int, lease_ms: int, limit: int) -> list[dict[str, Any]]:
-        names = ", ".join(f'"{c}"' for c in PUSH_QUEUE_COLUMNS)
-        # The writer's BEGIN IMMEDIATE serialises this against every other process's claim.
-        rows = await self._write(lambda c: c.execute(
-            f'UPDATE "_PushQueue" SET "claimedBy" = ?, "claimedUntil" = ? WHERE "id" IN (SELECT "id" FROM '
-            '"_PushQueue" WHERE "notBefore" <= ? AND ("claimedUntil" IS NULL OR "claimedUntil" < ?) '
-            f'ORDER BY "notBefore", "id" LIMIT ?) RETURNING {names}',
-            (worker, now + lease_ms, now, now, limit)).fetchall())
-        return sorted((dict(zip(PUSH_QUEUE_COLUMNS, row, strict=True)) for row in rows),
-                      key=lambda r: (r["notBefore"], r["id"]))
+        sql, values = self._system.queue_claim(worker, now, lease_ms, limit)
+        return self._system.claimed(await self._write(lambda c: c.execute(sql, values).fetchall()))
 
     async def push_reschedule(self, row_id: str, worker: str, body: str, attempts: int, not_before: int) -> bool:
-        return bool(await self._write(lambda c: c.execute(
-            'UPDATE "_PushQueue" SET "body" = ?, "attempts" = ?, "notBefore" = ?, "claimedBy" = NULL, '
-            '"claimedUntil" = NULL WHERE "id" = ? AND "claimedBy" = ?',
-            (body, attempts, not_before, row_id, worker)).rowcount))
+        sql, values = self._system.queue_reschedule(row_id, worker, body, attempts, not_before)
+        return bool(await self._write(lambda c: c.execute(sql, values).rowcount))
 
     async def push_done(self, row_id: str, worker: str) -> bool:
-        return bool(await self._write(lambda c: c.execute(
-            'DELETE FROM "_PushQueue" WHERE "id" = ? AND "claimedBy" = ?', (row_id, worker)).rowcount))
+        sql, values = self._system.queue_done(row_id, worker)
+        return bool(await self._write(lambda c: c.execute(sql, values).rowcount))
 
     async def push_rows(self, push_id: str | None = None) -> list[dict[str, Any]]:
-        names = ", ".join(f'"{c}"' for c in PUSH_QUEUE_COLUMNS)
-        where, values = ('WHERE "pushId" = ?', (push_id,)) if push_id is not None else ("", ())
-        rows = await self._read(lambda c: c.execute(
-            f'SELECT {names} FROM "_PushQueue" {where} ORDER BY "notBefore", "id"', values).fetchall())
-        return [dict(zip(PUSH_QUEUE_COLUMNS, row, strict=True)) for row in rows]
+        sql, values = self._system.queue_select(push_id)
+        return self._system.queue_rows(await self._read(lambda c: c.execute(sql, values).fetchall()))
 
     # --- the script log ---------------------------------------------------------------------------
 
