@@ -37,7 +37,7 @@ from bastion.cloud.decorators import (
 )
 from bastion.cloud.errors import Error
 from bastion.cloud.files import File
-from bastion.cloud.objects import Installation, Object, Role, Session, User
+from bastion.cloud.objects import Object
 from bastion.cloud.query import Query
 from bastion.cloud.request import (
     AuthTriggerRequest,
@@ -50,6 +50,7 @@ from bastion.cloud.request import (
     ObjectTriggerRequest,
     Request,
 )
+from bastion.cloud.system_classes import Installation, Role, Session, User
 
 __all__ = [
     "ACL",

@@ -1,4 +1,4 @@
-"""``cloud.Object`` and its system subclasses: an object as cloud code sees and changes it.
+"""``cloud.Object``: an object as cloud code sees and changes it (system_classes.py: User, Role, …).
 
 An object keeps what the server last said of it (REST JSON) and the changes made since (REST
 values or operations such as ``{"__op": "Increment"}``), exactly as the Parse SDKs do: a trigger's
@@ -13,8 +13,10 @@ import copy
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from bastion.cloud._changes import apply_change, merge_relation_change
 from bastion.cloud._runtime.context import object_classes_being_loaded, running_object_classes
 from bastion.cloud.acl import ACL
+from bastion.cloud.relation import Relation
 from bastion.core.types import encode_date, parse_iso
 
 SERVER_KEYS = frozenset({"objectId", "createdAt", "updatedAt"})
@@ -57,38 +59,6 @@ def decode(value: Any) -> Any:
         return [decode(item) for item in value]
     return value
 
-
-def _apply(current: Any, change: Any) -> Any:
-    """The value of a field after one REST change (a value or an operation)."""
-    if not (isinstance(change, dict) and "__op" in change):
-        return change
-    op = change["__op"]
-    if op == "Delete":
-        return None
-    if op == "Increment":
-        base = current if isinstance(current, (int, float)) and not isinstance(current, bool) else 0
-        return base + change.get("amount", 0)
-    items = list(change.get("objects") or [])
-    existing = list(current) if isinstance(current, list) else []
-    if op == "Add":
-        return existing + items
-    if op == "AddUnique":
-        return existing + [item for item in items if item not in existing]
-    if op == "Remove":
-        return [item for item in existing if item not in items]
-    if op in ("AddRelation", "RemoveRelation", "Batch") and current is None:
-        target = _relation_target(change)
-        return {"__type": "Relation", "className": target} if target else None
-    return current  # relation operations leave the Relation as it is
-
-
-def _relation_target(change: dict[str, Any]) -> str | None:
-    """The class a relation operation's objects are of."""
-    for op in change.get("ops") or [change]:
-        for item in op.get("objects") or []:
-            if isinstance(item, dict) and isinstance(name := item.get("className"), str):
-                return name
-    return None
 
 
 class Object:
@@ -179,7 +149,7 @@ class Object:
             return self._date(key)
         current = self._server.get(key)
         if key in self._changes:
-            return _apply(current, self._changes[key])
+            return apply_change(current, self._changes[key])
         return current
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -258,7 +228,7 @@ class Object:
         if isinstance(change, dict) and change.get("__op") == "Increment":
             self._changes[key] = {"__op": "Increment", "amount": change["amount"] + amount}
         elif key in self._changes:
-            self._changes[key] = _apply(self._value(key), {"__op": "Increment", "amount": amount})
+            self._changes[key] = apply_change(self._value(key), {"__op": "Increment", "amount": amount})
         else:
             self._changes[key] = {"__op": "Increment", "amount": amount}
         return self
@@ -272,7 +242,7 @@ class Object:
         if isinstance(change, dict) and change.get("__op") == op and op != "Remove":
             self._changes[key] = {"__op": op, "objects": change["objects"] + encoded}
         elif key in self._changes:
-            self._changes[key] = _apply(self._value(key), {"__op": op, "objects": encoded})
+            self._changes[key] = apply_change(self._value(key), {"__op": op, "objects": encoded})
         else:
             self._changes[key] = {"__op": op, "objects": encoded}
         return self
@@ -340,7 +310,7 @@ class Object:
         if clear_changes:
             for key, change in self._changes.items():
                 if key not in data:
-                    value = _apply(self._server.get(key), change)
+                    value = apply_change(self._server.get(key), change)
                     if value is None:
                         self._server.pop(key, None)
                     else:
@@ -357,42 +327,13 @@ class Object:
 
     def add_relation(self, key: str, objects: Object | list[Object]) -> Object:
         """Adds objects to the relation ``key`` when the object is saved (``AddRelation``)."""
-        self._relation_op(key, _objects(objects), [])
+        merge_relation_change(self._changes, key, _objects(objects), [])
         return self
 
     def remove_relation(self, key: str, objects: Object | list[Object]) -> Object:
         """Removes objects from the relation ``key`` when the object is saved (``RemoveRelation``)."""
-        self._relation_op(key, [], _objects(objects))
+        merge_relation_change(self._changes, key, [], _objects(objects))
         return self
-
-    def _relation_op(self, key: str, add: list[Object], remove: list[Object]) -> None:
-        adds: list[dict[str, Any]] = []
-        removes: list[dict[str, Any]] = []
-        change = self._changes.get(key)
-        if isinstance(change, dict):
-            for op in change.get("ops") or [change]:
-                if op.get("__op") == "AddRelation":
-                    adds.extend(op.get("objects") or [])
-                elif op.get("__op") == "RemoveRelation":
-                    removes.extend(op.get("objects") or [])
-        elif key in self._changes:
-            raise ValueError(f"{key} has a pending change that is not a relation operation")
-        for obj in add:
-            pointer = obj.to_pointer()
-            removes = [p for p in removes if p != pointer]
-            if pointer not in adds:
-                adds.append(pointer)
-        for obj in remove:
-            pointer = obj.to_pointer()
-            adds = [p for p in adds if p != pointer]
-            if pointer not in removes:
-                removes.append(pointer)
-        ops = [{"__op": "AddRelation", "objects": adds}] if adds else []
-        ops += [{"__op": "RemoveRelation", "objects": removes}] if removes else []
-        if not ops:
-            self._changes.pop(key, None)
-        else:
-            self._changes[key] = ops[0] if len(ops) == 1 else {"__op": "Batch", "ops": ops}
 
     # --- the data API (runs in the server's pipelines; see bastion/cloud/_runtime/data.py) ---------------
 
@@ -463,148 +404,3 @@ def _objects(objects: Object | list[Object]) -> list[Object]:
     if not all(isinstance(item, Object) for item in items):
         raise TypeError("a relation holds cloud.Object instances")
     return items
-
-
-class Relation:
-    """A relation field of an object: ``add``/``remove`` queue ``AddRelation``/``RemoveRelation``
-    on the parent (written by ``await parent.save()``); ``query()`` finds the related objects."""
-
-    def __init__(self, parent: Object, key: str, target_class: str | None = None) -> None:
-        if not isinstance(key, str) or not key:
-            raise ValueError("a relation needs a field name")
-        self.parent = parent
-        self.key = key
-        self._target_class = target_class
-
-    @property
-    def target_class(self) -> str | None:
-        if self._target_class:
-            return self._target_class
-        value = self.parent._value(self.key)
-        if isinstance(value, dict):
-            if value.get("__type") == "Relation" and isinstance(name := value.get("className"), str):
-                return name
-            return _relation_target(value)
-        return None
-
-    def add(self, objects: Object | list[Object]) -> Relation:
-        self.parent.add_relation(self.key, objects)
-        return self
-
-    def remove(self, objects: Object | list[Object]) -> Relation:
-        self.parent.remove_relation(self.key, objects)
-        return self
-
-    def query(self) -> Any:
-        """A ``cloud.Query`` of the objects in the relation (its class from the field, or else the schema)."""
-        from bastion.cloud.query import Query
-
-        target = self.target_class
-        if target is None:
-            from bastion.cloud._runtime.context import current_server
-
-            schema = current_server().schemas.get(self.parent.class_name)
-            field = schema.fields.get(self.key) if schema is not None else None
-            target = field.target_class if field is not None and field.type == "Relation" else None
-        if not target:
-            raise ValueError(f"{self.parent.class_name}.{self.key} is not a known relation; "
-                             "give its class: obj.relation(key, 'ClassName')")
-        return Query(target).related_to(self.parent, self.key)
-
-    def __repr__(self) -> str:
-        return f"<Relation {self.parent!r}.{self.key} -> {self.target_class}>"
-
-
-class User(Object):
-    class_name = "_User"
-
-    @property
-    def username(self) -> str | None:
-        username: str | None = self.get("username")
-        return username
-
-    @property
-    def email(self) -> str | None:
-        email: str | None = self.get("email")
-        return email
-
-    def get_session_token(self) -> str | None:
-        return self._server.get("sessionToken")
-
-    @property
-    def session_token(self) -> str | None:
-        return self.get_session_token()
-
-    @classmethod
-    async def sign_up(cls, username: str, password: str, **fields: Any) -> User:
-        """A new user, signed up as a client would (with a session: ``user.session_token``)."""
-        user = cls({"username": username, "password": password, **fields})
-        await user.save()
-        return user
-
-    @classmethod
-    async def log_in(cls, username: str, password: str) -> User:
-        """The user with these credentials, with a new session (``user.session_token``)."""
-        from bastion.cloud._runtime import data
-
-        return _as_user(await data.log_in(username, password))
-
-    @classmethod
-    async def become(cls, session_token: str) -> User:
-        """The user of a session token (209 when it is not a live session)."""
-        from bastion.cloud._runtime import data
-
-        return _as_user(await data.become(session_token))
-
-    async def log_out(self) -> None:
-        """Ends the session this user object carries."""
-        from bastion.cloud._runtime import data
-
-        await data.log_out(self.get_session_token())
-        self._server.pop("sessionToken", None)
-
-
-def _as_user(data: dict[str, Any]) -> User:
-    user = Object.from_json("_User", data)
-    assert isinstance(user, User)
-    return user
-
-
-class Role(Object):
-    class_name = "_Role"
-
-    def __init__(self, name: str | None = None, acl: ACL | None = None, **kwargs: Any) -> None:
-        super().__init__("_Role", **kwargs)
-        if name is not None:
-            self.set("name", name)
-        if acl is not None:
-            self.set_acl(acl)
-
-    @property
-    def name(self) -> str | None:
-        name: str | None = self.get("name")
-        return name
-
-    @property
-    def users(self) -> Relation:
-        """The users holding the role: ``role.users.add(user)``, then ``await role.save(...)``."""
-        return self.relation("users", "_User")
-
-    @property
-    def roles(self) -> Relation:
-        """The roles whose members hold this role too (Parse's role inheritance)."""
-        return self.relation("roles", "_Role")
-
-    def get_users(self) -> Relation:
-        return self.users
-
-    def get_roles(self) -> Relation:
-        return self.roles
-
-
-class Session(Object):
-    class_name = "_Session"
-
-
-class Installation(Object):
-    class_name = "_Installation"

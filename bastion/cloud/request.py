@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bastion.cloud.files import File
-    from bastion.cloud.objects import Object, User
+    from bastion.cloud.objects import Object
     from bastion.cloud.query import Query
+    from bastion.cloud.system_classes import User
 
 log = logging.getLogger("bastion.cloud")
 

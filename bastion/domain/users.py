@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from bastion.core.auth import MASTER_AUTH, Auth, CallInfo
 from bastion.core.query import ir
-from bastion.core.query.parse import escape_regex_literal
+from bastion.core.query.regex_parse import escape_regex_literal
 from bastion.core.schema import HIDDEN_COLUMNS, ClassSchema
 from bastion.core.types import encode_date, now_ms
 from bastion.domain.account_emails import AccountEmails

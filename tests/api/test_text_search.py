@@ -1,6 +1,6 @@
 """Full-text search over the wire: ``$text.$search`` and ``$score`` (order and keys), with Parse
 Server 9 on PostgreSQL's answers: ``to_tsvector(lang, field) @@ to_tsquery(lang, term)`` ranked by
-``ts_rank_cd(..., 32)``. SQLite answers the same through ``core/text_search.py``.
+``ts_rank_cd(..., 32)``. SQLite answers the same through ``core/text_search/``.
 """
 
 from __future__ import annotations

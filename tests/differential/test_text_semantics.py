@@ -4,7 +4,7 @@ Hypothesis writes short English documents (stop words, inflected words, capitals
 contractions, hyphenated words, numbers, a few accented words) and ``$text`` terms over the same
 vocabulary (words, ``&``, ``|``, ``!``, ``<->``, ``<N>``, quoted phrases, prefixes, parentheses),
 in English, simple and Spanish. Every adapter must return the objects the matcher accepts, and
-with ``$score`` each object's rank must be the one ``core/text_search.py`` computes (PostgreSQL's
+with ``$score`` each object's rank must be the one ``core/text_search/`` computes (PostgreSQL's
 own ts_rank_cd included, to the float4 bit), best first.
 
 Set ``BASTION_DIFF_EXAMPLES`` to run more (or fewer) than the default 150 examples.

@@ -8,13 +8,9 @@ from typing import Any
 import pytest
 
 from bastion.core.query import ir
-from bastion.core.query.parse import (
-    QueryLimits,
-    parse_order,
-    parse_where,
-    quote_literal_sections,
-    relative_time,
-)
+from bastion.core.query.parse import QueryLimits, parse_order, parse_where
+from bastion.core.query.regex_parse import quote_literal_sections
+from bastion.core.query.relative_time import relative_time
 from bastion.core.schema import ClassSchema
 from bastion.core.types import FieldType
 from bastion.errors import Code, ParseError

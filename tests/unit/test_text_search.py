@@ -1,4 +1,4 @@
-"""core/text_search.py against answers PostgreSQL 15 gave (so these run without a database)."""
+"""core/text_search/ against answers PostgreSQL 15 gave (so these run without a database)."""
 
 from __future__ import annotations
 

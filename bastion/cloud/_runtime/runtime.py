@@ -27,7 +27,7 @@ from bastion.cloud.errors import (
     ScriptFailure,
     exception_message,
 )
-from bastion.cloud.objects import Object, Session, User, decode, encode
+from bastion.cloud.objects import Object, decode, encode
 from bastion.cloud.query import Query
 from bastion.cloud.request import (
     AuthTriggerRequest,
@@ -38,6 +38,7 @@ from bastion.cloud.request import (
     ObjectTriggerRequest,
     Request,
 )
+from bastion.cloud.system_classes import Session, User
 from bastion.core.auth import MASTER_AUTH, Auth, CallInfo
 from bastion.domain.read import FindRequest
 from bastion.errors import Code, ParseError

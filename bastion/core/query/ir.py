@@ -231,7 +231,7 @@ class PolygonContains(Node):
 @dataclass(frozen=True, slots=True)
 class TextSearch(Node):
     """``$text.$search``: ``to_tsvector(language, field) @@ to_tsquery(language, term)`` on a String
-    field, as Parse Server asks PostgreSQL (``core/text_search.py`` models it for SQLite and the
+    field, as Parse Server asks PostgreSQL (``core/text_search/`` models it for SQLite and the
     matcher). Case-insensitive and diacritic-sensitive, the only modes Parse Server accepts there."""
 
     field: Field

@@ -1,28 +1,48 @@
-"""Parse ``where`` JSON into the query IR, validating names, operators, types and limits."""
+"""Parse ``where`` JSON into the query IR: its boolean structure (``$and``, ``$or``, ``$nor``), each
+field's operators handed to the module that reads them, subqueries, and the limits on its size.
+
+field_parse.py reads one field's constraint, regex_parse.py ``$regex``, geo_parse.py, text_parse.py and
+relation_parse.py their operators; this module also reads ``order``."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bastion.core.codec import to_canonical
-from bastion.core.js import js_string
-from bastion.core.names import DENYLISTED_KEYS, field_name_is_valid
+from bastion.core.names import check_class_name
 from bastion.core.query import ir
+from bastion.core.query.field_parse import (
+    COMPARATORS,
+    absent_or_not,
+    array_set,
+    compare,
+    equals,
+    exists,
+    in_values,
+    parse_field,
+)
 from bastion.core.query.geo_parse import DISTANCE_UNITS, GEO_OPERATORS, geo_constraint
-from bastion.core.query.regex_guard import check_regex
+from bastion.core.query.regex_parse import regex_constraint
 from bastion.core.query.relation_parse import related_to, relation_constraint
 from bastion.core.query.text_parse import text_constraint
 from bastion.core.schema import ClassSchema
-from bastion.core.types import FieldType, infer_type, is_number, parse_iso
+from bastion.core.types import FieldType
 from bastion.errors import Code, ParseError
+
+__all__ = [
+    "FIELD_OPERATORS",
+    "MODIFIERS",
+    "QueryLimits",
+    "SchemaLookup",
+    "null_sensitive_fields",
+    "parse_field",
+    "parse_order",
+    "parse_where",
+]
 
 SchemaLookup = Callable[[str], ClassSchema | None]
 
-COMPARATORS = {"$lt": ir.LT, "$lte": ir.LTE, "$gt": ir.GT, "$gte": ir.GTE, "$ne": ir.NE, "$eq": ir.EQ}
 FIELD_OPERATORS = frozenset(
     {
         *COMPARATORS,
@@ -44,7 +64,6 @@ FIELD_OPERATORS = frozenset(
 )
 # Operators that only modify another one ($regex, $nearSphere); alone they constrain nothing.
 MODIFIERS = frozenset({"$options", *DISTANCE_UNITS})
-ORDERABLE = frozenset({"String", "Number", "Date", "Json"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,37 +135,10 @@ class _Parser:
         guards = [ir.Exists(f) for f in dict.fromkeys(f for child in children for f in null_sensitive_fields(child))]
         return ir.conjoin([*guards, ir.negate(ir.disjoin(children))])
 
-    # --- one field ------------------------------------------------------------------------------
-
-    def field(self, schema: ClassSchema | None, key: str) -> ir.Field | None:
-        """The field a where key names; None when the class has no such field (it is always null)."""
-        if not isinstance(key, str) or len(key) > 256:
-            raise ParseError(Code.INVALID_KEY_NAME, "Invalid key name.")
-        head, dot, rest = key.partition(".")
-        if head in ("_rperm", "_wperm"):
-            raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {head}")
-        if not field_name_is_valid(head) and head not in ("objectId", "createdAt", "updatedAt"):
-            raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {key[:100]}")
-        path: tuple[str, ...] = ()
-        if dot:  # "obj." names no key; "obj.__proto__" is refused in every identifier, not only in JSON
-            path = tuple(rest.split("."))
-            for part in path:
-                if (not part or part.startswith("$") or len(part) > 128 or part in DENYLISTED_KEYS
-                        or any(c in part for c in '"\\\'\x00')):
-                    raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {key[:100]}")
-        ft = schema.fields.get(head) if schema else None
-        if ft is None:
-            return None
-        if path and ft.type != "Object":
-            raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {key[:100]}")
-        if ft.type == "ACL":
-            raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {key[:100]}")
-        if ft.type == "Relation":
-            return None  # a relation has no column: only $relatedTo reaches it
-        return ir.Field(head, ft.type, path)
+    # --- one field's constraint: its operators, each read by its own module ---------------------
 
     def constraint(self, schema: ClassSchema | None, class_name: str, key: str, value: Any, depth: int) -> ir.Node:
-        field = self.field(schema, key)
+        field = parse_field(key, schema)
         relation = schema.fields.get(key) if (schema and field is None) else None
         if relation is not None and relation.type == "Relation":
             self._unreduced = self._unreduced or self._nor > 0
@@ -165,7 +157,7 @@ class _Parser:
                 raise ParseError(Code.INVALID_QUERY, "$options needs a $regex")
             node = ir.conjoin(nodes)
         else:
-            node = self.equals(field, ft, value)
+            node = equals(field, ft, value)
         return node
 
     def operator(self, schema: ClassSchema | None, field: ir.Field | None, ft: FieldType | None,
@@ -173,24 +165,20 @@ class _Parser:
         if op not in FIELD_OPERATORS:
             raise ParseError(Code.INVALID_QUERY, f"bad constraint: {op[:50]}")
         if op in COMPARATORS:
-            return self.compare(field, ft, COMPARATORS[op], arg)
+            return compare(field, ft, COMPARATORS[op], arg)
         if op in ("$in", "$nin"):
-            node = self.in_values(field, ft, op, arg)
+            node = in_values(field, ft, op, arg, self.limits.max_in_values)
             if op == "$nin" and not arg:
                 return ir.TRUE  # Parse Server drops an empty $nin
-            return self.absent_or_not(field, node) if op == "$nin" else node
+            return absent_or_not(field, node) if op == "$nin" else node
         if op == "$exists":
-            if not isinstance(arg, bool):
-                raise ParseError(Code.INVALID_QUERY, "bad $exists, must be a boolean")
-            if field is None:
-                return ir.Const(not arg)
-            return ir.Exists(field) if arg else ir.negate(ir.Exists(field))
+            return exists(field, arg)
         if op in ("$all", "$containedBy"):
-            return self.array_set(field, ft, op, arg)
+            return array_set(field, ft, op, arg, self.limits.max_in_values)
         if op in GEO_OPERATORS:
             return geo_constraint(field, op, arg, constraints)
         if op == "$regex":
-            return self.regex(field, arg, constraints.get("$options", ""))
+            return regex_constraint(field, arg, constraints.get("$options", ""), self.limits.max_regex_length)
         if op == "$text":
             return text_constraint(field, ft, arg)
         if op in ("$inQuery", "$notInQuery"):
@@ -199,12 +187,7 @@ class _Parser:
         node = self.select(field, ft, op, arg, depth)
         return self.not_in_subquery(field, node, arg.get("query"), depth) if op == "$dontSelect" else node
 
-    @staticmethod
-    def absent_or_not(field: ir.Field | None, node: ir.Node) -> ir.Node:
-        """Negation as SQL's NOT IN means it: an object without the field matches neither side."""
-        if field is None:
-            return ir.FALSE
-        return ir.conjoin([ir.Exists(field), ir.negate(node)])
+    # --- subqueries -----------------------------------------------------------------------------
 
     def not_in_subquery(self, field: ir.Field | None, node: ir.Node, sub_arg: Any, depth: int) -> ir.Node:
         """``$notInQuery``/``$dontSelect`` as Parse Server answers them: it runs the subquery first
@@ -214,175 +197,7 @@ class _Parser:
         empty = ir.negate(ir.SubQueryExists(ir.SubQuery(class_name, where, ir.Field("objectId", "String"))))
         if _schema is None:
             return ir.TRUE
-        return ir.disjoin([self.absent_or_not(field, node), empty])
-
-    # --- values ---------------------------------------------------------------------------------
-
-    def value(self, field: ir.Field, ft: FieldType, raw: Any, op: str) -> tuple[bool, Any]:
-        """(ok, canonical value) for comparing ``field`` with ``raw``; ok False when types differ."""
-        if field.is_json_path:
-            return self.json_value(raw, op)
-        if isinstance(raw, dict) and "$relativeTime" in raw:
-            if op not in (ir.LT, ir.LTE, ir.GT, ir.GTE):
-                raise ParseError(
-                    Code.INVALID_JSON, "$relativeTime can only be used with the $lt, $lte, $gt, and $gte operators"
-                )
-            if ft.type != "Date":
-                raise ParseError(Code.INVALID_JSON, "$relativeTime can only be used with Date field")
-            return True, relative_time(raw["$relativeTime"])
-        kind = ft.type
-        if kind == "Date" and isinstance(raw, str):
-            return True, parse_iso(raw)
-        if kind == "Pointer" and isinstance(raw, str):
-            return True, raw
-        if kind == "Pointer" and isinstance(raw, dict) and raw.get("__type") == "Pointer":
-            if ft.target_class and raw.get("className") != ft.target_class:
-                return False, None
-            return True, to_canonical(ft, raw)
-        if kind == "File" and isinstance(raw, str):
-            return True, raw
-        if isinstance(raw, dict) and "__op" in raw:
-            raise ParseError(Code.INVALID_QUERY, "Cannot use an operation as a query value.")
-        got = infer_type(raw)
-        if got is None:
-            return True, None
-        if kind == "Array" or kind == "Object":
-            self.check_json(raw)
-            return True, raw
-        if not got.same_type(FieldType(kind, ft.target_class)) and not (
-            got.type == kind and kind == "Pointer"
-        ):
-            return False, None
-        return True, to_canonical(ft, raw)
-
-    def json_value(self, raw: Any, op: str) -> tuple[bool, Any]:
-        if isinstance(raw, dict) and "$relativeTime" in raw:
-            raise ParseError(Code.INVALID_JSON, "$relativeTime can only be used with Date field")
-        self.check_json(raw)
-        return True, raw
-
-    def check_json(self, raw: Any) -> None:
-        if isinstance(raw, float) and (raw != raw or raw in (float("inf"), float("-inf"))):
-            raise ParseError(Code.INVALID_JSON, "Numbers must be finite.")
-        if is_number(raw) and isinstance(raw, int) and not -(2**63) <= raw < 2**63:
-            raise ParseError(Code.INVALID_JSON, "Number is out of range.")
-
-    # --- operators ------------------------------------------------------------------------------
-
-    def equals(self, field: ir.Field | None, ft: FieldType | None, raw: Any) -> ir.Node:
-        if field is None or ft is None:
-            self.check_json(raw)
-            return ir.Const(raw is None)
-        if ft.type == "Array" and not field.is_json_path and not isinstance(raw, list):
-            if raw is None:
-                return ir.Compare(field, ir.EQ, None)
-            self.check_json(raw)
-            return ir.ArrayContains(field, raw)
-        ok, value = self.value(field, ft, raw, ir.EQ)
-        return ir.Compare(field, ir.EQ, value) if ok else ir.FALSE
-
-    def compare(self, field: ir.Field | None, ft: FieldType | None, op: str, raw: Any) -> ir.Node:
-        if (isinstance(raw, (dict, list)) and op in (ir.LT, ir.LTE, ir.GT, ir.GTE)
-                and not (isinstance(raw, dict) and ("__type" in raw or "$relativeTime" in raw))):
-            raise ParseError(Code.INVALID_QUERY, f"bad ${op} value")
-        if field is None or ft is None:
-            if isinstance(raw, dict) and "$relativeTime" in raw:
-                relative_time(raw["$relativeTime"])
-            self.check_json(raw)
-            # A field the class lacks is null everywhere.
-            if op == ir.EQ:
-                return ir.Const(raw is None)
-            if op == ir.NE:
-                return ir.Const(raw is not None)
-            return ir.FALSE
-        if op == ir.EQ:
-            return self.equals(field, ft, raw)
-        if op == ir.NE:
-            if ft.type == "Array" and not field.is_json_path and raw is not None and not isinstance(raw, list):
-                self.check_json(raw)
-                return ir.negate(ir.ArrayContains(field, raw))
-            ok, value = self.value(field, ft, raw, op)
-            return ir.Compare(field, ir.NE, value) if ok else ir.TRUE
-        if raw is None:
-            return ir.FALSE
-        ok, value = self.value(field, ft, raw, op)
-        if not ok or field.value_type not in ORDERABLE:
-            return ir.FALSE
-        if field.is_json_path and not (is_number(value) or isinstance(value, str)):
-            raise ParseError(Code.INVALID_QUERY, f"bad ${op} value")
-        return ir.Compare(field, op, value)
-
-    def in_values(self, field: ir.Field | None, ft: FieldType | None, op: str, raw: Any) -> ir.Node:
-        if not isinstance(raw, list):
-            raise ParseError(Code.INVALID_JSON, f"bad {op} value")
-        if len(raw) > self.limits.max_in_values:
-            raise ParseError(Code.INVALID_QUERY, f"{op} has too many values")
-        if field is None or ft is None:
-            for item in raw:
-                self.check_json(item)
-            return ir.Const(None in raw)
-        values: list[Any] = []
-        for item in raw:
-            if isinstance(item, (dict, list)) and not isinstance(item, dict) and ft.type != "Array":
-                continue
-            if ft.type == "Array" and not field.is_json_path:
-                self.check_json(item)
-                values.append(item)
-                continue
-            ok, value = self.value(field, ft, item, ir.EQ)
-            if ok:
-                values.append(value)
-        # As SQL's IN, a null in the list matches nothing (Parse Server on PostgreSQL).
-        kept = tuple(v for v in values if v is not None)
-        return ir.In(field, kept) if kept else ir.FALSE
-
-    def array_set(self, field: ir.Field | None, ft: FieldType | None, op: str, raw: Any) -> ir.Node:
-        if not isinstance(raw, list):
-            raise ParseError(Code.INVALID_JSON, f"bad {op} value")
-        if len(raw) > self.limits.max_in_values:
-            raise ParseError(Code.INVALID_QUERY, f"{op} has too many values")
-        for item in raw:
-            self.check_json(item)
-        prefixes: list[str] | None = None
-        if op == "$all" and any(_starts_with_regex(item) for item in raw):
-            # As Parse Server on PostgreSQL: $all of the SDKs' startsWith expressions (^\Q…\E) asks
-            # for an element starting with each prefix; it takes nothing else beside them.
-            if not all(_starts_with_regex(item) for item in raw):
-                raise ParseError(Code.INVALID_JSON,
-                                 f"All $all values must be of regex type or none: {js_string(raw)[:200]}")
-            prefixes = [_starts_with_prefix(item["$regex"]) for item in raw]
-        if field is None or ft is None:
-            # As in Parse Server on PostgreSQL, a null array matches neither.
-            return ir.FALSE
-        if ft.type != "Array" or field.is_json_path:
-            if op == "$all":
-                raise ParseError(Code.INVALID_QUERY, f"bad $all: {field.column} is not an array")
-            raise ParseError(Code.INVALID_QUERY, f"bad $containedBy: {field.column} is not an array")
-        if op == "$all" and not raw:
-            return ir.FALSE  # Parse Server (array_contains_all) and MongoDB: an empty $all matches nothing
-        if prefixes is not None:
-            return ir.conjoin([ir.ArrayStartsWith(field, prefix) for prefix in prefixes])
-        values = tuple(raw)
-        return ir.ContainsAll(field, values) if op == "$all" else ir.ContainedBy(field, values)
-
-    def regex(self, field: ir.Field | None, pattern: Any, options: Any) -> ir.Node:
-        if not isinstance(pattern, str):
-            raise ParseError(Code.INVALID_QUERY, "bad $regex")
-        if len(pattern) > self.limits.max_regex_length:
-            raise ParseError(Code.INVALID_QUERY, "$regex is too long")
-        if not isinstance(options, str) or any(ch not in "imxs" for ch in options):
-            raise ParseError(Code.INVALID_QUERY, "Invalid regex options")
-        pattern = quote_literal_sections(pattern)
-        try:
-            re.compile(pattern)
-        except (re.error, RecursionError, OverflowError):
-            raise ParseError(Code.INVALID_QUERY, "Invalid regular expression") from None
-        check_regex(pattern, "i" in options, "m" in options, "x" in options)  # no catastrophic backtracking
-        if field is None:
-            return ir.FALSE
-        if field.value_type not in ("String", "Json"):
-            return ir.FALSE
-        return ir.Regex(field, pattern, "i" in options, "m" in options, "x" in options)
+        return ir.disjoin([absent_or_not(field, node), empty])
 
     def sub_where(self, arg: Any, op: str, depth: int) -> tuple[ClassSchema | None, str, ir.Node]:
         if not isinstance(arg, dict):
@@ -390,8 +205,6 @@ class _Parser:
         class_name = arg.get("className")
         if not isinstance(class_name, str):
             raise ParseError(Code.INVALID_QUERY, f"bad {op} value: className is required")
-        from bastion.core.names import check_class_name
-
         check_class_name(class_name)
         schema = self.lookup(class_name)
         where = self.query(schema, class_name, arg.get("where") or {}, depth + 1)
@@ -421,7 +234,7 @@ class _Parser:
         schema, class_name, where = self.sub_where(arg["query"], op, depth)
         if field is None or ft is None or schema is None:
             return ir.FALSE
-        key_field = self.field(schema, arg["key"])
+        key_field = parse_field(arg["key"], schema)
         if key_field is None:
             return ir.FALSE
         if not _comparable(field, key_field):
@@ -450,104 +263,6 @@ def _comparable(left: ir.Field, right: ir.Field) -> bool:
     if lt in text_like and rt in text_like:
         return True
     return lt == rt
-
-
-_QUOTED = re.compile(r"\\Q(.*?)(?:\\E|\Z)", re.DOTALL)
-
-
-def escape_regex_literal(text: str) -> str:
-    # Backslash before every character but letters, digits, "_" and spaces: a literal in Python
-    # and PostgreSQL regular expressions alike (a backslash before a letter or digit is an escape).
-    return "".join(ch if ch.isalnum() or ch in "_ " else "\\" + ch for ch in text)
-
-
-def _starts_with_regex(item: Any) -> bool:
-    """Parse Server's isStartsWithRegex: ``{"$regex": "^\\Q…\\E…"}``, as the SDKs' startsWith writes it."""
-    pattern = item.get("$regex") if isinstance(item, dict) else None
-    return isinstance(pattern, str) and pattern.startswith("^") and _QUOTED.search(pattern) is not None
-
-
-def _starts_with_prefix(pattern: str) -> str:
-    """The literal text a ``^\\Q…\\E`` expression starts with (quoted sections unquoted, the rest
-    taken as written, as Parse Server's literalizeRegexPart does)."""
-    return _QUOTED.sub(lambda m: m.group(1), pattern[1:])
-
-
-def quote_literal_sections(pattern: str) -> str:
-    """A ``$regex`` with the SDKs' ``\\Q…\\E`` literal sections read as Parse Server on PostgreSQL
-    reads them (processRegexPattern): a ``^`` or else a ``$`` at the ends stays, and of the rest,
-    the text from the first ``\\Q`` to a ``\\E`` that ends it (or to its end, when none does) is
-    literal, the part before it read the same way; with no such section, a stray ``\\E`` and ``\\Q``
-    (the first of each not after a backslash, and one at the start) are dropped."""
-    if "\\Q" not in pattern and "\\E" not in pattern:
-        return pattern
-    if pattern.startswith("^"):
-        return "^" + _literalize(pattern[1:])
-    if pattern.endswith("$"):
-        return _literalize(pattern[:-1]) + "$"
-    return _literalize(pattern)
-
-
-# JavaScript's "." (no s flag) stops at line terminators, and its "$" (no m flag) is the very end.
-_QUOTED_TO_E_AT_END = re.compile(r"\\Q(?!\\E)([^\n\r\u2028\u2029]*)\\E\Z")
-_QUOTED_TO_END = re.compile(r"\\Q(?!\\E)([^\n\r\u2028\u2029]*)\Z")
-_STRAY_E = re.compile(r"([^\\])\\E")
-_STRAY_Q = re.compile(r"([^\\])\\Q")
-
-
-def _literalize(text: str) -> str:
-    for section in (_QUOTED_TO_E_AT_END, _QUOTED_TO_END):
-        found = section.search(text)
-        if found:
-            return _literalize(text[:found.start()]) + escape_regex_literal(found.group(1))
-    text = _STRAY_E.sub(r"\1", text, count=1)
-    text = _STRAY_Q.sub(r"\1", text, count=1)
-    return text.removeprefix("\\E").removeprefix("\\Q")
-
-
-_UNITS = {
-    **dict.fromkeys(("yr", "yrs", "year", "years"), 365 * 86400),
-    **dict.fromkeys(("mo", "mos", "month", "months"), 30 * 86400),
-    **dict.fromkeys(("wk", "wks", "week", "weeks"), 7 * 86400),
-    **dict.fromkeys(("d", "day", "days"), 86400),
-    **dict.fromkeys(("hr", "hrs", "hour", "hours"), 3600),
-    **dict.fromkeys(("min", "mins", "minute", "minutes"), 60),
-    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
-}
-
-
-def relative_time(text: Any, now: datetime | None = None) -> datetime:
-    """Parse's ``$relativeTime``: "in 2 days", "3 hours ago", "now"."""
-    now = now or datetime.now(UTC)
-
-    def bad(info: str) -> ParseError:
-        return ParseError(Code.INVALID_JSON, f"bad $relativeTime ({str(text)[:80]}) value. {info}")
-
-    if not isinstance(text, str) or len(text) > 200:
-        raise bad("Time should be a string")
-    parts = text.lower().split()
-    if parts == ["now"]:
-        return now
-    future, past = bool(parts) and parts[0] == "in", bool(parts) and parts[-1] == "ago"
-    if not future and not past:
-        raise bad("Time should either start with 'in' or end with 'ago'")
-    if future and past:
-        raise bad("Time cannot have both 'in' and 'ago'")
-    parts = parts[1:] if future else parts[:-1]
-    if len(parts) % 2 != 0 or not parts:
-        raise bad("Invalid time string. Dangling unit or number.")
-    seconds = 0
-    for number, unit in zip(parts[0::2], parts[1::2], strict=True):
-        if not re.fullmatch(r"-?\d{1,9}", number):
-            raise bad(f"'{number}' is not an integer.")
-        if unit not in _UNITS:
-            raise bad(f"Invalid interval: '{unit}'")
-        seconds += int(number) * _UNITS[unit]
-    try:
-        delta = timedelta(seconds=seconds)
-        return now + delta if future else now - delta
-    except OverflowError:
-        raise bad("Date is out of range.") from None
 
 
 _OBJECT_ID = ir.Field("objectId", "String")
@@ -582,11 +297,6 @@ def _check_size(where: Any, limits: QueryLimits) -> None:
             raise ParseError(Code.INVALID_QUERY, "The query is too large.")
 
 
-def parse_field(key: Any, schema: ClassSchema | None) -> ir.Field | None:
-    """The field a key names (``obj.a.b``), validated as in a where; None when the class lacks it."""
-    return _Parser(lambda _name: None, QueryLimits()).field(schema, key)
-
-
 # Parse.com's names for the two dates, which Parse Server still accepts in ``order``.
 _SORT_ALIASES = {"_created_at": "createdAt", "_updated_at": "updatedAt"}
 _SCORE = "score"  # the key Parse Server files ``$score`` under, shared with a field named score
@@ -619,13 +329,12 @@ def parse_order(order: Any, schema: ClassSchema | None, search: ir.TextSearch | 
         if alias in directions:
             directions[name] = directions.pop(alias)
     keys: list[ir.Order] = []
-    parser = _Parser(lambda _name: None, QueryLimits())
     for name, descending in directions.items():
         if descending is None:
             if search is not None:
                 keys.append(ir.ScoreOrder(search))
             continue
-        field = parser.field(schema, name)
+        field = parse_field(name, schema)
         if field is None:
             continue
         keys.append(ir.OrderKey(field, descending))

@@ -109,7 +109,7 @@ def _sqlite_regex(pattern: str, flags: int, value: Any) -> int:
     return 1 if found else 0
 
 
-# --- full-text search: PostgreSQL's, as modelled in core/text_search.py (the matcher's too) ----
+# --- full-text search: PostgreSQL's, as modelled in core/text_search/ (the matcher's too) -----
 
 
 def _timed(fn: Callable[[], T]) -> T:

@@ -1,5 +1,5 @@
 """PostgreSQL's stop-word lists (``tsearch_data/<language>.stop``, from the Snowball project), used by
-the Snowball dictionaries of ``text_search.py`` exactly as PostgreSQL's ``<language>_stem`` uses them."""
+the Snowball dictionaries (``dictionaries.py``) exactly as PostgreSQL's ``<language>_stem`` uses them."""
 
 from __future__ import annotations
 
