@@ -49,6 +49,7 @@ def result_value(value: Any) -> Any:
         return encode_date(value)
     return value
 
+
 def _items(value: dict[str, Any], op_name: str, max_items: int) -> tuple[Any, ...]:
     items = value.get("objects")
     if not isinstance(items, list):
@@ -61,6 +62,7 @@ def _items(value: dict[str, Any], op_name: str, max_items: int) -> tuple[Any, ..
         if isinstance(item, dict) and "__op" in item:
             raise ParseError(Code.INVALID_JSON, f"{op_name} cannot nest operations")
     return tuple(items)
+
 
 def field_ops(key: str, ft: FieldType, value: dict[str, Any], relations: dict[str, RelationChange],
               max_items: int) -> list[ops.UpdateOp]:
@@ -96,6 +98,7 @@ def field_ops(key: str, ft: FieldType, value: dict[str, Any], relations: dict[st
         return []
     raise ParseError(Code.INVALID_JSON, f"bad op {str(name)[:40]}")
 
+
 def _relation_op(key: str, ft: FieldType, name: str, value: dict[str, Any],
                  relations: dict[str, RelationChange]) -> None:
     if ft.type != "Relation":
@@ -111,6 +114,7 @@ def _relation_op(key: str, ft: FieldType, name: str, value: dict[str, Any],
                 or not isinstance(pointer.get("objectId"), str) or len(pointer["objectId"]) > 120):
             raise ParseError(Code.INCORRECT_TYPE, f"{name} expects pointers to {ft.target_class}")
         (change.add if name == "AddRelation" else change.remove).append(pointer["objectId"])
+
 
 def path_op(column: str, path: tuple[str, ...], value: Any) -> ops.UpdateOp:
     """A dotted key's value (``{"obj.a.b": …}``) as an operation inside an Object column."""
