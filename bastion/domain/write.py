@@ -10,13 +10,12 @@ from __future__ import annotations
 import secrets
 import string
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bastion.core.acl import acl_to_perms
 from bastion.core.auth import Auth, CallInfo
-from bastion.core.codec import number_out, to_canonical, to_rest
+from bastion.core.codec import to_canonical, to_rest
 from bastion.core.events import ChangeCommitted, Hook, ObjectWritten
 from bastion.core.names import (
     INTERNAL_CLASSES,
@@ -31,15 +30,21 @@ from bastion.core.query.relation_parse import js_truthy
 from bastion.core.schema import ClassSchema
 from bastion.core.types import (
     FieldType,
-    check_number,
     check_value,
-    encode_date,
     format_iso,
     infer_type,
     now_ms,
 )
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.triggers import NO_TRIGGERS, Triggers
+from bastion.domain.update_ops import (
+    RelationChange,
+    bad_nested_key,
+    check_path,
+    field_ops,
+    path_op,
+    result_value,
+)
 from bastion.errors import Code, ParseError
 from bastion.ports import storage as ops
 from bastion.ports.storage import DuplicateValue, StorageAdapter
@@ -56,26 +61,6 @@ SERVER_FIELDS = frozenset({"objectId", "createdAt", "updatedAt"})
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {"_Role": ("name", "ACL")}
 # Operations whose result Parse Server returns in the write's answer.
 RESULT_OPS = frozenset({"Increment", "Add", "AddUnique", "Remove"})
-
-
-def _bad_nested_key(value: Any, deep: bool) -> bool:
-    """Whether a key holding '$' or '.' appears in ``value`` (below its first level only when deep)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if "$" in key or "." in key:
-                return True
-            if deep and isinstance(item, (dict, list)) and _bad_nested_key(item, True):
-                return True
-    elif isinstance(value, list):
-        return any(isinstance(item, (dict, list)) and _bad_nested_key(item, True) for item in value)
-    return False
-
-
-def _check_path(column: str, path: tuple[str, ...]) -> None:
-    """The keys of a dotted field name (``obj.a.b``): no empty, ``$``, quote, backslash or NUL key."""
-    for part in path:
-        if not part or part.startswith("$") or len(part) > 128 or any(c in part for c in "\"\\'\x00"):
-            raise ParseError(Code.INVALID_KEY_NAME, f"Invalid field name: {column}.{'.'.join(path)}.")
 
 
 def new_object_id(length: int = 10) -> str:
@@ -112,14 +97,6 @@ TakeSecrets = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 class WriteOptions:
     allow_client_class_creation: bool = False
     max_array_items: int = 10_000
-
-
-@dataclass(slots=True)
-class RelationChange:
-    key: str
-    target_class: str
-    add: list[str] = field(default_factory=list)
-    remove: list[str] = field(default_factory=list)
 
 
 def _is_delete(value: Any) -> bool:
@@ -199,10 +176,10 @@ class Writer:
             if key == "ACL":
                 continue
             if isinstance(value, dict) and "__op" not in value and "__type" not in value:
-                if _bad_nested_key(value, deep=creating):
+                if bad_nested_key(value, deep=creating):
                     raise ParseError(Code.INVALID_NESTED_KEY,
                                      "Nested keys should not contain the '$' or '.' characters")
-            elif creating and isinstance(value, list) and _bad_nested_key(value, deep=True):
+            elif creating and isinstance(value, list) and bad_nested_key(value, deep=True):
                 raise ParseError(Code.INVALID_NESTED_KEY, "Nested keys should not contain the '$' or '.' characters")
         return body
 
@@ -221,7 +198,7 @@ class Writer:
             head, dot, rest = key.partition(".")
             check_field_name(head, class_name)
             if dot:
-                _check_path(head, tuple(rest.split(".")))
+                check_path(head, tuple(rest.split(".")))
                 wanted.setdefault(head, FieldType("Object"))
                 continue
             ft = infer_type(value)
@@ -316,17 +293,17 @@ class Writer:
             head, dot, rest = key.partition(".")
             if dot:
                 current = record.get(head) if isinstance(record.get(head), dict) else {}
-                op = self._path_op(head, tuple(rest.split(".")), value)
+                op = path_op(head, tuple(rest.split(".")), value)
                 record[head] = ops.apply_op(current, op)
                 continue
             ft = schema.fields.get(key)
             if ft is None or value is None:
                 continue  # null or Delete: nothing to store (Parse Server accepts null for any field)
             if isinstance(value, dict) and "__op" in value:
-                for op in self._field_ops(key, ft, value, relations):
+                for op in field_ops(key, ft, value, relations, self.options.max_array_items):
                     record[key] = ops.apply_op(record.get(key), op)
                 if value["__op"] in RESULT_OPS:
-                    response[key] = self._result_value(record[key])
+                    response[key] = result_value(record[key])
                 continue
             check_value(value, ft)
             if ft.type == "Relation":
@@ -406,7 +383,7 @@ class Writer:
                 continue
             head, dot, rest = key.partition(".")
             if dot:
-                update_ops.append(self._path_op(head, tuple(rest.split(".")), value))
+                update_ops.append(path_op(head, tuple(rest.split(".")), value))
                 if isinstance(value, dict) and value.get("__op") == "Increment":
                     result_keys.append(key)
                 continue
@@ -420,7 +397,7 @@ class Writer:
                 continue
             assert ft is not None
             if isinstance(value, dict) and "__op" in value:
-                update_ops.extend(self._field_ops(key, ft, value, relations))
+                update_ops.extend(field_ops(key, ft, value, relations, self.options.max_array_items))
                 if value["__op"] in RESULT_OPS:
                     result_keys.append(key)
                 continue
@@ -458,7 +435,7 @@ class Writer:
                 if not isinstance(child, dict):
                     child = target[part] = {}
                 target = child
-            target[path[-1]] = self._result_value(result)
+            target[path[-1]] = result_value(result)
         return WriteResult(response, record, object_id)
 
     # --- delete ---------------------------------------------------------------------------------
@@ -502,90 +479,6 @@ class Writer:
         node = parse_where({"objectId": object_id}, schema, schema.class_name, self.schemas.get)
         found = await self.storage.find(schema, ops.FindQuery(node, limit=1), ops.MASTER)
         return found[0] if found else None
-
-    # --- values and operations ------------------------------------------------------------------
-
-    @staticmethod
-    def _result_value(value: Any) -> Any:
-        if isinstance(value, float):
-            return number_out(value)
-        if isinstance(value, datetime):
-            return encode_date(value)
-        return value
-
-    def _items(self, value: dict[str, Any], op_name: str) -> tuple[Any, ...]:
-        items = value.get("objects")
-        if not isinstance(items, list):
-            raise ParseError(Code.INVALID_JSON, "objects to add must be an array")
-        if len(items) > self.options.max_array_items:
-            raise ParseError(Code.INVALID_JSON, "too many objects in one operation")
-        for item in items:
-            if isinstance(item, float):
-                check_number(item)
-            if isinstance(item, dict) and "__op" in item:
-                raise ParseError(Code.INVALID_JSON, f"{op_name} cannot nest operations")
-        return tuple(items)
-
-    def _field_ops(self, key: str, ft: FieldType, value: dict[str, Any],
-                   relations: dict[str, RelationChange]) -> list[ops.UpdateOp]:
-        name = value.get("__op")
-        if name == "Increment":
-            amount = value.get("amount")
-            if ft.type != "Number":
-                raise ParseError(Code.INCORRECT_TYPE, f"Cannot increment a field of type {ft.type}")
-            return [ops.Increment(key, check_number(amount, "amount"))]
-        if name in ("Add", "AddUnique", "Remove"):
-            if ft.type != "Array":
-                raise ParseError(Code.INCORRECT_TYPE, f"{name} requires an array field")
-            items = self._items(value, name)
-            if name == "Remove":
-                return [ops.RemoveItems(key, items)]
-            return [ops.AddItems(key, items, unique=name == "AddUnique")]
-        if name in ("AddRelation", "RemoveRelation"):
-            self._relation_op(key, ft, name, value, relations)
-            return []
-        if name == "Batch":
-            batch = value.get("ops")
-            if not isinstance(batch, list) or not batch:
-                raise ParseError(Code.INVALID_JSON, "Batch requires an ops array")
-            relation_ops = [sub for sub in batch
-                             if isinstance(sub, dict) and sub.get("__op") in ("AddRelation", "RemoveRelation")]
-            if not relation_ops:
-                raise ParseError(Code.INVALID_JSON, "Batch only supports relation operations")
-            # Parse Server applies a Batch's relation operations and ignores any other one in it.
-            for sub in relation_ops:
-                self._relation_op(key, ft, sub["__op"], sub, relations)
-            return []
-        raise ParseError(Code.INVALID_JSON, f"bad op {str(name)[:40]}")
-
-    def _relation_op(self, key: str, ft: FieldType, name: str, value: dict[str, Any],
-                     relations: dict[str, RelationChange]) -> None:
-        if ft.type != "Relation":
-            raise ParseError(Code.INCORRECT_TYPE, f"{name} requires a relation field")
-        objects = value.get("objects")
-        if not isinstance(objects, list):
-            raise ParseError(Code.INVALID_JSON, "objects must be an array")
-        change = relations.setdefault(key, RelationChange(key, ft.target_class or ""))
-        # The field's type comes from the first pointer; as Parse Server, the others' classes are not
-        # checked (a join row holds ids only).
-        for pointer in objects:
-            if (not isinstance(pointer, dict) or pointer.get("__type") != "Pointer"
-                    or not isinstance(pointer.get("objectId"), str) or len(pointer["objectId"]) > 120):
-                raise ParseError(Code.INCORRECT_TYPE, f"{name} expects pointers to {ft.target_class}")
-            (change.add if name == "AddRelation" else change.remove).append(pointer["objectId"])
-
-    def _path_op(self, column: str, path: tuple[str, ...], value: Any) -> ops.UpdateOp:
-        _check_path(column, path)
-        if isinstance(value, dict) and "__op" in value:
-            name = value["__op"]
-            if name == "Increment":
-                return ops.Increment(column, check_number(value.get("amount"), "amount"), path)
-            if name == "Delete":
-                return ops.SetPath(column, path, delete=True)
-            raise ParseError(Code.INVALID_JSON, f"{str(name)[:40]} is not supported on a nested key")
-        if isinstance(value, float):
-            check_number(value)
-        return ops.SetPath(column, path, value)
 
     @staticmethod
     def _apply_defaults_and_required(schema: ClassSchema, record: dict[str, Any], creating: bool) -> list[str]:
