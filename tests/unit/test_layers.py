@@ -47,16 +47,17 @@ def _layer(path: Path) -> str:
     return first.removesuffix(".py")
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+def _module_name(path: Path, package: Path = PACKAGE) -> str:
+    parts = list(path.relative_to(package.parent).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def _imports(path: Path) -> set[str]:
+def _imports(path: Path, root: Path = PACKAGE) -> set[str]:
     """The Bastion modules (or packages) ``path`` imports, absolute."""
-    package = _module_name(path) if path.name == "__init__.py" else _module_name(path).rpartition(".")[0]
+    name = _module_name(path, root)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
@@ -124,4 +125,4 @@ def test_the_rule_sees_an_upward_import(tmp_path: Path) -> None:
     module.write_text("from bastion.adapters.storage.sqlite import SqliteStorage\n"
                       "from typing import TYPE_CHECKING\n"
                       "if TYPE_CHECKING:\n    from bastion.app import Bastion\n")
-    assert _imports(module) == {"bastion.adapters.storage.sqlite", "bastion.app"}
+    assert _imports(module, tmp_path / "bastion") == {"bastion.adapters.storage.sqlite", "bastion.app"}
