@@ -17,6 +17,7 @@ from bastion.adapters.files import open_files
 from bastion.adapters.mail import mailer_from_url
 from bastion.adapters.pubsub import open_pubsub
 from bastion.cloud._runtime.data import CloudServer
+from bastion.cloud._runtime.file_triggers import CloudFileTriggers
 from bastion.cloud._runtime.jobs import JobRunner
 from bastion.cloud._runtime.loader import load_cloud
 from bastion.cloud._runtime.registry import CloudRegistry
@@ -30,7 +31,8 @@ from bastion.core.query.parse import QueryLimits
 from bastion.domain.account_emails import AccountEmailOptions, AccountEmails
 from bastion.domain.account_policy import AccountPolicy, LockoutOptions, PasswordPolicyOptions
 from bastion.domain.auth_providers import ProviderRegistry
-from bastion.domain.files import DownloadRules, Files, UploadRules, parse_extension_patterns
+from bastion.domain.file_rules import DownloadRules, UploadRules, parse_extension_patterns
+from bastion.domain.files import Files
 from bastion.domain.idempotency import Idempotency, IdempotencyOptions, parse_paths
 from bastion.domain.installations import Installations
 from bastion.domain.passwords import PasswordHasher
@@ -228,7 +230,7 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
                   providers=auth_providers, emails=emails, policy=policy, triggers=cloud)
     installations = Installations(storage, schemas, writer)
     files = Files(open_files(settings.files, settings.data_dir, settings.database_url), upload_rules(settings),
-                  storage, schemas, file_url)
+                  storage, schemas, file_url, triggers=CloudFileTriggers(cloud))
     cloud_server = CloudServer(runtime=cloud, storage=storage, schemas=schemas, reader=reader, writer=writer,
                                users=users, installations=installations, file_url=file_url)
     # --dev: the cloud code reloads when its files change (started with the server).

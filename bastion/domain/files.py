@@ -1,200 +1,58 @@
-"""Files as Parse Server 9 has them: names, upload rules, and the service the files routes call.
+"""The files service: uploads, downloads, metadata and deletes as Parse Server's FilesRouter and
+FilesController run them, with cloud code's file triggers around them.
 
-Parse Server's FilesRouter and FilesController decide what a name may be (``validateFilename``),
-which extension a file gets from its content type and which content type from its extension
-(``createFile``, with the ``mime`` package), the unique stored name ``<32 hex>_<name>``, and who may
-upload what (``fileUpload``: enableForPublic, enableForAnonymousUser, enableForAuthenticatedUser,
-fileExtensions). This module holds those rules; the bytes stream through a FilesAdapter.
+The rules (names, content types, fileUpload options) are in ``file_rules.py``; the checks of what
+an upload's and a download's triggers leave in ``file_uploads.py`` and ``file_downloads.py``; the
+bytes stream through a FilesAdapter. The files routes decode requests and encode answers only.
 """
 
 from __future__ import annotations
 
-import mimetypes
-import re
-import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from bastion.core.auth import Auth
+from bastion.core.auth import Auth, CallInfo
 from bastion.core.query import ir
+from bastion.domain.file_downloads import Download, FindRefused, Found, check_after_find, check_before_find
+from bastion.domain.file_rules import (
+    UploadRules,
+    is_stored_name,
+    stored_name,
+    type_for_name,
+    validate_filename,
+)
+from bastion.domain.file_triggers import NO_FILE_TRIGGERS, DraftFile, Failure, FileTriggers, TriggerFile
+from bastion.domain.file_uploads import (
+    Upload,
+    UploadAborted,
+    apply_before_save,
+    check_content_type,
+    first_chunk,
+    prepend,
+)
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.errors import Code, ParseError, Unauthorized
-from bastion.ports.files import FileInfo, FilesAdapter
+from bastion.ports.files import FileInfo, FilesAdapter, FileTooLarge
 from bastion.ports.storage import MASTER, FindQuery, StorageAdapter
 
-# Parse Server 9.10's default fileUpload.fileExtensions: every extension but those a browser would
-# render as a page or run (html and its variants, xhtml, svg, xml and its stylesheets, …).
-DEFAULT_FILE_EXTENSIONS: tuple[str, ...] = (
-    r"^(?!([xXsS]?[hH][tT][mM][lL]?(\+[xX][mM][lL])?|[xX][hH][tT]|[sS][vV][gG]([zZ]|\+[xX][mM][lL])?|"
-    r"[xX][mM][lL]|[xX][sS][lL][tT]?(\+[xX][mM][lL])?|[xX][sS][dD]|[rR][nN][gG]|[rR][dD][fF](\+[xX][mM][lL])?|"
-    r"[oO][wW][lL]|[mM][aA][tT][hH][mM][lL](\+[xX][mM][lL])?)$)",
-)
-DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # Parse Server's maxUploadSize "20mb"
-MAX_FILENAME_LENGTH = 128
-_FILENAME = re.compile(r"^[_a-zA-Z0-9][a-zA-Z0-9@. ~_-]*$")
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~A-Za-z0-9]+$")  # an RFC 9110 token
-_WHITESPACE = re.compile(r"\s+")
-
-# Python's table with the answers of npm's mime 4 (Parse Server's) where the two disagree.
-_TYPE_BY_EXTENSION = {"md": "text/markdown", "markdown": "text/markdown", "js": "text/javascript",
-                      "mjs": "text/javascript", "xml": "application/xml", "bin": "application/octet-stream",
-                      "ts": "video/mp2t", "mp3": "audio/mpeg"}
-_EXTENSION_BY_TYPE = {"image/jpeg": "jpg", "text/plain": "txt", "application/octet-stream": "bin",
-                      "text/markdown": "md", "text/javascript": "js", "application/javascript": "js",
-                      "audio/mpeg": "mpga", "application/xml": "xml", "text/xml": "xml"}
-_MIME = mimetypes.MimeTypes()
-
-
-def type_for_name(name: str) -> str | None:
-    """The content type a file name's extension means (npm mime's getType), or None."""
-    extension = file_extension(name).lower()
-    if not extension:
-        return None
-    if extension in _TYPE_BY_EXTENSION:
-        return _TYPE_BY_EXTENSION[extension]
-    return _MIME.guess_type("f." + extension, strict=False)[0]
-
-
-def extension_for_type(content_type: str) -> str | None:
-    """The usual extension of a content type (npm mime's getExtension), or None."""
-    base = content_type.split(";", 1)[0].strip().lower()
-    if base in _EXTENSION_BY_TYPE:
-        return _EXTENSION_BY_TYPE[base]
-    found = _MIME.guess_extension(base, strict=False)
-    return found[1:] if found else None
-
-
-def file_extension(name: str) -> str:
-    """What follows the last dot (Parse's Utils.getFileExtension); '' without a dot."""
-    return name.rsplit(".", 1)[1] if "." in name else ""
-
-
-def validate_filename(name: str) -> None:
-    """Parse Server's validateFilename: 122 for a long name or a character it does not allow
-    (so never a slash, a backslash, a control character or a leading dot)."""
-    if len(name) > MAX_FILENAME_LENGTH:
-        raise ParseError(Code.INVALID_FILE_NAME, "Filename too long.")
-    if not _FILENAME.match(name):
-        raise ParseError(Code.INVALID_FILE_NAME, "Filename contains invalid characters.")
-
-
-def is_stored_name(name: str) -> bool:
-    """Whether ``name`` could be a stored file's name (anything else is simply not found)."""
-    return len(name) <= 255 and bool(_FILENAME.match(name))
-
-
-def stored_name(name: str, content_type: str | None) -> tuple[str, str | None]:
-    """FilesController.createFile: the extension a known content type implies is added to a name
-    without one, a name's known extension decides its content type, and a random prefix makes the
-    name unique. Returns the stored name and content type."""
-    if not file_extension(name) and content_type:
-        extension = extension_for_type(content_type)
-        if extension:
-            name = name + ("" if name.endswith(".") else ".") + extension
-    elif file_extension(name):
-        content_type = type_for_name(name) or content_type
-    return f"{secrets.token_hex(16)}_{name}", content_type
-
-
-def parse_extension_patterns(value: str | Sequence[str] | None) -> tuple[str, ...]:
-    """``--file-extensions``: a JSON-ish list or comma-separated patterns; None for the default."""
-    if value is None:
-        return DEFAULT_FILE_EXTENSIONS
-    if isinstance(value, str):
-        text = value.strip()
-        if text.startswith("["):
-            import orjson
-
-            items = orjson.loads(text)
-            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-                raise ValueError("--file-extensions must be a list of strings")
-        else:
-            items = [part.strip() for part in text.split(",") if part.strip()]
-    else:
-        items = list(value)
-    for pattern in items:
-        if pattern != "*":
-            try:
-                re.compile(pattern)
-            except re.error as error:
-                raise ValueError(f"--file-extensions: bad pattern {pattern!r}: {error}") from None
-    return tuple(items)
-
-
-@dataclass(frozen=True, slots=True)
-class DownloadRules:
-    """Parse Server's fileDownload options (its defaults: everyone may download)."""
-
-    public: bool = True
-    anonymous_user: bool = True
-    authenticated_user: bool = True
-
-    @property
-    def restricted(self) -> bool:
-        return not (self.public and self.anonymous_user and self.authenticated_user)
-
-
-@dataclass(frozen=True, slots=True)
-class UploadRules:
-    """Parse Server's fileUpload options (with its 9.10 defaults) and maxUploadSize; and the
-    fileDownload options."""
-
-    enable_for_public: bool = False
-    enable_for_anonymous_user: bool = False
-    enable_for_authenticated_user: bool = True
-    download: DownloadRules = field(default_factory=DownloadRules)
-    file_extensions: tuple[str, ...] = DEFAULT_FILE_EXTENSIONS
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
-    _compiled: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_compiled", tuple(re.compile(p) for p in self.file_extensions if p != "*"))
-
-    @property
-    def allows_all_extensions(self) -> bool:
-        return "*" in self.file_extensions
-
-    def extension_allowed(self, extension: str) -> bool:
-        # JavaScript's RegExp#test: the pattern may match anywhere.
-        return self.allows_all_extensions or any(p.search(extension) for p in self._compiled)
-
-    def check_extension(self, name: str, content_type: str | None) -> None:
-        """FilesRouter.createHandler's fileExtensions check (not applied to the master key)."""
-        extension = _WHITESPACE.sub("", file_extension(name).split(";", 1)[0])
-        if extension and not self.extension_allowed(extension):
-            raise _refused_extension(extension)
-        recognized = bool(extension) and type_for_name(name) is not None
-        if recognized or not content_type or self.allows_all_extensions:
-            return
-        # The stored type is the client's own: it must parse, and its subtype be an allowed extension.
-        slash = content_type.find("/")
-        kind = content_type[:slash].strip() if slash > 0 else ""
-        subtype = content_type[slash + 1:].split(";", 1)[0].strip() if slash > 0 else ""
-        if not _TOKEN.match(kind) or not _TOKEN.match(subtype):
-            bare = _WHITESPACE.sub("", content_type.split(";", 1)[0] if slash < 0 else kind)
-            if bare and not self.extension_allowed(bare):
-                raise _refused_extension(bare)
-            raise ParseError(Code.FILE_SAVE_ERROR, "Invalid Content-Type.")
-        subtype = _WHITESPACE.sub("", subtype)
-        if not self.extension_allowed(subtype):
-            raise _refused_extension(subtype)
-
-
-def _refused_extension(extension: str) -> ParseError:
-    return ParseError(Code.FILE_SAVE_ERROR, f"File upload of extension {extension} is disabled.")
+log = logging.getLogger("bastion")
 
 
 class Files:
     """What the files routes do, in Parse Server's order of checks."""
 
     def __init__(self, adapter: FilesAdapter, rules: UploadRules, storage: StorageAdapter,
-                 schemas: SchemaRegistry, url_for: Callable[[str], str]) -> None:
+                 schemas: SchemaRegistry, url_for: Callable[[str], str],
+                 triggers: FileTriggers = NO_FILE_TRIGGERS) -> None:
         self.adapter = adapter
         self.rules = rules
         self.storage = storage
         self.schemas = schemas
         self.url_for = url_for
+        self.triggers = triggers
+
+    # --- who may ------------------------------------------------------------------------------
 
     async def check_upload_allowed(self, auth: Auth) -> None:
         """fileUpload's enableFor… options; the master key may always upload."""
@@ -239,6 +97,8 @@ class Files:
         auth_data = found[0].get("authData") if found else None
         return isinstance(auth_data, dict) and isinstance(auth_data.get("anonymous"), dict)
 
+    # --- upload -------------------------------------------------------------------------------
+
     def prepare(self, name: str, content_type: str | None, auth: Auth) -> tuple[str, str]:
         """Checks a new file's name and type; its unique stored name and content type."""
         validate_filename(name)
@@ -247,18 +107,53 @@ class Files:
         unique, resolved = stored_name(name, content_type)
         return unique, resolved or "application/octet-stream"
 
-    @staticmethod
-    def prepare_renamed(name: Any, content_type: Any) -> tuple[str, str]:
-        """The stored name and content type of a file cloud code's before_save_file renamed (or
-        retyped): the name must still be a valid file name; the extension rules, which apply to
-        clients, do not apply to cloud code."""
-        if not isinstance(name, str) or not name:
-            raise ParseError(Code.INVALID_FILE_NAME, "Filename not provided.")
-        if content_type is not None and not isinstance(content_type, str):
-            raise ParseError(Code.FILE_SAVE_ERROR, "Invalid Content-Type.")
-        validate_filename(name)
-        unique, resolved = stored_name(name, content_type or None)
-        return unique, resolved or "application/octet-stream"
+    async def upload(self, upload: Upload, auth: Auth, info: CallInfo | None) -> dict[str, str]:
+        """Stores an upload, with before_save_file and after_save_file around it; ``{"url", "name"}``
+        as Parse Server answers. FileTooLarge past maxUploadSize, nothing kept (the caller answers
+        it as Parse Server does: that depends on how the request came)."""
+        check_content_type(upload.content_type)
+        metadata = upload.metadata if isinstance(upload.metadata, dict) else {}
+        tags = upload.tags if isinstance(upload.tags, dict) else {}
+        name, content_type = upload.name, upload.content_type
+        failure = (Code.FILE_SAVE_ERROR, f"Could not store file: {upload.given_name}.")
+        triggers = self.triggers
+        left: TriggerFile | None = None
+        if triggers.has("beforeSave"):
+            if upload.data == b"":
+                raise ParseError(Code.FILE_SAVE_ERROR, "Invalid file upload.")  # before the trigger, as Parse
+            # Before a byte of a raw upload is read, so that a refusal reads none.
+            left = await triggers.before_save_file(
+                DraftFile(upload.given_name, upload.data, content_type, metadata=metadata, tags=tags), auth, info,
+                failure, file_size=upload.size, content_length=upload.content_length)
+            if left.url:
+                # The trigger answered with a file stored elsewhere: nothing of this upload is kept.
+                answer = {"url": left.url, "name": left.name}
+                await triggers.after_save_file(left, auth, info, failure, file_size=None)
+                return answer
+            name, content_type = apply_before_save(upload, left, content_type, self.rules.max_upload_bytes, failure)
+            metadata, tags = left.metadata, left.tags
+        answer, size = await self._store(upload, name, content_type, metadata, tags)
+        if triggers.has("afterSave"):
+            saved = DraftFile(answer["name"], upload.data if left is None else left.data, content_type,
+                              metadata=metadata, tags=tags, url=answer["url"])
+            await triggers.after_save_file(saved, auth, info, failure, file_size=size)
+        return answer
+
+    async def _store(self, upload: Upload, name: str, content_type: str, metadata: dict[str, Any],
+                     tags: dict[str, Any]) -> tuple[dict[str, str], int]:
+        """The upload's bytes into the backend; a failed store answers 130, as Parse Server."""
+        try:
+            first = await first_chunk(upload.chunks)
+            if first is None and not upload.may_be_empty:
+                raise ParseError(Code.FILE_SAVE_ERROR, "Invalid file upload.")
+            return await self.save(name, prepend(first or b"", upload.chunks), content_type, metadata, tags)
+        except (FileTooLarge, ParseError, Unauthorized):
+            raise
+        except UploadAborted:  # nothing was kept, nobody reads the answer
+            raise ParseError(Code.FILE_SAVE_ERROR, f"Could not store file: {name}.") from None
+        except Exception:  # noqa: BLE001 - Parse Server answers a failed store with 130 and logs it
+            log.exception("could not store file %s", name)
+            raise ParseError(Code.FILE_SAVE_ERROR, f"Could not store file: {name}.") from None
 
     async def save(self, name: str, chunks: AsyncIterator[bytes], content_type: str,
                    metadata: dict[str, Any], tags: dict[str, Any]) -> tuple[dict[str, str], int]:
@@ -268,8 +163,67 @@ class Files:
                                        max_bytes=self.rules.max_upload_bytes)
         return {"url": self.url_for(name), "name": name}, info.size
 
+    # --- download -----------------------------------------------------------------------------
+
+    async def download(self, name: str, caller: Callable[[], Awaitable[Auth]], info: CallInfo | None, *,
+                       thumb: str | None = None, fit: str | None = None, whole: bool = True) -> Download | None:
+        """The file to serve, with before_find and after_find on files around the lookup; None when
+        there is none. ``caller`` says who downloads, asked only when the fileDownload options or a
+        trigger need it; ``whole``: an after_find sees the file's bytes (not for a range or a HEAD).
+        FindRefused when a find trigger refuses."""
+        triggers = self.triggers
+        before, after = triggers.has("beforeFind"), triggers.has("afterFind")
+        auth = Auth()
+        if self.rules.download.restricted or before or after:
+            auth = await caller()
+            await self.check_download_allowed(auth)
+        failure = (Code.SCRIPT_FAILED, f"Could not find file: {name}.")
+        if before:
+            try:
+                name = await self._before_find(name, auth, info, failure)
+            except ParseError as exc:
+                raise FindRefused(exc) from None
+        # ?thumb=200x200&fit=cover: a thumbnail, made once and then served like any file (Parse has none).
+        stored = await (self.info(name) if thumb is None else self.thumbnail(name, thumb, fit))
+        if stored is None:
+            return None
+        if not after:
+            return Download(stored)
+        try:
+            return Download(stored, await self._after_find(stored, auth, info, failure, whole))
+        except ParseError as exc:
+            raise FindRefused(exc) from None
+
+    async def _before_find(self, name: str, auth: Auth, info: CallInfo | None, failure: Failure) -> str:
+        """The name to serve (before_find may name another file)."""
+        file = DraftFile(name, content_type=type_for_name(name), url=self.url_for(name))
+        left = await self.triggers.before_find_file(file, auth, info, failure)
+        return check_before_find(name, left.name, failure)
+
+    async def _after_find(self, stored: FileInfo, auth: Auth, info: CallInfo | None, failure: Failure,
+                          whole: bool) -> Found:
+        """After_find on files. As Parse Server, the trigger sees the file's bytes unless the
+        request asks for a range (then the file streams, and only the headers can change)."""
+        name = stored.name
+        data = b"".join([chunk async for chunk in self.adapter.read(name)]) if whole else None
+        file = DraftFile(name, data, stored.content_type, url=self.url_for(name))
+        after = await self.triggers.after_find_file(file, auth, info, failure, file_size=stored.size,
+                                                    force_download=False,
+                                                    response_headers={"X-Content-Type-Options": "nosniff"})
+        return check_after_find(after, name, stored.content_type, failure)
+
     async def info(self, name: str) -> FileInfo | None:
         return await self.adapter.info(name) if is_stored_name(name) else None
+
+    async def metadata(self, name: str) -> dict[str, Any]:
+        """A file's metadata and tags as Parse Server answers them; {} without the file."""
+        info = await self.info(name)
+        if info is None:
+            return {}
+        answer: dict[str, Any] = {"metadata": info.metadata}
+        if info.tags:
+            answer["tags"] = info.tags
+        return answer
 
     async def thumbnail(self, name: str, spec: str, fit: str | None) -> FileInfo | None:
         """The thumbnail of a stored image (made once, domain/thumbnails.py); None without the file."""
@@ -279,8 +233,22 @@ class Files:
             return None
         return await thumbnail(self.adapter, name, spec, fit)
 
-    async def delete(self, name: str) -> None:
-        """The file and its thumbnails; 153 when there is no such file, as Parse Server."""
+    # --- delete -------------------------------------------------------------------------------
+
+    async def delete(self, name: str, auth: Auth, info: CallInfo | None) -> None:
+        """The file and its thumbnails, with before_delete_file and after_delete_file around it
+        (before_delete_file runs whether or not the file exists, and may refuse, as Parse Server)."""
+        triggers = self.triggers
+        if not (triggers.has("beforeDelete") or triggers.has("afterDelete")):
+            await self._remove(name)
+            return
+        failure = (Code.FILE_DELETE_ERROR, "Could not delete file.")
+        file = await triggers.before_delete_file(DraftFile(name, url=self.url_for(name)), auth, info, failure)
+        await self._remove(name)
+        await triggers.after_delete_file(file, auth, info, failure)
+
+    async def _remove(self, name: str) -> None:
+        """153 when there is no such file, as Parse Server."""
         from bastion.domain.thumbnails import delete_thumbnails
 
         if not is_stored_name(name) or not await self.adapter.delete(name):

@@ -2,7 +2,7 @@
 
 Bodies move as async iterators of byte chunks in both directions, so that no backend ever holds a
 whole file in memory. Names reaching a backend were validated and made unique by
-``domain/files.py``; backends still refuse anything that could escape their namespace.
+``domain/file_rules.py``; backends still refuse anything that could escape their namespace.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The one name check every backend repeats for itself: a name means a file directly inside the
-backend's namespace, never a path (domain/files.py validated it by Parse's rules already)."""
+backend's namespace, never a path (domain/file_rules.py validated it by Parse's rules already)."""
 
 from __future__ import annotations
 

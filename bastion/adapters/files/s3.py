@@ -51,7 +51,7 @@ _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
 
 def check_s3_name(name: str) -> str:
     """``name`` when it can only mean one object directly under the prefix (no ``/``, no dot names,
-    no control characters): domain/files.py validated it already; this is the backend's own check."""
+    no control characters): domain/file_rules.py validated it already; this is the backend's own check."""
     if (not name or name.startswith(".") or "/" in name or "\\" in name
             or any(ord(c) < 0x20 or ord(c) == 0x7F for c in name)):
         raise ValueError(f"unusable file name: {name[:80]!r}")
