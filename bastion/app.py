@@ -201,11 +201,16 @@ class Bastion:
         # LiveQuery (WebSocket on the API's port): writes' after-commit events go through the pub/sub
         # adapter (in-process unless --pubsub), so every process's subscribers get them.
         self.pubsub = open_pubsub(settings.pubsub)
-        self.livequery = LiveQuery(self)
         # Cloud code's functions and triggers; always attached, so that a class without triggers
         # costs one dict lookup per read or write.
         self.cloud = CloudRuntime(self, load_cloud(settings.cloud) if settings.cloud else CloudRegistry())
         self.writer.cloud = self.reader.cloud = self.users.cloud = self.cloud
+        # LiveQuery comes after the cloud runtime, whose LiveQuery triggers it runs.
+        self.livequery = LiveQuery(
+            app_id=settings.app_id, mount=settings.mount, live_query_classes=settings.live_query_classes,
+            authenticate=lambda keys: authenticate(keys, settings), schemas=self.schemas, reader=self.reader,
+            writer=self.writer, users=self.users, sessions=self.sessions, permissions=self.permissions,
+            cloud=self.cloud, pubsub=self.pubsub)
         # --dev: the cloud code reloads when its files change (started with the server).
         self.cloud_reloader = CloudReloader(self.cloud, settings.cloud) if settings.dev and settings.cloud else None
         # Cloud jobs started by /jobs or by a schedule (one scheduler loop per process).
