@@ -46,7 +46,8 @@ from bastion.domain.sessions import Sessions
 from bastion.domain.users import UserOptions, Users
 from bastion.domain.write import WriteOptions, Writer
 from bastion.invalidation import Invalidation
-from bastion.livequery import LiveQuery
+from bastion.keys import authenticate
+from bastion.livequery import Interest, LiveQuery, parse_class_list
 from bastion.ports.mail import Mailer
 from bastion.ports.pubsub import PubSub
 from bastion.ports.storage import StorageAdapter
@@ -212,8 +213,11 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
                     ReadOptions(max_limit=settings.max_limit, max_include_depth=settings.max_include_depth,
                                 query_limits=limits, allow_client_class_creation=settings.allow_client_class_creation),
                     file_url, permissions, triggers=cloud)
+    # The classes LiveQuery clients subscribe to anywhere: only a write to one of them reads the
+    # object's state before it changes (for the event's ``original``).
+    interest = Interest(parse_class_list(settings.live_query_classes))
     writer = Writer(storage, schemas, WriteOptions(allow_client_class_creation=settings.allow_client_class_creation),
-                    permissions, reader=reader, triggers=cloud)
+                    permissions, reader=reader, triggers=cloud, wants_changes=interest)
     sessions = Sessions(storage, schemas, settings.session_length)
     roles = Roles(storage, schemas)
     hasher = PasswordHasher()
@@ -246,9 +250,10 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
     # LiveQuery (WebSocket on the API's port): writes' after-commit events go through the pub/sub
     # adapter (in-process unless --pubsub), so every process's subscribers get them.
     pubsub = open_pubsub(settings.pubsub)
-    partial = _Partial(settings=settings, storage=storage, schemas=schemas, permissions=permissions, reader=reader,
-                       writer=writer, sessions=sessions, roles=roles, users=users, pubsub=pubsub, cloud=cloud)
-    livequery = LiveQuery(partial)  # type: ignore[arg-type]
+    livequery = LiveQuery(app_id=settings.app_id, mount=settings.mount, interest=interest,
+                          authenticate=lambda keys: authenticate(keys, settings), schemas=schemas, reader=reader,
+                          writer=writer, users=users, sessions=sessions, permissions=permissions, cloud=cloud,
+                          pubsub=pubsub)
     # Tells other processes (through --pubsub) of changes to what every process caches.
     invalidation = Invalidation(settings.app_id or "", schemas, sessions, roles, cloud.webhooks, livequery)
     writer.written.bind(_CacheDrops(roles, sessions, invalidation))
@@ -267,23 +272,6 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
                     cloud=cloud, cloud_server=cloud_server, cloud_reloader=cloud_reloader, jobs=jobs,
                     scheduler=scheduler, push_queue=push_queue, push=push, livequery=livequery,
                     invalidation=invalidation, idempotency=idempotency, script_log=script_log, file_url=file_url)
-
-
-@dataclass(slots=True, kw_only=True)
-class _Partial:
-    """Temporary: what LiveQuery reads until it takes its pieces one by one."""
-
-    settings: Settings
-    storage: StorageAdapter
-    schemas: SchemaRegistry
-    permissions: Permissions
-    reader: Reader
-    writer: Writer
-    sessions: Sessions
-    roles: Roles
-    users: Users
-    pubsub: PubSub
-    cloud: CloudRuntime
 
 
 class _CacheDrops:

@@ -26,7 +26,7 @@ from bastion.core.types import parse_iso
 from bastion.errors import Code, ParseError
 
 if TYPE_CHECKING:
-    from bastion.livequery.server import Subscription
+    from bastion.livequery.connection import Subscription
 
 log = logging.getLogger("bastion.livequery")
 

@@ -14,11 +14,14 @@ import orjson
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from bastion.core.auth import Auth, CallInfo
+from bastion.livequery import connection as lq_connection
 from bastion.livequery import direct as lq_direct
-from bastion.livequery import server as lq_server
+from bastion.livequery import endpoint as lq_endpoint
+from bastion.livequery.access import Decision
+from bastion.livequery.connection import Connection
 from bastion.livequery.direct import DirectWriter, direct_writer, text_frame
 from bastion.livequery.protocol import event_ident, event_tail
-from bastion.livequery.server import Connection
 from tests.livequery import test_robustness
 from tests.livequery.helpers import LQ, connected
 from tests.livequery.test_robustness import Local, event_payload
@@ -80,7 +83,7 @@ def test_text_frame_headers() -> None:
 def test_event_bytes_are_parse_servers_message(installation_id: str | None, request_id: Any,
                                                original: dict[str, Any] | None) -> None:
     obj = {"objectId": "a", "s": "ü\n\"", "n": [1, 2.5, None]}
-    decision = lq_server._Decision("update", obj, original, lq_server.Auth())
+    decision = Decision("update", obj, original, Auth())
     built = decision.head + event_ident("cid", installation_id, request_id) + event_tail(obj, original)
     expected: dict[str, Any] = {"op": "update", "clientId": "cid"}
     if installation_id is not None:
@@ -147,7 +150,7 @@ async def test_events_go_direct_to_every_subscriber(local: Local) -> None:
 
 async def test_a_client_that_stops_reading_is_still_closed_with_1013(
         local: Local, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lq_server, "MAX_QUEUED_MESSAGES", 50)
+    monkeypatch.setattr(lq_connection, "MAX_QUEUED_MESSAGES", 50)
     from websockets.asyncio.client import connect
 
     slow = LQ(await connect(local.url.replace("http", "ws"), max_queue=1))
@@ -175,7 +178,7 @@ async def test_a_client_that_stops_reading_is_still_closed_with_1013(
 
 async def test_without_a_transport_every_message_takes_the_asgi_path(
         local: Local, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lq_server, "direct_writer", lambda send: None)
+    monkeypatch.setattr(lq_endpoint, "direct_writer", lambda send: None)
     client, conn = await server_conn(local)
     assert conn.direct is None
     await client.subscribe("Fallback")
@@ -243,7 +246,7 @@ async def test_a_message_being_sent_is_not_overtaken() -> None:
             return True
 
     writer = Writer()
-    conn = Connection(1, send, lq_server.CallInfo({}, None, {}), writer)  # type: ignore[arg-type]
+    conn = Connection(1, send, CallInfo({}, None, {}), writer)  # type: ignore[arg-type]
     loop_task = asyncio.get_running_loop().create_task(conn.write_loop())
     assert conn.push(b'"a"')  # refused: queued
     await asyncio.sleep(0.01)

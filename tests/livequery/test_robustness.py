@@ -19,7 +19,8 @@ from websockets.exceptions import ConnectionClosed
 
 from bastion.app import Bastion
 from bastion.config import Settings
-from bastion.livequery import server as lq_server
+from bastion.livequery import connection as lq_connection
+from bastion.livequery import endpoint as lq_endpoint
 from tests.conftest import free_port, start_server, stop_server
 from tests.livequery.helpers import LQ, connected
 
@@ -40,7 +41,7 @@ async def local(tmp_path: Path) -> AsyncIterator[Local]:
                         javascript_key="local-js")
     app = Bastion(settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning",
-                            ws_max_size=lq_server.MAX_MESSAGE_BYTES, ws_per_message_deflate=False)
+                            ws_max_size=lq_endpoint.MAX_MESSAGE_BYTES, ws_per_message_deflate=False)
     server = uvicorn.Server(config)
     task = asyncio.get_running_loop().create_task(server.serve())
     while not server.started:
@@ -60,7 +61,7 @@ def event_payload(class_name: str, n: int, size: int = 0) -> bytes:
 
 async def test_a_client_that_stops_reading_is_closed_and_others_get_everything(
         local: Local, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lq_server, "MAX_QUEUED_MESSAGES", 100)
+    monkeypatch.setattr(lq_connection, "MAX_QUEUED_MESSAGES", 100)
     lq = local.app.services.livequery
     fast = await connected(local)  # type: ignore[arg-type]
     await fast.subscribe("Flood")
