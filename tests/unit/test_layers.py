@@ -31,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "cloud": {"core", "ports", "domain"},
     "livequery": {"core", "ports", "domain", "cloud", "keys"},
     "invalidation": {"core", "ports", "domain", "cloud", "livequery"},
-    "services": {"core", "ports", "domain", "adapters", "cloud", "livequery", "invalidation"},
+    "services": {"core", "ports", "domain", "adapters", "cloud", "keys", "livequery", "invalidation"},
     "http": {"core", "ports", "domain", "cloud", "keys", "services"},
     "app": {"core", "ports", "domain", "adapters", "cloud", "keys", "livequery", "invalidation", "services", "http"},
 }
