@@ -69,7 +69,9 @@ class SqliteStorage(SqliteThreads, StorageAdapter):
         super().__init__(path, readers)
         self.dialect = SqliteDialect()
         self._system = SystemTables(self.dialect)
-        self.schema_lookup: Callable[[str], ClassSchema | None] = lambda _name: None
+        # The schemas this storage last read or wrote, per class: a subquery's columns, and an
+        # index's, depend on its class's fields equal but for case (see ``columns.py``).
+        self._schemas: dict[str, ClassSchema] = {}
 
     async def open(self) -> None:
         self._open_threads()
@@ -142,7 +144,7 @@ class SqliteStorage(SqliteThreads, StorageAdapter):
         renames = renamed_columns(schema)
         if not renames and not (isinstance(node, ir.Node) and has_subquery(node)):
             return node
-        return rename_fields(node, renames, self.schema_lookup)
+        return rename_fields(node, renames, self._schemas.get)
 
     def _query_renamed(self, schema: ClassSchema, query: FindQuery) -> FindQuery:
         where, order = self._renamed(schema, query.where), self._renamed(schema, query.order)
@@ -169,7 +171,9 @@ class SqliteStorage(SqliteThreads, StorageAdapter):
 
     async def load_schemas(self) -> list[dict[str, Any]]:
         rows = await self._read(lambda c: c.execute('SELECT "schema" FROM "_SCHEMA"').fetchall())
-        return [orjson.loads(row[0]) for row in rows]
+        docs = [orjson.loads(row[0]) for row in rows]
+        self._schemas = {doc["className"]: ClassSchema.from_storage(doc) for doc in docs}
+        return docs
 
     @staticmethod
     def _column_ddl(name: str, ft: FieldType) -> str:
@@ -205,6 +209,7 @@ class SqliteStorage(SqliteThreads, StorageAdapter):
                          (schema.class_name, doc))
 
         await self._write(run)
+        self._schemas[schema.class_name] = schema
 
     async def add_fields(self, schema: ClassSchema, fields: dict[str, FieldType]) -> None:
         doc = dumps(schema.to_storage())
@@ -223,6 +228,7 @@ class SqliteStorage(SqliteThreads, StorageAdapter):
             conn.execute('UPDATE "_SCHEMA" SET "schema" = ? WHERE "className" = ?', (doc, schema.class_name))
 
         await self._write(run)
+        self._schemas[schema.class_name] = schema
 
     async def delete_fields(self, schema: ClassSchema, fields: dict[str, FieldType]) -> None:
         doc = dumps(schema.to_storage())
@@ -246,17 +252,19 @@ class SqliteStorage(SqliteThreads, StorageAdapter):
             conn.execute('UPDATE "_SCHEMA" SET "schema" = ? WHERE "className" = ?', (doc, schema.class_name))
 
         await self._write(run)
+        self._schemas[schema.class_name] = schema
 
     async def save_schema(self, schema: ClassSchema) -> None:
         doc = dumps(schema.to_storage())
         await self._write(lambda c: c.execute('UPDATE "_SCHEMA" SET "schema" = ? WHERE "className" = ?',
                                               (doc, schema.class_name)))
+        self._schemas[schema.class_name] = schema
 
     async def create_index(self, class_name: str, name: str, spec: dict[str, Any], unique: bool = False) -> None:
         if not INDEX_NAME.match(name):
             raise ParseError(Code.INVALID_QUERY, f"Invalid index name: {name[:64]}")
         terms = []
-        schema = self.schema_lookup(class_name)
+        schema = self._schemas.get(class_name)
         renames = renamed_columns(schema) if schema is not None else NO_RENAMES
         for column, direction in spec.items():
             if direction == "text":
@@ -304,6 +312,7 @@ class SqliteStorage(SqliteThreads, StorageAdapter):
             conn.execute('DELETE FROM "_SCHEMA" WHERE "className" = ?', (class_name,))
 
         await self._write(run)
+        self._schemas.pop(class_name, None)
 
     async def purge(self, class_name: str) -> None:
         await or_missing(self._write(lambda c: c.execute(f"DELETE FROM {quote(class_name)}")), None)
