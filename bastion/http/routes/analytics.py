@@ -11,7 +11,7 @@ async def track(req: RequestContext) -> Response:
     # As Parse Server's AnalyticsController: any client with the app's keys; the answer is {} whatever
     # the body and whatever the handler did (its failures only reach the log).
     await req.services.cloud.track_event(req.path_params.get("eventName", "AppOpened"), req.body, req.auth,
-                                    req.call_info())
+                                         req.call_info())
     return Response({})
 
 

@@ -14,7 +14,7 @@ async def find(req: RequestContext) -> Response:
     redirect_key = req.param("redirectClassNameForKey")
     if not js_truthy(redirect_key):
         result = await req.services.reader.find(class_name, find_request(req), req.auth, raw=True,
-                                          info=req.call_info())
+                                                info=req.call_info())
         return Response(result)
     # The SDK's relation.query() when it does not know the relation's class: the query runs on the
     # relation's target class, and every object says which class it is, as Parse Server answers.
@@ -29,8 +29,8 @@ async def get(req: RequestContext) -> Response:
     p = req.path_params
     check_get_options(req)
     obj = await req.services.reader.get(p["className"], p["objectId"], req.auth, keys=list_param(req, "keys"),
-                                   include=list_param(req, "include"), exclude_keys=list_param(req, "excludeKeys"),
-                                   raw=True, info=req.call_info())
+                                        include=list_param(req, "include"), exclude_keys=list_param(req, "excludeKeys"),
+                                        raw=True, info=req.call_info())
     return Response(obj)
 
 
@@ -44,7 +44,7 @@ async def create(req: RequestContext) -> Response:
 async def update(req: RequestContext) -> Response:
     p = req.path_params
     result = await req.services.writer.update(p["className"], p["objectId"], req.data, req.auth,
-                                         info=req.call_info())
+                                              info=req.call_info())
     return Response(result.response)
 
 

@@ -58,7 +58,7 @@ async def create_schedule(req: RequestContext) -> Response:
 async def edit_schedule(req: RequestContext) -> Response:
     require_master(req)
     result = await req.services.writer.update(JOB_SCHEDULE, req.path_params["objectId"], _job_schedule(req),
-                                         req.auth, info=req.call_info())
+                                              req.auth, info=req.call_info())
     # Parse Server wraps the update's answer once more: {"response": {"updatedAt": …}}.
     return Response({"response": result.response})
 

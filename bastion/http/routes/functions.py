@@ -14,7 +14,7 @@ async def call(req: RequestContext) -> Response:
     check_no_denylisted_keys(params)
     # {"result": …}, or {} for a function that returns nothing (as Parse's undefined result).
     answer = await req.services.cloud.run_function(req.path_params["functionName"], params, req.auth,
-                                              req.call_info())
+                                                   req.call_info())
     return Response(answer)
 
 

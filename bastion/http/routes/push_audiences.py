@@ -35,8 +35,8 @@ async def get(req: RequestContext) -> Response:
     require_master(req)
     check_get_options(req)
     obj = await req.services.reader.get(AUDIENCE, req.path_params["objectId"], req.auth, keys=list_param(req, "keys"),
-                                   include=list_param(req, "include"), exclude_keys=list_param(req, "excludeKeys"),
-                                   info=req.call_info())
+                                        include=list_param(req, "include"), exclude_keys=list_param(req, "excludeKeys"),
+                                        info=req.call_info())
     return Response(_decoded(obj))
 
 
@@ -50,7 +50,7 @@ async def create(req: RequestContext) -> Response:
 async def update(req: RequestContext) -> Response:
     require_master(req)
     result = await req.services.writer.update(AUDIENCE, req.path_params["objectId"], req.data, req.auth,
-                                         info=req.call_info())
+                                              info=req.call_info())
     return Response(result.response)
 
 

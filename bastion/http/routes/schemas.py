@@ -92,7 +92,7 @@ async def create_schema(req: RequestContext) -> Response:
     data = req.data
     add, _ = _fields(class_name, data.get("fields"), allow_delete=False)
     schema = await req.services.schemas.create_class(class_name, add, _clp(data.get("classLevelPermissions")),
-                                                _indexes(data.get("indexes")))
+                                                     _indexes(data.get("indexes")))
     return Response(schema.to_api(primary_index=False))  # as Parse Server: the indexes given, no _id_
 
 
@@ -112,7 +112,7 @@ async def update_schema(req: RequestContext) -> Response:
     data = req.data
     add, delete = _fields(class_name, data.get("fields"), allow_delete=True)
     schema = await req.services.schemas.update_class(class_name, add, delete, _clp(data.get("classLevelPermissions")),
-                                                _indexes(data.get("indexes")))
+                                                     _indexes(data.get("indexes")))
     return Response(schema.to_api())
 
 
