@@ -39,11 +39,13 @@ import orjson
 
 from bastion.core.events import (
     InterestChanged,
+    ObjectWritten,
     PubSubReconnected,
     SchemaChanged,
     SessionsRevoked,
     WebhooksChanged,
 )
+from bastion.core.system_classes import ROLES_CACHE, SESSIONS_CACHE, cache_drops
 
 if TYPE_CHECKING:
     from bastion.cloud._runtime.webhooks import Webhooks
@@ -77,6 +79,9 @@ class Invalidation:
         self.received = 0  # messages from other processes applied (for tests and logs)
         self.interest: SharedInterest | None = None
         self._unbind: list[Callable[[], None]] = []  # undoes start()'s binding to the hooks
+        # The caches of this process a write may make stale, by the names the table gives them.
+        self._drop_here: dict[str, Callable[[], None]] = {ROLES_CACHE: roles.invalidate,
+                                                           SESSIONS_CACHE: sessions.forget}
 
     @property
     def active(self) -> bool:
@@ -130,18 +135,19 @@ class Invalidation:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def written(self, class_name: str) -> None:
-        """A write to ``class_name`` was stored here (Bastion._written, after the local invalidation)."""
-        if class_name == "_Role":
-            self.publish_soon("roles")
-        elif class_name == "_Session":
-            self.publish_soon("sessions")
+    def written(self, event: ObjectWritten) -> None:
+        """A write was stored here (the writer's ``written`` hook): the caches that may hold what it
+        changed (a system class's ``drops``, core/system_classes.py) are dropped here at once, and
+        other processes are told to drop theirs."""
+        for cache in cache_drops(event.class_name):
+            self._drop_here[cache]()
+            self.publish_soon(cache)
 
     async def _schema_changed(self, event: SchemaChanged) -> None:
         await self.publish("schema", **{"class": event.class_name})
 
     async def _sessions_revoked(self, event: SessionsRevoked) -> None:
-        await self.publish("sessions", user=event.user_id)
+        await self.publish(SESSIONS_CACHE, user=event.user_id)
 
     async def _webhooks_changed(self, _event: WebhooksChanged) -> None:
         await self.publish("webhooks")
@@ -160,10 +166,10 @@ class Invalidation:
         self.received += 1
         if kind == "schema":
             self._rerun("schema", self.schemas.invalidate)
-        elif kind == "roles":
+        elif kind == ROLES_CACHE:
             self.roles.invalidate()
             self._access_changed()
-        elif kind == "sessions":
+        elif kind == SESSIONS_CACHE:
             user = message.get("user")
             if isinstance(user, str):
                 self.sessions.forget_user(user)

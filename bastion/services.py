@@ -25,9 +25,9 @@ from bastion.cloud._runtime.reload import CloudReloader
 from bastion.cloud._runtime.runtime import CloudRuntime
 from bastion.cloud._runtime.scheduler import Scheduler, parse_schedule
 from bastion.config import Settings
-from bastion.core.events import ObjectWritten
 from bastion.core.permissions import Permissions
 from bastion.core.query.parse import QueryLimits
+from bastion.core.system_classes import ROLE, USER
 from bastion.domain.account_emails import AccountEmailOptions, AccountEmails
 from bastion.domain.account_policy import AccountPolicy, LockoutOptions, PasswordPolicyOptions
 from bastion.domain.auth_providers import ProviderRegistry
@@ -35,6 +35,7 @@ from bastion.domain.file_rules import DownloadRules, UploadRules, parse_extensio
 from bastion.domain.files import Files
 from bastion.domain.idempotency import Idempotency, IdempotencyOptions, parse_paths
 from bastion.domain.installations import Installations
+from bastion.domain.objects import Objects
 from bastion.domain.passwords import PasswordHasher
 from bastion.domain.push import PushService
 from bastion.domain.push_queue import PushQueue, QueueOptions
@@ -139,6 +140,7 @@ class Services:
     roles: Roles
     users: Users
     installations: Installations
+    objects: Objects
     auth_providers: ProviderRegistry
     mailer: Mailer
     emails: AccountEmails
@@ -163,7 +165,7 @@ class Services:
         await self.schemas.load()
         # As Parse Server at start: _User and _Role exist (with their unique indexes) from the first
         # moment, so /schemas and the Dashboard list them on a new database.
-        await self.schemas.ensure_classes(("_User", "_Role"))
+        await self.schemas.ensure_classes((USER, ROLE))
         await self.cloud.webhooks.load()
         if self.idempotency is not None:
             await self.idempotency.prepare()
@@ -233,10 +235,12 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
                               enforce_private_users=settings.enforce_private_users),
                   providers=auth_providers, emails=emails, policy=policy, triggers=cloud)
     installations = Installations(storage, schemas, writer)
+    # Which service a class's objects go through (its owner's, else the generic pipelines).
+    objects = Objects(reader, writer, users, sessions, installations)
     files = Files(open_files(settings.files, settings.data_dir, settings.database_url), upload_rules(settings),
                   storage, schemas, file_url, triggers=CloudFileTriggers(cloud))
     cloud_server = CloudServer(runtime=cloud, storage=storage, schemas=schemas, reader=reader, writer=writer,
-                               users=users, installations=installations, file_url=file_url)
+                               users=users, objects=objects, file_url=file_url)
     # --dev: the cloud code reloads when its files change (started with the server).
     cloud_reloader = CloudReloader(cloud, settings.cloud) if settings.dev and settings.cloud else None
     # Cloud jobs started by /jobs or by a schedule (one scheduler loop per process).
@@ -256,7 +260,8 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
                           pubsub=pubsub)
     # Tells other processes (through --pubsub) of changes to what every process caches.
     invalidation = Invalidation(settings.app_id or "", schemas, sessions, roles, cloud.webhooks, livequery)
-    writer.written.bind(_CacheDrops(roles, sessions, invalidation))
+    # After each write, the caches it may have made stale, here and in other processes.
+    writer.written.bind(invalidation.written)
     # --idempotency-paths: write requests with X-Parse-Request-Id run once; None (the default)
     # costs a request one attribute test.
     idempotency = (Idempotency(storage, schemas, writer,
@@ -268,27 +273,10 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
                            secrets=[settings.master_key, settings.read_only_master_key, settings.webhook_key])
     return Services(settings=settings, storage=storage, schemas=schemas, permissions=permissions, reader=reader,
                     writer=writer, sessions=sessions, roles=roles, users=users, installations=installations,
-                    auth_providers=auth_providers, mailer=mailer, emails=emails, files=files, pubsub=pubsub,
-                    cloud=cloud, cloud_server=cloud_server, cloud_reloader=cloud_reloader, jobs=jobs,
+                    objects=objects, auth_providers=auth_providers, mailer=mailer, emails=emails, files=files,
+                    pubsub=pubsub, cloud=cloud, cloud_server=cloud_server, cloud_reloader=cloud_reloader, jobs=jobs,
                     scheduler=scheduler, push_queue=push_queue, push=push, livequery=livequery,
                     invalidation=invalidation, idempotency=idempotency, script_log=script_log, file_url=file_url)
-
-
-class _CacheDrops:
-    """After each write: the caches that hold what it may have changed, here and in other processes."""
-
-    def __init__(self, roles: Roles, sessions: Sessions, invalidation: Invalidation) -> None:
-        self.roles = roles
-        self.sessions = sessions
-        self.invalidation = invalidation
-
-    def __call__(self, event: ObjectWritten) -> None:
-        class_name = event.class_name
-        if class_name == "_Role":
-            self.roles.invalidate()
-        elif class_name == "_Session":
-            self.sessions.forget()
-        self.invalidation.written(class_name)
 
 
 def _push_adapters(settings: Settings) -> list[Any]:

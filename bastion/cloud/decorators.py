@@ -18,6 +18,7 @@ from bastion.cloud._runtime.registry import (
     entry,
     function_entry,
 )
+from bastion.core.system_classes import PUSH_STATUS, SESSION, USER
 
 
 def class_name_of(target: Any) -> str:
@@ -32,12 +33,12 @@ def class_name_of(target: Any) -> str:
 
 def _check_trigger_class(kind: str, class_name: str) -> None:
     """Parse Server's rules on which triggers a system class may have."""
-    if kind == "beforeSave" and class_name == "_PushStatus":
+    if kind == "beforeSave" and class_name == PUSH_STATUS:
         raise ValueError("Only afterSave is allowed on _PushStatus")
     # As Parse Server's validateClassNameForTriggers: _Session takes no object, find or live query
     # trigger, only after_logout. _User and _Installation take every class trigger; log-in triggers
     # are on _User and after_logout on _Session by construction (their decorators take no class).
-    if class_name == "_Session" and kind != "afterLogout":
+    if class_name == SESSION and kind != "afterLogout":
         raise ValueError("Only the after_logout trigger is allowed for the _Session class.")
 
 
@@ -102,9 +103,9 @@ before_find = _class_trigger("beforeFind")
 after_find = _class_trigger("afterFind")
 before_subscribe = _class_trigger("beforeSubscribe")
 after_event = _class_trigger("afterEvent")
-before_login = _fixed_trigger("beforeLogin", "_User")
-after_login = _fixed_trigger("afterLogin", "_User")
-after_logout = _fixed_trigger("afterLogout", "_Session")
+before_login = _fixed_trigger("beforeLogin", USER)
+after_login = _fixed_trigger("afterLogin", USER)
+after_logout = _fixed_trigger("afterLogout", SESSION)
 before_save_file = _fixed_trigger("beforeSave", FILE_CLASS)
 after_save_file = _fixed_trigger("afterSave", FILE_CLASS)
 before_delete_file = _fixed_trigger("beforeDelete", FILE_CLASS)

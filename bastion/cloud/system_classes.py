@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from bastion.cloud.acl import ACL
 from bastion.cloud.objects import Object
+from bastion.core.system_classes import INSTALLATION, ROLE, SESSION, USER
 
 if TYPE_CHECKING:
     from bastion.cloud.relation import Relation
 
 
 class User(Object):
-    class_name = "_User"
+    class_name = USER
 
     @property
     def username(self) -> str | None:
@@ -64,16 +65,16 @@ class User(Object):
 
 
 def _as_user(data: dict[str, Any]) -> User:
-    user = Object.from_json("_User", data)
+    user = Object.from_json(USER, data)
     assert isinstance(user, User)
     return user
 
 
 class Role(Object):
-    class_name = "_Role"
+    class_name = ROLE
 
     def __init__(self, name: str | None = None, acl: ACL | None = None, **kwargs: Any) -> None:
-        super().__init__("_Role", **kwargs)
+        super().__init__(ROLE, **kwargs)
         if name is not None:
             self.set("name", name)
         if acl is not None:
@@ -87,12 +88,12 @@ class Role(Object):
     @property
     def users(self) -> Relation:
         """The users holding the role: ``role.users.add(user)``, then ``await role.save(...)``."""
-        return self.relation("users", "_User")
+        return self.relation("users", USER)
 
     @property
     def roles(self) -> Relation:
         """The roles whose members hold this role too (Parse's role inheritance)."""
-        return self.relation("roles", "_Role")
+        return self.relation("roles", ROLE)
 
     def get_users(self) -> Relation:
         return self.users
@@ -102,8 +103,8 @@ class Role(Object):
 
 
 class Session(Object):
-    class_name = "_Session"
+    class_name = SESSION
 
 
 class Installation(Object):
-    class_name = "_Installation"
+    class_name = INSTALLATION

@@ -16,6 +16,7 @@ from bastion.core.names import field_name_is_valid
 from bastion.core.query import ir
 from bastion.core.query.parse import QueryLimits, SchemaLookup, parse_where
 from bastion.core.schema import ClassSchema
+from bastion.core.system_classes import USER
 from bastion.core.types import FieldType
 from bastion.errors import Code, ParseError
 
@@ -181,7 +182,7 @@ def base_columns(schema: ClassSchema) -> tuple[Column, ...]:
     for name, ft in schema.fields.items():
         if name in ("objectId", "createdAt", "updatedAt") or ft.type in ("Relation", "ACL"):
             continue
-        if schema.class_name == "_User" and name in ("password", "authData"):
+        if schema.class_name == USER and name in ("password", "authData"):
             continue  # never stored as such, or not for aggregation's eyes
         columns.append(Column(name, ft))
     return tuple(columns)

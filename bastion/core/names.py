@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import re
 
+# SYSTEM_CLASSES (valid class names) and INTERNAL_CLASSES (never reachable) come from the table.
+from bastion.core.system_classes import INTERNAL_CLASSES as INTERNAL_CLASSES
+from bastion.core.system_classes import SYSTEM_CLASSES as SYSTEM_CLASSES
 from bastion.errors import Code, ParseError
 
 CLASS_AND_FIELD = re.compile(r"^[A-Za-z][A-Za-z0-9_]*\Z")
 JOIN_CLASS = re.compile(r"^_Join:[A-Za-z0-9_]+:[A-Za-z0-9_]+\Z")
-
-SYSTEM_CLASSES = frozenset(
-    {
-        "_User",
-        "_Installation",
-        "_Role",
-        "_Session",
-        "_Product",
-        "_PushStatus",
-        "_JobStatus",
-        "_JobSchedule",
-        "_Audience",
-        "_Idempotency",
-    }
-)
-# Classes a client can never reach through /classes, whatever the keys.
-INTERNAL_CLASSES = frozenset({"_SCHEMA", "_Hooks", "_GlobalConfig", "_GraphQLConfig", "_JoinTable"})
 
 # Keys that poison JavaScript objects in Parse clients and servers; refused anywhere in a body.
 DENYLISTED_KEYS = frozenset({"__proto__", "constructor", "prototype"})

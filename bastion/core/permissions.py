@@ -20,16 +20,15 @@ from typing import Any
 
 from bastion.core.auth import Auth
 from bastion.core.schema import CLP_OPERATIONS, ClassSchema
+from bastion.core.system_classes import CLIENT_QUERYABLE, USER
 from bastion.errors import Code, ParseError
 
 DENIED = "Permission denied"
 READ_OPS = frozenset({"get", "find", "count"})
 # Parse Server's default ``protectedFields`` option: other users never see a user's email.
-DEFAULT_PROTECTED_FIELDS: dict[str, dict[str, list[str]]] = {"_User": {"*": ["email"]}}
+DEFAULT_PROTECTED_FIELDS: dict[str, dict[str, list[str]]] = {USER: {"*": ["email"]}}
 # ``where`` keys that hold subqueries, and where their class and constraints sit.
 _IN_QUERY = ("$inQuery", "$notInQuery")
-# System classes a client's subquery may name (as Reader's CLIENT_READABLE, less _Installation).
-_CLIENT_QUERYABLE = frozenset({"_User", "_Role", "_Session"})
 _SELECT = ("$select", "$dontSelect")
 NOTHING: dict[str, Any] = {"objectId": {"$in": []}}  # a where no object matches
 
@@ -183,7 +182,7 @@ class Permissions:
             return {}
         if auth.user_id is None:
             return None
-        pointer = {"__type": "Pointer", "className": "_User", "objectId": auth.user_id}
+        pointer = {"__type": "Pointer", "className": USER, "objectId": auth.user_id}
         clauses: list[dict[str, Any]] = []
         for name in names:
             ft = schema.fields.get(name)
@@ -207,7 +206,7 @@ class Permissions:
         policy = self._policy(schema)
         if not policy.any_protected:
             return None
-        is_user_class = schema.class_name == "_User"
+        is_user_class = schema.class_name == USER
         user_id = auth.user_id
         if (is_user_class and self.owner_exempt and user_id and isinstance(where, dict)
                 and where.get("objectId") == user_id):
@@ -283,7 +282,7 @@ class Permissions:
 
     def _secure_sub(self, sub: dict[str, Any], walk: _Walk, depth: int, select_key: Any) -> dict[str, Any]:
         class_name = sub.get("className")
-        if isinstance(class_name, str) and class_name.startswith("_") and class_name not in _CLIENT_QUERYABLE:
+        if isinstance(class_name, str) and class_name.startswith("_") and class_name not in CLIENT_QUERYABLE:
             # As Parse Server's enforceRoleSecurity: a subquery is a find of its own class, and
             # clients may not find installations or the master-only classes.
             raise ParseError(Code.OPERATION_FORBIDDEN, DENIED)

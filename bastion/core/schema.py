@@ -9,6 +9,17 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bastion.core.js import js_string
+from bastion.core.system_classes import (
+    AUDIENCE,
+    IDEMPOTENCY,
+    INSTALLATION,
+    JOB_SCHEDULE,
+    JOB_STATUS,
+    PUSH_STATUS,
+    ROLE,
+    SESSION,
+    USER,
+)
 from bastion.core.types import FIELD_TYPES, FieldType, explicit_required
 from bastion.errors import Code, ParseError
 
@@ -26,14 +37,14 @@ DEFAULT_FIELDS: dict[str, FieldType] = {
 
 # Fields every instance of a system class has, as Parse Server defines them.
 SYSTEM_CLASS_FIELDS: dict[str, dict[str, FieldType]] = {
-    "_User": {
+    USER: {
         "username": FieldType("String"),
         "password": FieldType("String"),
         "email": FieldType("String"),
         "emailVerified": FieldType("Boolean"),
         "authData": FieldType("Object"),
     },
-    "_Installation": {
+    INSTALLATION: {
         "installationId": FieldType("String"),
         "deviceToken": FieldType("String"),
         "channels": FieldType("Array"),
@@ -48,19 +59,19 @@ SYSTEM_CLASS_FIELDS: dict[str, dict[str, FieldType]] = {
         "appIdentifier": FieldType("String"),
         "parseVersion": FieldType("String"),
     },
-    "_Role": {
+    ROLE: {
         "name": FieldType("String"),
-        "users": FieldType("Relation", "_User"),
-        "roles": FieldType("Relation", "_Role"),
+        "users": FieldType("Relation", USER),
+        "roles": FieldType("Relation", ROLE),
     },
-    "_Session": {
-        "user": FieldType("Pointer", "_User"),
+    SESSION: {
+        "user": FieldType("Pointer", USER),
         "installationId": FieldType("String"),
         "sessionToken": FieldType("String"),
         "expiresAt": FieldType("Date"),
         "createdWith": FieldType("Object"),
     },
-    "_JobStatus": {
+    JOB_STATUS: {
         "jobName": FieldType("String"),
         "source": FieldType("String"),
         "status": FieldType("String"),
@@ -69,7 +80,7 @@ SYSTEM_CLASS_FIELDS: dict[str, dict[str, FieldType]] = {
         "finishedAt": FieldType("Date"),
     },
     # As Parse Dashboard writes a schedule (see bastion/cloud/_runtime/scheduler.py for how it runs).
-    "_JobSchedule": {
+    JOB_SCHEDULE: {
         "jobName": FieldType("String"),
         "description": FieldType("String"),
         "params": FieldType("String"),
@@ -79,7 +90,7 @@ SYSTEM_CLASS_FIELDS: dict[str, dict[str, FieldType]] = {
         "lastRun": FieldType("Number"),
         "repeatMinutes": FieldType("Number"),
     },
-    "_PushStatus": {
+    PUSH_STATUS: {
         "pushTime": FieldType("String"),
         "source": FieldType("String"),
         "query": FieldType("String"),
@@ -98,13 +109,13 @@ SYSTEM_CLASS_FIELDS: dict[str, dict[str, FieldType]] = {
         "failedPerUTCOffset": FieldType("Object"),
         "count": FieldType("Number"),
     },
-    "_Audience": {
+    AUDIENCE: {
         "name": FieldType("String"),
         "query": FieldType("String"),
         "lastUsed": FieldType("Date"),
         "timesUsed": FieldType("Number"),
     },    # Request ids of --idempotency-paths (bastion/domain/idempotency.py), as Parse Server's.
-    "_Idempotency": {
+    IDEMPOTENCY: {
         "reqId": FieldType("String"),
         "expire": FieldType("Date"),
     },
@@ -113,7 +124,7 @@ SYSTEM_CLASS_FIELDS: dict[str, dict[str, FieldType]] = {
 # Columns a system class's table has beyond its schema fields, never selected by reads (Parse
 # Server's internal _User columns, created alike so that both servers can share a database).
 HIDDEN_COLUMNS: dict[str, dict[str, str]] = {
-    "_User": {
+    USER: {
         "_hashed_password": "String",
         "_email_verify_token": "String",
         "_email_verify_token_expires_at": "Date",
@@ -196,7 +207,7 @@ class ClassSchema:
         ``primary_index=False`` leaves ``_id_`` out, as the answer to creating a class does.
         """
         fields = {name: ft.to_json() for name, ft in self.fields.items()}
-        if self.class_name == "_User":
+        if self.class_name == USER:
             fields.pop("authData", None)  # implicit: Parse Server does not show it
         out: dict[str, Any] = {
             "className": self.class_name,
@@ -299,7 +310,7 @@ _PROTECTED_ENTITY = re.compile(r"^(userField:.*|\*|authenticated|role:.*|[a-zA-Z
 
 def _check_user_field(name: Any, fields: dict[str, FieldType], operation: str) -> None:
     ft = fields.get(name) if isinstance(name, str) else None
-    if ft is None or not ((ft.type == "Pointer" and ft.target_class == "_User") or ft.type == "Array"):
+    if ft is None or not ((ft.type == "Pointer" and ft.target_class == USER) or ft.type == "Array"):
         raise ParseError(Code.INVALID_JSON,
                          f"'{js_string(name)}' is not a valid column for class level pointer permissions {operation}")
 

@@ -21,6 +21,7 @@ from urllib.parse import quote
 from bastion.core.auth import Auth
 from bastion.core.query import ir
 from bastion.core.schema import ClassSchema
+from bastion.core.system_classes import USER
 from bastion.core.types import now_ms
 from bastion.domain.passwords import PasswordHasher
 from bastion.domain.schema_registry import SchemaRegistry
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bastion.mail")
 
-USER_CLASS = "_User"
 VERIFY_TOKEN = "_email_verify_token"
 VERIFY_EXPIRES = "_email_verify_token_expires_at"
 RESET_TOKEN = "_perishable_token"
@@ -155,7 +155,7 @@ class AccountEmails:
 
     async def verify_email(self, token: str) -> bool:
         """Mark the email of the token's user verified; False for an unknown, used or expired token."""
-        schema = self.schemas.get(USER_CLASS)
+        schema = self.schemas.get(USER)
         if not self.options.verify_user_emails or schema is None or not token:
             return False
         token_node = ir.Compare(ir.Field(VERIFY_TOKEN, "String"), ir.EQ, token)
@@ -182,7 +182,7 @@ class AccountEmails:
         if not isinstance(email, str):
             raise ParseError(Code.INVALID_EMAIL_ADDRESS, "you must provide a valid email string")
         quiet = self.options.email_verify_success_on_invalid_email
-        schema = self.schemas.get(USER_CLASS)
+        schema = self.schemas.get(USER)
         record = await self._find_one(schema, ir.Compare(_EMAIL, ir.EQ, email)) if schema else None
         if record is None:
             if quiet:
@@ -196,7 +196,7 @@ class AccountEmails:
 
     async def resend_from_page(self, username: str | None, token: str | None) -> bool:
         """The page's resend form: by username and/or an old token; False when nothing was sent."""
-        schema = self.schemas.get(USER_CLASS)
+        schema = self.schemas.get(USER)
         if schema is None:
             return False
         nodes: list[ir.Node] = []
@@ -231,7 +231,7 @@ class AccountEmails:
             hidden[VERIFY_EXPIRES] = now_ms() + timedelta(seconds=self.options.email_verify_token_validity)
 
     async def _send_verification(self, user_id: str) -> None:
-        schema = self.schemas.get(USER_CLASS)
+        schema = self.schemas.get(USER)
         record = await self._find_one(schema, ir.Compare(_OBJECT_ID, ir.EQ, user_id)) if schema else None
         if record is None or not record.get(VERIFY_TOKEN) or not isinstance(record.get("email"), str):
             return
@@ -251,7 +251,7 @@ class AccountEmails:
             raise ParseError(Code.EMAIL_MISSING, "you must provide an email")
         if token and not isinstance(token, str):
             raise ParseError(Code.INVALID_VALUE, "token must be a string")
-        schema = self.schemas.get(USER_CLASS)
+        schema = self.schemas.get(USER)
         if token:
             record = await self._find_one(schema, ir.Compare(ir.Field(RESET_TOKEN, "String"), ir.EQ, token)) \
                 if schema else None
@@ -288,7 +288,7 @@ class AccountEmails:
 
     async def check_reset_token(self, token: str) -> dict[str, Any]:
         """The user a reset token belongs to; raises ValueError with Parse's message otherwise."""
-        schema = self.schemas.get(USER_CLASS)
+        schema = self.schemas.get(USER)
         record = await self._find_one(schema, ir.Compare(ir.Field(RESET_TOKEN, "String"), ir.EQ, token)) \
             if schema and token else None
         if record is None:
@@ -300,7 +300,7 @@ class AccountEmails:
     async def reset_password(self, token: str, password: str) -> None:
         """Set the password of the token's user and consume the token (ValueError: Parse's message)."""
         record = await self.check_reset_token(token)
-        schema = self.schemas.get(USER_CLASS)
+        schema = self.schemas.get(USER)
         assert schema is not None
         policy_columns: dict[str, Any] = {}
         if self.policy is not None:

@@ -15,13 +15,13 @@ from typing import Any, TypeGuard
 
 from bastion.core.js import js_string
 from bastion.core.query import ir
+from bastion.core.system_classes import USER
 from bastion.core.types import now_ms
 from bastion.domain.passwords import PasswordHasher
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.errors import Code, ParseError
 from bastion.ports.storage import MASTER, FindQuery, Set, StorageAdapter
 
-USER_CLASS = "_User"
 FAILED_COUNT = "_failed_login_count"
 LOCKOUT_EXPIRES = "_account_lockout_expires_at"
 CHANGED_AT = "_password_changed_at"
@@ -154,7 +154,7 @@ class AccountPolicy:
         a success clears the count; a failure counts, and locks the account once the count reaches
         the threshold (answered as locked only past it, as Parse Server does)."""
         lockout = self.lockout
-        schema = self.schemas.get(USER_CLASS)
+        schema = self.schemas.get(USER)
         if lockout is None or schema is None:
             return
         now = now_ms()
@@ -178,7 +178,7 @@ class AccountPolicy:
         """Adds one to the failed count and returns the count after it, as Parse Server's atomic
         increment does: a compare-and-set on the value read, so concurrent failures all count (an
         Increment would not tell the count after it for a column outside the schema)."""
-        schema = self.schemas.get(USER_CLASS)
+        schema = self.schemas.get(USER)
         assert schema is not None
         field = ir.Field(FAILED_COUNT, "Number")
         for _ in range(20):
@@ -195,7 +195,7 @@ class AccountPolicy:
 
     async def unlock_after_reset(self, user_id: str) -> None:
         """unlockOnPasswordReset: a reset password clears the count and the lock."""
-        schema = self.schemas.get(USER_CLASS)
+        schema = self.schemas.get(USER)
         if self.lockout is None or not self.lockout.unlock_on_password_reset or schema is None:
             return
         await self.storage.update(schema, user_id, [Set(FAILED_COUNT, None), Set(LOCKOUT_EXPIRES, None)], MASTER)
@@ -206,7 +206,7 @@ class AccountPolicy:
         """maxPasswordAge on log-in: 101 once the password is older; a user whose password predates
         the policy starts being counted now, as in Parse Server."""
         policy = self.passwords
-        schema = self.schemas.get(USER_CLASS)
+        schema = self.schemas.get(USER)
         if policy is None or not policy.max_password_age or schema is None:
             return
         changed = record.get(CHANGED_AT)
@@ -263,7 +263,7 @@ class AccountPolicy:
         return kept
 
     async def _read(self, user_id: str, columns: tuple[str, ...]) -> dict[str, Any] | None:
-        schema = self.schemas.get(USER_CLASS)
+        schema = self.schemas.get(USER)
         if schema is None:
             return None
         wanted = tuple(c for c in columns if c != "username" or "username" in schema.fields)

@@ -12,9 +12,10 @@ from typing import Any
 from bastion.core.aggregate import Column, Plan, plan_pipeline, raw_stages
 from bastion.core.auth import Auth
 from bastion.core.codec import FileUrl, iso_or_none, number_out, to_rest
-from bastion.core.names import INTERNAL_CLASSES, check_class_name
+from bastion.core.names import check_class_name
 from bastion.core.query.parse import QueryLimits
 from bastion.core.schema import ClassSchema
+from bastion.core.system_classes import is_internal
 from bastion.core.types import FieldType, encode_date, parse_iso
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.errors import Code, ParseError
@@ -26,7 +27,7 @@ async def run_pipeline(storage: StorageAdapter, schemas: SchemaRegistry, class_n
                        limits: QueryLimits | None = None) -> list[dict[str, Any]]:
     """The results of ``GET /aggregate/:className`` with a pipeline (the master key was checked)."""
     check_class_name(class_name)
-    if class_name in INTERNAL_CLASSES or class_name.startswith("_Join:"):
+    if is_internal(class_name):
         raise ParseError(Code.OPERATION_FORBIDDEN, f"Class {class_name} is not readable.")
     if where is not None and not isinstance(where, dict):
         raise ParseError(Code.INVALID_QUERY, "Invalid where, must be an object.")

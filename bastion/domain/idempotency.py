@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from bastion.core.auth import MASTER_AUTH
 from bastion.core.query import ir
+from bastion.core.system_classes import IDEMPOTENCY
 from bastion.core.types import FieldType, encode_date
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.write import Writer
@@ -36,7 +37,6 @@ from bastion.ports.storage import StorageAdapter
 
 log = logging.getLogger("bastion.idempotency")
 
-IDEMPOTENCY_CLASS = "_Idempotency"
 REQUEST_ID_HEADER = "x-parse-request-id"
 DEFAULT_TTL = 300  # seconds, Parse Server's default
 FIELDS = {"reqId": FieldType("String"), "expire": FieldType("Date")}
@@ -100,10 +100,10 @@ class Idempotency:
     async def prepare(self) -> None:
         """The class, its unique ``reqId`` and its ``expire`` index, at start-up (as Parse Server's
         performInitialization); a class made by Parse Server on a shared database is kept."""
-        await self.schemas.ensure_fields(IDEMPOTENCY_CLASS, FIELDS, may_create_class=True)
+        await self.schemas.ensure_fields(IDEMPOTENCY, FIELDS, may_create_class=True)
         for name, spec, unique in (("unique_reqId", {"reqId": 1}, True), ("expire", {"expire": 1}, False)):
             try:
-                await self.storage.create_index(IDEMPOTENCY_CLASS, name, spec, unique=unique)
+                await self.storage.create_index(IDEMPOTENCY, name, spec, unique=unique)
             except ParseError as exc:
                 # Another process starting beside this one created it in the same instant.
                 log.debug("idempotency index %s: %s", name, exc.message)
@@ -134,10 +134,10 @@ class Idempotency:
     async def _record(self, request_id: str) -> None:
         expire = datetime.now(UTC) + timedelta(seconds=self.ttl)
         body = {"reqId": request_id, "expire": encode_date(expire), "ACL": {}}
-        await self.writer.create(IDEMPOTENCY_CLASS, body, MASTER_AUTH)
+        await self.writer.create(IDEMPOTENCY, body, MASTER_AUTH)
 
     async def _remove_expired(self, request_id: str | None = None) -> int:
-        schema = self.schemas.get(IDEMPOTENCY_CLASS)
+        schema = self.schemas.get(IDEMPOTENCY)
         if schema is None:
             return 0
         expired: ir.Node = ir.Compare(_EXPIRE, ir.LT, datetime.now(UTC))

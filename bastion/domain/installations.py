@@ -28,13 +28,13 @@ from typing import Any
 
 from bastion.core.auth import Auth, CallInfo
 from bastion.core.query import ir
+from bastion.core.system_classes import INSTALLATION
 from bastion.core.types import infer_type
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.write import Writer
 from bastion.errors import Code, ParseError
 from bastion.ports.storage import MASTER, FindQuery, StorageAdapter
 
-INSTALLATION_CLASS = "_Installation"
 # Parse's error codes of installation writes (Parse.Error has no names for them).
 MISSING_ID = 135
 ID_CHANGED = 136
@@ -69,7 +69,7 @@ def _string_field(body: dict[str, Any], key: str) -> str | None:
     given = infer_type(value)
     described = given.describe() if given is not None else type(value).__name__
     raise ParseError(Code.INCORRECT_TYPE,
-                     f"schema mismatch for {INSTALLATION_CLASS}.{key}; expected String but got {described}")
+                     f"schema mismatch for {INSTALLATION}.{key}; expected String but got {described}")
 
 
 class Installations:
@@ -79,8 +79,8 @@ class Installations:
         self.writer = writer
 
     async def _ensure_class(self) -> None:
-        if self.schemas.get(INSTALLATION_CLASS) is None:
-            await self.schemas.ensure_fields(INSTALLATION_CLASS, {}, may_create_class=True)
+        if self.schemas.get(INSTALLATION) is None:
+            await self.schemas.ensure_fields(INSTALLATION, {}, may_create_class=True)
 
     # --- writes ---------------------------------------------------------------------------------
 
@@ -113,18 +113,18 @@ class Installations:
         if not (object_id is not None and not device_token and not installation_id and not device_type):
             target = await self._match(body, auth, object_id, installation_id, given_id, device_token, device_type)
         if target is None:
-            result = await self.writer.create(INSTALLATION_CLASS, body, auth, trusted=True, info=info)
+            result = await self.writer.create(INSTALLATION, body, auth, trusted=True, info=info)
             return SaveResult(result.response, result.object_id, True)
         body.pop("objectId", None)
         body.pop("createdAt", None)
-        result = await self.writer.update(INSTALLATION_CLASS, target, body, auth, trusted=True, info=info)
+        result = await self.writer.update(INSTALLATION, target, body, auth, trusted=True, info=info)
         return SaveResult(result.response, target, False)
 
     async def _match(self, body: dict[str, Any], auth: Auth, object_id: str | None, installation_id: str | None,
                      given_id: str | None, device_token: str | None, device_type: str | None) -> str | None:
         """The installation the write goes to (None: a new one), after removing the installations
         whose device token it takes over."""
-        schema = self.schemas.get(INSTALLATION_CLASS)
+        schema = self.schemas.get(INSTALLATION)
         assert schema is not None
         wheres: list[ir.Node] = []
         if object_id is not None:
@@ -199,7 +199,7 @@ class Installations:
         return str(id_match["objectId"])
 
     async def _delete(self, object_ids: list[str]) -> None:
-        schema = self.schemas.get(INSTALLATION_CLASS)
+        schema = self.schemas.get(INSTALLATION)
         assert schema is not None
         for object_id in object_ids:
             await self.storage.delete(schema, object_id, MASTER)
@@ -207,7 +207,7 @@ class Installations:
     async def delete(self, object_id: str, auth: Auth, info: CallInfo | None = None) -> None:
         if not auth.is_master:
             raise ParseError(Code.OPERATION_FORBIDDEN, DENIED)
-        await self.writer.delete(INSTALLATION_CLASS, object_id, auth, trusted=True, info=info)
+        await self.writer.delete(INSTALLATION, object_id, auth, trusted=True, info=info)
 
     @staticmethod
     def check_find(auth: Auth) -> None:

@@ -28,6 +28,7 @@ import orjson
 
 from bastion.core.auth import MASTER_AUTH
 from bastion.core.js import js_string
+from bastion.core.system_classes import AUDIENCE, PUSH_STATUS
 from bastion.core.types import encode_date, format_iso, now_ms
 from bastion.errors import Code, ParseError
 
@@ -36,9 +37,6 @@ if TYPE_CHECKING:
     from bastion.domain.write import Writer
     from bastion.ports.storage import StorageAdapter
 
-PUSH_STATUS = "_PushStatus"
-AUDIENCE = "_Audience"
-INSTALLATION = "_Installation"
 EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"  # Parse's pushHash of a push without an alert
 # A local-time push reaches the devices furthest east first: their zones run up to 14 hours ahead.
 MAX_UTC_OFFSET = timedelta(hours=14)

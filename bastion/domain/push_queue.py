@@ -47,10 +47,9 @@ import orjson
 
 from bastion.core.auth import MASTER_AUTH
 from bastion.core.query.parse import parse_order
+from bastion.core.system_classes import INSTALLATION, PUSH_STATUS
 from bastion.core.types import now_ms
 from bastion.domain.push import (
-    INSTALLATION,
-    PUSH_STATUS,
     badge_change,
     data_for_locale,
     fail_push,

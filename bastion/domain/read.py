@@ -16,7 +16,7 @@ from bastion.core import jsonb_order
 from bastion.core.acl import perms_to_acl
 from bastion.core.auth import Auth, CallInfo
 from bastion.core.codec import iso_or_none, to_rest, value_encoder
-from bastion.core.names import INTERNAL_CLASSES, check_class_name
+from bastion.core.names import check_class_name
 from bastion.core.permissions import Permissions, Protection
 from bastion.core.query import ir
 from bastion.core.query.geo_parse import distance_order
@@ -24,6 +24,7 @@ from bastion.core.query.index_order import index_order
 from bastion.core.query.parse import QueryLimits, parse_field, parse_order, parse_where
 from bastion.core.query.text_parse import first_text_search
 from bastion.core.schema import ClassSchema
+from bastion.core.system_classes import CLIENT_GET_ONLY, CLIENT_READABLE, INTERNAL_CLASSES, JOIN_PREFIX
 from bastion.core.text_search import score_value
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.triggers import NO_TRIGGERS, Triggers
@@ -31,8 +32,6 @@ from bastion.errors import Code, ParseError
 from bastion.ports.storage import BASE_COLUMNS, SCORE_COLUMN, FindQuery, Record, StorageAdapter
 
 FileUrl = Callable[[str], str]
-# System classes clients may query (their ACLs, and sanitizers, decide what they see).
-CLIENT_READABLE = frozenset({"_User", "_Role", "_Session", "_Installation"})
 MAX_ROWS = 2**63 - 1  # what SQL's LIMIT and OFFSET hold; larger values mean the same
 
 
@@ -74,11 +73,11 @@ class Reader:
 
     def _check_class(self, class_name: str, auth: Auth) -> None:
         check_class_name(class_name)
-        if class_name in INTERNAL_CLASSES or class_name.startswith("_Join:"):
+        if class_name in INTERNAL_CLASSES or class_name.startswith(JOIN_PREFIX):  # inlined is_internal
             raise ParseError(Code.OPERATION_FORBIDDEN, f"Class {class_name} is not readable.")
         if class_name.startswith("_") and not auth.is_master and class_name not in CLIENT_READABLE:
-            # Installation rules arrive with push. Sanitized as Parse Server 9 does ("Clients
-            # aren't allowed to perform the find ...").
+            # System classes clients may read: core/system_classes.py. Sanitized as Parse Server 9
+            # does ("Clients aren't allowed to perform the find ...").
             raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")
 
     def _check_missing_class(self, auth: Auth) -> None:
@@ -134,7 +133,7 @@ class Reader:
                     info: CallInfo | None = None) -> tuple[dict[str, Any], list[str] | None]:
         """The answer, and with ``raw`` maybe the objects as JSON texts instead of its ``results``."""
         self._check_class(class_name, auth)
-        if class_name == "_Installation" and not is_get and not auth.is_master:
+        if not is_get and class_name in CLIENT_GET_ONLY and not auth.is_master:
             # Clients may get an installation, never query them (sanitized, as Parse Server 9).
             raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")
         triggers = self.triggers

@@ -12,10 +12,10 @@ import time
 from typing import Any
 
 from bastion.core.query.parse import parse_where
+from bastion.core.system_classes import ROLE, USER
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.ports.storage import MASTER, FindQuery, StorageAdapter
 
-ROLE_CLASS = "_Role"
 MAX_ROLE_DEPTH = 50  # inheritance levels followed; deeper chains are cut, never looped over
 
 
@@ -41,25 +41,25 @@ class Roles:
         self._cache.clear()
 
     async def _resolve(self, user_id: str) -> list[str]:
-        schema = self.schemas.get(ROLE_CLASS)
+        schema = self.schemas.get(ROLE)
         if schema is None:
             return []
-        found = await self._roles({"users": _pointer("_User", user_id)})
+        found = await self._roles({"users": _pointer(USER, user_id)})
         names = {role_id: name for role_id, name in found}
         frontier = list(names)
         for _ in range(MAX_ROLE_DEPTH):
             if not frontier:
                 break
-            parents = await self._roles({"roles": {"$in": [_pointer(ROLE_CLASS, i) for i in frontier]}})
+            parents = await self._roles({"roles": {"$in": [_pointer(ROLE, i) for i in frontier]}})
             frontier = [role_id for role_id, _name in parents if role_id not in names]
             names.update(parents)
         return sorted(set(names.values()))
 
     async def _roles(self, where: dict[str, Any]) -> list[tuple[str, str]]:
-        schema = self.schemas.get(ROLE_CLASS)
+        schema = self.schemas.get(ROLE)
         if schema is None:
             return []
-        node = parse_where(where, schema, ROLE_CLASS, self.schemas.get)
+        node = parse_where(where, schema, ROLE, self.schemas.get)
         records = await self.storage.find(schema, FindQuery(node, columns=("objectId", "name")), MASTER)
         return [(r["objectId"], r["name"]) for r in records if isinstance(r.get("name"), str)]
 

@@ -21,6 +21,7 @@ from bastion.core.names import (
     invalid_class_message,
 )
 from bastion.core.schema import DEFAULT_FIELDS, SYSTEM_CLASS_FIELDS, ClassSchema, validate_clp
+from bastion.core.system_classes import IDEMPOTENCY, ROLE, USER
 from bastion.core.types import FieldType
 from bastion.errors import Code, ParseError
 from bastion.ports.storage import StorageAdapter
@@ -380,7 +381,7 @@ def _check_indexes(fields: dict[str, FieldType], existing: dict[str, Any], index
 
 
 # Fields Parse Server keeps unique with a database index (its ensureUniqueness at start-up).
-UNIQUE_SYSTEM_FIELDS = {"_User": ("username", "email"), "_Role": ("name",), "_Idempotency": ("reqId",)}
+UNIQUE_SYSTEM_FIELDS = {USER: ("username", "email"), ROLE: ("name",), IDEMPOTENCY: ("reqId",)}
 
 
 def _check_one_geopoint(schema: ClassSchema) -> None:

@@ -18,12 +18,12 @@ from typing import Any
 
 from bastion.core.events import Hook, SessionsRevoked
 from bastion.core.query import ir
+from bastion.core.system_classes import SESSION
 from bastion.core.types import now_ms
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.write import new_object_id
 from bastion.ports.storage import MASTER, FindQuery, StorageAdapter
 
-SESSION_CLASS = "_Session"
 DEFAULT_SESSION_LENGTH = 365 * 24 * 3600  # Parse Server's sessionLength: one year, in seconds
 _TOKEN = ir.Field("sessionToken", "String")
 _USER = ir.Field("user", "Pointer")
@@ -59,7 +59,7 @@ class Sessions:
     async def create(self, user_id: str, created_with: dict[str, Any] | None, installation_id: str | None,
                      extra: dict[str, Any] | None = None) -> Session:
         """A new session; ``extra`` holds further (already canonical) fields a client asked for."""
-        schema = await self.schemas.ensure_fields(SESSION_CLASS, {}, may_create_class=True)
+        schema = await self.schemas.ensure_fields(SESSION, {}, may_create_class=True)
         now = now_ms()
         session = Session(new_object_id(), new_token(), user_id,
                           now + timedelta(seconds=self.session_length), installation_id or None)
@@ -113,7 +113,7 @@ class Sessions:
         return session
 
     async def _load(self, token: str) -> Session | None:
-        schema = self.schemas.get(SESSION_CLASS)
+        schema = self.schemas.get(SESSION)
         if schema is None or not isinstance(token, str) or not token or len(token) > 256:
             return None
         query = FindQuery(ir.Compare(_TOKEN, ir.EQ, token), limit=1)
@@ -126,7 +126,7 @@ class Sessions:
     async def revoke(self, token: str) -> dict[str, Any] | None:
         """Delete the session of ``token``; its record, or None when there was none."""
         self._cache.pop(token, None)
-        schema = self.schemas.get(SESSION_CLASS)
+        schema = self.schemas.get(SESSION)
         if schema is None:
             return None
         records = await self.storage.find(schema, FindQuery(ir.Compare(_TOKEN, ir.EQ, token), limit=1), MASTER)
@@ -138,7 +138,7 @@ class Sessions:
 
     async def revoke_for_user(self, user_id: str, keep_token: str | None = None) -> None:
         """Every session of the user but ``keep_token``'s (after a password change)."""
-        schema = self.schemas.get(SESSION_CLASS)
+        schema = self.schemas.get(SESSION)
         if schema is None:
             return
         records = await self.storage.find(schema, FindQuery(ir.Compare(_USER, ir.EQ, user_id)), MASTER)

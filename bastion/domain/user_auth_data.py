@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from bastion.core.auth import MASTER_AUTH, Auth, CallInfo
 from bastion.core.names import check_no_denylisted_keys
 from bastion.core.query import ir
+from bastion.core.system_classes import USER
 from bastion.domain.auth_providers import ProviderRegistry
 from bastion.domain.auth_providers.base import PROVIDER_NAME, unsupported
 from bastion.errors import Code, ParseError
@@ -36,7 +37,6 @@ from bastion.ports.storage import MASTER, DuplicateValue, FindQuery, SetPath, Up
 if TYPE_CHECKING:
     from bastion.domain.users import Users
 
-USER_CLASS = "_User"
 ALREADY_USED = "this auth is already used"
 DENIED = "Permission denied"
 _USERNAME_ALPHABET = string.ascii_letters + string.digits
@@ -130,7 +130,7 @@ class UserAuthData:
             provider_id = self.providers.lookup_id(name, value)  # 162 for an id that is not a string
             if provider_id is not None:
                 terms.append(ir.Compare(ir.Field("authData", "Object", (name, "id")), ir.EQ, provider_id))
-        schema = self.users.schemas.get(USER_CLASS)
+        schema = self.users.schemas.get(USER)
         if not terms or schema is None:
             return []
         columns = self.users._columns(schema)

@@ -16,6 +16,7 @@ from bastion.core.auth import MASTER_AUTH, Auth, CallInfo
 from bastion.core.query import ir
 from bastion.core.query.regex_parse import escape_regex_literal
 from bastion.core.schema import HIDDEN_COLUMNS, ClassSchema
+from bastion.core.system_classes import SESSION, USER
 from bastion.core.types import encode_date, now_ms
 from bastion.domain.account_emails import AccountEmails
 from bastion.domain.account_policy import CHANGED_AT, AccountPolicy
@@ -33,8 +34,6 @@ from bastion.ports.storage import MASTER, FindQuery, Set, StorageAdapter
 if TYPE_CHECKING:
     from bastion.domain.auth_providers import ProviderRegistry
 
-USER_CLASS = "_User"
-SESSION_CLASS = "_Session"
 EMAIL = re.compile(r"^.+@.+\Z", re.DOTALL)
 _USERNAME = ir.Field("username", "String")
 _EMAIL = ir.Field("email", "String")
@@ -76,7 +75,7 @@ class Users:
         self.triggers = triggers
         # authData (sign-up and log-in with providers, linking: user_auth_data.py), when providers are given.
         self.auth_data = UserAuthData(self, providers) if providers is not None else None
-        reader.sanitizers[USER_CLASS] = sanitize
+        reader.sanitizers[USER] = sanitize
 
     # --- who a request acts as ------------------------------------------------------------------
 
@@ -109,7 +108,7 @@ class Users:
             raise ParseError(Code.PASSWORD_MISSING, "password is required")
         self._check_client_fields(body, auth)
         # As Parse Server 9: the create CLP is checked before uniqueness, so a closed sign-up tells nothing.
-        self.writer.permissions.require(self.schemas.get(USER_CLASS), auth, "create")
+        self.writer.permissions.require(self.schemas.get(USER), auth, "create")
         policy_columns = await self._policy_columns(password or None, username, None)
         await self._check_unique(body, None)
         data = {k: v for k, v in body.items() if k != "password"}
@@ -132,7 +131,7 @@ class Users:
         await self._ensure_class()
         try:
             result = await self.writer.create(
-                USER_CLASS, data, auth, trusted=True, object_id=object_id, hidden=hidden, info=info,
+                USER, data, auth, trusted=True, object_id=object_id, hidden=hidden, info=info,
                 take_secrets=self._owner_acl_taker(take_password, object_id, creating=True, auth=auth))
         except ParseError as exc:
             if exc.code == Code.DUPLICATE_VALUE:  # lost a race with another sign-up
@@ -195,7 +194,7 @@ class Users:
         if not token:
             return None
         record = await self.sessions.revoke(token)
-        if record is not None and self.triggers.has("afterLogout", SESSION_CLASS):
+        if record is not None and self.triggers.has("afterLogout", SESSION):
             await self.triggers.after_logout(record, auth or Auth(), info)
         return record
 
@@ -204,11 +203,11 @@ class Users:
     async def before_login(self, user: dict[str, Any], auth: Auth, info: CallInfo | None) -> None:
         """Cloud code's before_login with the user who proved who they are; an error it raises
         refuses the log-in."""
-        if self.triggers.has("beforeLogin", USER_CLASS):
+        if self.triggers.has("beforeLogin", USER):
             await self.triggers.login_trigger("beforeLogin", user, auth, info)
 
     async def after_login(self, user: dict[str, Any], auth: Auth, info: CallInfo | None) -> None:
-        if self.triggers.has("afterLogin", USER_CLASS):
+        if self.triggers.has("afterLogin", USER):
             await self.triggers.login_trigger("afterLogin", user, auth, info)
 
     async def _policy_columns(self, password: str | None, username: Any, user_id: str | None) -> dict[str, Any]:
@@ -220,7 +219,7 @@ class Users:
         return await self.policy.check_new_password(password, username=username, user_id=user_id)
 
     def _trigger_sees_password(self) -> bool:
-        return self.triggers.has("beforeSave", USER_CLASS)
+        return self.triggers.has("beforeSave", USER)
 
     def _password_taker(self, hidden: dict[str, Any], user_id: str | None) -> Any:
         """The Writer's ``take_secrets``: the password the trigger left is checked against the
@@ -294,7 +293,7 @@ class Users:
         if rehash:
             await self.storage.update(schema, record["objectId"], [Set(_HASH, await self.hasher.hash(password))],
                                       MASTER)
-        hidden = HIDDEN_COLUMNS[USER_CLASS]
+        hidden = HIDDEN_COLUMNS[USER]
         user = self.reader.encode(schema, {k: v for k, v in record.items() if k not in hidden})
         if self.emails is not None:
             self.emails.check_login(user, auth, payload)  # 205 while the email is unverified
@@ -303,7 +302,7 @@ class Users:
         return sanitize(user, MASTER_AUTH)
 
     async def _find_login(self, username: str | None, email: str | None) -> dict[str, Any] | None:
-        schema = self.schemas.get(USER_CLASS)
+        schema = self.schemas.get(USER)
         if schema is None:
             return None
         if username and email:
@@ -353,7 +352,7 @@ class Users:
             hidden[_HASH] = await self.hasher.hash(password)
         verify = self.emails.prepare_write(body, data, hidden, creating=False) if self.emails else False
         result = await self.writer.update(
-            USER_CLASS, object_id, data, auth, trusted=True, hidden=hidden, info=info,
+            USER, object_id, data, auth, trusted=True, hidden=hidden, info=info,
             take_secrets=self._owner_acl_taker(take_password, object_id, creating=False, auth=auth))
         response = dict(result.response)
         if verify and self.emails:
@@ -375,7 +374,7 @@ class Users:
             raise ParseError(Code.SESSION_MISSING, "Insufficient auth to delete user")
         if not auth.is_master and auth.user_id != object_id:
             raise ParseError(Code.SESSION_MISSING, DENIED)  # "Insufficient auth."
-        await self.writer.delete(USER_CLASS, object_id, auth, trusted=True, info=info)
+        await self.writer.delete(USER, object_id, auth, trusted=True, info=info)
         await self.sessions.revoke_for_user(object_id)
 
     def _check_client_fields(self, body: dict[str, Any], auth: Auth) -> None:
@@ -393,7 +392,7 @@ class Users:
 
     async def _check_unique(self, body: dict[str, Any], object_id: str | None) -> None:
         """Usernames and emails are unique compared case-insensitively (202, 203), as in Parse."""
-        schema = self.schemas.get(USER_CLASS)
+        schema = self.schemas.get(USER)
         if schema is None:
             return
         for key, field, code, message in (
@@ -412,7 +411,7 @@ class Users:
     # --- helpers --------------------------------------------------------------------------------
 
     def _schema(self) -> ClassSchema:
-        schema = self.schemas.get(USER_CLASS)
+        schema = self.schemas.get(USER)
         if schema is None:
             raise ParseError(Code.OBJECT_NOT_FOUND, INVALID_LOGIN)
         return schema
@@ -423,7 +422,7 @@ class Users:
                      and name != "password") + ("_rperm", "_wperm")
 
     async def _user_by_id(self, user_id: str) -> dict[str, Any] | None:
-        schema = self.schemas.get(USER_CLASS)
+        schema = self.schemas.get(USER)
         if schema is None:
             return None
         node = ir.Compare(ir.Field("objectId", "String"), ir.EQ, user_id)
@@ -433,8 +432,8 @@ class Users:
         return sanitize(self.reader.encode(schema, records[0]), MASTER_AUTH)
 
     async def _ensure_class(self) -> None:
-        if self.schemas.get(USER_CLASS) is None:
-            await self.schemas.ensure_fields(USER_CLASS, {}, may_create_class=True)
+        if self.schemas.get(USER) is None:
+            await self.schemas.ensure_fields(USER, {}, may_create_class=True)
 
 
 def sanitize(user: dict[str, Any], auth: Auth) -> dict[str, Any]:
@@ -451,7 +450,7 @@ def sanitize(user: dict[str, Any], auth: Auth) -> dict[str, Any]:
 def session_json(session: Session, created_with: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "sessionToken": session.token,
-        "user": {"__type": "Pointer", "className": USER_CLASS, "objectId": session.user_id},
+        "user": {"__type": "Pointer", "className": USER, "objectId": session.user_id},
         "createdWith": created_with,
         "restricted": False,
     }

@@ -17,17 +17,13 @@ from bastion.core.acl import acl_to_perms
 from bastion.core.auth import Auth, CallInfo
 from bastion.core.codec import to_canonical, to_rest
 from bastion.core.events import ChangeCommitted, Hook, ObjectWritten
-from bastion.core.names import (
-    INTERNAL_CLASSES,
-    check_class_name,
-    check_field_name,
-    check_no_denylisted_keys,
-)
+from bastion.core.names import check_class_name, check_field_name, check_no_denylisted_keys
 from bastion.core.permissions import Permissions
 from bastion.core.query import ir
 from bastion.core.query.parse import parse_where
 from bastion.core.query.relation_parse import js_truthy
 from bastion.core.schema import ClassSchema
+from bastion.core.system_classes import CLIENT_WRITABLE, INTERNAL_CLASSES, JOIN_PREFIX, ROLE
 from bastion.core.types import (
     FieldType,
     check_value,
@@ -53,12 +49,10 @@ if TYPE_CHECKING:
     from bastion.domain.read import Reader
 
 OBJECT_ID_ALPHABET = string.ascii_letters + string.digits
-# System classes clients may write through the generic routes (ACLs and CLPs apply as anywhere).
-CLIENT_WRITABLE = frozenset({"_Role"})
 SERVER_FIELDS = frozenset({"objectId", "createdAt", "updatedAt"})
 # Fields every object of a class must keep, Parse Server's requiredColumns.write: refused (111
 # "<field> is required.") when a create leaves one out (or falsy), or an update deletes it.
-REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {"_Role": ("name", "ACL")}
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {ROLE: ("name", "ACL")}
 # Operations whose result Parse Server returns in the write's answer.
 RESULT_OPS = frozenset({"Increment", "Add", "AddUnique", "Remove"})
 
@@ -156,11 +150,12 @@ class Writer:
     def _check_target(self, class_name: str, auth: Auth, trusted: bool = False) -> None:
         """``trusted``: the caller is the service owning a system class and applied its rules."""
         check_class_name(class_name)
-        if class_name in INTERNAL_CLASSES or class_name.startswith("_Join:"):
+        if class_name in INTERNAL_CLASSES or class_name.startswith(JOIN_PREFIX):  # inlined is_internal
             raise ParseError(Code.OPERATION_FORBIDDEN, f"Class {class_name} is not writable.")
         if class_name.startswith("_") and not auth.is_master and not trusted and class_name not in CLIENT_WRITABLE:
-            # _User and _Session writes go through their services (trusted); installations arrive
-            # with push. Sanitized as Parse Server 9 does ("Clients aren't allowed to perform ...").
+            # _User, _Session and _Installation writes go through their owners' services (trusted:
+            # core/system_classes.py, domain/objects.py). Sanitized as Parse Server 9 does
+            # ("Clients aren't allowed to perform ...").
             raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")
         if auth.is_read_only:
             # Sanitized ("read-only masterKey isn't allowed to perform the create operation.").

@@ -183,6 +183,35 @@ def test_users_and_roles(api: httpx.Client, master: httpx.Client) -> None:
     assert roles[0]["ACL"] == {"*": {"read": True}}
 
 
+def test_a_session_opened_with_the_callers_token(api: httpx.Client, as_user: Any) -> None:
+    """cloud.Session(...).save(session_token=...) opens a session as POST /sessions with that token
+    does: the server sets its user, token and expiry; the session is the caller's own."""
+    user, other = (api.post("/users", json={"username": "dataapi" + secrets.token_hex(4), "password": "pw"}).json()
+                   for _ in range(2))
+    caller = as_user(user["sessionToken"])
+    r = run(caller, "dataSessions", other=other["objectId"])
+    opened = r["opened"]
+    assert opened["user"] == user["objectId"] and opened["hasId"] and opened["expires"]
+    assert opened["token"].startswith("r:") and opened["token"] not in ("r:chosen", user["sessionToken"])
+    assert opened["createdWith"] == {"action": "create"} and opened["note"] == "from cloud code"
+    assert r["fetchedNote"] == "from cloud code"
+    assert r["changed"] is None
+    assert r["serverField"] == error(105, "Invalid key name: expiresAt")
+    assert r["withAcl"] == error(105, "Cannot set ACL on a Session.")
+    assert r["public"] == error(209, "Session token required.")
+    assert r["publicDestroy"] == error(209, "Permission denied")
+    # Over REST, the new token acts as the user, and its session carries the change.
+    opened_client = as_user(opened["token"])
+    assert opened_client.get("/users/me").json()["objectId"] == user["objectId"]
+    me = opened_client.get("/sessions/me").json()
+    assert me["objectId"] == r["sessionId"] and me["note"] == "changed"
+    # Another user cannot close it; its user can.
+    closed_by_other = run(as_user(other["sessionToken"]), "dataSessionClose", id=r["sessionId"])
+    assert closed_by_other == {"closed": error(101, "Object not found.")}
+    assert run(caller, "dataSessionClose", id=r["sessionId"]) == {"closed": None}
+    assert_error(opened_client.get("/users/me"), 400, 209)
+
+
 def test_relations(api: httpx.Client) -> None:
     name = cls()
     r = run(api, "dataRelations", cls=name)

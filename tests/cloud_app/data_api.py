@@ -412,3 +412,37 @@ async def data_errors(request: cloud.Request) -> dict[str, Any]:
 async def data_unhandled(request: cloud.Request) -> None:
     """A data-API error the function does not catch reaches the client as that Parse error."""
     await Q(request.params["cls"]).get("nothing-here", use_master_key=True)
+
+
+@cloud.define("dataSessions")
+async def data_sessions(request: cloud.Request) -> dict[str, Any]:
+    """Opens a session for the caller with its token, as ``POST /sessions`` with that token does
+    (the server sets the user, the token, the expiry), changes it, and closes it."""
+    token = request.session_token
+    session = cloud.Session({"note": "from cloud code", "sessionToken": "r:chosen",
+                             "user": cloud.Object.pointer("_User", request.params["other"])})
+    await session.save(session_token=token)
+    user = session.get("user")
+    opened = {"token": session.get("sessionToken"), "user": user.id if isinstance(user, cloud.Object) else None,
+              "createdWith": session.get("createdWith"), "note": session.get("note"),
+              "expires": isinstance(session.get("expiresAt"), datetime), "hasId": bool(session.id)}
+    fetched = await cloud.Session.pointer("_Session", session.id).fetch(session_token=token)
+    changed = await _error(session.set("note", "changed").save(session_token=token))
+    return {
+        "opened": opened,
+        "sessionId": session.id,
+        "fetchedNote": fetched.get("note"),
+        "changed": changed,
+        "serverField": await _error(cloud.Object.pointer("_Session", session.id)
+                                    .set("expiresAt", datetime(2999, 1, 1, tzinfo=UTC)).save(session_token=token)),
+        "withAcl": await _error(cloud.Session({"ACL": {"*": {"read": True}}}).save(session_token=token)),
+        "public": await _error(cloud.Session({"note": "nobody's"}).save()),
+        "publicDestroy": await _error(cloud.Object.pointer("_Session", session.id).destroy()),
+    }
+
+
+@cloud.define("dataSessionClose")
+async def data_session_close(request: cloud.Request) -> dict[str, Any]:
+    """Closes one of the caller's sessions with the caller's token."""
+    return {"closed": await _error(cloud.Object.pointer("_Session", request.params["id"])
+                                   .destroy(session_token=request.session_token))}

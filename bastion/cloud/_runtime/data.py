@@ -1,8 +1,10 @@
 """The server-side data API's executors: ``cloud.Object``, ``cloud.Query``, ``cloud.User`` and
 ``cloud.Role`` read and write through the running server's own pipelines, in-process.
 
-A call goes through the server's reader and writer (and the users service for ``_User``) exactly as
-an HTTP request does: class-level permissions, ACLs, protected fields and triggers all apply. It
+A call goes through the server's pipelines exactly as an HTTP request does: saves and destroys
+through the object service of the class (``Objects.for_class``: the users, sessions and
+installations services for their classes, else the writer), queries through the reader.
+Class-level permissions, ACLs, protected fields and triggers all apply. It
 acts as the public by default (Parse's server-side SDK without a session), as the master with
 ``use_master_key=True``, or as a user with ``session_token="r:..."`` (a trigger or function acts as
 its caller with ``session_token=request.session_token``). Errors are ``cloud.Error``. The server is
@@ -21,13 +23,14 @@ from bastion.cloud._runtime.context import current_server
 from bastion.cloud.errors import Error
 from bastion.cloud.objects import Object
 from bastion.core.auth import MASTER_AUTH, Auth, CallInfo
+from bastion.core.system_classes import ROLE
 from bastion.domain.read import FindRequest, Reader
 from bastion.errors import Code, ParseError, Unauthorized
 
 if TYPE_CHECKING:
     from bastion.cloud._runtime.runtime import CloudRuntime
     from bastion.cloud.query import Query
-    from bastion.domain.installations import Installations
+    from bastion.domain.objects import Objects
     from bastion.domain.schema_registry import SchemaRegistry
     from bastion.domain.users import Users
     from bastion.domain.write import Writer
@@ -35,9 +38,6 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 
-USER_CLASS = "_User"
-ROLE_CLASS = "_Role"
-INSTALLATION_CLASS = "_Installation"
 _ROLE_NAME = re.compile(r"^[0-9a-zA-Z\-_ ]+$")
 
 
@@ -51,7 +51,7 @@ class CloudServer:
     reader: Reader
     writer: Writer
     users: Users
-    installations: Installations
+    objects: Objects
     file_url: Callable[[str], str]
 
 
@@ -125,29 +125,18 @@ async def save(obj: Object, use_master_key: bool = False, session_token: str | N
     app = _app()
     auth = await auth_for(use_master_key, session_token)
     info = _info(context)
-    class_name = obj.class_name
-    if class_name == ROLE_CLASS:
+    if obj.class_name == ROLE:
         _check_role(obj)
     body = obj.changes()
+    # A new user is a sign-up (the user then carries its session's token), a new session one a
+    # user opens, a new installation may update the one it matches: as the routes of each class.
+    objects = app.objects.for_class(obj.class_name)
     if obj.id is None:
-        if class_name == USER_CLASS:
-            # A new user is a sign-up (with a session, whose token the user then carries).
-            response, _object_id = await _call(app.users.sign_up(body, auth, info=info))
-        elif class_name == INSTALLATION_CLASS:
-            # Parse's installation rules: the save may update the installation it matches.
-            result = await _call(app.installations.save(body, auth, info=info))
-            response = result.response if result.created else {**result.response, "objectId": result.object_id}
-        else:
-            response = (await _call(app.writer.create(class_name, body, auth, info=info))).response
+        saved = await _call(objects.create(body, auth, info))
+        response = saved.response if saved.created else {**saved.response, "objectId": saved.object_id}
         _take_answer(obj, response, created=True)
     else:
-        if class_name == USER_CLASS:
-            response = await _call(app.users.update(obj.id, body, auth, info=info))
-        elif class_name == INSTALLATION_CLASS:
-            response = (await _call(app.installations.save(body, auth, obj.id, info=info))).response
-        else:
-            response = (await _call(app.writer.update(class_name, obj.id, body, auth, info=info))).response
-        _take_answer(obj, response, created=False)
+        _take_answer(obj, await _call(objects.update(obj.id, body, auth, info)), created=False)
     return obj
 
 
@@ -172,12 +161,7 @@ async def destroy(obj: Object, use_master_key: bool = False, session_token: str 
         return  # as the SDK: an unsaved object has nothing to delete
     app = _app()
     auth = await auth_for(use_master_key, session_token)
-    if obj.class_name == USER_CLASS:
-        await _call(app.users.delete(obj.id, auth, info=_info(context)))
-    elif obj.class_name == INSTALLATION_CLASS:
-        await _call(app.installations.delete(obj.id, auth, info=_info(context)))
-    else:
-        await _call(app.writer.delete(obj.class_name, obj.id, auth, info=_info(context)))
+    await _call(app.objects.for_class(obj.class_name).delete(obj.id, auth, _info(context)))
 
 
 async def fetch_all(objects: list[Object], use_master_key: bool = False, session_token: str | None = None,

@@ -29,6 +29,7 @@ from bastion.cloud._runtime.registry import Registered
 from bastion.cloud.objects import decode
 from bastion.cloud.request import JobRequest
 from bastion.core.auth import MASTER_AUTH, CallInfo
+from bastion.core.system_classes import JOB_STATUS
 from bastion.core.types import encode_date, now_ms
 from bastion.errors import Code, ParseError
 
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bastion.cloud")
 
-JOB_STATUS = "_JobStatus"
 INVALID_JOB = "Invalid job."
 INTERRUPTED = "The server stopped before the job finished."
 SHUTDOWN_GRACE = 3.0  # seconds running jobs get to finish when the server stops

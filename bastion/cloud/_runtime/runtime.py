@@ -40,6 +40,7 @@ from bastion.cloud.request import (
 )
 from bastion.cloud.system_classes import Session, User
 from bastion.core.auth import MASTER_AUTH, Auth, CallInfo
+from bastion.core.system_classes import SESSION, USER
 from bastion.domain.read import FindRequest
 from bastion.errors import Code, ParseError
 
@@ -53,7 +54,7 @@ _R = TypeVar("_R", bound=Request)
 
 def _user_from_json(data: dict[str, Any]) -> User:
     # from_json builds the class registered for "_User": User, unless cloud code registered its own.
-    return cast(User, User.from_json("_User", data))
+    return cast(User, User.from_json(USER, data))
 
 
 def encode_result(value: Any) -> Any:
@@ -184,7 +185,7 @@ class CloudRuntime:
         user = request.user
         if user is None or "username" in user._server or not user.id:
             return
-        stored = await current_server().reader.load("_User", user.id, MASTER_AUTH)
+        stored = await current_server().reader.load(USER, user.id, MASTER_AUTH)
         if stored is not None:
             user._server.update(stored)
         if auth.session_token:
@@ -274,7 +275,7 @@ class CloudRuntime:
     async def login_trigger(self, kind: str, user: dict[str, Any], auth: Auth, info: CallInfo | None) -> None:
         """before_login / after_login with the user (a copy: changes are ignored, as in Parse
         Server). after_login's user, with its new session token, is also ``request.user``."""
-        entry = self.registry.triggers[(kind, "_User")]
+        entry = self.registry.triggers[(kind, USER)]
         obj = _user_from_json(copy.deepcopy(user))
         request = self.request_for(AuthTriggerRequest, auth, info, trigger_name=kind, object=obj)
         if kind == "afterLogin":
@@ -284,8 +285,8 @@ class CloudRuntime:
 
     async def after_logout(self, session: dict[str, Any], auth: Auth, info: CallInfo | None) -> None:
         """after_logout with the revoked session (its stored record)."""
-        entry = self.registry.triggers[("afterLogout", "_Session")]
-        stored = Session.from_json("_Session", current_server().reader.encode_record("_Session", session))
+        entry = self.registry.triggers[("afterLogout", SESSION)]
+        stored = Session.from_json(SESSION, current_server().reader.encode_record(SESSION, session))
         request = self.request_for(AuthTriggerRequest, auth, info, trigger_name="afterLogout", object=stored)
         await self.invoke(entry, request, auth)
 

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from cronsim import CronSim, CronSimError
 
-from bastion.cloud._runtime.jobs import JOB_STATUS
 from bastion.core.auth import MASTER_AUTH
+from bastion.core.system_classes import JOB_SCHEDULE, JOB_STATUS
 from bastion.core.types import format_iso
 from bastion.domain.read import FindRequest
 from bastion.domain.write import OBJECT_ID_ALPHABET
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bastion.cloud")
 
-JOB_SCHEDULE = "_JobSchedule"
 DEFAULT_TICK = 5.0  # seconds between looks at what is due
 MIN_WINDOW = 60.0  # seconds a repeating run may start late (a tick late, or a process restarting)
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}\Z")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from bastion.cloud._runtime.rate_limit import RateLimit
 from bastion.cloud.errors import Error
 from bastion.core.js import js_string, json_type
+from bastion.core.system_classes import USER
 from bastion.errors import Code
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ class Validator:
         if request.master and not self.validate_master_key:
             return
         user: Object | None = request.user
-        if user is None and request.object is not None and request.object.class_name == "_User" \
+        if user is None and request.object is not None and request.object.class_name == USER \
                 and not request.object.existed():
             user = request.object  # a sign-up validates against the user being created
         if (self.require_user or self.require_any_user_roles or self.require_all_user_roles) and user is None:

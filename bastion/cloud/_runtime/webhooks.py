@@ -34,6 +34,7 @@ from bastion.cloud.acl import ACL
 from bastion.cloud.objects import Object, encode
 from bastion.core import events
 from bastion.core.events import WebhooksChanged
+from bastion.core.system_classes import PUSH_STATUS, SESSION, USER
 from bastion.errors import Code, ParseError
 
 if TYPE_CHECKING:
@@ -93,14 +94,14 @@ class Hook:
 def check_trigger_class(trigger_name: str, class_name: str) -> None:
     """Parse Server's validateClassNameForTriggers (which Parse answers with a 500; here a 143)."""
     message = None
-    if trigger_name == "beforeSave" and class_name == "_PushStatus":
+    if trigger_name == "beforeSave" and class_name == PUSH_STATUS:
         message = "Only afterSave is allowed on _PushStatus"
-    elif trigger_name in ("beforeLogin", "afterLogin", "beforePasswordResetRequest") and class_name != "_User":
+    elif trigger_name in ("beforeLogin", "afterLogin", "beforePasswordResetRequest") and class_name != USER:
         message = ("Only the _User class is allowed for the beforeLogin, afterLogin, and "
                    "beforePasswordResetRequest triggers")
-    elif trigger_name == "afterLogout" and class_name != "_Session":
+    elif trigger_name == "afterLogout" and class_name != SESSION:
         message = "Only the _Session class is allowed for the afterLogout trigger."
-    elif class_name == "_Session" and trigger_name != "afterLogout":
+    elif class_name == SESSION and trigger_name != "afterLogout":
         message = "Only the afterLogout trigger is allowed for the _Session class."
     if message:
         raise ParseError(Code.INVALID_IMAGE_DATA, message)

@@ -1,4 +1,5 @@
-"""/classes: create, read, update, delete and query objects."""
+"""/classes: create, read, update, delete and query objects (through the class's object service:
+``Objects.for_class``, its owner's for the system classes that have one)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ from bastion.http.routes.common import check_get_options, find_request, list_par
 
 async def find(req: RequestContext) -> Response:
     class_name = req.path_params["className"]
+    objects = req.services.objects
     redirect_key = req.param("redirectClassNameForKey")
     if not js_truthy(redirect_key):
-        result = await req.services.reader.find(class_name, find_request(req), req.auth, raw=True,
-                                                info=req.call_info())
+        result = await objects.for_class(class_name).find(find_request(req), req.auth, req.call_info(), raw=True)
         return Response(result)
     # The SDK's relation.query() when it does not know the relation's class: the query runs on the
     # relation's target class, and every object says which class it is, as Parse Server answers.
     class_name = req.services.reader.redirect_class_name(class_name, redirect_key)
-    result = await req.services.reader.find(class_name, find_request(req), req.auth, info=req.call_info())
+    result = await objects.for_class(class_name).find(find_request(req), req.auth, req.call_info())
     for obj in result["results"]:
         obj["className"] = class_name
     return Response(result)
@@ -28,29 +29,31 @@ async def find(req: RequestContext) -> Response:
 async def get(req: RequestContext) -> Response:
     p = req.path_params
     check_get_options(req)
-    obj = await req.services.reader.get(p["className"], p["objectId"], req.auth, keys=list_param(req, "keys"),
-                                        include=list_param(req, "include"), exclude_keys=list_param(req, "excludeKeys"),
-                                        raw=True, info=req.call_info())
+    obj = await req.services.objects.for_class(p["className"]).get(
+        p["objectId"], req.auth, req.call_info(), keys=list_param(req, "keys"), include=list_param(req, "include"),
+        exclude_keys=list_param(req, "excludeKeys"), raw=True)
     return Response(obj)
 
 
 async def create(req: RequestContext) -> Response:
     class_name = req.path_params["className"]
-    result = await req.services.writer.create(class_name, req.data, req.auth, info=req.call_info())
-    location = f"{req.services.settings.public_url}/classes/{class_name}/{result.object_id}"
-    return Response(result.response, status=201, headers=[(b"location", location.encode())])
+    saved = await req.services.objects.for_class(class_name).create(req.data, req.auth, req.call_info())
+    if not saved.created:
+        return Response(saved.response)  # the create updated the object it matched
+    location = f"{req.services.settings.public_url}/classes/{class_name}/{saved.object_id}"
+    return Response(saved.response, status=201, headers=[(b"location", location.encode())])
 
 
 async def update(req: RequestContext) -> Response:
     p = req.path_params
-    result = await req.services.writer.update(p["className"], p["objectId"], req.data, req.auth,
-                                              info=req.call_info())
-    return Response(result.response)
+    response = await req.services.objects.for_class(p["className"]).update(p["objectId"], req.data, req.auth,
+                                                                           req.call_info())
+    return Response(response)
 
 
 async def delete(req: RequestContext) -> Response:
     p = req.path_params
-    await req.services.writer.delete(p["className"], p["objectId"], req.auth, info=req.call_info())
+    await req.services.objects.for_class(p["className"]).delete(p["objectId"], req.auth, req.call_info())
     return Response({})
 
 

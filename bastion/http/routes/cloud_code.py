@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bastion.core.system_classes import JOB_SCHEDULE
 from bastion.core.types import now_iso
 from bastion.domain.read import FindRequest
 from bastion.errors import Code, ParseError
@@ -14,8 +15,6 @@ from bastion.http.context import RequestContext
 from bastion.http.responses import Response
 from bastion.http.router import Router
 from bastion.http.routes.common import require_master
-
-JOB_SCHEDULE = "_JobSchedule"
 
 
 async def _schedules(req: RequestContext) -> list[dict[str, Any]]:

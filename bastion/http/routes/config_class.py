@@ -9,6 +9,7 @@ from typing import Any
 from bastion.core.query.matcher import UnsupportedInMemory, matches
 from bastion.core.query.parse import parse_where
 from bastion.core.schema import DEFAULT_FIELDS, ClassSchema
+from bastion.core.system_classes import GLOBAL_CONFIG
 from bastion.core.types import FieldType, format_iso, infer_type, now_ms
 from bastion.errors import Code, ParseError
 from bastion.http.context import RequestContext
@@ -16,11 +17,10 @@ from bastion.http.responses import Response
 from bastion.http.router import Router
 from bastion.http.routes.common import PERMISSION_DENIED, check_get_options, find_request, list_param
 
-CLASS_NAME = "_GlobalConfig"
 ROW_ID = "1"
 COLUMNS = ("params", "masterKeyOnly")
 # The schema Parse Server shows for the class: the default fields and its two Object columns.
-SCHEMA = ClassSchema(CLASS_NAME, {**DEFAULT_FIELDS, **{name: FieldType("Object") for name in COLUMNS}}, clp={})
+SCHEMA = ClassSchema(GLOBAL_CONFIG, {**DEFAULT_FIELDS, **{name: FieldType("Object") for name in COLUMNS}}, clp={})
 
 
 def _require_master(req: RequestContext, writes: bool = False) -> None:
@@ -45,7 +45,7 @@ def _only_keys(row: dict[str, Any], keys: list[str] | None) -> dict[str, Any]:
 async def find(req: RequestContext) -> Response:
     _require_master(req)
     request = find_request(req)
-    node = parse_where(request.where or {}, SCHEMA, CLASS_NAME, req.services.schemas.get)
+    node = parse_where(request.where or {}, SCHEMA, GLOBAL_CONFIG, req.services.schemas.get)
     row = await _row(req)
     try:
         found = [row] if row is not None and matches(node, row) else []
@@ -70,7 +70,7 @@ async def get(req: RequestContext) -> Response:
 
 async def create(req: RequestContext) -> Response:
     _require_master(req, writes=True)
-    raise ParseError(Code.INVALID_CLASS_NAME, f"invalid className: {CLASS_NAME}")
+    raise ParseError(Code.INVALID_CLASS_NAME, f"invalid className: {GLOBAL_CONFIG}")
 
 
 async def update(req: RequestContext) -> Response:
@@ -91,7 +91,7 @@ async def update(req: RequestContext) -> Response:
         given = infer_type(value)
         if given is None or given.type != "Object":
             got = given.describe() if given is not None else type(value).__name__
-            raise ParseError(Code.INCORRECT_TYPE, f"schema mismatch for {CLASS_NAME}.{key}; expected Object but got {got}")
+            raise ParseError(Code.INCORRECT_TYPE, f"schema mismatch for {GLOBAL_CONFIG}.{key}; expected Object but got {got}")
         changes[key] = value
     row = await _row(req)
     if row is None or req.path_params["objectId"] != ROW_ID:
@@ -110,8 +110,8 @@ async def delete(req: RequestContext) -> Response:
 
 def register(router: Router) -> None:
     """Before the generic /classes routes, which refuse the internal class by its name."""
-    router.add("GET", f"/classes/{CLASS_NAME}", find)
-    router.add("POST", f"/classes/{CLASS_NAME}", create)
-    router.add("GET", f"/classes/{CLASS_NAME}/:objectId", get)
-    router.add("PUT", f"/classes/{CLASS_NAME}/:objectId", update)
-    router.add("DELETE", f"/classes/{CLASS_NAME}/:objectId", delete)
+    router.add("GET", f"/classes/{GLOBAL_CONFIG}", find)
+    router.add("POST", f"/classes/{GLOBAL_CONFIG}", create)
+    router.add("GET", f"/classes/{GLOBAL_CONFIG}/:objectId", get)
+    router.add("PUT", f"/classes/{GLOBAL_CONFIG}/:objectId", update)
+    router.add("DELETE", f"/classes/{GLOBAL_CONFIG}/:objectId", delete)

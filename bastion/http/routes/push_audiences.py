@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from bastion.domain.push import AUDIENCE
+from bastion.core.system_classes import AUDIENCE
 from bastion.http.context import RequestContext
 from bastion.http.responses import Response
 from bastion.http.router import Router

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from bastion.core.system_classes import ROLE
 from bastion.http.context import RequestContext
 from bastion.http.responses import Response
 from bastion.http.router import Router
 from bastion.http.routes import classes
 
-ROLE_CLASS = "_Role"
-
 
 def _as_role(handler: Callable[[RequestContext], Awaitable[Response]]) -> Callable[[RequestContext], Awaitable[Response]]:
     async def run(req: RequestContext) -> Response:
-        req.path_params = {**req.path_params, "className": ROLE_CLASS}
+        req.path_params = {**req.path_params, "className": ROLE}
         return await handler(req)
 
     return run

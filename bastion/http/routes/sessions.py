@@ -1,25 +1,19 @@
 """/sessions, /sessions/me and /upgradeToRevocableSession (and /classes/_Session as Parse routes it).
 
-Sessions are ``_Session`` objects that only their user may read or write (their ACL); clients
-reach them only with a session token, and never set the fields the server owns.
+The rules of sessions are the sessions object service's (``domain/session_objects.py``); these
+handlers read the request and answer. Its checks of the caller also run here first, before the
+body or the query options are read, so that a request without a session is refused first.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from bastion.core.types import format_iso, now_ms
-from bastion.domain.sessions import SESSION_CLASS, new_token
+from bastion.core.system_classes import SESSION
+from bastion.domain.session_objects import require_session, require_user
 from bastion.errors import Code, ParseError
 from bastion.http.context import RequestContext
 from bastion.http.responses import Response
 from bastion.http.router import Router
 from bastion.http.routes import classes
-
-
-def _require_user(req: RequestContext) -> None:
-    if not req.auth.is_master and not req.auth.user_id:
-        raise ParseError(Code.INVALID_SESSION_TOKEN, "Permission denied")  # sanitized, as Parse Server 9
 
 
 async def me(req: RequestContext) -> Response:
@@ -29,71 +23,41 @@ async def me(req: RequestContext) -> Response:
     session = await req.services.sessions.resolve(token)
     if session is None:
         raise ParseError(Code.INVALID_SESSION_TOKEN, "Session token not found.")
-    req.path_params = {"className": SESSION_CLASS, "objectId": session.object_id}
+    req.path_params = {"className": SESSION, "objectId": session.object_id}
     return await classes.get(req)
 
 
 async def find(req: RequestContext) -> Response:
-    _require_user(req)
-    req.path_params = {"className": SESSION_CLASS}
+    require_user(req.auth)
+    req.path_params = {"className": SESSION}
     return await classes.find(req)
 
 
 async def get(req: RequestContext) -> Response:
-    _require_user(req)
-    req.path_params = {"className": SESSION_CLASS, "objectId": req.path_params["objectId"]}
+    require_user(req.auth)
+    req.path_params = {"className": SESSION, "objectId": req.path_params["objectId"]}
     return await classes.get(req)
 
 
 async def create(req: RequestContext) -> Response:
     """A client with a session may open another one for itself (``createdWith: create``)."""
-    if not req.auth.is_master and not req.auth.user_id:
-        raise ParseError(Code.INVALID_SESSION_TOKEN, "Session token required.")
-    if "ACL" in req.data:
-        raise ParseError(Code.INVALID_KEY_NAME, "Cannot set ACL on a Session.")
-    if req.auth.is_master:
-        req.path_params = {"className": SESSION_CLASS}
-        return await classes.create(req)
-    user_id = req.auth.user_id
-    assert user_id is not None
-    extra = {k: v for k, v in req.data.items()
-             if k not in ("objectId", "user", "sessionToken", "expiresAt", "createdWith")}
-    token = new_token()
-    expires = now_ms() + timedelta(seconds=req.services.sessions.session_length)
-    body = {**extra, "user": {"__type": "Pointer", "className": "_User", "objectId": user_id},
-            "sessionToken": token, "createdWith": {"action": "create"},
-            "expiresAt": {"__type": "Date", "iso": format_iso(expires)},
-            "ACL": {user_id: {"read": True, "write": True}}}
-    result = await req.services.writer.create(SESSION_CLASS, body, req.auth, trusted=True)
-    answer = {k: v for k, v in body.items() if k != "ACL"}
-    answer["objectId"] = result.object_id
-    location = f"{req.services.settings.public_url}/sessions/{result.object_id}"
-    return Response(answer, status=201, headers=[(b"location", location.encode())])
+    require_session(req.auth)
+    saved = await req.services.objects.for_class(SESSION).create(req.data, req.auth, req.call_info())
+    # The master key's sessions are plain objects, located as /classes answers them.
+    path = f"classes/{SESSION}" if req.auth.is_master else "sessions"
+    location = f"{req.services.settings.public_url}/{path}/{saved.object_id}"
+    return Response(saved.response, status=201, headers=[(b"location", location.encode())])
 
 
 async def update(req: RequestContext) -> Response:
-    _require_user(req)
-    if "ACL" in req.data:
-        raise ParseError(Code.INVALID_KEY_NAME, "Cannot set ACL on a Session.")
-    data = req.data
-    if "user" in data and not req.auth.is_master and (
-            not isinstance(data["user"], dict) or data["user"].get("objectId") != req.auth.user_id):
-        raise ParseError(Code.INVALID_KEY_NAME, "Invalid key name: user")
-    for key in ("installationId", "sessionToken"):
-        if key in data:
-            raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {key}")
-    for key in ("expiresAt", "createdWith"):
-        if key in data and not req.auth.is_master:
-            raise ParseError(Code.INVALID_KEY_NAME, f"Invalid key name: {key}")
-    result = await req.services.writer.update(SESSION_CLASS, req.path_params["objectId"], req.data, req.auth, trusted=True)
-    req.services.sessions.forget()
-    return Response(result.response)
+    require_user(req.auth)
+    sessions = req.services.objects.for_class(SESSION)
+    return Response(await sessions.update(req.path_params["objectId"], req.data, req.auth, req.call_info()))
 
 
 async def delete(req: RequestContext) -> Response:
-    _require_user(req)
-    await req.services.writer.delete(SESSION_CLASS, req.path_params["objectId"], req.auth, trusted=True)
-    req.services.sessions.forget()
+    require_user(req.auth)
+    await req.services.objects.for_class(SESSION).delete(req.path_params["objectId"], req.auth, req.call_info())
     return Response({})
 
 

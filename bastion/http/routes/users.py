@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from bastion.core.system_classes import USER
 from bastion.http.context import RequestContext
 from bastion.http.responses import Response
 from bastion.http.router import Router
 from bastion.http.routes import classes
-
-USER_CLASS = "_User"
 
 
 def _credentials(req: RequestContext) -> dict[str, Any]:
@@ -21,15 +20,10 @@ def _credentials(req: RequestContext) -> dict[str, Any]:
 
 
 async def sign_up(req: RequestContext) -> Response:
-    auth_data = req.services.users.auth_data
-    if auth_data is not None and isinstance(req.data, dict) and "authData" in req.data:
-        # Sign-up (201) or log-in (200) with a provider.
-        result = await auth_data.sign_up(req.data, req.auth, req.call_info())
-        response, object_id, status = result.response, result.object_id, 201 if result.created else 200
-    else:
-        (response, object_id), status = await req.services.users.sign_up(req.data, req.auth, info=req.call_info()), 201
-    location = f"{req.services.settings.public_url}/users/{object_id}"
-    return Response(response, status=status, headers=[(b"location", location.encode())])
+    # With a password, or with a provider's authData: a sign-up (201) or a log-in (200).
+    saved = await req.services.objects.for_class(USER).create(req.data, req.auth, req.call_info())
+    location = f"{req.services.settings.public_url}/users/{saved.object_id}"
+    return Response(saved.response, status=201 if saved.created else 200, headers=[(b"location", location.encode())])
 
 
 async def log_in(req: RequestContext) -> Response:
@@ -55,21 +49,22 @@ async def me(req: RequestContext) -> Response:
 
 
 async def find(req: RequestContext) -> Response:
-    req.path_params = {"className": USER_CLASS}
+    req.path_params = {"className": USER}
     return await classes.find(req)
 
 
 async def get(req: RequestContext) -> Response:
-    req.path_params = {"className": USER_CLASS, "objectId": req.path_params["objectId"]}
+    req.path_params = {"className": USER, "objectId": req.path_params["objectId"]}
     return await classes.get(req)
 
 
 async def update(req: RequestContext) -> Response:
-    return Response(await req.services.users.update(req.path_params["objectId"], req.data, req.auth, req.call_info()))
+    users = req.services.objects.for_class(USER)
+    return Response(await users.update(req.path_params["objectId"], req.data, req.auth, req.call_info()))
 
 
 async def delete(req: RequestContext) -> Response:
-    await req.services.users.delete(req.path_params["objectId"], req.auth, req.call_info())
+    await req.services.objects.for_class(USER).delete(req.path_params["objectId"], req.auth, req.call_info())
     return Response({})
 
 
