@@ -120,3 +120,11 @@ def is_internal(class_name: str) -> bool:
 def cache_drops(class_name: str) -> frozenset[str]:
     """The caches a write to ``class_name`` makes stale (none for most classes)."""
     return _DROPS.get(class_name, frozenset())
+
+
+def live_query_rule(class_name: str) -> LiveQueryRule:
+    """Who may subscribe to the class's changes (an app's own classes: as any query, CLP and ACLs)."""
+    entry = TABLE.get(class_name)
+    if entry is not None:
+        return entry.live_query
+    return LiveQueryRule.NEVER if class_name.startswith(JOIN_PREFIX) else LiveQueryRule.CLIENTS

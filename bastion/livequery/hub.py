@@ -27,6 +27,7 @@ from bastion.core.auth import Auth
 from bastion.core.events import ChangeCommitted, ObjectWritten, SessionsRevoked
 from bastion.core.permissions import Permissions
 from bastion.core.schema import ClassSchema
+from bastion.core.system_classes import cache_drops
 from bastion.domain.read import Reader
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.sessions import Sessions
@@ -207,7 +208,8 @@ class LiveQuery:
     # --- access: sessions and roles -------------------------------------------------------------
 
     def _written(self, event: ObjectWritten) -> None:
-        if event.class_name in ("_Role", "_Session") and self.principals:
+        # A write to _Role or _Session drops cached roles or sessions: subscribers' access may change.
+        if self.principals and cache_drops(event.class_name):
             self.access_changed()
 
     async def _sessions_revoked(self, _event: SessionsRevoked) -> None:

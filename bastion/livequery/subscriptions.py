@@ -15,11 +15,12 @@ from bastion.cloud._runtime.runtime import CloudRuntime
 from bastion.core.auth import Auth
 from bastion.core.events import Hook, InterestChanged
 from bastion.core.js import js_string
-from bastion.core.names import INTERNAL_CLASSES, check_class_name
+from bastion.core.names import check_class_name
 from bastion.core.permissions import Permissions
 from bastion.core.query import ir
 from bastion.core.query.parse import parse_where
 from bastion.core.schema import ClassSchema
+from bastion.core.system_classes import USER, LiveQueryRule, live_query_rule
 from bastion.domain.read import Reader
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.errors import Code, ParseError
@@ -126,9 +127,9 @@ class Subscriptions:
                 where, keys, watch = await cloud.before_subscribe(class_name, where, keys, watch, auth, conn.info,
                                                                   request_id=request_id)
             schema = self._check_query(class_name, where, watch, auth)
-            if class_name == "_Session" and not auth.is_master:
+            if live_query_rule(class_name) is LiveQueryRule.OWN_SESSIONS and not auth.is_master:
                 # As Parse Server: a client watches its own sessions only.
-                where = {**where, "user": {"__type": "Pointer", "className": "_User", "objectId": auth.user_id}}
+                where = {**where, "user": {"__type": "Pointer", "className": USER, "objectId": auth.user_id}}
             parse = self.parser(class_name)
             check_supported(parse(schema, where))
         except ParseError as exc:
@@ -153,15 +154,16 @@ class Subscriptions:
         """The checks of a subscription's query, as of a find: readable class, CLP, no query on or
         watch of a protected field. Returns the class's schema (None when it does not exist yet)."""
         check_class_name(class_name)
-        if class_name in INTERNAL_CLASSES or class_name.startswith("_Join:"):
+        rule = live_query_rule(class_name)  # the table of system classes (core/system_classes.py)
+        if rule is LiveQueryRule.NEVER:
             raise ParseError(Code.OPERATION_FORBIDDEN, f"Class {class_name} is not readable.")
-        if class_name.startswith("_") and class_name not in ("_User", "_Role", "_Session") and not auth.is_master:
+        if rule is LiveQueryRule.MASTER and not auth.is_master:
             raise ParseError(Code.OPERATION_FORBIDDEN, "Permission denied")
         if not self.interest.enabled(class_name):
             raise ParseError(Code.OPERATION_FORBIDDEN, f"LiveQuery is not enabled for class {class_name}.")
         if not isinstance(where, dict):
             raise ParseError(Code.INVALID_QUERY, "Invalid where, must be an object.")
-        if class_name == "_Session" and not auth.is_master and not auth.user_id:
+        if rule is LiveQueryRule.OWN_SESSIONS and not auth.is_master and not auth.user_id:
             raise ParseError(Code.INVALID_SESSION_TOKEN, "Invalid session token")
         schema = self.schemas.get(class_name)
         if auth.is_master:
