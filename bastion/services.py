@@ -45,6 +45,7 @@ from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.script_log import ScriptLog, ScriptLogOptions
 from bastion.domain.sessions import Sessions
 from bastion.domain.users import UserOptions, Users
+from bastion.domain.users import sanitize as sanitize_user
 from bastion.domain.write import WriteOptions, Writer
 from bastion.invalidation import Invalidation
 from bastion.keys import authenticate
@@ -214,7 +215,7 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
     reader = Reader(storage, schemas,
                     ReadOptions(max_limit=settings.max_limit, max_include_depth=settings.max_include_depth,
                                 query_limits=limits, allow_client_class_creation=settings.allow_client_class_creation),
-                    file_url, permissions, triggers=cloud)
+                    file_url, permissions, triggers=cloud, sanitizers={USER: sanitize_user})
     # The classes LiveQuery clients subscribe to anywhere: only a write to one of them reads the
     # object's state before it changes (for the event's ``original``).
     interest = Interest(parse_class_list(settings.live_query_classes))

@@ -32,6 +32,8 @@ from bastion.errors import Code, ParseError
 from bastion.ports.storage import BASE_COLUMNS, SCORE_COLUMN, FindQuery, Record, StorageAdapter
 
 FileUrl = Callable[[str], str]
+# What a caller may see of an object of one class (its secrets and others' private fields removed).
+Sanitizer = Callable[[dict[str, Any], Auth], dict[str, Any]]
 MAX_ROWS = 2**63 - 1  # what SQL's LIMIT and OFFSET hold; larger values mean the same
 
 
@@ -59,7 +61,7 @@ class FindRequest:
 class Reader:
     def __init__(self, storage: StorageAdapter, schemas: SchemaRegistry, options: ReadOptions,
                  file_url: FileUrl, permissions: Permissions | None = None,
-                 triggers: Triggers = NO_TRIGGERS) -> None:
+                 triggers: Triggers = NO_TRIGGERS, sanitizers: dict[str, Sanitizer] | None = None) -> None:
         self.storage = storage
         self.schemas = schemas
         self.options = options
@@ -67,7 +69,7 @@ class Reader:
         # Class-level permissions and protected fields (shared with the Writer).
         self.permissions = permissions or Permissions()
         # Per class, what a caller may see of an object (``users.sanitize`` for _User).
-        self.sanitizers: dict[str, Callable[[dict[str, Any], Auth], dict[str, Any]]] = {}
+        self.sanitizers: dict[str, Sanitizer] = dict(sanitizers or {})
         # Cloud code's find triggers.
         self.triggers = triggers
 

@@ -75,7 +75,6 @@ class Users:
         self.triggers = triggers
         # authData (sign-up and log-in with providers, linking: user_auth_data.py), when providers are given.
         self.auth_data = UserAuthData(self, providers) if providers is not None else None
-        reader.sanitizers[USER] = sanitize
 
     # --- who a request acts as ------------------------------------------------------------------
 
