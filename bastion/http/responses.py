@@ -11,52 +11,15 @@ import orjson
 from bastion.errors import Code, ParseError
 
 
-class HeaderName(bytes):
-    """A header name as Parse Server (Express) spells it on the wire: ``X-Parse-Job-Status-Id``,
-    ``Location``. Some SDKs look their headers up case-sensitively. uvicorn lowercases every name
-    it is given before writing it (and compares it with its own lowercase names); this one keeps
-    its spelling through that ``lower()`` and still equals its lowercase form."""
-
-    __slots__ = ()
-
-    def lower(self) -> HeaderName:
-        return self
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, bytes) and bytes.lower(self) == bytes.lower(other)
-
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    def __hash__(self) -> int:
-        return hash(bytes.lower(self))
-
-
-# Names whose spelling is not each word capitalised.
-_IRREGULAR = {b"etag": b"ETag", b"www-authenticate": b"WWW-Authenticate"}
-_SPELLED: dict[bytes, HeaderName] = {}
-
-
-def spelled(name: bytes) -> HeaderName:
-    """``name`` spelled as Parse Server sends it (remembered: the names are a small fixed set)."""
-    if type(name) is HeaderName:
-        return name
-    found = _SPELLED.get(name)
-    if found is None:
-        lower = bytes.lower(name)
-        found = HeaderName(_IRREGULAR.get(lower) or b"-".join(word.capitalize() for word in lower.split(b"-")))
-        if len(_SPELLED) < 1000:
-            _SPELLED[name] = found
-    return found
-
-
 def spelled_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    return [(spelled(name), value) for name, value in headers]
+    """``headers`` with lowercase names, as ASGI carries them. Bastion's protocol writes each name
+    spelled as Parse Server spells it (bastion/http/server.py)."""
+    return [(name.lower(), value) for name, value in headers]
 
 
 # Exactly Parse Server 9's defaults (its allowHeaders list has no installation, client-key or
 # cloud-context header: browsers send those in the JS SDK's text/plain body instead).
-CORS_HEADERS = spelled_headers([
+CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-allow-methods", b"GET,PUT,POST,DELETE,OPTIONS"),
     (
@@ -66,9 +29,8 @@ CORS_HEADERS = spelled_headers([
         b"X-Parse-Request-Id, Content-Type, Pragma, Cache-Control",
     ),
     (b"access-control-expose-headers", b"X-Parse-Job-Status-Id, X-Parse-Push-Status-Id"),
-])
-CONTENT_LENGTH = spelled(b"content-length")
-JSON_TYPE = (spelled(b"content-type"), b"application/json; charset=utf-8")
+]
+JSON_TYPE = (b"content-type", b"application/json; charset=utf-8")
 
 
 class Response:
@@ -139,10 +101,10 @@ class StreamResponse(Response):
 
 async def send(send_fn: Any, response: Response, origin_headers: list[tuple[bytes, bytes]] | None = None) -> None:
     length = response.length if isinstance(response, StreamResponse) else len(response.body)
-    # Every name spelled as Parse Server spells it, whichever spelling the route used.
-    headers = [(CONTENT_LENGTH, str(length).encode()), *CORS_HEADERS, *spelled_headers(response.headers)]
+    # Names lowercase, as the routes give them; the protocol spells them on the wire.
+    headers = [(b"content-length", str(length).encode()), *CORS_HEADERS, *response.headers]
     if response.content_type is not None:
-        headers.insert(0, (spelled(response.content_type[0]), response.content_type[1]))
+        headers.insert(0, response.content_type)
     await send_fn({"type": "http.response.start", "status": response.status, "headers": headers})
     if isinstance(response, StreamResponse):
         await response.send_body(send_fn)

@@ -1,21 +1,37 @@
-"""The HTTP protocol Bastion runs under uvicorn: httptools, with one send per answer.
+"""The HTTP protocol Bastion runs under uvicorn: httptools, with one send per answer, and header
+names spelled as Parse Server spells them.
 
 uvicorn writes an answer's status line and headers as soon as the application sends
 ``http.response.start``, then the body on ``http.response.body``: two socket writes (two
 system calls, two TCP segments) for every small JSON answer. Here the connection's transport
 holds what is written during one step of the event loop and sends it at the end of that step,
 so headers and body leave together. The bytes on the wire are the same.
+
+Answers carry lowercase header names, as ASGI has them; Parse Server (Express) sends
+``Content-Type``, ``Location``, ``X-Parse-Job-Status-Id``, and some SDKs look headers up
+case-sensitively. The head of an answer is written here with each name so spelled (uvicorn would
+write it lowercased).
 """
 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from typing import Any
 
 import orjson
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn._types import ASGI3Application, ASGISendEvent
+from uvicorn.protocols.http.httptools_impl import (
+    HEADER_RE,
+    HEADER_VALUE_RE,
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
+from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
 from bastion.errors import Code
+from bastion.http.responses import CORS_HEADERS, JSON_TYPE
 
 
 class CoalescingTransport:
@@ -71,11 +87,89 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
+# Names whose spelling is not each word capitalised.
+_IRREGULAR = {b"etag": b"ETag", b"www-authenticate": b"WWW-Authenticate"}
+# name as given -> (lowercase, as spelled on the wire), for names already checked (a small fixed set).
+_NAMES: dict[bytes, tuple[bytes, bytes]] = {}
+# Values every JSON answer has, known to be valid: not searched again for characters a header cannot
+# hold (the CORS values are long: that search was about 4% of the CPU of a get).
+_VALID_VALUES = frozenset(value for _name, value in [*CORS_HEADERS, JSON_TYPE])
+
+
+def spelled(name: bytes) -> bytes:
+    """``name`` spelled as Parse Server (Express) sends it: ``X-Parse-Job-Status-Id``, ``ETag``."""
+    lower = name.lower()
+    return _IRREGULAR.get(lower) or b"-".join(word.capitalize() for word in lower.split(b"-"))
+
+
+def _checked_name(name: bytes) -> tuple[bytes, bytes]:
+    """``name`` lowercased and spelled, once it is known to be a valid header name."""
+    if HEADER_RE.search(name):
+        raise RuntimeError("Invalid HTTP header name.")
+    found = (name.lower(), spelled(name))
+    if len(_NAMES) < 1000:
+        _NAMES[name] = found
+    return found
+
+
+async def send_spelled(cycle: RequestResponseCycle, message: ASGISendEvent) -> None:
+    """``cycle.send(message)``, except that the answer's head is written here, as uvicorn writes it
+    (checking what it checks, with its errors) but with each header name spelled."""
+    if cycle.response_started or message["type"] != "http.response.start":
+        await cycle.send(message)
+        return
+    if cycle.flow.write_paused and not cycle.disconnected:
+        await cycle.flow.drain()
+    if cycle.disconnected:
+        return
+    cycle.response_started = True
+    cycle.waiting_for_100_continue = False
+    status_code = message["status"]
+    if cycle.access_log:
+        scope = cycle.scope
+        cycle.access_logger.info('%s - "%s %s HTTP/%s" %d', get_client_addr(scope), scope["method"],
+                                 get_path_with_query_string(scope), scope["http_version"], status_code)
+    content = [STATUS_LINE[status_code]]
+    has_connection_close = False
+    for name, value in [*cycle.default_headers, *message.get("headers", ())]:
+        try:
+            lower, wire = _NAMES[name]
+        except KeyError:
+            lower, wire = _checked_name(name)
+        if value not in _VALID_VALUES and HEADER_VALUE_RE.search(value):
+            raise RuntimeError("Invalid HTTP header value.")
+        if lower == b"content-length" and cycle.chunked_encoding is None:
+            cycle.expected_content_length = int(value.decode())
+            cycle.chunked_encoding = False
+        elif lower == b"transfer-encoding" and value.lower() == b"chunked":
+            cycle.expected_content_length = 0
+            cycle.chunked_encoding = True
+        elif lower == b"connection" and b"close" in [token.lower().strip() for token in value.split(b",")]:
+            cycle.keep_alive = False
+            has_connection_close = True
+        content += (wire, b": ", value, b"\r\n")
+    if not cycle.keep_alive and not has_connection_close:
+        content.append(b"connection: close\r\n")
+    if cycle.chunked_encoding is None and cycle.scope["method"] != "HEAD" and status_code not in (204, 304):
+        cycle.chunked_encoding = True  # neither content-length nor transfer-encoding given
+        content.append(b"transfer-encoding: chunked\r\n")
+    content.append(b"\r\n")
+    cycle.transport.write(b"".join(content))
+
+
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol over a :class:`CoalescingTransport`."""
+    """uvicorn's httptools protocol over a :class:`CoalescingTransport`, the answers' heads written
+    by :func:`send_spelled`."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        # uvicorn makes a cycle for each request (pipelined ones too) and starts each here: the app is
+        # given a send that spells the names. (Not a subclass of the cycle: uvicorn makes the cycle,
+        # and changing an instance's class makes every attribute read of it slower.)
+        send = partial(send_spelled, cycle)
+        super()._start_asgi_task(cycle, lambda scope, receive, _send: app(scope, receive, send))
 
     def send_400_response(self, msg: str) -> None:
         """A request httptools cannot parse gets a Parse error body (uvicorn's own is plain text)."""
