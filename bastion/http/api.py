@@ -102,8 +102,9 @@ class RestApi:
                                                          (b"content-length", b"2")]), *CORS_HEADERS]})
             await send_fn({"type": "http.response.body", "body": b"OK"})
             return
+        verbose = request_log.enabled()  # the verbose log's level, tested once a request
         try:
-            response = await self._handle(scope, receive, method, path)
+            response = await self._handle(scope, receive, method, path, verbose)
         except ParseError as exc:
             response = error_response(exc)
         except Unauthorized as exc:
@@ -111,11 +112,12 @@ class RestApi:
         except Exception:  # noqa: BLE001 - the client gets a Parse error, the log gets the traceback
             log.exception("unhandled error on %s %s", method, path)
             response = Response({"code": Code.INTERNAL_SERVER_ERROR, "error": "Internal server error."}, status=500)
-        if request_log.enabled():
+        if verbose:
             request_log.response(method, _url(scope), response.status, response.body)
         await send(send_fn, response)
 
-    async def _handle(self, scope: dict[str, Any], receive: Any, method: str, path: str) -> Response:
+    async def _handle(self, scope: dict[str, Any], receive: Any, method: str, path: str,
+                      verbose: bool) -> Response:
         headers = decode_headers(scope["headers"])
         client = scope.get("client")
         found: tuple[Route, dict[str, str]] | Literal[False] | None = None
@@ -137,7 +139,7 @@ class RestApi:
             method, routed = override.upper(), False
         if not routed:
             found = self.router.match(method, path)
-        if request_log.enabled():
+        if verbose:
             request_log.request(method, _url(scope), headers, body)
         req = RequestContext(self.services, self, method, path, headers, decode_query(scope.get("query_string", b"")), body,
                              found[1] if found else {}, client_ip=client[0] if client else None, receive=receive)
