@@ -108,6 +108,11 @@ class SqlDialect(ABC):
         if ctx.depth > MAX_SQL_DEPTH:
             raise ParseError(Code.INVALID_QUERY, "Query is nested too deeply.")
         match node:
+            # Leaves first: most nodes are leaves (a get's whole where is one), and each case is a class test.
+            case (ir.Compare() | ir.In() | ir.ArrayContains() | ir.ArrayStartsWith() | ir.ContainsAll()
+                  | ir.ContainedBy() | ir.Exists() | ir.Regex() | ir.GeoNear() | ir.GeoWithinBox()
+                  | ir.GeoWithinPolygon() | ir.PolygonContains() | ir.TextSearch()):
+                return self.leaf(node, ctx.params)
             case ir.Const():
                 return self.true() if node.value else self.false()
             case ir.And():
@@ -124,10 +129,6 @@ class SqlDialect(ABC):
                 return f"EXISTS (SELECT 1 FROM {self.subquery_source(node.sub, ctx)})"
             case ir.RelatedTo() | ir.RelationHas():
                 return self.relation(node, ctx)
-            case (ir.Compare() | ir.In() | ir.ArrayContains() | ir.ArrayStartsWith() | ir.ContainsAll()
-                  | ir.ContainedBy() | ir.Exists() | ir.Regex() | ir.GeoNear() | ir.GeoWithinBox()
-                  | ir.GeoWithinPolygon() | ir.PolygonContains() | ir.TextSearch()):
-                return self.leaf(node, ctx.params)
             case _:
                 raise ParseError(Code.INVALID_QUERY, f"unsupported query node {type(node).__name__}")
 
