@@ -37,7 +37,11 @@ def configure(level: str = "info") -> None:
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
+    # uvicorn's lines as ours. Not the access log's: uvicorn stops it propagating when it is off
+    # (--no-access-log), before the app factory calls this again, and its protocol then skips
+    # writing each request's line (which would reach the root handler at --log-level info).
+    logging.getLogger("uvicorn").propagate = True
+    logging.getLogger("uvicorn.error").propagate = True
     # httpx logs every request at INFO: one line per push delivery, with the device token or push
     # endpoint in its URL. Shown with --log-level debug only.
     logging.getLogger("httpx").setLevel(logging.DEBUG if level.lower() == "debug" else logging.WARNING)
