@@ -206,7 +206,7 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
     schemas = SchemaRegistry(storage)
     # Cloud code's functions and triggers: always there, so that a class without triggers costs
     # one set lookup per read or write.
-    cloud = CloudRuntime(load_cloud(settings.cloud) if settings.cloud else CloudRegistry(), storage=storage,
+    cloud = CloudRuntime(load_cloud(settings.cloud) if settings.cloud else CloudRegistry(), hooks_table=storage,
                          webhook_key=settings.webhook_key)
     limits = QueryLimits(max_or_breadth=settings.max_or_breadth, max_depth=settings.max_query_depth,
                          max_regex_length=settings.max_regex_length)

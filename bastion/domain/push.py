@@ -35,7 +35,7 @@ from bastion.errors import Code, ParseError
 if TYPE_CHECKING:
     from bastion.domain.push_queue import PushQueue
     from bastion.domain.write import Writer
-    from bastion.ports.storage import StorageAdapter
+    from bastion.ports.tables import PushQueueTable
 
 EMPTY_MD5 = "d41d8cd98f00b204e9800998ecf8427e"  # Parse's pushHash of a push without an alert
 # A local-time push reaches the devices furthest east first: their zones run up to 14 hours ahead.
@@ -243,7 +243,7 @@ def check_request(body: dict[str, Any], now: datetime) -> PushPlan:
 class PushService:
     """``POST /push``: checks, the status record, the queue's first row."""
 
-    def __init__(self, storage: StorageAdapter, writer: Writer, queue: PushQueue) -> None:
+    def __init__(self, storage: PushQueueTable, writer: Writer, queue: PushQueue) -> None:
         self.storage = storage
         self.writer = writer
         self.queue = queue

@@ -44,7 +44,7 @@ from bastion.core.redaction import Redactor
 from bastion.logs import REQUESTS_LOGGER, VERBOSE
 
 if TYPE_CHECKING:
-    from bastion.ports.storage import StorageAdapter
+    from bastion.ports.tables import ScriptLogTable
 
 log = logging.getLogger("bastion.scriptlog")  # its own lines are never kept (no feedback loop)
 # Set while this task writes the log: what the write itself logs (a driver's or pool's error) is not
@@ -117,7 +117,7 @@ class ScriptLogHandler(logging.Handler):
 
 
 class ScriptLog:
-    def __init__(self, storage: StorageAdapter, options: ScriptLogOptions | None = None,
+    def __init__(self, storage: ScriptLogTable, options: ScriptLogOptions | None = None,
                  secrets: list[str | None] | None = None) -> None:
         self.storage = storage
         self.options = options or ScriptLogOptions()

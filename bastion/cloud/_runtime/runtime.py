@@ -45,7 +45,7 @@ from bastion.domain.read import FindRequest
 from bastion.errors import Code, ParseError
 
 if TYPE_CHECKING:
-    from bastion.ports.storage import StorageAdapter
+    from bastion.ports.tables import HooksTable
 
 log = logging.getLogger("bastion.cloud")
 _ABSENT = object()
@@ -91,9 +91,10 @@ def _event_time(value: Any) -> datetime | None:
 
 
 class CloudRuntime:
-    def __init__(self, registry: CloudRegistry | None = None, *, storage: StorageAdapter,
+    def __init__(self, registry: CloudRegistry | None = None, *, hooks_table: HooksTable,
                  webhook_key: str | None = None) -> None:
-        self.webhooks = Webhooks(self, storage, webhook_key)  # functions and triggers served by URLs (/hooks), over the code's
+        # Functions and triggers served by URLs (/hooks), over the code's; kept in the _Hooks table.
+        self.webhooks = Webhooks(self, hooks_table, webhook_key)
         self.registry = registry or CloudRegistry()
 
     @property

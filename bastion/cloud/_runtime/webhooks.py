@@ -40,7 +40,7 @@ from bastion.errors import Code, ParseError
 if TYPE_CHECKING:
     from bastion.cloud._runtime.runtime import CloudRuntime
     from bastion.cloud.request import Request
-    from bastion.ports.storage import StorageAdapter
+    from bastion.ports.tables import HooksTable
 
 log = logging.getLogger("bastion.cloud")
 
@@ -143,7 +143,7 @@ def declared(body: dict[str, Any]) -> Hook:
 class Webhooks:
     """The webhooks of one process: their store, their merged registry and their HTTP calls."""
 
-    def __init__(self, runtime: CloudRuntime, storage: StorageAdapter, webhook_key: str | None) -> None:
+    def __init__(self, runtime: CloudRuntime, storage: HooksTable, webhook_key: str | None) -> None:
         self.runtime = runtime
         self.storage = storage
         self.webhook_key = webhook_key
