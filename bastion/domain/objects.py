@@ -73,6 +73,9 @@ class InstallationObjects(ClassObjects):
         return await super().find(request, auth, info, raw=raw)
 
 
+_MAX_KEPT = 10_000  # generic services kept by class name
+
+
 class Objects:
     """``for_class(name)``: the object service of a class (its owner's, else the generic one)."""
 
@@ -85,8 +88,15 @@ class Objects:
             Owner.SESSIONS: SessionObjects(sessions, reader, writer),
             Owner.INSTALLATIONS: InstallationObjects(installations, reader, writer),
         }
-        self._owned: dict[str, ObjectService] = {name: by_owner[owner] for name, owner in OWNED.items()}
+        self._services: dict[str, ObjectService] = {name: by_owner[owner] for name, owner in OWNED.items()}
 
     def for_class(self, class_name: str) -> ObjectService:
-        owned = self._owned.get(class_name)
-        return owned if owned is not None else ClassObjects(class_name, self.reader, self.writer)
+        found = self._services.get(class_name)
+        if found is not None:
+            return found
+        found = ClassObjects(class_name, self.reader, self.writer)
+        # Kept for the next request (a class's service holds nothing but its name); bounded, since
+        # class names come from URLs.
+        if len(self._services) < _MAX_KEPT:
+            self._services[class_name] = found
+        return found

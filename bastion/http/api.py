@@ -83,10 +83,8 @@ class RestApi:
     def __init__(self, services: Services, router: Router | None = None) -> None:
         self.services = services
         self.settings = services.settings
+        self.max_body_bytes = services.settings.max_body_bytes
         self.router = router or build_router()
-
-    async def _read_body(self, receive: Any) -> bytes:
-        return await read_body(receive, self.settings.max_body_bytes)
 
     async def handle_http(self, scope: dict[str, Any], receive: Any, send_fn: Any) -> None:
         path: str = scope["path"]
@@ -129,7 +127,7 @@ class RestApi:
                 return await found[0].handler(RequestContext(
                     self.services, self, method, path, headers, decode_query(scope.get("query_string", b"")), None, found[1],
                     client_ip=client[0] if client else None, receive=receive))
-        raw = await self._read_body(receive)
+        raw = await read_body(receive, self.max_body_bytes)
         # The pages of mailed links take HTML form bodies; everything else takes JSON.
         body = pages.decode_page_body(headers, raw) if path.startswith(pages.PREFIX) else decode_body(raw)
         if method == "POST" and isinstance(body, dict) and body.get("_method"):
