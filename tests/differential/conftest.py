@@ -130,13 +130,10 @@ def adapter(request: pytest.FixtureRequest) -> Iterator[tuple[Runner, StorageAda
             runner.close()
 
 
-def with_classes(adapter: tuple[Runner, StorageAdapter], schemas: list[Any],
-                 lookup: Callable[[str], Any]) -> tuple[Runner, StorageAdapter]:
-    """The module's adapter with its classes created afresh (a previous module may have left them)
-    and subqueries resolving class names through ``lookup``."""
+def with_classes(adapter: tuple[Runner, StorageAdapter], schemas: list[Any]) -> tuple[Runner, StorageAdapter]:
+    """The module's adapter with its classes created afresh (a previous module may have left them;
+    an adapter knows the classes it created, for subqueries)."""
     runner, store = adapter
-    if hasattr(store, "schema_lookup"):
-        store.schema_lookup = lookup
 
     async def create() -> None:
         existing = {doc["className"] for doc in await store.load_schemas()}

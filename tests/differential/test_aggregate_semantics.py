@@ -264,7 +264,7 @@ def comparable(plan: ag.Plan, rows: list[dict[str, Any]]) -> list[Any]:
 
 @pytest.fixture(scope="module")
 def storage(adapter: tuple[Any, StorageAdapter]) -> tuple[Any, StorageAdapter]:
-    return with_classes(adapter, [SCHEMA], lookup)
+    return with_classes(adapter, [SCHEMA])
 
 
 async def load(store: StorageAdapter, data: list[Record]) -> None:

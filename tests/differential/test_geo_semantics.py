@@ -164,7 +164,7 @@ def queries(draw: st.DrawFn) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def storage(adapter: tuple[Any, StorageAdapter]) -> tuple[Any, StorageAdapter]:
-    return with_classes(adapter, [SCHEMA], lookup)
+    return with_classes(adapter, [SCHEMA])
 
 
 async def load(store: StorageAdapter, data: list[Record]) -> None:

@@ -364,7 +364,7 @@ def out_of_order(rows: list[Record], keys: list[ir.OrderKey]) -> tuple[Record, R
 
 @pytest.fixture(scope="module")
 def storage(adapter: tuple[Any, StorageAdapter]) -> tuple[Any, StorageAdapter]:
-    return with_classes(adapter, [OTHER_SCHEMA, ITEM_SCHEMA], lookup)
+    return with_classes(adapter, [OTHER_SCHEMA, ITEM_SCHEMA])
 
 
 async def load(store: StorageAdapter, data: dict[str, list[Record]]) -> None:

@@ -162,7 +162,7 @@ class JoinMatcher(Matcher):
 
 @pytest.fixture(scope="module")
 def storage(adapter: tuple[Any, StorageAdapter]) -> tuple[Any, StorageAdapter]:
-    return with_classes(adapter, list(SCHEMAS.values()), lookup)
+    return with_classes(adapter, list(SCHEMAS.values()))
 
 
 async def load(store: StorageAdapter, data: dict[str, Any]) -> None:

@@ -55,10 +55,6 @@ class CloudServer:
     file_url: Callable[[str], str]
 
 
-def _app() -> CloudServer:
-    return current_server()
-
-
 async def auth_for(use_master_key: bool = False, session_token: str | None = None) -> Auth:
     """Who a data-API call acts as: the master key wins, then a session token, else the public."""
     if use_master_key:
@@ -66,7 +62,7 @@ async def auth_for(use_master_key: bool = False, session_token: str | None = Non
     if session_token is not None:
         if not isinstance(session_token, str) or not session_token:
             raise Error(Code.INVALID_SESSION_TOKEN, "Invalid session token")
-        return await _call(_app().users.authenticate(Auth(), session_token))
+        return await _call(current_server().users.authenticate(Auth(), session_token))
     return Auth()
 
 
@@ -122,7 +118,7 @@ def _take_answer(obj: Object, response: dict[str, Any], created: bool) -> None:
 
 async def save(obj: Object, use_master_key: bool = False, session_token: str | None = None,
                context: dict[str, Any] | None = None) -> Object:
-    app = _app()
+    server = current_server()
     auth = await auth_for(use_master_key, session_token)
     info = _info(context)
     if obj.class_name == ROLE:
@@ -130,7 +126,7 @@ async def save(obj: Object, use_master_key: bool = False, session_token: str | N
     body = obj.changes()
     # A new user is a sign-up (the user then carries its session's token), a new session one a
     # user opens, a new installation may update the one it matches: as the routes of each class.
-    objects = app.objects.for_class(obj.class_name)
+    objects = server.objects.for_class(obj.class_name)
     if obj.id is None:
         saved = await _call(objects.create(body, auth, info))
         response = saved.response if saved.created else {**saved.response, "objectId": saved.object_id}
@@ -145,10 +141,10 @@ async def fetch(obj: Object, use_master_key: bool = False, session_token: str | 
     """The object as stored (as the caller may read it); pending changes are dropped, as the SDK does."""
     if not obj.id:
         raise Error(Code.MISSING_OBJECT_ID, "Object does not have an ID")
-    app = _app()
+    server = current_server()
     auth = await auth_for(use_master_key, session_token)
     includes = [include] if isinstance(include, str) else list(include or [])
-    data = await _call(app.reader.get(obj.class_name, obj.id, auth, include=includes, info=_info(context)))
+    data = await _call(server.reader.get(obj.class_name, obj.id, auth, include=includes, info=_info(context)))
     obj._server = {k: v for k, v in data.items() if k not in ("__type", "className")}
     obj._changes = {}
     obj._existed = None
@@ -159,9 +155,9 @@ async def destroy(obj: Object, use_master_key: bool = False, session_token: str 
                   context: dict[str, Any] | None = None) -> None:
     if not obj.id:
         return  # as the SDK: an unsaved object has nothing to delete
-    app = _app()
+    server = current_server()
     auth = await auth_for(use_master_key, session_token)
-    await _call(app.objects.for_class(obj.class_name).delete(obj.id, auth, _info(context)))
+    await _call(server.objects.for_class(obj.class_name).delete(obj.id, auth, _info(context)))
 
 
 async def fetch_all(objects: list[Object], use_master_key: bool = False, session_token: str | None = None,
@@ -198,15 +194,15 @@ async def fetch_all(objects: list[Object], use_master_key: bool = False, session
 
 async def log_in(username: str, password: str, use_master_key: bool = False) -> dict[str, Any]:
     auth = MASTER_AUTH if use_master_key else Auth()
-    return await _call(_app().users.log_in({"username": username, "password": password}, auth))
+    return await _call(current_server().users.log_in({"username": username, "password": password}, auth))
 
 
 async def become(session_token: str) -> dict[str, Any]:
-    return await _call(_app().users.me(session_token))
+    return await _call(current_server().users.me(session_token))
 
 
 async def log_out(session_token: str | None) -> None:
-    await _call(_app().users.log_out(session_token))
+    await _call(current_server().users.log_out(session_token))
 
 
 # --- queries -------------------------------------------------------------------------------------
@@ -215,7 +211,7 @@ async def log_out(session_token: str | None) -> None:
 async def find_raw(query: Query, request: FindRequest, use_master_key: bool, session_token: str | None,
                    context: dict[str, Any] | None) -> dict[str, Any]:
     auth = await auth_for(use_master_key, session_token)
-    return await _call(_app().reader.find(query.class_name, request, auth, info=_info(context)))
+    return await _call(current_server().reader.find(query.class_name, request, auth, info=_info(context)))
 
 
 async def find(query: Query, use_master_key: bool = False, session_token: str | None = None,
@@ -237,7 +233,7 @@ async def distinct(query: Query, key: str) -> list[Any]:
     """As the SDK: distinct always runs with the master key (the REST route requires it)."""
     if not isinstance(key, str) or not key:
         raise Error(Code.INVALID_QUERY, "Invalid distinct value.")
-    return await _call(_app().reader.distinct(query.class_name, key, query.where or None, MASTER_AUTH))
+    return await _call(current_server().reader.distinct(query.class_name, key, query.where or None, MASTER_AUTH))
 
 
 async def aggregate(query: Query, pipeline: Any, use_master_key: bool = True,
@@ -250,9 +246,9 @@ async def aggregate(query: Query, pipeline: Any, use_master_key: bool = True,
     auth = await auth_for(use_master_key, session_token)
     if not auth.is_master:
         raise Error(Code.OPERATION_FORBIDDEN, "Permission denied")  # the route's 403 "master key is required"
-    app = _app()
-    return await _call(run_pipeline(app.storage, app.schemas, query.class_name, pipeline, query.where or None,
-                                    auth, app.file_url, app.reader.options.query_limits))
+    server = current_server()
+    return await _call(run_pipeline(server.storage, server.schemas, query.class_name, pipeline, query.where or None,
+                                    auth, server.file_url, server.reader.options.query_limits))
 
 
 async def each_batch(query: Query, callback: Callable[[list[Object]], Any], batch_size: int = 100,
@@ -273,7 +269,7 @@ async def batches(query: Query, batch_size: int = 100, use_master_key: bool = Fa
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError("batch_size must be a positive number")
     auth = await auth_for(use_master_key, session_token)
-    app = _app()
+    server = current_server()
     base = query.to_find_request()
     last: str | None = None
     while True:
@@ -282,7 +278,7 @@ async def batches(query: Query, batch_size: int = 100, use_master_key: bool = Fa
             where = {"$and": [where, {"objectId": {"$gt": last}}]} if where else {"objectId": {"$gt": last}}
         request = FindRequest(where=where or None, order="objectId", limit=batch_size, keys=base.keys,
                               exclude_keys=list(base.exclude_keys), include=list(base.include))
-        response = await _call(app.reader.find(query.class_name, request, auth, info=_info(context)))
+        response = await _call(server.reader.find(query.class_name, request, auth, info=_info(context)))
         results = [Object.from_json(query.class_name, data) for data in response["results"]]
         if results:
             yield results

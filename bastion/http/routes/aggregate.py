@@ -21,9 +21,9 @@ async def aggregate(req: RequestContext) -> Response:
     if where is not None and not isinstance(where, dict):
         raise ParseError(Code.INVALID_QUERY, "Invalid where, must be an object.")
     if distinct is None:
-        app = req.services
-        results = await run_pipeline(app.storage, app.schemas, class_name, _pipeline(req), where, req.auth,
-                                     app.file_url, app.reader.options.query_limits)
+        services = req.services
+        results = await run_pipeline(services.storage, services.schemas, class_name, _pipeline(req), where,
+                                     req.auth, services.file_url, services.reader.options.query_limits)
         return Response({"results": results})
     if not isinstance(distinct, str) or not distinct:
         raise ParseError(Code.INVALID_QUERY, "Invalid distinct value.")
