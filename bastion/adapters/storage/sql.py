@@ -78,11 +78,16 @@ class SqlDialect(ABC):
         the geo nodes, TextSearch)."""
 
     @abstractmethod
+    def perm_predicate(self, column: str, access: Access, params: Params, table: str | None) -> str:
+        """A predicate admitting the rows whose ``column`` (``_rperm``/``_wperm``) lets ``access`` in:
+        a missing list means public; the master key passes every row."""
+
     def read_access(self, access: Access, params: Params, table: str | None = None) -> str:
         """A predicate admitting the rows ``access`` may read (``TRUE`` for the master key)."""
+        return self.perm_predicate("_rperm", access, params, table)
 
-    @abstractmethod
-    def write_access(self, access: Access, params: Params) -> str: ...
+    def write_access(self, access: Access, params: Params) -> str:
+        return self.perm_predicate("_wperm", access, params, None)
 
     @abstractmethod
     def order_term(self, key: ir.Order, params: Params | None = None) -> str:

@@ -129,19 +129,13 @@ class PostgresDialect(SqlDialect):
 
     # --- access ---------------------------------------------------------------------------------
 
-    def _perm_predicate(self, column: str, access: Access, params: Params, table: str | None) -> str:
+    def perm_predicate(self, column: str, access: Access, params: Params, table: str | None) -> str:
         if access.acting_as is None:
             return "TRUE"
         col = f"{table}.{quote(column)}" if table else quote(column)
         # One array parameter whatever the number of roles, so the statement text stays the same.
         entries = [encode_text(entry) for entry in access.acting_as]
         return f"({col} IS NULL OR {col} && {params.add(entries)}::text[])"
-
-    def read_access(self, access: Access, params: Params, table: str | None = None) -> str:
-        return self._perm_predicate("_rperm", access, params, table)
-
-    def write_access(self, access: Access, params: Params) -> str:
-        return self._perm_predicate("_wperm", access, params, None)
 
     # --- values ---------------------------------------------------------------------------------
 

@@ -68,7 +68,7 @@ class SqliteDialect(SqlDialect):
 
     # --- access ---------------------------------------------------------------------------------
 
-    def _perm_predicate(self, column: str, access: Access, params: Params, table: str | None) -> str:
+    def perm_predicate(self, column: str, access: Access, params: Params, table: str | None) -> str:
         if access.acting_as is None:
             return "1"
         col = f"{table}.{quote(column)}" if table else quote(column)
@@ -76,12 +76,6 @@ class SqliteDialect(SqlDialect):
         if not marks:
             return f"({col} IS NULL)"
         return f"({col} IS NULL OR EXISTS (SELECT 1 FROM json_each({col}) WHERE json_each.value IN ({marks})))"
-
-    def read_access(self, access: Access, params: Params, table: str | None = None) -> str:
-        return self._perm_predicate("_rperm", access, params, table)
-
-    def write_access(self, access: Access, params: Params) -> str:
-        return self._perm_predicate("_wperm", access, params, None)
 
     def order_term(self, key: ir.Order, params: Params | None = None) -> str:
         if isinstance(key, ir.DistanceOrder):
