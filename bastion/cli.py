@@ -29,7 +29,7 @@ def _redact(url: str) -> str:
 
 
 def _auth_option(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any] | None:
-    """The --auth JSON, refused at start when a provider's options are unusable."""
+    """The --auth JSON: an object of provider names to options (checked once cloud code is loaded)."""
     if not value:
         return None
     try:
@@ -38,17 +38,41 @@ def _auth_option(ctx: click.Context, param: click.Parameter, value: str | None) 
         raise click.BadParameter(f"not valid JSON: {error}") from None
     if not isinstance(auth, dict):
         raise click.BadParameter("must be a JSON object of provider names to options")
+    return auth
 
-    async def check() -> None:
-        from bastion.domain.auth_providers import ProviderRegistry
 
-        await ProviderRegistry.from_options(auth).aclose()
+def _load_auth_config(path: str) -> dict[str, Any]:
+    """--auth-config FILE.json: Parse Server's `auth` option as a file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise click.UsageError(f"--auth-config {path}: cannot be read ({error.strerror or error})") from None
+    try:
+        auth = json.loads(text)
+    except ValueError as error:
+        raise click.UsageError(f"--auth-config {path}: not valid JSON: {error}") from None
+    if not isinstance(auth, dict):
+        raise click.UsageError(f"--auth-config {path}: must be a JSON object of provider names to options")
+    return auth
+
+
+def _check_auth(settings: Any, custom: dict[str, Any]) -> str:
+    """Builds the sign-in providers once before the server starts, so a provider's bad option stops
+    the start with one line naming the provider and the key; their names otherwise."""
+    from bastion.domain.auth_providers import AuthConfigError, ProviderRegistry
+
+    async def build() -> str:
+        registry = ProviderRegistry.from_options(
+            settings.auth, enable_anonymous_users=settings.enable_anonymous_users,
+            enable_insecure_auth_adapters=settings.enable_insecure_auth_adapters, custom=custom)
+        names = ", ".join(registry.names()) or "none"
+        await registry.aclose()
+        return names
 
     try:
-        asyncio.run(check())
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
-    return auth
+        return asyncio.run(build())
+    except AuthConfigError as error:
+        raise click.UsageError(str(error)) from None
 
 
 def _protected_fields_option(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any] | None:
@@ -111,18 +135,19 @@ def _schedule_option(ctx: click.Context, param: click.Parameter, value: tuple[st
     return "; ".join(f"{entry.job}={entry.expr}" for entry in entries) or None
 
 
-def _check_cloud(path: str | None) -> str:
+def _check_cloud(path: str | None) -> tuple[str, dict[str, Any]]:
     """Loads the cloud code once before the server starts, so a broken file stops the start with
-    its file and line; the summary of what it registers otherwise."""
+    its file and line; the summary of what it registers otherwise, and its auth adapters."""
     if not path:
-        return ""
+        return "", {}
     from bastion.cloud._runtime.loader import CloudLoadError, load_cloud
 
     try:
-        return load_cloud(path).summary()
+        registry = load_cloud(path)
     except CloudLoadError as error:
         click.echo(f"Error: cloud code failed to load: {error}", err=True)
         raise SystemExit(1) from None
+    return registry.summary(), dict(registry.auth_adapters)
 
 
 def _check_push(settings: Any) -> str:
@@ -194,7 +219,13 @@ def main() -> None:
 @_setting("auth", callback=_auth_option,
           help='authData providers as JSON, Parse Server\'s `auth` option: {"<name>": {"oidc": true, '
                '"issuer": "https://…", "clientId": "…"}} (see docs/auth-providers.md).')
+@_setting("auth_config", metavar="FILE.json",
+          help="The same providers as a JSON file (Parse Server's `auth` option, e.g. {\"google\": {\"clientId\": "
+               "\"…\"}, \"mfa\": {\"enabled\": true, \"options\": [\"TOTP\"]}}).")
 @_setting("enable_anonymous_users", default=True, help="Accept the `anonymous` authData provider.")
+@_setting("enable_insecure_auth_adapters", default=False,
+          help="Parse 9's enableInsecureAuthAdapters: honour a provider's deprecated `enableInsecureAuth` "
+               "(the client's id and access token, checked against the provider's API, instead of a code).")
 @_setting("protected_fields", callback=_protected_fields_option,
           help='Fields hidden per class and caller, Parse Server\'s `protectedFields` option: {"<class>": '
                '{"*" | "authenticated" | "role:<name>" | "<user id>": ["field", ...]}}; merged into each '
@@ -340,7 +371,13 @@ def serve(access_log: bool, **options: object) -> None:
         check_files_settings(settings)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    cloud_summary = _check_cloud(settings.cloud)
+    cloud_summary, auth_adapters = _check_cloud(settings.cloud)
+    if settings.auth_config:
+        if settings.auth:
+            raise click.UsageError("give the auth providers with --auth or with --auth-config, not both")
+        settings.auth = _load_auth_config(settings.auth_config)
+        settings.auth_config = None  # workers read the providers from BASTION_AUTH
+    sign_in = _check_auth(settings, auth_adapters)
     push_summary = _check_push(settings)
     if settings.schedule and not settings.cloud:
         raise click.UsageError("--schedule needs --cloud: the jobs it names are defined in cloud code")
@@ -371,6 +408,7 @@ def serve(access_log: bool, **options: object) -> None:
     click.echo(f"  Pub/sub:      {_redact(settings.pubsub) if settings.pubsub else 'in-process (one process)'}",
                err=True)
     click.echo(f"  Workers:      {settings.workers}", err=True)
+    click.echo(f"  Sign-in:      password, {sign_in}", err=True)
     if settings.trust_proxy:
         click.echo(f"  Proxies:      X-Forwarded-For believed from {settings.trust_proxy}", err=True)
     if settings.cloud:

@@ -32,7 +32,12 @@ class Settings:
     allow_client_class_creation: bool = False
     # authData providers, Parse Server's `auth` option: {"<name>": {"oidc": true, "issuer": …, "clientId": …}}.
     auth: dict[str, Any] | None = None
+    # The same, read from a JSON file (--auth-config): the command loads it into `auth`.
+    auth_config: str | None = None
     enable_anonymous_users: bool = True
+    # Parse 9's enableInsecureAuthAdapters: adapters' deprecated id + access token checks (a
+    # provider's `enableInsecureAuth`) are honoured only when this is on.
+    enable_insecure_auth_adapters: bool = False
     # Parse Server's `protectedFields` option ({"<class>": {"<entity>": [fields]}}), merged into each
     # class's CLP; _User's email is always protected from `*`. And its protectedFieldsOwnerExempt.
     protected_fields: dict[str, Any] | None = None
@@ -177,7 +182,9 @@ ENV_FIELDS: dict[str, type] = {
     "trust_proxy": str,
     "allow_client_class_creation": bool,
     "auth": dict,
+    "auth_config": str,
     "enable_anonymous_users": bool,
+    "enable_insecure_auth_adapters": bool,
     "protected_fields": dict,
     "protected_fields_owner_exempt": bool,
     "max_body_bytes": int,

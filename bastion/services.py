@@ -31,6 +31,7 @@ from bastion.core.system_classes import ROLE, USER
 from bastion.domain.account_emails import AccountEmailOptions, AccountEmails
 from bastion.domain.account_policy import AccountPolicy, LockoutOptions, PasswordPolicyOptions
 from bastion.domain.auth_providers import ProviderRegistry
+from bastion.domain.auth_steps import UserView
 from bastion.domain.file_rules import DownloadRules, UploadRules, parse_extension_patterns
 from bastion.domain.files import Files
 from bastion.domain.idempotency import Idempotency, IdempotencyOptions, parse_paths
@@ -45,7 +46,6 @@ from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.script_log import ScriptLog, ScriptLogOptions
 from bastion.domain.sessions import Sessions
 from bastion.domain.users import UserOptions, Users
-from bastion.domain.users import sanitize as sanitize_user
 from bastion.domain.write import WriteOptions, Writer
 from bastion.invalidation import Invalidation
 from bastion.keys import authenticate
@@ -212,10 +212,16 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
                          max_regex_length=settings.max_regex_length)
     # Class-level permissions and protected fields, one policy for every read and write path.
     permissions = Permissions(settings.protected_fields, settings.protected_fields_owner_exempt)
+    # authData providers (Parse's ``auth`` option and the adapters cloud code registered), and what
+    # callers see of a user's authData through them.
+    auth_providers = ProviderRegistry.from_options(
+        settings.auth, enable_anonymous_users=settings.enable_anonymous_users,
+        enable_insecure_auth_adapters=settings.enable_insecure_auth_adapters, custom=cloud.registry.auth_adapters)
+    user_view = UserView(auth_providers)
     reader = Reader(storage, schemas,
                     ReadOptions(max_limit=settings.max_limit, max_include_depth=settings.max_include_depth,
                                 query_limits=limits, allow_client_class_creation=settings.allow_client_class_creation),
-                    file_url, permissions, triggers=cloud, sanitizers={USER: sanitize_user})
+                    file_url, permissions, triggers=cloud, sanitizers={USER: user_view})
     # The classes LiveQuery clients subscribe to anywhere: only a write to one of them reads the
     # object's state before it changes (for the event's ``original``).
     interest = Interest(parse_class_list(settings.live_query_classes))
@@ -230,11 +236,10 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
               if lockout is not None or password_policy is not None else None)
     mailer = mailer_from_url(settings.mail_url, settings.data_dir)
     emails = AccountEmails(storage, schemas, sessions, mailer, email_options(settings), hasher, policy)
-    auth_providers = ProviderRegistry.from_options(settings.auth, enable_anonymous_users=settings.enable_anonymous_users)
     users = Users(storage, schemas, reader, writer, sessions, roles, hasher,
                   UserOptions(revoke_sessions_on_password_change=settings.revoke_session_on_password_reset,
                               enforce_private_users=settings.enforce_private_users),
-                  providers=auth_providers, emails=emails, policy=policy, triggers=cloud)
+                  providers=auth_providers, emails=emails, policy=policy, triggers=cloud, view=user_view)
     installations = Installations(storage, schemas, writer)
     # Which service a class's objects go through (its owner's, else the generic pipelines).
     objects = Objects(reader, writer, users, sessions, installations)

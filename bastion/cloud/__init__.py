@@ -22,6 +22,7 @@ from bastion.cloud.decorators import (
     after_logout,
     after_save,
     after_save_file,
+    auth_adapter,
     before_connect,
     before_delete,
     before_delete_file,
@@ -51,9 +52,13 @@ from bastion.cloud.request import (
     Request,
 )
 from bastion.cloud.system_classes import Installation, Role, Session, User
+from bastion.domain.auth_providers import AuthAdapter, AuthRequest, AuthResult
 
 __all__ = [
     "ACL",
+    "AuthAdapter",
+    "AuthRequest",
+    "AuthResult",
     "AuthTriggerRequest",
     "Error",
     "EventRequest",
@@ -80,6 +85,7 @@ __all__ = [
     "after_logout",
     "after_save",
     "after_save_file",
+    "auth_adapter",
     "before_connect",
     "before_delete",
     "before_delete_file",

@@ -19,6 +19,8 @@ from bastion.cloud._runtime.registry import (
     function_entry,
 )
 from bastion.core.system_classes import PUSH_STATUS, SESSION, USER
+from bastion.domain.auth_providers import AuthAdapter
+from bastion.domain.auth_providers.base import PROVIDER_NAME
 
 
 def class_name_of(target: Any) -> str:
@@ -54,6 +56,22 @@ def define(name: str | Handler, **options: Any) -> Any:
     def register(fn: Handler) -> Handler:
         registry_being_loaded().functions[name] = function_entry(name, fn, options)
         return fn
+    return register
+
+
+def auth_adapter(name: str) -> Callable[[Any], Any]:
+    """``@cloud.auth_adapter("corp")`` on a ``cloud.AuthAdapter`` subclass (or ``cloud.auth_adapter("corp")(
+    instance)``): a provider clients sign in with as ``authData.corp``. It is on with no options;
+    an entry ``{"corp": {"module": "corp", …}}`` in the auth config gives it options."""
+    if not isinstance(name, str) or not PROVIDER_NAME.fullmatch(name):
+        raise TypeError("cloud.auth_adapter needs a provider name of letters, digits and _")
+
+    def register(adapter: Any) -> Any:
+        is_class = isinstance(adapter, type) and issubclass(adapter, AuthAdapter)
+        if not is_class and not isinstance(adapter, AuthAdapter):
+            raise TypeError(f"cloud.auth_adapter({name!r}) takes a cloud.AuthAdapter subclass or instance")
+        registry_being_loaded().auth_adapters[name] = adapter
+        return adapter
     return register
 
 

@@ -19,6 +19,7 @@ unique index on each provider's ``id`` (``_User_unique_authData_<provider>_id``)
 
 from __future__ import annotations
 
+import logging
 import secrets
 import string
 from collections.abc import Awaitable, Callable
@@ -31,11 +32,21 @@ from bastion.core.query import ir
 from bastion.core.system_classes import USER
 from bastion.domain.auth_providers import ProviderRegistry
 from bastion.domain.auth_providers.base import PROVIDER_NAME, unsupported
+from bastion.domain.auth_steps import (
+    AuthSteps,
+    Validated,
+    clean_auth_data,
+    guarded,
+    lock_conditions,
+    stored_auth_data,
+)
 from bastion.errors import Code, ParseError
 from bastion.ports.storage import MASTER, DuplicateValue, FindQuery, SetPath, UpdateOp
 
 if TYPE_CHECKING:
     from bastion.domain.users import Users
+
+log = logging.getLogger("bastion.auth")
 
 ALREADY_USED = "this auth is already used"
 DENIED = "Permission denied"
@@ -52,20 +63,6 @@ class AuthDataSignUp:
 def random_username() -> str:
     """25 random letters and digits, as Parse Server's ``cryptoUtils.randomString(25)``."""
     return "".join(secrets.choice(_USERNAME_ALPHABET) for _ in range(25))
-
-
-def clean_auth_data(user: dict[str, Any]) -> dict[str, Any]:
-    """Drop unlinked (null) providers and an empty ``authData``, as Parse Server answers users."""
-    auth_data = user.get("authData")
-    if isinstance(auth_data, dict):
-        kept = {name: value for name, value in auth_data.items() if value is not None}
-        if kept:
-            user["authData"] = kept
-        else:
-            user.pop("authData")
-    elif "authData" in user and auth_data is None:
-        user.pop("authData")
-    return user
 
 
 def _has_provider_data(auth_data: dict[str, Any]) -> bool:
@@ -105,10 +102,16 @@ def _mutated(auth_data: dict[str, Any], stored: dict[str, Any] | None) -> dict[s
     return changed
 
 
+def as_user(object_id: str, installation_id: str | None = None) -> Auth:
+    """The identity of a user signing in: what the answer to that user may show."""
+    return Auth(user={"objectId": object_id}, installation_id=installation_id)
+
+
 class UserAuthData:
     def __init__(self, users: Users, providers: ProviderRegistry) -> None:
         self.users = users
         self.providers = providers
+        self.steps = AuthSteps(providers)
         self._indexed = False
 
     async def _ensure_indexes(self) -> None:
@@ -122,9 +125,13 @@ class UserAuthData:
 
     # --- Parse's findUsersWithAuthData and handleAuthDataValidation --------------------------------
 
-    async def find_users(self, auth_data: dict[str, Any], auth: Auth) -> list[dict[str, Any]]:
+    async def find_users(self, auth_data: dict[str, Any], auth: Auth, *, before_find: bool = False,
+                         stored: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Users (at most 2) linked to any given provider id; users locked out by an empty ACL are
-        invisible to everyone but the master key."""
+        invisible to everyone but the master key. With ``before_find``, adapters first see the
+        entries that do not merely echo ``stored`` (a code becomes an account id there)."""
+        if before_find:
+            await self.steps.run_before_find(auth_data, stored)
         terms: list[ir.Node] = []
         for name, value in auth_data.items():
             provider_id = self.providers.lookup_id(name, value)  # 162 for an id that is not a string
@@ -140,15 +147,26 @@ class UserAuthData:
             return found
         return [r for r in found if not (r.get("_rperm") == [] and r.get("_wperm") == [])]
 
-    async def validate(self, auth_data: dict[str, Any]) -> dict[str, Any]:
-        """Each provider in name order (null passes: an unlink); 252 for an unknown or disabled one."""
-        validated: dict[str, Any] = {}
-        for name in sorted(auth_data):
-            value = auth_data[name]
-            if value is not None:
-                await self.providers.validate(name, value)
-            validated[name] = value
-        return validated
+    async def record(self, object_id: str) -> dict[str, Any] | None:
+        """The stored user with its whole ``authData`` (what adapters check against)."""
+        schema = self.users.schemas.get(USER)
+        if schema is None:
+            return None
+        node = ir.Compare(ir.Field("objectId", "String"), ir.EQ, object_id)
+        found = await self.users.storage.find(
+            schema, FindQuery(node, limit=1, columns=self.users._columns(schema)), MASTER)
+        return found[0] if found else None
+
+    async def validate(self, auth_data: dict[str, Any], auth: Auth, user: dict[str, Any] | None,
+                       info: CallInfo | None = None) -> Validated:
+        """Each provider in name order through its step, checked against ``user`` (None: a sign-up)."""
+        save = None
+        if user is not None:
+            object_id = user["objectId"]
+
+            async def save(entries: dict[str, Any]) -> None:
+                await self._store(object_id, entries)
+        return await self.steps.validate(auth_data, auth, user, info.ip if info else None, save)
 
     async def _check_unique(self, auth_data: dict[str, Any], user_id: str | None) -> None:
         """Parse's ``ensureUniqueAuthDataId``: no provider id may belong to another user, locked-out
@@ -180,81 +198,91 @@ class UserAuthData:
             return AuthDataSignUp(response, object_id, True)
         await self._ensure_indexes()
         user_id = auth.user_id
-        found = await self.find_users(auth_data, auth)
+        found = await self.find_users(auth_data, auth, before_find=True)
         if len(found) > 1 or (user_id and found and found[0]["objectId"] != user_id):
             # Validate first, so that a stranger learns nothing about which ids are linked.
-            await self.validate(auth_data)
+            await self.validate(auth_data, auth, found[0], info)
             raise ParseError(Code.ACCOUNT_ALREADY_LINKED, ALREADY_USED)
         if found:
             return await self._log_in(found[0], auth_data, auth, info)
-        validated = await self.validate(auth_data)
-        await self._check_unique(validated, user_id)
-        stored = {name: value for name, value in validated.items() if value is not None}
+        current = await self.record(user_id) if user_id else None
+        validated = await self.validate(auth_data, auth, current, info)
+        await self._check_unique(validated.auth_data, user_id)
+        stored = {name: value for name, value in validated.auth_data.items() if value is not None}
         if "username" not in rest or rest.get("username") in (None, ""):
             rest["username"] = random_username()
             generated = True
         else:
             generated = False
-        created_with = {"action": "login", "authProvider": ",".join(validated)}
+        created_with = {"action": "login", "authProvider": ",".join(auth_data)}
         try:
             response, object_id = await self.users.sign_up(
                 rest, auth, auth_data=stored or None, created_with=created_with, session=user_id is None,
                 info=info)
         except ParseError as exc:
             if exc.code == Code.DUPLICATE_VALUE:  # a concurrent sign-up took the id (unique index)
-                await self._check_unique(validated, None)
+                await self._check_unique(validated.auth_data, None)
             raise
         if generated:
             response["username"] = rest["username"]
-        response["authDataResponse"] = {}
+        response["authDataResponse"] = validated.response
         return AuthDataSignUp(response, object_id, True)
 
     async def _log_in(self, record: dict[str, Any], auth_data: dict[str, Any], auth: Auth,
                       info: CallInfo | None = None) -> AuthDataSignUp:
         object_id = record["objectId"]
-        stored = record.get("authData") if isinstance(record.get("authData"), dict) else None
+        stored = stored_auth_data(record)
         changed = _mutated(auth_data, stored)
         user = await self.users._user_by_id(object_id)
         if user is None:
             raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
         is_self_or_master = auth.is_master or auth.user_id == object_id
+        viewer = auth if auth.user_id else as_user(object_id, auth.installation_id)
         if not changed and is_self_or_master:
             # The master key (or the user itself) naming known data: the user, no validation.
             await self.users.before_login(user, auth, info)
-            return AuthDataSignUp(clean_auth_data(user), object_id, False)
+            return AuthDataSignUp(self.users.view(user, viewer), object_id, False)
         # A log-in validates every provider given, not only changed ones: an id alone must never
         # be enough to become its user.
-        validated = await self.validate(auth_data)
+        validated = await self.validate(auth_data if not auth.user_id else changed, auth, record, info)
         # Cloud code's before_login, before anything is stored. Parse Server runs it before the
         # validation; here it runs only for a caller who proved the identity.
         await self.users.before_login(user, auth, info)
-        if validated:
-            await self._store(object_id, validated)
-        merged = dict(user.get("authData") or {})
-        merged.update(changed)
+        # A user with MFA must give it too (unless a solo provider such as a passkey signed in).
+        self.steps.check_login_policy(auth_data, record, auth)
+        if validated.auth_data:
+            await self._store(object_id, validated.auth_data, original=stored)
+        merged = dict(stored)
+        merged.update(validated.auth_data)
         user["authData"] = merged
-        clean_auth_data(user)
+        user = self.users.view(user, viewer)
         if not auth.user_id:
             session = await self.users.sessions.create(
                 object_id, {"action": "login", "authProvider": ",".join(auth_data)}, auth.installation_id)
             user["sessionToken"] = session.token
-        user["authDataResponse"] = {}
+        user["authDataResponse"] = validated.response
         return AuthDataSignUp(user, object_id, False)
 
-    async def _store(self, object_id: str, auth_data: dict[str, Any]) -> None:
-        """Merge providers into the stored ``authData`` (null removes one), bypassing ACLs as Parse."""
+    async def _store(self, object_id: str, auth_data: dict[str, Any],
+                     original: dict[str, Any] | None = None) -> None:
+        """Merge providers into the stored ``authData`` (null removes one), bypassing ACLs as Parse.
+        With ``original``, the single-use values the new entries consume must still be stored: of
+        two requests racing with one code, the second answers 141 "Invalid auth data"."""
         # Straight to storage, as Parse's database.update: a log-in does not change updatedAt.
         ops: list[UpdateOp] = [SetPath("authData", (name,), value, delete=value is None)
                                for name, value in auth_data.items()]
+        where = lock_conditions(original, auth_data) if original else ir.TRUE
         try:
-            await self.users.storage.update(self.users._schema(), object_id, ops, MASTER)
+            updated = await self.users.storage.update(self.users._schema(), object_id, ops, MASTER, where)
         except DuplicateValue:
             raise ParseError(Code.ACCOUNT_ALREADY_LINKED, ALREADY_USED) from None
+        if updated is None:
+            raise ParseError(Code.SCRIPT_FAILED, "Invalid auth data")
 
     # --- PUT /users/:id ------------------------------------------------------------------------------
 
-    async def before_update(self, object_id: str, body: dict[str, Any],
-                            auth: Auth) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    async def before_update(self, object_id: str, body: dict[str, Any], auth: Auth,
+                            info: CallInfo | None = None) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """The body as the generic update should apply it (``authData`` as per-provider keys), and
         the ``authDataResponse`` to answer (None when no provider was validated)."""
         for key in body:
@@ -272,7 +300,7 @@ class UserAuthData:
         auth_data = _check_shape(auth_data)
         await self._ensure_indexes()
         try:
-            to_store, response = await self._link(object_id, auth_data, auth)
+            to_store, response = await self._link(object_id, auth_data, auth, info)
         except ParseError as exc:
             if exc.code == Code.OBJECT_NOT_FOUND and not auth.is_master:
                 # Parse Server answers any 101 of a user update so ("Insufficient auth."), which
@@ -283,41 +311,112 @@ class UserAuthData:
             rest[f"authData.{name}"] = {"__op": "Delete"} if value is None else value
         return rest, response
 
-    async def _link(self, object_id: str, auth_data: dict[str, Any],
-                    auth: Auth) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        found = await self.find_users(auth_data, auth)
+    async def _link(self, object_id: str, auth_data: dict[str, Any], auth: Auth,
+                    info: CallInfo | None) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        current = await self.record(object_id)
+        stored = stored_auth_data(current)
+        found = await self.find_users(auth_data, auth, before_find=True, stored=stored)
         if len(found) > 1 or (found and found[0]["objectId"] != object_id):
-            await self.validate(auth_data)
+            await self.validate(auth_data, auth, found[0], info)
             raise ParseError(Code.ACCOUNT_ALREADY_LINKED, ALREADY_USED)
+        owner = current if auth.is_master or auth.user_id == object_id else None
         if not found:
-            validated = await self.validate(auth_data)
-            await self._check_unique(validated, object_id)
-            return validated, {}
-        stored = found[0].get("authData") if isinstance(found[0].get("authData"), dict) else None
+            validated = await self.validate(auth_data, auth, owner, info)
+            await self._check_unique(validated.auth_data, object_id)
+            return validated.auth_data, validated.response
         changed = _mutated(auth_data, stored)
         if not changed:
-            return auth_data, None  # an echo of what is stored
-        validated = await self.validate(changed)
-        await self._check_unique(validated, object_id)
-        return validated, {}
+            return auth_data, None  # an echo of what is stored: not validated, stored as sent (as Parse)
+        validated = await self.validate(changed, auth, owner or found[0], info)
+        await self._check_unique(validated.auth_data, object_id)
+        return validated.auth_data, validated.response
 
     # --- POST /login ---------------------------------------------------------------------------------
 
-    async def after_password_login(self, user: dict[str, Any], auth_data: Any,
+    async def after_password_login(self, user: dict[str, Any], auth_data: Any, auth: Auth,
+                                   info: CallInfo | None = None,
                                    before_store: Callable[[], Awaitable[None]] | None = None) -> dict[str, Any]:
-        """``POST /login`` with a password and ``authData``: the providers are validated and stored
-        for the user who proved the password (Parse's additional providers, such as MFA).
-        ``before_store`` (cloud code's before_login) runs between the two, as in Parse Server."""
-        validated = await self.validate(_check_shape(auth_data)) if auth_data else {}
+        """``POST /login`` with a password: a user with an ``additional`` provider (MFA) must give
+        it in ``authData``; the providers given are validated, then ``before_store`` (cloud code's
+        before_login) runs, then they are stored, as in Parse Server."""
+        object_id = user["objectId"]
+        record = await self.record(object_id) or {"objectId": object_id}
+        if auth_data is not None and not isinstance(auth_data, dict):
+            raise unsupported()
+        self.steps.check_login_policy(auth_data, record, auth)
+        validated = await self.validate(_check_shape(auth_data), auth, record, info) if auth_data else None
         if before_store is not None:
             await before_store()
-        if not auth_data:
+        if validated is None:
             return user
-        if validated:
-            await self._store(user["objectId"], validated)
-            merged = dict(user.get("authData") or {})
-            merged.update(validated)
-            user["authData"] = merged
-            clean_auth_data(user)
-        user["authDataResponse"] = {}
+        stored = stored_auth_data(record)
+        if validated.auth_data:
+            await self._store(object_id, validated.auth_data, original=stored)
+        merged = dict(stored)
+        merged.update(validated.auth_data)
+        user["authData"] = merged
+        clean_auth_data(user)
+        user["authDataResponse"] = validated.response
         return user
+
+    # --- POST /challenge -----------------------------------------------------------------------------
+
+    async def challenge(self, body: Any, auth: Auth, info: CallInfo | None = None) -> dict[str, Any]:
+        """Parse's ``POST /challenge``: the user is named by username/email and password or by one
+        provider's ``authData`` (validated, so an id alone is not enough), then each provider in
+        ``challengeData`` answers (a passkey's options, an SMS sent...). Any failure to identify
+        the user is 101 "User not found.", so that ids cannot be probed."""
+        body = body if isinstance(body, dict) else {}
+        username, email, password = body.get("username"), body.get("email"), body.get("password")
+        auth_data, challenge_data = body.get("authData"), body.get("challengeData")
+        user: dict[str, Any] | None = None
+        if username or email:
+            if not password:
+                raise ParseError(Code.OTHER_CAUSE,
+                                 "You provided username or email, you need to also provide password.")
+            checked = await self.users._check_credentials(body, auth)
+            user = await self.record(checked["objectId"])
+        if not challenge_data:
+            raise ParseError(Code.OTHER_CAUSE, "Nothing to challenge.")
+        if not isinstance(challenge_data, dict):
+            raise ParseError(Code.OTHER_CAUSE, "challengeData should be an object.")
+        if auth_data is not None:
+            user = await self._challenged_user(auth_data, user, auth, info)
+        request = self.steps.request(auth, user, info.ip if info else None)
+        request.is_challenge = True
+        answers: dict[str, Any] = {}
+        for name in sorted(challenge_data):
+            adapter = self.providers.find(name)
+            if adapter is None:
+                continue
+            entry = auth_data.get(name) if isinstance(auth_data, dict) else None
+            answer = await guarded(name, "challenge", adapter.challenge(challenge_data[name], entry, request),
+                                   "Challenge failed. Unknown error.")
+            answers[name] = answer if answer is not None else True
+        return {"challengeData": answers}
+
+    async def _challenged_user(self, auth_data: Any, user: dict[str, Any] | None, auth: Auth,
+                               info: CallInfo | None) -> dict[str, Any]:
+        if not isinstance(auth_data, dict):
+            raise ParseError(Code.OTHER_CAUSE, "authData should be an object.")
+        if user is not None:
+            raise ParseError(Code.OTHER_CAUSE,
+                             "You cannot provide username/email and authData, only use one identification method.")
+        for key, value in auth_data.items():
+            if value is not None and not isinstance(value, dict):
+                raise ParseError(Code.OTHER_CAUSE, f"authData.{str(key)[:64]} should be an object.")
+        with_id = [name for name, value in auth_data.items() if isinstance(value, dict) and value.get("id")]
+        if len(with_id) > 1:
+            raise ParseError(Code.OTHER_CAUSE, "You cannot provide more than one authData provider with an id.")
+        try:
+            _check_shape(auth_data)
+            found = await self.find_users(auth_data, auth)
+            if len(found) != 1 or not with_id:
+                raise ParseError(Code.OBJECT_NOT_FOUND, "User not found.")
+            provider = with_id[0]
+            # The data that names the user must also prove it, or ids could be probed.
+            await self.steps.validate({provider: auth_data[provider]}, auth, found[0], info.ip if info else None)
+            return found[0]
+        except ParseError as error:
+            log.info("challenge: user not identified (%s %s)", error.code, error.message)
+            raise ParseError(Code.OBJECT_NOT_FOUND, "User not found.") from None

@@ -1,8 +1,9 @@
 """Users (``_User``): sign-up, log-in, log-out, the current user, and the rules of user writes.
 
 Passwords never leave this module: the hash lives in the hidden ``_hashed_password`` column, which
-no read selects. Every answer about a user goes through ``sanitize``: no password, no session token
-of someone else, ``authData`` only for the user and the master key, and ``email`` hidden from other
+no read selects. Every answer about a user goes through ``UserView`` (``auth_steps.py``): no password,
+no session token of someone else, ``authData`` only for the user and the master key (as each
+provider's ``after_find`` shows it), and ``email`` hidden from other
 users (Parse Server's default ``protectedFields``).
 """
 
@@ -12,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bastion.core.auth import MASTER_AUTH, Auth, CallInfo
+from bastion.core.auth import Auth, CallInfo
 from bastion.core.query import ir
 from bastion.core.query.regex_parse import escape_regex_literal
 from bastion.core.schema import HIDDEN_COLUMNS, ClassSchema
@@ -20,13 +21,14 @@ from bastion.core.system_classes import SESSION, USER
 from bastion.core.types import encode_date, now_ms
 from bastion.domain.account_emails import AccountEmails
 from bastion.domain.account_policy import CHANGED_AT, AccountPolicy
+from bastion.domain.auth_steps import UserView, clean_auth_data
 from bastion.domain.passwords import PasswordHasher
 from bastion.domain.read import Reader
 from bastion.domain.roles import Roles
 from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.sessions import Session, Sessions
 from bastion.domain.triggers import NO_TRIGGERS, Triggers
-from bastion.domain.user_auth_data import UserAuthData, clean_auth_data
+from bastion.domain.user_auth_data import UserAuthData, as_user
 from bastion.domain.write import TakeSecrets, Writer, new_object_id
 from bastion.errors import Code, ParseError
 from bastion.ports.storage import MASTER, FindQuery, Set, StorageAdapter
@@ -58,7 +60,7 @@ class Users:
                  sessions: Sessions, roles: Roles, hasher: PasswordHasher | None = None,
                  options: UserOptions | None = None, *, providers: ProviderRegistry | None = None,
                  emails: AccountEmails | None = None, policy: AccountPolicy | None = None,
-                 triggers: Triggers = NO_TRIGGERS) -> None:
+                 triggers: Triggers = NO_TRIGGERS, view: UserView | None = None) -> None:
         self.storage = storage
         self.schemas = schemas
         self.reader = reader
@@ -75,6 +77,8 @@ class Users:
         self.triggers = triggers
         # authData (sign-up and log-in with providers, linking: user_auth_data.py), when providers are given.
         self.auth_data = UserAuthData(self, providers) if providers is not None else None
+        # What a caller may see of a user (each provider's after_find: MFA secrets never leave).
+        self.view = view or UserView(providers)
 
     # --- who a request acts as ------------------------------------------------------------------
 
@@ -153,23 +157,34 @@ class Users:
         """As Parse Server: the credentials, then cloud code's before_login (which may refuse), then
         the session, then after_login."""
         user = await self._check_credentials(payload, auth, check_age=True)
-        if self.auth_data is not None and "authData" in payload:
-            # Extra providers are validated, then before_login runs, then they are stored.
+        if self.auth_data is not None:
+            # A user with MFA must give it; extra providers are validated, then before_login runs,
+            # then they are stored.
             checked = user
 
             async def before_store() -> None:
                 await self.before_login(checked, auth, info)
-            user = await self.auth_data.after_password_login(user, payload["authData"], before_store)
+            user = await self.auth_data.after_password_login(user, payload.get("authData"), auth, info, before_store)
         else:
             await self.before_login(user, auth, info)
         session = await self.sessions.create(user["objectId"], {"action": "login", "authProvider": "password"},
                                              auth.installation_id)
-        user["sessionToken"] = session.token
         await self.after_login(user, auth, info)
-        return user
+        response = self._as_self(user, auth)
+        response["sessionToken"] = session.token
+        return response
+
+    def _as_self(self, user: dict[str, Any], auth: Auth) -> dict[str, Any]:
+        """The user as it sees itself (the master key sees everything)."""
+        answer = dict(user)
+        extra = answer.pop("authDataResponse", None)
+        answer = self.view(answer, auth if auth.is_master else as_user(user["objectId"], auth.installation_id))
+        if extra is not None:
+            answer["authDataResponse"] = extra
+        return answer
 
     async def verify_password(self, payload: dict[str, Any], auth: Auth) -> dict[str, Any]:
-        return await self._check_credentials(payload, auth)
+        return self._as_self(await self._check_credentials(payload, auth), auth)
 
     async def log_in_as(self, user_id: Any, auth: Auth) -> dict[str, Any]:
         if not auth.is_master:
@@ -261,6 +276,7 @@ class Users:
         user = await self._user_by_id(session.user_id) if session else None
         if session is None or user is None:
             raise ParseError(Code.INVALID_SESSION_TOKEN, DENIED)  # "Invalid session token"
+        user = self.view(user, as_user(session.user_id))
         user["sessionToken"] = token
         return user
 
@@ -298,7 +314,7 @@ class Users:
             self.emails.check_login(user, auth, payload)  # 205 while the email is unverified
         if check_age and self.policy is not None:
             await self.policy.check_password_age(record)  # 101 once the password is too old
-        return sanitize(user, MASTER_AUTH)
+        return strip_secrets(user)
 
     async def _find_login(self, username: str | None, email: str | None) -> dict[str, Any] | None:
         schema = self.schemas.get(USER)
@@ -337,7 +353,7 @@ class Users:
         await self._check_unique(body, object_id)
         auth_data_response = None
         if self.auth_data is not None:
-            body, auth_data_response = await self.auth_data.before_update(object_id, body, auth)
+            body, auth_data_response = await self.auth_data.before_update(object_id, body, auth, info)
         data = {k: v for k, v in body.items() if k != "password"}
         hidden: dict[str, Any] = dict(policy_columns)
         take_password = None
@@ -428,22 +444,19 @@ class Users:
         records = await self.storage.find(schema, FindQuery(node, limit=1, columns=self._columns(schema)), MASTER)
         if not records:
             return None
-        return sanitize(self.reader.encode(schema, records[0]), MASTER_AUTH)
+        return strip_secrets(self.reader.encode(schema, records[0]))
 
     async def _ensure_class(self) -> None:
         if self.schemas.get(USER) is None:
             await self.schemas.ensure_fields(USER, {}, may_create_class=True)
 
 
-def sanitize(user: dict[str, Any], auth: Auth) -> dict[str, Any]:
-    """A ``_User`` object as ``auth`` may see it."""
+def strip_secrets(user: dict[str, Any]) -> dict[str, Any]:
+    """A ``_User`` object without what nobody is shown (the whole ``authData`` stays, for the
+    server's own use: answers go through ``UserView``)."""
     user.pop("password", None)
     user.pop("sessionToken", None)
-    clean_auth_data(user)
-    if auth.is_master or auth.user_id == user.get("objectId"):
-        return user
-    user.pop("authData", None)  # email: Parse Server's default protectedFields (core/permissions.py)
-    return user
+    return clean_auth_data(user)
 
 
 def session_json(session: Session, created_with: dict[str, Any]) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from bastion.domain.auth_providers import (
     OidcProvider,
     ProviderRegistry,
 )
+from bastion.core.auth import PUBLIC_AUTH
+from bastion.domain.auth_steps import AuthSteps
 from bastion.errors import Code, ParseError
 from tests.oidc_issuer import CLIENT, Issuer, SigningKey, claims, ec_key, rsa_key, serve, sign
 
@@ -389,11 +391,16 @@ def test_config_mistakes_are_refused(options: dict[str, Any]) -> None:
 # --- the registry and anonymous -------------------------------------------------------------------
 
 
+async def _validate(registry: ProviderRegistry, name: str, auth_data: Any) -> None:
+    """One provider's entry through the server's validation steps, as a sign-up would send it."""
+    await AuthSteps(registry).validate({name: auth_data}, PUBLIC_AUTH, None)
+
+
 async def test_unknown_provider_is_unsupported() -> None:
     registry = ProviderRegistry.from_options()
     for name in ("facebook", "nope", "foo bar", "__proto__", ""):
         with pytest.raises(ParseError) as caught:
-            await registry.validate(name, {"id": "x"})
+            await _validate(registry, name, {"id": "x"})
         assert (caught.value.code, caught.value.message) == (
             UNSUPPORTED_SERVICE,
             "This authentication method is unsupported.",
@@ -405,8 +412,8 @@ async def test_unknown_provider_is_unsupported() -> None:
 async def test_anonymous_accepts_any_string_id() -> None:
     registry = ProviderRegistry.from_options()
     assert registry.names() == ("anonymous",)
-    await registry.validate("anonymous", {"id": "2b3c5f0e-8d1a-4c55-9d2e-1f6a7b8c9d0e"})
-    await registry.validate("anonymous", {"foo": 1})  # Parse Server 9 accepts this too
+    await _validate(registry, "anonymous", {"id": "2b3c5f0e-8d1a-4c55-9d2e-1f6a7b8c9d0e"})
+    await _validate(registry, "anonymous", {"foo": 1})  # Parse Server 9 accepts this too
     assert registry.lookup_id("anonymous", {"id": "abc"}) == "abc"
     assert registry.lookup_id("anonymous", {"id": ""}) is None
     assert registry.lookup_id("anonymous", {}) is None
@@ -424,10 +431,10 @@ def test_an_id_that_is_not_a_string_is_162(bad_id: Any) -> None:
     )
 
 
-@pytest.mark.parametrize("auth_data", ["abc", 5, ["id"], None])
+@pytest.mark.parametrize("auth_data", ["abc", 5, ["id"]])
 async def test_auth_data_that_is_not_an_object_is_unsupported(auth_data: Any) -> None:
     with pytest.raises(ParseError) as caught:
-        await ProviderRegistry.from_options().validate("anonymous", auth_data)
+        await _validate(ProviderRegistry.from_options(), "anonymous", auth_data)
     assert caught.value.code == UNSUPPORTED_SERVICE
 
 
@@ -441,7 +448,7 @@ async def test_auth_data_that_is_not_an_object_is_unsupported(auth_data: Any) ->
 async def test_anonymous_can_be_turned_off(registry: ProviderRegistry) -> None:
     assert "anonymous" not in registry
     with pytest.raises(ParseError) as caught:
-        await registry.validate("anonymous", {"id": "x"})
+        await _validate(registry, "anonymous", {"id": "x"})
     assert caught.value.code == UNSUPPORTED_SERVICE
 
 
@@ -454,13 +461,13 @@ async def test_registry_from_options_validates_oidc_tokens(issuer: Issuer) -> No
     )
     assert set(registry.names()) == {"anonymous", "corp"}
     token = sign(issuer.keys[0], claims(issuer, sub="abc"))
-    await registry.validate("corp", {"id": "abc", "id_token": token})
+    await _validate(registry, "corp", {"id": "abc", "id_token": token})
     assert registry.lookup_id("corp", {"id": "abc", "id_token": token}) == "abc"
     with pytest.raises(ParseError) as caught:
-        await registry.validate("corp", {"id": "other", "id_token": token})
+        await _validate(registry, "corp", {"id": "other", "id_token": token})
     assert caught.value.code == Code.OBJECT_NOT_FOUND
     with pytest.raises(ParseError) as caught:
-        await registry.validate("off", {"id": "abc", "id_token": token})
+        await _validate(registry, "off", {"id": "abc", "id_token": token})
     assert caught.value.code == UNSUPPORTED_SERVICE
     await registry.aclose()
 
@@ -468,7 +475,7 @@ async def test_registry_from_options_validates_oidc_tokens(issuer: Issuer) -> No
 @pytest.mark.parametrize(
     "auth",
     [
-        {"facebook": {"appIds": ["1"]}},
+        {"nope": {"appIds": ["1"]}},
         {"corp": {"issuer": "https://id.example.com", "clientId": "web"}},
         {"bad name": {"oidc": True, "issuer": "https://id.example.com", "clientId": "web"}},
         {"corp": {"oidc": True, "issuer": "ftp://id.example.com", "clientId": "web"}},

@@ -9,6 +9,9 @@ from bastion import cloud
 
 PUBLIC = [
     "ACL",
+    "AuthAdapter",
+    "AuthRequest",
+    "AuthResult",
     "AuthTriggerRequest",
     "Error",
     "EventRequest",
@@ -35,6 +38,7 @@ PUBLIC = [
     "after_logout",
     "after_save",
     "after_save_file",
+    "auth_adapter",
     "before_connect",
     "before_delete",
     "before_delete_file",

@@ -50,6 +50,8 @@ class CloudRegistry:
     source: str | None = None  # the file or package it was loaded from
     # cloud.Object subclasses the code defines (class_name = "Thing"): what its objects of that class are
     object_classes: dict[str, type[Object]] = field(default_factory=dict)
+    # auth adapters by name (``cloud.auth_adapter``): AuthAdapter classes or instances
+    auth_adapters: dict[str, Any] = field(default_factory=dict)
 
     def trigger(self, kind: str, class_name: str) -> Registered | None:
         return self.triggers.get((kind, class_name))

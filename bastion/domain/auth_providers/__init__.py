@@ -1,15 +1,28 @@
-"""authData providers: a registry, ``anonymous``, and generic OpenID Connect."""
+"""authData providers: Parse Server's adapter interface, a registry built from the ``auth`` option,
+and the adapters themselves (one module per provider or family)."""
 
+from bastion.domain.auth_providers.adapter import (
+    AdapterContext,
+    AuthAdapter,
+    AuthRequest,
+    AuthResult,
+    Policy,
+)
 from bastion.domain.auth_providers.anonymous import AnonymousProvider
-from bastion.domain.auth_providers.base import UNSUPPORTED_SERVICE, AuthProvider
+from bastion.domain.auth_providers.base import UNSUPPORTED_SERVICE
 from bastion.domain.auth_providers.oidc import OidcConfig, OidcProvider
-from bastion.domain.auth_providers.registry import ProviderRegistry
+from bastion.domain.auth_providers.registry import AuthConfigError, ProviderRegistry
 
 __all__ = [
     "UNSUPPORTED_SERVICE",
+    "AdapterContext",
     "AnonymousProvider",
-    "AuthProvider",
+    "AuthAdapter",
+    "AuthConfigError",
+    "AuthRequest",
+    "AuthResult",
     "OidcConfig",
     "OidcProvider",
+    "Policy",
     "ProviderRegistry",
 ]

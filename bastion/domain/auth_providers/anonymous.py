@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from bastion.domain.auth_providers.base import string_id
+from bastion.domain.auth_providers.adapter import AuthAdapter, AuthRequest, AuthResult
 
 
-class AnonymousProvider:
-    async def validate(self, auth_data: dict[str, Any]) -> None:
+class AnonymousProvider(AuthAdapter):
+    async def validate_auth_data(self, auth_data: dict[str, Any], request: AuthRequest) -> AuthResult | None:
         # Parse Server's anonymous adapter resolves for any authData: whoever knows the id is the user.
         return None
 
     def id_of(self, auth_data: dict[str, Any]) -> str:
-        return string_id("anonymous", auth_data)
+        return super().id_of(auth_data)

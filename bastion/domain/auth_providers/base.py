@@ -1,9 +1,9 @@
-"""The authData provider contract and the errors Parse Server 9 gives around it."""
+"""Names and errors shared by every authData provider, as Parse Server 9 gives them."""
 
 from __future__ import annotations
 
 import re
-from typing import Any, Protocol
+from typing import Any
 
 from bastion.errors import Code, ParseError
 
@@ -11,16 +11,6 @@ UNSUPPORTED_SERVICE = 252  # Parse.Error.UNSUPPORTED_SERVICE
 
 # authData.<provider> is stored in a `_auth_data_<provider>` column: the name must be a safe identifier.
 PROVIDER_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
-
-
-class AuthProvider(Protocol):
-    async def validate(self, auth_data: dict[str, Any]) -> None:
-        """Accept this provider's ``authData`` entry or raise ``ParseError``."""
-        ...
-
-    def id_of(self, auth_data: dict[str, Any]) -> str:
-        """The account id within the provider (``authData.<name>.id``)."""
-        ...
 
 
 def unsupported() -> ParseError:

@@ -19,6 +19,7 @@ import httpx
 import jwt
 from jwt.types import Options
 
+from bastion.domain.auth_providers.adapter import AdapterContext, AuthAdapter, AuthRequest, AuthResult
 from bastion.domain.auth_providers.base import string_id
 from bastion.domain.auth_providers.fetch import FetchError, check_url, fetch_json
 from bastion.domain.auth_providers.jwks import JwksCache, KeysUnavailable
@@ -85,32 +86,56 @@ class OidcConfig:
         return cls(issuer=issuer, client_ids=client_ids, jwks_uri=options.get("jwksUri"), **extra)
 
 
-class OidcProvider:
+class OidcProvider(AuthAdapter):
+    """Made by the registry for ``{"oidc": true, …}`` (then ``setup`` reads the options), or directly
+    with a name and a config."""
+
     def __init__(
         self,
-        name: str,
-        config: OidcConfig,
+        name: str = "",
+        config: OidcConfig | None = None,
         *,
         http: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__()
         self.name = name
+        self._clock = clock
+        self._now = now
+        self._owns_http = False
+        self._discovered_jwks_uri: str | None = None
+        if config is not None:
+            self._start(config, http)
+
+    def setup(self, context: AdapterContext) -> None:
+        self.name = context.name
+        self.options = context.options
+        self._now = context.now
+        try:
+            config = OidcConfig.from_options(context.options)
+        except (TypeError, ValueError) as error:
+            raise ValueError(str(error)) from None
+        self._start(config, context.http)
+
+    def _start(self, config: OidcConfig, http: httpx.AsyncClient | None) -> None:
         self.config = config
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(timeout=config.http_timeout, follow_redirects=False)
-        self._now = now
-        self._discovered_jwks_uri: str | None = None
         self.keys = JwksCache(
             self._jwks_uri,
             lambda url: fetch_json(self._http, url),
             max_age=config.cache_max_age,
             min_refetch_interval=config.min_refetch_interval,
-            clock=clock,
+            clock=self._clock,
         )
 
     def id_of(self, auth_data: dict[str, Any]) -> str:
         return string_id(self.name, auth_data)
+
+    async def validate_auth_data(self, auth_data: dict[str, Any], request: AuthRequest) -> AuthResult | None:
+        await self.validate(auth_data)
+        return None
 
     async def validate(self, auth_data: dict[str, Any]) -> None:
         token = auth_data.get("id_token") or auth_data.get("token")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bastion.core.system_classes import USER
+from bastion.errors import Code, ParseError
 from bastion.http.context import RequestContext
 from bastion.http.responses import Response
 from bastion.http.router import Router
@@ -68,6 +69,13 @@ async def delete(req: RequestContext) -> Response:
     return Response({})
 
 
+async def challenge(req: RequestContext) -> Response:
+    auth_data = req.services.users.auth_data
+    if auth_data is None:
+        raise ParseError(Code.OTHER_CAUSE, "Nothing to challenge.")
+    return Response(await auth_data.challenge(req.data, req.auth, req.call_info()))
+
+
 def register(router: Router) -> None:
     for prefix in ("/users", "/classes/_User"):
         router.add("GET", prefix, find)
@@ -82,3 +90,4 @@ def register(router: Router) -> None:
     router.add("GET", "/verifyPassword", verify_password)
     router.add("POST", "/verifyPassword", verify_password)
     router.add("POST", "/loginAs", log_in_as)
+    router.add("POST", "/challenge", challenge)
