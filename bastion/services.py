@@ -25,6 +25,7 @@ from bastion.cloud._runtime.reload import CloudReloader
 from bastion.cloud._runtime.runtime import CloudRuntime
 from bastion.cloud._runtime.scheduler import Scheduler, parse_schedule
 from bastion.config import Settings
+from bastion.core.auth import MASTER_AUTH
 from bastion.core.permissions import Permissions
 from bastion.core.query.parse import QueryLimits
 from bastion.core.system_classes import ROLE, USER
@@ -214,9 +215,17 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
     permissions = Permissions(settings.protected_fields, settings.protected_fields_owner_exempt)
     # authData providers (Parse's ``auth`` option and the adapters cloud code registered), and what
     # callers see of a user's authData through them.
+    # Adapters may mail (one-time codes) or call a cloud function (MFA's SMS hook).
+    mailer = mailer_from_url(settings.mail_url, settings.data_dir)
+
+    async def run_cloud_function(name: str, params: dict[str, Any]) -> Any:
+        return await cloud.run_function(name, params, MASTER_AUTH, None)
     auth_providers = ProviderRegistry.from_options(
         settings.auth, enable_anonymous_users=settings.enable_anonymous_users,
-        enable_insecure_auth_adapters=settings.enable_insecure_auth_adapters, custom=cloud.registry.auth_adapters)
+        enable_insecure_auth_adapters=settings.enable_insecure_auth_adapters, custom=cloud.registry.auth_adapters,
+        services={"mailer": mailer, "run_cloud_function": run_cloud_function,
+                  "app_name": settings.app_name or settings.app_id or "Bastion",
+                  "public_url": settings.public_url})
     user_view = UserView(auth_providers)
     reader = Reader(storage, schemas,
                     ReadOptions(max_limit=settings.max_limit, max_include_depth=settings.max_include_depth,
@@ -234,7 +243,6 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
     password_policy = PasswordPolicyOptions.from_json(settings.password_policy)
     policy = (AccountPolicy(storage, schemas, hasher, lockout, password_policy)
               if lockout is not None or password_policy is not None else None)
-    mailer = mailer_from_url(settings.mail_url, settings.data_dir)
     emails = AccountEmails(storage, schemas, sessions, mailer, email_options(settings), hasher, policy)
     users = Users(storage, schemas, reader, writer, sessions, roles, hasher,
                   UserOptions(revoke_sessions_on_password_change=settings.revoke_session_on_password_reset,
