@@ -31,6 +31,7 @@ from bastion.core.query.parse import QueryLimits
 from bastion.core.system_classes import ROLE, USER
 from bastion.domain.account_emails import AccountEmailOptions, AccountEmails
 from bastion.domain.account_policy import AccountPolicy, LockoutOptions, PasswordPolicyOptions
+from bastion.domain.auth_challenges import ChallengeStore
 from bastion.domain.auth_providers import ProviderRegistry
 from bastion.domain.auth_steps import UserView
 from bastion.domain.file_rules import DownloadRules, UploadRules, parse_extension_patterns
@@ -220,10 +221,12 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
 
     async def run_cloud_function(name: str, params: dict[str, Any]) -> Any:
         return await cloud.run_function(name, params, MASTER_AUTH, None)
+    # Single-use, expiring sign-in challenges (passkeys, mailed codes, the web flow), in the database.
+    challenges = ChallengeStore(storage, schemas)
     auth_providers = ProviderRegistry.from_options(
         settings.auth, enable_anonymous_users=settings.enable_anonymous_users,
         enable_insecure_auth_adapters=settings.enable_insecure_auth_adapters, custom=cloud.registry.auth_adapters,
-        services={"mailer": mailer, "run_cloud_function": run_cloud_function,
+        services={"mailer": mailer, "run_cloud_function": run_cloud_function, "challenges": challenges,
                   "app_name": settings.app_name or settings.app_id or "Bastion",
                   "public_url": settings.public_url})
     user_view = UserView(auth_providers)

@@ -24,6 +24,8 @@ JOB_STATUS = "_JobStatus"
 JOB_SCHEDULE = "_JobSchedule"
 AUDIENCE = "_Audience"
 IDEMPOTENCY = "_Idempotency"
+# Bastion's own: single-use, expiring sign-in challenges (passkeys, mailed codes, the web flow).
+AUTH_CHALLENGE = "_AuthChallenge"
 SCHEMA = "_SCHEMA"
 HOOKS = "_Hooks"
 GLOBAL_CONFIG = "_GlobalConfig"
@@ -94,6 +96,7 @@ TABLE: Mapping[str, SystemClass] = MappingProxyType({entry.name: entry for entry
     SystemClass(JOB_SCHEDULE),
     SystemClass(AUDIENCE),
     SystemClass(IDEMPOTENCY),
+    SystemClass(AUTH_CHALLENGE),
     _internal(SCHEMA),
     _internal(HOOKS),
     _internal(GLOBAL_CONFIG),
