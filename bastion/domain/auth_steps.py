@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from bastion.core.auth import Auth
 from bastion.core.query import ir
 from bastion.domain.auth_providers import AuthAdapter, AuthRequest, AuthResult, ProviderRegistry
@@ -50,14 +52,17 @@ def unchanged(entry: dict[str, Any], stored: Any) -> bool:
 
 
 async def guarded(provider: str, step: str, call: Awaitable[Any], failure: str = UNKNOWN_FAILURE) -> Any:
-    """An adapter call: ParseError passes, anything else is Parse's 141 "Auth failed. Unknown error."."""
+    """An adapter call: ParseError passes; any other exception is 141 with its message, as Parse
+    Server answers ``throw "…"`` from an adapter (``failure`` when it has none). A network error
+    that escaped the adapter says no more than ``failure``: its text names internal addresses."""
     try:
         return await call
     except ParseError:
         raise
-    except Exception:
+    except Exception as error:
         log.exception("auth step %s of provider %s failed", step or "validation", provider)
-        raise ParseError(Code.SCRIPT_FAILED, failure) from None
+        message = "" if isinstance(error, httpx.HTTPError | OSError) else str(error)
+        raise ParseError(Code.SCRIPT_FAILED, message[:500] or failure) from None
 
 
 class AuthSteps:

@@ -326,7 +326,9 @@ class UserAuthData:
             return validated.auth_data, validated.response
         changed = _mutated(auth_data, stored)
         if not changed:
-            return auth_data, None  # an echo of what is stored: not validated, stored as sent (as Parse)
+            # An echo of what is stored (or a part of it): not validated, and not stored either.
+            # Parse Server stores it as sent, so {"mfa": {}} would wipe an entry without its code.
+            return {}, None
         validated = await self.validate(changed, auth, owner or found[0], info)
         await self._check_unique(validated.auth_data, object_id)
         return validated.auth_data, validated.response

@@ -215,6 +215,7 @@ def test_a_provider_entry_must_be_an_object(api: httpx.Client) -> None:
 # --- linking and unlinking ---------------------------------------------------------------------------
 
 
+@pytest.mark.differs_from_parse_server("Parse Server stores an echoed or partial authData entry as sent")
 def test_link_echo_and_unlink(api: httpx.Client, issuer: Issuer) -> None:
     user_id, token = sign_up(api)
     data = oidc(issuer)
@@ -228,8 +229,13 @@ def test_link_echo_and_unlink(api: httpx.Client, issuer: Issuer) -> None:
         again = api.put(f"/users/{user_id}", json={"authData": {PROVIDER: echo}}, headers=as_user(token))
         assert again.status_code == 200, again.text
         assert set(again.json()) == {"updatedAt"}
-    # ... but stored as sent, as Parse Server does: the entry now holds the id alone.
-    assert me(api, token)["authData"] == {PROVIDER: {"id": data["id"]}}
+    # ... and not stored either: Parse Server stores the echo as sent (here the id alone), which would
+    # let partial data wipe an entry (an MFA secret) without proving anything.
+    assert me(api, token)["authData"] == {PROVIDER: data}
+    # An entry without its id names no linked account: it is validated as a new link, and refused.
+    partial = api.put(f"/users/{user_id}", json={"authData": {PROVIDER: {}}}, headers=as_user(token))
+    assert partial.status_code == 400 and partial.json()["code"] == 206, partial.text
+    assert me(api, token)["authData"] == {PROVIDER: data}
 
     # The linked provider logs the user in.
     login = api.post("/users", json={"authData": {PROVIDER: oidc(issuer, data["id"])}})

@@ -11,11 +11,12 @@ Each step may return an ``AuthResult``: ``save`` replaces what is stored for the
 ``response`` goes to the client under ``authDataResponse.<provider>``, ``do_not_save`` keeps what
 is stored. ``before_find`` runs before the server looks the user up (a code exchanged for the
 account id), ``after_find`` rewrites the provider's entry in every answer (secrets out),
-``challenge`` answers ``POST /challenge``, ``validate_unlink`` may refuse an unlink, and ``policy`` says whether the provider signs in alone
-(``default``, ``solo``) or only beside another one (``additional``, such as MFA).
+``challenge`` answers ``POST /challenge``, ``validate_unlink`` may refuse an unlink, and
+``policy`` says whether the provider signs in alone (``default``, ``solo``) or only beside another
+one (``additional``, such as MFA).
 
 Adapters raise ``ParseError`` to refuse; any other exception is answered as Parse Server answers
-it, 141 "Auth failed. Unknown error.", and logged.
+a thrown value, 141 with its message ("Auth failed. Unknown error." without one), and logged.
 """
 
 from __future__ import annotations
