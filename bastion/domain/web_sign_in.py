@@ -53,6 +53,7 @@ STATE_TTL = 600.0
 TICKET_TTL = 120.0
 HANDOFF_TTL = 120.0
 COOKIE_PREFIX = "bastion_web_"
+SWEEP_EVERY = 100
 MAX_ANSWER_BYTES = 256 * 1024
 MAX_TOKEN_LENGTH = 16 * 1024
 _ERROR_SLUG = re.compile(r"[a-z_]{1,40}")
@@ -73,12 +74,14 @@ class Started:
     url: str  # the provider's authorization URL
     cookie_name: str
     cookie_value: str  # binds the flow to this browser
+    callback_url: str  # where the cookie goes back to
 
 
 @dataclass(frozen=True, slots=True)
 class Finished:
     location: str  # the app's URL with ``code`` or ``error``
-    cookie_name: str | None  # the binding cookie to clear
+    cookie_name: str  # the binding cookie to clear
+    callback_url: str
 
 
 def _b64(data: bytes) -> str:
@@ -110,6 +113,7 @@ class WebSignIn:
         self.users = users
         self.challenges = challenges
         self.public_url = public_url.rstrip("/")
+        self._starts = 0
 
     def config(self, provider: str) -> WebConfig:
         """The provider's web options; 252 when it has none (or is not enabled)."""
@@ -153,6 +157,9 @@ class WebSignIn:
             target = str(taken.data["redirect"])
         else:
             target = self._redirect(config, redirect)
+        self._starts += 1
+        if self._starts % SWEEP_EVERY == 0:
+            await self.challenges.sweep()  # expired flows nobody finished
         state = secrets.token_urlsafe(32)
         verifier = secrets.token_urlsafe(48)  # 64 characters (RFC 7636: 43 to 128)
         nonce = secrets.token_urlsafe(24)
@@ -165,7 +172,8 @@ class WebSignIn:
                   "code_challenge": pkce_challenge(verifier), "code_challenge_method": "S256"}
         if config.sign_in_with == "id_token":
             params["nonce"] = nonce
-        return Started(with_params(config.authorization_url, params), cookie_name(state), binding)
+        return Started(with_params(config.authorization_url, params), cookie_name(state), binding,
+                       params["redirect_uri"])
 
     # --- 2. callback ---------------------------------------------------------------------------------
 
@@ -183,6 +191,7 @@ class WebSignIn:
         data = taken.data
         target = str(data["redirect"])
         name = cookie_name(state)
+        back = self.callback_url(provider, config)
         try:
             binding = cookies.get(name)
             if not binding or not hmac.compare_digest(digest(binding), str(data.get("binding"))):
@@ -190,16 +199,16 @@ class WebSignIn:
             answer = await self._finish(provider, config, query, data, info)
         except FlowError as error:
             log.info("web sign-in with %s refused: %s %s", provider, error.error, error.description)
-            return Finished(self._error_location(target, error), name)
+            return Finished(self._error_location(target, error), name, back)
         except ParseError as error:
             log.info("web sign-in with %s refused: %s %s", provider, error.code, error.message)
-            return Finished(self._error_location(target, FlowError("access_denied", error.message, error.code)), name)
+            return Finished(self._error_location(target, FlowError("access_denied", error.message, error.code)), name, back)
         except Exception:  # noqa: BLE001 - the app gets an error, the log the traceback, never a 500
             log.exception("web sign-in with %s failed", provider)
-            return Finished(self._error_location(target, FlowError("server_error", "The sign-in failed.")), name)
+            return Finished(self._error_location(target, FlowError("server_error", "The sign-in failed.")), name, back)
         code = secrets.token_urlsafe(32)
         await self.challenges.put(HANDOFF, answer, HANDOFF_TTL, key=digest(code))
-        return Finished(with_params(target, {"code": code}), name)
+        return Finished(with_params(target, {"code": code}), name, back)
 
     @staticmethod
     def _error_location(target: str, error: FlowError) -> str:
@@ -264,11 +273,12 @@ class WebSignIn:
             raise FlowError("server_error", "The provider's token answer is not a JSON object.")
         return answer
 
-    async def _call(self, method: str, url: str, config: WebConfig, **kwargs: Any) -> tuple[int, Any]:
+    async def _call(self, method: str, url: str, config: WebConfig, headers: dict[str, str] | None = None,
+                    **kwargs: Any) -> tuple[int, Any]:
         """One bounded call to the provider: status and JSON (None when the body is not JSON)."""
         try:
-            async with self.providers.http.stream(method, url, headers=kwargs.pop("headers", None) or {
-                    "Accept": "application/json"}, timeout=config.timeout, **kwargs) as response:
+            async with self.providers.http.stream(method, url, headers={"Accept": "application/json", **(headers or {})},
+                                                  timeout=config.timeout, **kwargs) as response:
                 body = bytearray()
                 async for chunk in response.aiter_bytes():
                     body += chunk
@@ -310,7 +320,7 @@ class WebSignIn:
             raise FlowError("server_error", "The provider sent no access token.")
         assert config.user_info_url is not None  # required for this mode (web_config)
         status, info = await self._call("GET", config.user_info_url, config,
-                                        headers={"Accept": "application/json", "Authorization": f"Bearer {access}"})
+                                        headers={"Authorization": f"Bearer {access}"})
         if status != 200 or not isinstance(info, dict):
             raise FlowError("access_denied", f"The provider's user info was refused ({status}).")
         fields = (config.user_id_field,) if config.user_id_field else ("sub", "id")

@@ -29,12 +29,12 @@ def _redirect(location: str, cookie: bytes | None = None) -> Response:
     return Response(raw=b"Found. Redirecting.", status=302, headers=headers, content_type=_TEXT)
 
 
-def _cookie(req: RequestContext, name: str, value: str, max_age: int) -> bytes:
-    """Sent back to the callback only (its path), over HTTPS when the server is public on it; Lax,
-    so that the provider's top-level redirect to the callback carries it."""
-    public = urlsplit(req.services.settings.public_url)
-    path = f"{public.path.rstrip('/')}/auth/{req.path_params['provider']}/callback"
-    secure = "; Secure" if public.scheme == "https" else ""
+def _cookie(callback_url: str, name: str, value: str, max_age: int) -> bytes:
+    """Sent back to the callback only (its path), over HTTPS when the callback is; Lax, so that the
+    provider's top-level redirect to the callback carries it."""
+    callback = urlsplit(callback_url)
+    path = callback.path or "/"
+    secure = "; Secure" if callback.scheme == "https" else ""
     return f"{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}".encode("ascii")
 
 
@@ -56,14 +56,13 @@ async def start(req: RequestContext) -> Response:
         # Linking: the signed-in app's fetch gets a single-use URL to send the browser to.
         return Response({"url": await web.link_ticket(provider, redirect, token)}, headers=list(_PRIVATE))
     started = await web.start(provider, redirect, req.query.get("ticket"))
-    return _redirect(started.url, _cookie(req, started.cookie_name, started.cookie_value, 600))
+    return _redirect(started.url, _cookie(started.callback_url, started.cookie_name, started.cookie_value, 600))
 
 
 async def callback(req: RequestContext) -> Response:
     finished = await req.services.web_sign_in.callback(req.path_params["provider"], req.query, _cookies(req),
                                                        req.call_info())
-    cleared = _cookie(req, finished.cookie_name, "", 0) if finished.cookie_name else None
-    return _redirect(finished.location, cleared)
+    return _redirect(finished.location, _cookie(finished.callback_url, finished.cookie_name, "", 0))
 
 
 async def session(req: RequestContext) -> Response:
@@ -74,6 +73,6 @@ async def session(req: RequestContext) -> Response:
 
 
 def register(router: Router) -> None:
-    router.add("POST", "/auth/session", session)
+    router.add("POST", "/auth/session", session, new_identity=True)
     router.add("GET", "/auth/:provider/start", start, public=True)
     router.add("GET", "/auth/:provider/callback", callback, public=True)
