@@ -48,6 +48,7 @@ from bastion.domain.schema_registry import SchemaRegistry
 from bastion.domain.script_log import ScriptLog, ScriptLogOptions
 from bastion.domain.sessions import Sessions
 from bastion.domain.users import UserOptions, Users
+from bastion.domain.web_sign_in import WebSignIn
 from bastion.domain.write import WriteOptions, Writer
 from bastion.invalidation import Invalidation
 from bastion.keys import authenticate
@@ -161,6 +162,7 @@ class Services:
     idempotency: Idempotency | None
     script_log: ScriptLog
     file_url: FileUrls
+    web_sign_in: WebSignIn
 
     async def start(self) -> None:
         await self.storage.open()
@@ -252,6 +254,8 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
                               enforce_private_users=settings.enforce_private_users),
                   providers=auth_providers, emails=emails, policy=policy, triggers=cloud, view=user_view)
     installations = Installations(storage, schemas, writer)
+    # Sign-in for web apps through the server (providers with ``web`` options).
+    web_sign_in = WebSignIn(auth_providers, users, challenges, settings.public_url)
     # Which service a class's objects go through (its owner's, else the generic pipelines).
     objects = Objects(reader, writer, users, sessions, installations)
     files = Files(open_files(settings.files, settings.data_dir, settings.database_url), upload_rules(settings),
@@ -293,7 +297,8 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
                     objects=objects, auth_providers=auth_providers, mailer=mailer, emails=emails, files=files,
                     pubsub=pubsub, cloud=cloud, cloud_server=cloud_server, cloud_reloader=cloud_reloader, jobs=jobs,
                     scheduler=scheduler, push_queue=push_queue, push=push, livequery=livequery,
-                    invalidation=invalidation, idempotency=idempotency, script_log=script_log, file_url=file_url)
+                    invalidation=invalidation, idempotency=idempotency, script_log=script_log, file_url=file_url,
+                    web_sign_in=web_sign_in)
 
 
 def _push_adapters(settings: Settings) -> list[Any]:

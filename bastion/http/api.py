@@ -58,6 +58,7 @@ from bastion.http.routes import (
     sessions,
     unavailable,
     users,
+    web_sign_in,
 )
 from bastion.keys import authenticate
 
@@ -74,7 +75,7 @@ def build_router() -> Router:
     # /classes/_Session, /classes/_Installation and /classes/_GlobalConfig, as in Parse Server.
     for module in (health, users, sessions, installations, roles, config_class, classes, schemas, config,
                    aggregate, batch, account_emails, pages, files, functions, hooks, jobs, cloud_code, push,
-                   push_audiences, server_info, unavailable, logs, analytics):
+                   push_audiences, server_info, unavailable, logs, analytics, web_sign_in):
         module.register(router)
     return router
 

@@ -24,6 +24,7 @@ import httpx
 
 from bastion.domain.auth_providers.adapter import POLICIES, AdapterContext, AuthAdapter
 from bastion.domain.auth_providers.base import PROVIDER_NAME, string_id, unsupported
+from bastion.domain.auth_providers.web_config import WebConfig, web_config
 
 log = logging.getLogger("bastion.auth")
 
@@ -96,6 +97,8 @@ def _as_factory(provider: str, target: Any) -> AdapterFactory:
 class ProviderRegistry:
     def __init__(self, http: httpx.AsyncClient | None = None) -> None:
         self._providers: dict[str, AuthAdapter] = {}
+        # Providers whose entry has ``web``: the server-side sign-in flow for web apps (web_sign_in.py).
+        self.web: dict[str, WebConfig] = {}
         self._owns_http = http is None
         self.http = http or httpx.AsyncClient(timeout=HTTP_TIMEOUT, follow_redirects=False)
 
@@ -162,6 +165,14 @@ class ProviderRegistry:
 
     def _add(self, name: str, factory: AdapterFactory, options: Mapping[str, Any], insecure: bool,
              services: Mapping[str, Any] | None) -> None:
+        web = options.get("web")
+        if web is not None:
+            # The web flow's options are the server's, not the adapter's (which may refuse unknown keys).
+            options = {key: value for key, value in options.items() if key != "web"}
+            try:
+                self.web[name] = web_config(name, web)
+            except ValueError as error:
+                raise AuthConfigError(f"auth provider {name!r}: {error}") from None
         try:
             adapter = factory()
         except Exception as error:
