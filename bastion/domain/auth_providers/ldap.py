@@ -9,7 +9,7 @@ The password is checked and never stored: what is saved is the entry without it 
 deletes it from authData after the bind), and answers never show one.
 
 ldap3 is synchronous: each check runs in a worker thread, bounded by ``connectTimeout`` and
-``timeout`` (milliseconds, as ldapjs names them).
+``timeout`` (milliseconds, as ldapjs names them; ldap3 takes the read timeout in whole seconds).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import ssl
 from collections.abc import Mapping
 from typing import Any
@@ -172,7 +173,7 @@ class LdapAdapter(AuthAdapter):
         or an error code for anything else."""
         server = ldap3.Server(self.url, get_info=ldap3.NONE, tls=self.tls, connect_timeout=self.connect_timeout)
         connection = ldap3.Connection(server, user=user_dn, password=password, auto_bind=ldap3.AUTO_BIND_NONE,
-                                      read_only=True, receive_timeout=self.timeout, auto_escape=False,
+                                      read_only=True, receive_timeout=math.ceil(self.timeout), auto_escape=False,
                                       auto_referrals=False, raise_exceptions=False)
         try:
             if not connection.bind():
