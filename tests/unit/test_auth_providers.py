@@ -17,6 +17,7 @@ import jwt
 import pytest
 from jwt.algorithms import RSAAlgorithm
 
+from bastion.core.auth import PUBLIC_AUTH
 from bastion.domain.auth_providers import (
     UNSUPPORTED_SERVICE,
     AnonymousProvider,
@@ -24,7 +25,6 @@ from bastion.domain.auth_providers import (
     OidcProvider,
     ProviderRegistry,
 )
-from bastion.core.auth import PUBLIC_AUTH
 from bastion.domain.auth_steps import AuthSteps
 from bastion.errors import Code, ParseError
 from tests.oidc_issuer import CLIENT, Issuer, SigningKey, claims, ec_key, rsa_key, serve, sign
