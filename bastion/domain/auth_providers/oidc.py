@@ -9,36 +9,19 @@ adapters give (jsonwebtoken's for signature and claim failures).
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any
 
 import httpx
-import jwt
-from jwt.types import Options
 
 from bastion.domain.auth_providers.adapter import AdapterContext, AuthAdapter, AuthRequest, AuthResult
 from bastion.domain.auth_providers.base import string_id
 from bastion.domain.auth_providers.fetch import FetchError, check_url, fetch_json
-from bastion.domain.auth_providers.jwks import JwksCache, KeysUnavailable
-from bastion.errors import Code, ParseError
+from bastion.domain.auth_providers.idtoken import IdTokenVerifier, check_issuer, check_subject
+from bastion.domain.auth_providers.jwks import JwksCache
 
-log = logging.getLogger("bastion.auth")
-
-MAX_TOKEN_LENGTH = 16 * 1024
-_CLAIM_CHECKS_OFF: Options = {
-    "verify_signature": True,
-    "verify_exp": False,
-    "verify_nbf": False,
-    "verify_iat": False,
-    "verify_aud": False,
-    "verify_iss": False,
-    "verify_sub": False,
-    "verify_jti": False,
-    "require": [],
-}
 _OPTION_KEYS = {"issuer", "clientId", "jwksUri", "clockTolerance", "cacheMaxAge", "oidc", "enabled"}
 
 
@@ -129,6 +112,8 @@ class OidcProvider(AuthAdapter):
             min_refetch_interval=config.min_refetch_interval,
             clock=self._clock,
         )
+        self.verifier = IdTokenVerifier(self.keys, clock_tolerance=config.clock_tolerance, now=lambda: self._now(),
+                                        name=self.name)
 
     def id_of(self, auth_data: dict[str, Any]) -> str:
         return string_id(self.name, auth_data)
@@ -139,67 +124,10 @@ class OidcProvider(AuthAdapter):
 
     async def validate(self, auth_data: dict[str, Any]) -> None:
         token = auth_data.get("id_token") or auth_data.get("token")
-        if not isinstance(token, str) or not token:
-            raise _refused("id token is invalid for this user.")
-        if len(token) > MAX_TOKEN_LENGTH:
-            raise _refused("provided token does not decode as JWT")
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise _refused("provided token does not decode as JWT") from None
-        kid = header.get("kid")
-        key = await self._key(kid)
-        if token.endswith("."):
-            raise _refused("jwt signature is required")  # alg "none" and other unsigned tokens
-        if header.get("alg") != key.algorithm_name:
-            # The key decides the algorithm: no HS256 "signed" with the public key, no alg swaps.
-            raise _refused("invalid algorithm")
-        try:
-            claims = jwt.decode(token, key.key, algorithms=[key.algorithm_name], options=_CLAIM_CHECKS_OFF)
-        except jwt.InvalidSignatureError:
-            raise _refused("invalid signature") from None
-        except jwt.PyJWTError:
-            raise _refused("jwt malformed") from None
-        self._check_claims(claims, auth_data.get("id"))
-
-    async def _key(self, kid: Any) -> jwt.PyJWK:
-        shown = "undefined" if kid is None else kid  # as Parse Server prints a missing kid
-        if kid is not None and not isinstance(kid, str):
-            raise _refused(f"Unable to find matching key for Key ID: {shown}")
-        try:
-            key = await self.keys.key(kid)
-        except KeysUnavailable as error:
-            log.warning("provider %s: no signing keys: %s", self.name, error)
-            key = None
-        if key is None:
-            raise _refused(f"Unable to find matching key for Key ID: {shown}")
-        return key
-
-    def _check_claims(self, claims: dict[str, Any], user_id: Any) -> None:
-        """In jsonwebtoken's order (nbf, exp, aud), then issuer and subject as Parse's adapters do."""
-        now = self._now()
-        tolerance = self.config.clock_tolerance
-        if "nbf" in claims:
-            if not _is_number(claims["nbf"]):
-                raise _refused("invalid nbf value")
-            if claims["nbf"] > now + tolerance:
-                raise _refused("jwt not active")
-        # Parse accepts tokens without exp; an ID token always has one (OpenID Connect Core 2), so we require it.
-        if not _is_number(claims.get("exp")):
-            raise _refused("invalid exp value")
-        if now >= claims["exp"] + tolerance:
-            raise _refused("jwt expired")
-        audiences = claims.get("aud")
-        audiences = audiences if isinstance(audiences, list) else [audiences]
-        if not any(isinstance(a, str) and a in self.config.client_ids for a in audiences):
-            raise _refused("jwt audience invalid. expected: " + " or ".join(self.config.client_ids))
-        if claims.get("iss") != self.config.issuer:
-            shown = claims.get("iss", "undefined")
-            raise _refused(
-                f"id token not issued by correct OpenID provider - expected: {self.config.issuer} | from: {shown}"
-            )
-        if not isinstance(user_id, str) or claims.get("sub") != user_id:
-            raise _refused("auth data is invalid for this user.")
+        claims = await self.verifier.verify(token, self.config.client_ids)
+        issuer = self.config.issuer
+        check_issuer(claims, (issuer,), f"id token not issued by correct OpenID provider - expected: {issuer}")
+        check_subject(claims, auth_data.get("id"))
 
     async def _jwks_uri(self) -> str:
         if self.config.jwks_uri:
@@ -227,10 +155,3 @@ class OidcProvider(AuthAdapter):
         if self._owns_http:
             await self._http.aclose()
 
-
-def _refused(message: str) -> ParseError:
-    return ParseError(Code.OBJECT_NOT_FOUND, message)
-
-
-def _is_number(value: object) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool)
