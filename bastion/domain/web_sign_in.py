@@ -310,7 +310,12 @@ class WebSignIn:
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub:
             raise FlowError("access_denied", "The ID token names no subject.", Code.OBJECT_NOT_FOUND)
-        return {"id": sub, config.id_token_key: token}
+        entry = {"id": sub, config.id_token_key: token}
+        access = tokens.get("access_token")
+        if isinstance(access, str) and access and len(access) <= MAX_TOKEN_LENGTH:
+            # Keycloak's adapter (as Parse's) checks the access token, a JWT of the realm, not the ID token.
+            entry["access_token"] = access
+        return entry
 
     async def _access_token_entry(self, config: WebConfig, tokens: dict[str, Any]) -> dict[str, Any]:
         """``{id, access_token}``: the id as the provider's user-info endpoint gives it; the adapter
