@@ -223,12 +223,15 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
 
     async def run_cloud_function(name: str, params: dict[str, Any]) -> Any:
         return await cloud.run_function(name, params, MASTER_AUTH, None)
+    async def users_with_email(email: str, provider: str | None = None) -> list[dict[str, Any]]:
+        return await users.with_email(email, provider)  # users is made below, before any request
     # Single-use, expiring sign-in challenges (passkeys, mailed codes, the web flow), in the database.
     challenges = ChallengeStore(storage, schemas)
     auth_providers = ProviderRegistry.from_options(
         settings.auth, enable_anonymous_users=settings.enable_anonymous_users,
         enable_insecure_auth_adapters=settings.enable_insecure_auth_adapters, custom=cloud.registry.auth_adapters,
         services={"mailer": mailer, "run_cloud_function": run_cloud_function, "challenges": challenges,
+                  "users_with_email": users_with_email,
                   "app_name": settings.app_name or settings.app_id or "Bastion",
                   "public_url": settings.public_url})
     user_view = UserView(auth_providers)

@@ -130,6 +130,14 @@ class ChallengeStore:
                             ir.Compare(_CREATED, ir.GTE, since)])
         return len(await self.storage.find(schema, FindQuery(match, limit=1000, columns=("objectId",)), MASTER))
 
+    async def drop(self, purpose: str, subject: str) -> int:
+        """Removes every challenge of ``purpose`` made for ``subject`` (codes voided); how many."""
+        schema = self.schemas.get(AUTH_CHALLENGE)
+        if schema is None:
+            return 0
+        return await self.storage.delete_matching(
+            schema, ir.conjoin([ir.Compare(_PURPOSE, ir.EQ, purpose), ir.Compare(_SUBJECT, ir.EQ, subject)]))
+
     async def sweep(self) -> int:
         """Removes expired challenges; how many."""
         schema = self.schemas.get(AUTH_CHALLENGE)

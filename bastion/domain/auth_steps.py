@@ -38,6 +38,8 @@ class Validated:
 
     auth_data: dict[str, Any] = field(default_factory=dict)
     response: dict[str, Any] = field(default_factory=dict)
+    user_fields: dict[str, Any] = field(default_factory=dict)  # for a new user (AuthResult.user_fields)
+    sign_in_as: set[str] = field(default_factory=set)  # existing users a provider proved (AuthResult.sign_in_as)
 
 
 def stored_auth_data(user: dict[str, Any] | None) -> dict[str, Any]:
@@ -130,6 +132,10 @@ class AuthSteps:
             raise ParseError(Code.SCRIPT_FAILED, UNKNOWN_FAILURE)
         if outcome.response is not None:
             result.response[name] = outcome.response
+        if outcome.user_fields:
+            result.user_fields.update(outcome.user_fields)
+        if outcome.sign_in_as:
+            result.sign_in_as.add(outcome.sign_in_as)
         if outcome.remove:
             result.auth_data[name] = None
         elif not outcome.do_not_save:

@@ -207,6 +207,8 @@ class UserAuthData:
             return await self._log_in(found[0], auth_data, auth, info)
         current = await self.record(user_id) if user_id else None
         validated = await self.validate(auth_data, auth, current, info)
+        if validated.sign_in_as and user_id is None:
+            return await self._adopt(validated, auth_data, auth, info)
         await self._check_unique(validated.auth_data, user_id)
         stored = {name: value for name, value in validated.auth_data.items() if value is not None}
         if "username" not in rest or rest.get("username") in (None, ""):
@@ -218,7 +220,7 @@ class UserAuthData:
         try:
             response, object_id = await self.users.sign_up(
                 rest, auth, auth_data=stored or None, created_with=created_with, session=user_id is None,
-                info=info)
+                info=info, server_fields=validated.user_fields if user_id is None else None)
         except ParseError as exc:
             if exc.code == Code.DUPLICATE_VALUE:  # a concurrent sign-up took the id (unique index)
                 await self._check_unique(validated.auth_data, None)
@@ -252,6 +254,33 @@ class UserAuthData:
         self.steps.check_login_policy(auth_data, record, auth)
         if validated.auth_data:
             await self._store(object_id, validated.auth_data, original=stored)
+        return await self._logged_in(user, stored, validated, auth_data, auth, viewer)
+
+    async def _adopt(self, validated: Validated, auth_data: dict[str, Any], auth: Auth,
+                     info: CallInfo | None) -> AuthDataSignUp:
+        """A provider proved the caller to be an existing user not yet linked to it (a mailed code
+        to a user's verified email): that user logs in, as with a linked provider, and the
+        provider is linked."""
+        if len(validated.sign_in_as) != 1:
+            raise ParseError(Code.ACCOUNT_ALREADY_LINKED, ALREADY_USED)
+        object_id = next(iter(validated.sign_in_as))
+        record = await self.record(object_id)
+        user = await self.users._user_by_id(object_id)
+        if record is None or user is None:
+            raise ParseError(Code.OBJECT_NOT_FOUND, "Object not found.")
+        await self._check_unique(validated.auth_data, object_id)
+        await self.users.before_login(user, auth, info)
+        self.steps.check_login_policy(auth_data, record, auth)
+        stored = stored_auth_data(record)
+        if validated.auth_data:
+            await self._store(object_id, validated.auth_data, original=stored)
+        return await self._logged_in(user, stored, validated, auth_data, auth,
+                                     as_user(object_id, auth.installation_id))
+
+    async def _logged_in(self, user: dict[str, Any], stored: dict[str, Any], validated: Validated,
+                         auth_data: dict[str, Any], auth: Auth, viewer: Auth) -> AuthDataSignUp:
+        """The answer to a log-in with providers: the user, a new session unless signed in already."""
+        object_id = user["objectId"]
         merged = dict(stored)
         merged.update(validated.auth_data)
         user["authData"] = merged

@@ -96,12 +96,14 @@ class Users:
 
     async def sign_up(self, body: Any, auth: Auth, *, auth_data: dict[str, Any] | None = None,
                       created_with: dict[str, Any] | None = None, session: bool = True,
-                      info: CallInfo | None = None) -> tuple[dict[str, Any], str]:
+                      info: CallInfo | None = None,
+                      server_fields: dict[str, Any] | None = None) -> tuple[dict[str, Any], str]:
         """Create a user and a session: the answer (objectId, createdAt, sessionToken) and the id.
 
         A sign-up with a provider (``user_auth_data.py``) passes the validated ``auth_data`` and the
         session's ``created_with``; it needs no password, and no session when ``session`` is False.
-        ``info`` is what cloud code's triggers see of the request."""
+        ``info`` is what cloud code's triggers see of the request. ``server_fields`` are set by
+        the server over the client's (a provider's proven ``email`` and ``emailVerified``)."""
         if not isinstance(body, dict):
             raise ParseError(Code.INVALID_JSON, "This object must be a JSON object.")
         username, password = body.get("username"), body.get("password")
@@ -110,6 +112,8 @@ class Users:
         if (created_with is None or password not in (None, "")) and (not isinstance(password, str) or not password):
             raise ParseError(Code.PASSWORD_MISSING, "password is required")
         self._check_client_fields(body, auth)
+        if server_fields:
+            body = {**body, **server_fields}
         # As Parse Server 9: the create CLP is checked before uniqueness, so a closed sign-up tells nothing.
         self.writer.permissions.require(self.schemas.get(USER), auth, "create")
         policy_columns = await self._policy_columns(password or None, username, None)
@@ -422,6 +426,21 @@ class Users:
             found = await self.storage.find(schema, FindQuery(node, columns=("objectId", key)), MASTER)
             if any(isinstance(r.get(key), str) and r[key].lower() == value.lower() for r in found):
                 raise ParseError(code, message)
+
+    async def with_email(self, email: str, provider: str | None = None) -> list[dict[str, Any]]:
+        """Users (at most 10) whose email is ``email``, compared case-insensitively (or, with
+        ``provider``, linked to it with that id), with their ``emailVerified`` and ``authData``;
+        users locked out by an empty ACL left out."""
+        schema = self.schemas.get(USER)
+        if schema is None or not email:
+            return []
+        node: ir.Node = ir.Regex(_EMAIL, "^" + escape_regex_literal(email) + "$", ignore_case=True)
+        if provider is not None:
+            node = ir.disjoin([node, ir.Compare(ir.Field("authData", "Object", (provider, "id")), ir.EQ, email)])
+        columns = tuple(c for c in ("objectId", "email", "emailVerified", "authData", "_rperm", "_wperm")
+                        if c in schema.fields or c.startswith("_") or c == "objectId")
+        found = await self.storage.find(schema, FindQuery(node, limit=10, columns=columns), MASTER)
+        return [r for r in found if not (r.get("_rperm") == [] and r.get("_wperm") == [])]
 
     # --- helpers --------------------------------------------------------------------------------
 

@@ -47,6 +47,11 @@ class AuthResult:
     response: Any = None
     do_not_save: bool = False
     remove: bool = False  # unlink the provider (Bastion's: how MFA is turned off with a valid code)
+    # Bastion's, for a sign-up (no user signed in, none linked to the id): fields the new user gets
+    # from the server (such as a proven ``email`` with ``emailVerified``), or the existing user the
+    # provider proved the caller to be, who then logs in and gets the provider linked.
+    user_fields: dict[str, Any] | None = None
+    sign_in_as: str | None = None
 
 
 @dataclass(slots=True)
