@@ -100,9 +100,6 @@ class EmailCodeAdapter(AuthAdapter):
             if key == "text" and "{code}" not in value:
                 raise ValueError("text must contain {code}")
             settings[key] = value
-        services = self.context.services if self._context is not None else {}
-        if services.get("mailer") is None or services.get("challenges") is None:
-            raise ValueError("module needs the server's mailer and challenge store")
         self.settings = settings
 
     @property
@@ -239,7 +236,13 @@ class EmailCodeAdapter(AuthAdapter):
         return await self.validate_login(auth_data, request)
 
     async def validate_set_up(self, auth_data: dict[str, Any], request: AuthRequest) -> AuthResult | None:
-        address = await self._redeem(auth_data)
+        try:
+            address = await self._redeem(auth_data)
+        except ParseError:
+            # A refused log-in of a linked user read that user first: one read here too, so that
+            # the time of a refusal tells less about whether the address has a user.
+            await self._users_with_email(normalize(auth_data.get("id")) or "-")
+            raise
         if request.original is not None:
             return AuthResult(save={"id": address})  # linked to the signed-in user
         owners = await self._users_with_email(address)
