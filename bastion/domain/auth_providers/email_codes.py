@@ -37,6 +37,7 @@ log = logging.getLogger("bastion.auth")
 
 _ADDRESS = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _HOUR = 3600.0
+_SWEEP_EVERY = 600.0
 DEFAULTS: dict[str, Any] = {"codeLength": 6, "ttl": 600, "maxPerHour": 5, "maxPerHourPerIp": 50,
                             "maxAttempts": 5, "signUp": True}
 _INTS = {"codeLength": (4, 12), "ttl": (1, 86_400), "maxPerHour": (1, 1000), "maxPerHourPerIp": (0, 100_000),
@@ -70,6 +71,7 @@ class EmailCodeAdapter(AuthAdapter):
         super().__init__()
         self._sending: set[asyncio.Task[None]] = set()
         self.settings: dict[str, Any] = dict(DEFAULTS)
+        self._swept = 0.0
 
     # --- start-up ------------------------------------------------------------------------------------
 
@@ -121,6 +123,10 @@ class EmailCodeAdapter(AuthAdapter):
             raise ParseError(Code.INVALID_EMAIL_ADDRESS, "Email address format is invalid.")
         # The same work and the same answer whatever the address: nothing tells whether it has a user.
         await self._send_code(address, request.ip)
+        if self.now() - self._swept > _SWEEP_EVERY:
+            # Expired codes and markers are of no use: removed now and then, by whoever mails.
+            self._swept = self.now()
+            await self._store.sweep()
         return {"sent": True}
 
     async def _send_code(self, address: str, ip: str | None) -> None:
