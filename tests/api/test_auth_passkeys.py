@@ -12,6 +12,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -321,3 +322,29 @@ def test_bad_requests(api: httpx.Client) -> None:
     statuses = [api.post("/challenge", json={"challengeData": {"tinyrate": {"action": "login"}}}).status_code
                 for _ in range(3)]
     assert statuses == [200, 200, 429]
+
+
+def test_two_sign_ins_racing_with_one_counter(api: httpx.Client, server: Server) -> None:
+    """Two assertions with the same counter, sent at once: one signs in, the other is refused
+    (the counter check, or the lock on the stored passkeys when both read the old counter)."""
+    user_id, token, _ = password_user(api)
+    device = Authenticator(ORIGIN)
+    assert register(api, device, user_id, token).status_code == 200
+    bodies = [sign_in_body(api, device, counter=9) for _ in range(2)]
+
+    def send(body: dict[str, Any]) -> int:
+        with server.client() as client:
+            return client.post("/users", json=body).status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        statuses = sorted(pool.map(send, bodies))
+    assert statuses[0] == 200 and statuses[1] in (400, 404), statuses
+    assert sign_in(api, device, counter=10).status_code == 200
+
+
+def test_a_sign_up_from_another_origin_is_refused(api: httpx.Client) -> None:
+    options = challenge(api, "register")
+    refused = api.post("/users", json={"authData": {"webauthn": {
+        "challengeId": options["challengeId"],
+        "registration": Authenticator("https://evil.example.net").create(options)}}})
+    assert refused.status_code == 404 and refused.json() == INVALID
