@@ -413,6 +413,10 @@ class UserAuthData:
             raise ParseError(Code.OTHER_CAUSE, "challengeData should be an object.")
         if auth_data is not None:
             user = await self._challenged_user(auth_data, user, auth, info)
+        elif user is None and auth.user_id:
+            # Bastion's: a signed-in caller who names nobody else is the user (a passkey being
+            # added to one's own account needs the account's stored passkeys).
+            user = await self.record(auth.user_id)
         request = self.steps.request(auth, user, info.ip if info else None)
         request.is_challenge = True
         answers: dict[str, Any] = {}
