@@ -1,5 +1,6 @@
-"""Calls from the code-exchange adapters to their provider: bounded in time as a whole and in size,
-with the body kept as text (some providers answer JSON, some ``callback( … )``, some a form)."""
+"""Calls from the code-exchange adapters to their provider: bounded in time as a whole and in size
+(``requestTimeout``, as ``remote``), with the body kept as text: some providers answer JSON, some
+``callback( … )``, some a form."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 
 from bastion.domain.auth_providers.fetch import check_url
+from bastion.domain.auth_providers.remote import request_timeout
+
+__all__ = ["Answer", "Unreachable", "call", "request_timeout", "url_option"]
 
 MAX_ANSWER_BYTES = 256 * 1024  # token and profile answers are a few hundred bytes
-DEFAULT_TIMEOUT_MS = 10_000
 
 
 class Unreachable(Exception):
@@ -50,14 +53,6 @@ class Answer:
     def form(self) -> dict[str, str]:
         """The body as ``a=1&b=2`` (OAuth 1.0a and some OAuth 2 token endpoints answer so)."""
         return dict(parse_qsl(self.text.strip(), keep_blank_values=True))
-
-
-def request_timeout(options: Mapping[str, Any]) -> float:
-    """The ``requestTimeout`` option (milliseconds, default 10 s), in seconds."""
-    value = options.get("requestTimeout", DEFAULT_TIMEOUT_MS)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 120_000:
-        raise ValueError("requestTimeout must be a number of milliseconds (at most 120000)")
-    return float(value) / 1000
 
 
 def url_option(options: Mapping[str, Any], key: str, default: str) -> str:
