@@ -36,6 +36,7 @@ import jwt
 
 from bastion.core.auth import Auth, CallInfo
 from bastion.domain.auth_challenges import ChallengeStore, digest
+from bastion.domain.auth_providers.adapter import server_obtained
 from bastion.domain.auth_providers.base import unsupported
 from bastion.domain.auth_providers.web_config import WebConfig
 from bastion.errors import Code, ParseError
@@ -234,12 +235,14 @@ class WebSignIn:
             entry = await self._access_token_entry(config, tokens)
         auth_data = {provider: entry}
         user_id = data.get("userId")
-        if isinstance(user_id, str):
-            return await self._link(user_id, str(data.get("session")), auth_data, info)
-        if self.users.auth_data is None:
-            raise unsupported()
-        signed_in = await self.users.auth_data.sign_up({"authData": auth_data}, Auth(), info)
-        return signed_in.response
+        # Code adapters accept this access token without a code: this server just got it from the provider.
+        with server_obtained(str(tokens.get("access_token") or "")):
+            if isinstance(user_id, str):
+                return await self._link(user_id, str(data.get("session")), auth_data, info)
+            if self.users.auth_data is None:
+                raise unsupported()
+            signed_in = await self.users.auth_data.sign_up({"authData": auth_data}, Auth(), info)
+            return signed_in.response
 
     async def _link(self, user_id: str, session_token: str, auth_data: dict[str, Any],
                     info: CallInfo | None) -> dict[str, Any]:

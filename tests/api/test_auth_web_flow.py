@@ -56,6 +56,10 @@ def server(request: pytest.FixtureRequest, standin: OAuthStandIn) -> Iterator[Se
         "webplain": {"module": "tests.auth_standins.oauth_server:UserInfoAdapter",
                      "userInfoUrl": standin.url + "/userinfo",
                      "web": _web(standin, scope="profile", userInfoUrl=standin.url + "/userinfo")},
+        # A code provider Parse ships: the flow's access token, checked at the provider's user API.
+        "microsoft": {"clientId": CLIENT_ID, "clientSecret": "unused-here", "tokenUrl": standin.url + "/token",
+                      "userUrl": standin.url + "/me",
+                      "web": _web(standin, scope="User.Read", userInfoUrl=standin.url + "/me")},
     }
     with running_server(request.param, ["--auth", json.dumps(auth)]) as srv:
         yield srv
@@ -195,6 +199,19 @@ def test_access_token_mode_through_user_info(server: Server, browser: httpx.Clie
     assert "nonce" not in query_of(start.headers["location"])  # no ID token asked for
     answer = signed_in(server, browser, api, sub, provider="webplain")
     assert me(api, answer["sessionToken"])["authData"]["webplain"]["id"] == sub
+
+
+def test_a_code_provider_takes_the_flows_access_token(server: Server, browser: httpx.Client,
+                                                      api: httpx.Client) -> None:
+    # Parse's code adapters refuse {id, access_token} from clients (the insecure form); from the
+    # flow, which got the token from the provider itself, the adapter asks the provider whose it is.
+    sub = new_sub()
+    answer = signed_in(server, browser, api, sub, provider="microsoft")
+    assert me(api, answer["sessionToken"])["authData"] == {"microsoft": {"id": sub}}
+    again = signed_in(server, browser, api, sub, provider="microsoft")
+    assert again["objectId"] == answer["objectId"]
+    forged = api.post("/users", json={"authData": {"microsoft": {"id": sub, "access_token": "made-up"}}})
+    assert forged.status_code == 400 and forged.json() == {"code": 142, "error": "Microsoft code is required."}
 
 
 def test_the_only_redirect_is_the_default(server: Server, browser: httpx.Client) -> None:

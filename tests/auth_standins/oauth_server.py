@@ -6,7 +6,7 @@
 - ``POST /token``: checks the client secret (form or HTTP Basic), the code (single use, not expired),
   that ``redirect_uri`` is the authorization request's, and that S256(``code_verifier``) is its
   ``code_challenge``; answers an access token and an RS256 ID token with the request's ``nonce``.
-- ``GET /userinfo`` (Bearer access token), ``/jwks`` and ``/.well-known/openid-configuration``.
+- ``GET /userinfo`` and ``GET /me`` (Bearer access token; ``/me`` answers ``{"id"}`` as Microsoft Graph), ``/jwks`` and ``/.well-known/openid-configuration``.
 """
 
 from __future__ import annotations
@@ -126,6 +126,9 @@ def _server(standin: OAuthStandIn) -> ThreadingHTTPServer:
                 self._answer(*standin.authorize(query))
             elif parts.path == "/userinfo":
                 self._answer(*standin.userinfo(self.headers.get("Authorization")))
+            elif parts.path == "/me":  # as Microsoft Graph's /me: the account as {"id": …}
+                status, headers, body = standin.userinfo(self.headers.get("Authorization"))
+                self._answer(status, headers, {"id": body["sub"]} if status == 200 else body)
             elif parts.path == "/jwks":
                 self._answer(200, {}, {"keys": [standin.key.jwk()]})
             elif parts.path == "/.well-known/openid-configuration":

@@ -22,7 +22,9 @@ a thrown value, 141 with its message ("Auth failed. Unknown error." without one)
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -37,6 +39,26 @@ SET_UP, LOG_IN, UPDATE = "validateSetUp", "validateLogin", "validateUpdate"
 
 NOT_CONFIGURED = ("Adapter is not configured. Implement either validate_auth_data or all of the following: "
                   "validate_set_up, validate_login and validate_update")
+
+
+# Access tokens this request's own server code obtained from a provider's token endpoint (the web
+# sign-in flow, which exchanged the code itself, with PKCE): a code adapter may accept one without a
+# code. Only server code can set it; nothing a client sends reaches it.
+_SERVER_OBTAINED: ContextVar[frozenset[str]] = ContextVar("server_obtained_tokens", default=frozenset())
+
+
+@contextmanager
+def server_obtained(token: str) -> Iterator[None]:
+    """Within the block, ``token`` counts as obtained by the server from the provider."""
+    reset = _SERVER_OBTAINED.set(_SERVER_OBTAINED.get() | {token})
+    try:
+        yield
+    finally:
+        _SERVER_OBTAINED.reset(reset)
+
+
+def is_server_obtained(token: object) -> bool:
+    return isinstance(token, str) and bool(token) and token in _SERVER_OBTAINED.get()
 
 
 @dataclass(slots=True)

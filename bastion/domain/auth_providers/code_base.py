@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from bastion.domain.auth_providers.adapter import AuthAdapter, AuthRequest, AuthResult
+from bastion.domain.auth_providers.adapter import AuthAdapter, AuthRequest, AuthResult, is_server_obtained
 from bastion.domain.auth_providers.oauth_http import Answer, Unreachable, call, request_timeout, url_option
 from bastion.errors import Code, ParseError
 
@@ -111,6 +111,14 @@ class CodeAuthAdapter(AuthAdapter):
                 raise self.refused()
             if await self.account(token, auth_data) != auth_data.get("id"):
                 raise self.refused()
+            return
+        if not code and is_server_obtained(auth_data.get("access_token")):
+            # The web sign-in flow exchanged the code itself (with PKCE): the token is the
+            # provider's own answer, and the provider's user API says whose it is.
+            account = await self.account(auth_data["access_token"], auth_data)
+            if auth_data.get("id") and account != auth_data["id"]:
+                raise self.refused()
+            auth_data["id"] = account
             return
         if not code:
             raise ParseError(Code.VALIDATION_ERROR, f"{self.display} code is required.")
