@@ -72,7 +72,7 @@ def test_paths_outside_the_mount_answer_json(server: Server) -> None:
 
 
 def test_parse_routes_bastion_lacks_say_so(master: httpx.Client, api: httpx.Client) -> None:
-    for method, path in (("GET", "/security"), ("POST", "/validate_purchase"), ("POST", "/challenge"),
+    for method, path in (("GET", "/security"), ("POST", "/validate_purchase"),
                          ("GET", "/graphql-config"), ("PUT", "/graphql-config")):
         response = master.request(method, path, json={})
         assert response.status_code == 400, path

@@ -15,7 +15,6 @@ from bastion.http.router import Handler, Router
 UNAVAILABLE: tuple[tuple[str, str, str], ...] = (
     ("GET", "/security", "Bastion has no security check report (Parse Server's security.enableCheck)"),
     ("POST", "/validate_purchase", "Bastion does not validate in-app purchases"),
-    ("POST", "/challenge", "Bastion has no authentication challenges (MFA) yet"),
     ("GET", "/graphql-config", "Bastion does not serve Parse's GraphQL API yet"),
     ("PUT", "/graphql-config", "Bastion does not serve Parse's GraphQL API yet"),
 )
