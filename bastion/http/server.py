@@ -16,11 +16,12 @@ write it lowercased).
 from __future__ import annotations
 
 import asyncio
-from functools import partial
+from collections.abc import Awaitable, Generator
+from types import MethodType
 from typing import Any
 
 import orjson
-from uvicorn._types import ASGI3Application, ASGISendEvent
+from uvicorn._types import ASGI3Application, ASGISendEvent, HTTPResponseStartEvent
 from uvicorn.protocols.http.httptools_impl import (
     HEADER_RE,
     HEADER_VALUE_RE,
@@ -112,14 +113,39 @@ def _checked_name(name: bytes) -> tuple[bytes, bytes]:
     return found
 
 
-async def send_spelled(cycle: RequestResponseCycle, message: ASGISendEvent) -> None:
+class _Done:
+    """An awaitable that is already done: awaiting it costs no coroutine frame."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        return iter(())  # type: ignore[return-value]  # any iterator will do, and this one has no frame
+
+
+_DONE = _Done()
+_CYCLE_SEND = RequestResponseCycle.send
+
+
+def send_spelled(cycle: RequestResponseCycle, message: ASGISendEvent) -> Awaitable[None]:
     """``cycle.send(message)``, except that the answer's head is written here, as uvicorn writes it
-    (checking what it checks, with its errors) but with each header name spelled."""
+    (checking what it checks, with its errors) but with each header name spelled.
+
+    Not a coroutine function: the body goes straight to the cycle's own ``send`` coroutine, and a head
+    written at once returns a done awaitable, so a request pays no extra coroutine frame for this."""
     if cycle.response_started or message["type"] != "http.response.start":
-        await cycle.send(message)
-        return
+        return _CYCLE_SEND(cycle, message)
     if cycle.flow.write_paused and not cycle.disconnected:
-        await cycle.flow.drain()
+        return _send_head_after_drain(cycle, message)
+    _write_head(cycle, message)
+    return _DONE
+
+
+async def _send_head_after_drain(cycle: RequestResponseCycle, message: HTTPResponseStartEvent) -> None:
+    await cycle.flow.drain()
+    _write_head(cycle, message)
+
+
+def _write_head(cycle: RequestResponseCycle, message: HTTPResponseStartEvent) -> None:
     if cycle.disconnected:
         return
     cycle.response_started = True
@@ -165,11 +191,12 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
-        # uvicorn makes a cycle for each request (pipelined ones too) and starts each here: the app is
-        # given a send that spells the names. (Not a subclass of the cycle: uvicorn makes the cycle,
-        # and changing an instance's class makes every attribute read of it slower.)
-        send = partial(send_spelled, cycle)
-        super()._start_asgi_task(cycle, lambda scope, receive, _send: app(scope, receive, send))
+        # uvicorn makes a cycle for each request (pipelined ones too) and starts each here; its
+        # run_asgi hands the app ``cycle.send``, which the instance's own attribute replaces by one
+        # that spells the names. (Not a subclass of the cycle: uvicorn makes the cycle, and changing
+        # an instance's class makes every attribute read of it slower.)
+        cycle.send = MethodType(send_spelled, cycle)  # type: ignore[method-assign]
+        super()._start_asgi_task(cycle, app)
 
     def send_400_response(self, msg: str) -> None:
         """A request httptools cannot parse gets a Parse error body (uvicorn's own is plain text)."""
