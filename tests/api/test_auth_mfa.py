@@ -438,3 +438,29 @@ def test_live_query_events_on_users_hide_the_secret(mfa_server: Server, api: htt
     assert account.secret not in text and not any(c in text for c in account.recovery), text
     assert event["object"]["nickname"] == "lq"
     assert event["object"].get("authData", {}).get("mfa", {"status": "enabled"}) == {"status": "enabled"}
+
+
+def test_an_entry_without_a_last_step_is_still_single_use(mfa_server: Server, api: httpx.Client,
+                                                          master: httpx.Client) -> None:
+    """A TOTP entry as Parse Server stored it ({secret, recovery}, no ``last``): the first log-in
+    adds the step, and of concurrent log-ins with one code only one does."""
+    account = enrol_totp(api, new_account(api))
+    entry = {"secret": account.secret, "recovery": account.recovery}
+    assert master.put(f"/users/{account.id}", json={"authData": {"mfa": entry}}).status_code == 200
+    assert stored(master, account) == entry
+    exactly_one_wins(concurrently(mfa_server, account, {"token": code(account.secret, account.step)}))
+    assert stored(master, account)["last"] == account.step
+
+
+def test_sign_up_with_mfa(api: httpx.Client, master: httpx.Client) -> None:
+    username, secret, step = "s" + secrets.token_hex(6), pyotp.random_base32(), step_now()
+    created = api.post("/users", json={"username": username, "password": "pw",
+                                       "authData": {"mfa": {"secret": secret, "token": code(secret, step)}}})
+    assert created.status_code == 201, created.text
+    recovery = created.json()["authDataResponse"]["mfa"]["recovery"].split(", ")
+    account = Account(created.json()["objectId"], created.json()["sessionToken"], username, "pw")
+    account.secret = secret
+    assert secret not in created.text and "authData" not in created.json()
+    assert stored(master, account)["recovery"] == recovery
+    assert_error(account.login(api), *MISSING)
+    assert account.login(api, {"token": code(secret, step + 1)}).status_code == 200

@@ -88,7 +88,7 @@ class MfaAdapter(AuthAdapter):
             raise ValueError("options must be an array of \"SMS\" and/or \"TOTP\"")
         unknown = [m for m in methods if m not in METHODS]
         if unknown:
-            raise ValueError(f"options: unknown method {unknown[0][:40]!r} (\"SMS\" or \"TOTP\")")
+            raise ValueError(f"options may only hold \"SMS\" and \"TOTP\", not {unknown[0][:40]!r}")
         self.sms, self.totp = "SMS" in methods, "TOTP" in methods
         if not (self.sms or self.totp):
             raise ValueError("options must include SMS or TOTP")
