@@ -332,7 +332,8 @@ def test_sms_enrolment_and_log_in(mfa_server: Server, api: httpx.Client, master:
     assert_error(account.login(api, {"token": sms}), 400, 141, "Invalid MFA token 1")
     assert "token" not in stored(master, account)
     # The cloud function that sends the codes is the server's: a client may not call it.
-    assert api.post(f"/functions/{SMS_FUNCTION}", json={"mobile": mobile, "token": "1"}).status_code == 400
+    assert_error(api.post(f"/functions/{SMS_FUNCTION}", json={"mobile": mobile, "token": "1"}), 400, 141,
+                 "Unauthorized")
 
     # Concurrent log-ins with one SMS code: one gets in.
     assert_error(account.login(api, {"token": "request"}), 400, 141, "Please enter the token")

@@ -133,3 +133,22 @@ async def test_after_find_and_policy(made: tuple[MfaAdapter, Clock, list[dict[st
     with pytest.raises(ParseError):
         await adapter.validate_unlink(request(entry))
     await adapter.validate_unlink(request({"pending": {}}))
+
+
+async def test_a_stuck_or_failing_sms_function_is_a_parse_error() -> None:
+    import asyncio
+
+    from bastion.domain.auth_providers import mfa
+
+    async def stuck(name: str, params: dict[str, Any]) -> None:
+        await asyncio.sleep(60)
+    adapter = MfaAdapter()
+    async with httpx.AsyncClient() as http:
+        adapter.setup(AdapterContext(name="mfa", http=http, services={"run_cloud_function": stuck},
+                                     options={"options": ["SMS"], "sendSMS": "sendSms"}))
+        original, mfa.SMS_TIMEOUT = mfa.SMS_TIMEOUT, 0.05
+        try:
+            with pytest.raises(ParseError, match="The SMS could not be sent."):
+                await adapter.validate_set_up({"mobile": "+15550002"}, request())
+        finally:
+            mfa.SMS_TIMEOUT = original

@@ -23,6 +23,7 @@ Bastion adds what the issue asked for beyond Parse:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -45,6 +46,7 @@ _ALPHANUMERIC = string.ascii_uppercase + string.ascii_lowercase + string.digits
 RECOVERY_LENGTH = 30  # Parse's randomString(30)
 WINDOW = 1  # codes of the previous and next time step pass too (Parse's otpauth default)
 REQUEST = "request"
+SMS_TIMEOUT = 10.0  # seconds the sendSMS cloud function may take
 
 
 def refused(message: str) -> ParseError:
@@ -251,7 +253,11 @@ class MfaAdapter(AuthAdapter):
             raise refused("Invalid MFA data")
         code = str(secrets.randbelow(10 ** self.digits)).zfill(self.digits)
         run = self.context.services["run_cloud_function"]
-        await run(self.send_sms_function, {"token": code, "mobile": mobile})
+        try:
+            async with asyncio.timeout(SMS_TIMEOUT):  # a stuck SMS gateway must not hang the log-in
+                await run(self.send_sms_function, {"token": code, "mobile": mobile})
+        except TimeoutError:
+            raise refused("The SMS could not be sent.") from None
         return code, int((self.now() + self.period) * 1000)
 
 
