@@ -245,6 +245,20 @@ def test_a_new_secret_needs_a_current_code(api: httpx.Client, master: httpx.Clie
     assert account.login(api, {"token": recovery[0]}).status_code == 200
 
 
+def test_the_status_sent_back_changes_nothing(api: httpx.Client, master: httpx.Client) -> None:
+    """The JS SDK's linkWith sends the user's whole authData, MFA's status included."""
+    account = enrol_totp(api, new_account(api))
+    anonymous = {"id": secrets.token_hex(8)}
+    linked = api.put(f"/users/{account.id}", headers=as_user(account.session),
+                     json={"authData": {"mfa": {"status": "enabled"}, "anonymous": anonymous}})
+    assert linked.status_code == 200, linked.text
+    entry = stored(master, account)
+    assert entry["secret"] == account.secret and entry["recovery"] == account.recovery
+    assert master.get(f"/users/{account.id}").json()["authData"]["anonymous"] == anonymous
+    # At log-in the status is no code.
+    assert_error(account.login(api, {"status": "enabled"}), *INVALID_TOKEN)
+
+
 # --- turning MFA off -------------------------------------------------------------------------------------
 
 

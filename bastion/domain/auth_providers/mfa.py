@@ -126,6 +126,10 @@ class MfaAdapter(AuthAdapter):
         return await self._consume(auth_data.get("token"), stored, request)
 
     async def validate_update(self, auth_data: dict[str, Any], request: AuthRequest) -> AuthResult | None:
+        if set(auth_data) == {"status"}:
+            # What after_find showed, sent back (the JS SDK's linkWith sends the user's whole
+            # authData): no change.
+            return AuthResult(do_not_save=True)
         if request.master:
             # The master key changes the entry as it likes (Parse), and may turn MFA off.
             return AuthResult(remove=True) if auth_data.get("disable") is True else None
