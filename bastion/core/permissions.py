@@ -241,6 +241,20 @@ class Permissions:
             if key and (key in hidden or key.split(".")[0] in hidden):
                 raise ParseError(Code.OPERATION_FORBIDDEN, DENIED)  # "not allowed to sort by ..."
 
+    @staticmethod
+    def deny_auth_data_query(class_name: str | None, auth: Auth, where: Any, order: str | None = None,
+                             select_key: Any = None) -> None:
+        """A client may not query, sort or $select on ``_User``'s ``authData`` beyond a provider's
+        ``id``: the entries hold secrets (MFA's TOTP secret and recovery codes, access tokens) that
+        answers never show, and a $regex or comparison on them would test guesses one by one."""
+        if auth.is_master or class_name != USER:
+            return
+        if _auth_data_where(where) or (isinstance(select_key, str) and _secret_auth_data_key(select_key)):
+            raise ParseError(Code.OPERATION_FORBIDDEN, DENIED)
+        for key in (order or "").split(","):
+            if _secret_auth_data_key(key.strip().lstrip("-")):
+                raise ParseError(Code.OPERATION_FORBIDDEN, DENIED)
+
     # --- subqueries -----------------------------------------------------------------------------
 
     def secure_subqueries(self, where: Any, auth: Auth, lookup: Any) -> tuple[Any, list[OwnerCheck]]:
@@ -292,6 +306,7 @@ class Permissions:
         if schema is None:
             return sub if secured is inner else {**sub, "where": secured}
         self.require(schema, walk.auth, "find")
+        self.deny_auth_data_query(schema.class_name, walk.auth, inner, None, select_key)
         protection = self.protection(schema, walk.auth, inner)
         self.deny_query(protection, inner, None)
         if (protection is not None and isinstance(select_key, str)
@@ -385,6 +400,21 @@ def _names_user(value: Any, user_id: str | None) -> bool:
     if isinstance(value, list):
         return any(isinstance(v, dict) and v.get("objectId") == user_id for v in value)
     return isinstance(value, dict) and value.get("objectId") == user_id
+
+
+def _secret_auth_data_key(key: str) -> bool:
+    """``authData`` or a key inside it, but not ``authData.<provider>.id``."""
+    parts = key.split(".")
+    return parts[0] == "authData" and not (len(parts) == 3 and parts[2] == "id")
+
+
+def _auth_data_where(where: Any) -> bool:
+    if not isinstance(where, dict):
+        return False
+    if any(isinstance(key, str) and _secret_auth_data_key(key) for key in where):
+        return True
+    return any(isinstance(branches, list) and any(_auth_data_where(b) for b in branches)
+               for op in ("$or", "$and", "$nor") if (branches := where.get(op)) is not None)
 
 
 def _deny_where(where: Any, hidden: frozenset[str]) -> None:

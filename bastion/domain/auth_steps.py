@@ -162,9 +162,15 @@ class AuthSteps:
             raise ParseError(Code.OTHER_CAUSE, f"Missing additional authData {','.join(missing)}")
 
 
+def _lockable(value: Any) -> bool:
+    return value is not None and isinstance(value, str | int | float | bool | list)
+
+
 def lock_conditions(original: dict[str, Any], new: dict[str, Any]) -> ir.Node:
     """For each provider being stored, its stored strings, numbers, booleans and lists that the new
-    entry changes must still be stored when the update runs: a single-use code is consumed once."""
+    entry changes must still be stored when the update runs: a single-use code is consumed once.
+    Such a value the new entry adds must still be missing (MFA's first ``last`` time step, on an
+    entry made before Bastion kept it: two log-ins racing with one TOTP code must not both pass)."""
     terms: list[ir.Node] = []
     for name in new:
         entry = original.get(name)
@@ -172,10 +178,13 @@ def lock_conditions(original: dict[str, Any], new: dict[str, Any]) -> ir.Node:
             continue
         replacement = new[name] if isinstance(new[name], dict) else {}
         for key, value in entry.items():
-            if value is None or not isinstance(value, str | int | float | bool | list):
+            if not _lockable(value):
                 continue
             if replacement.get(key) != value or type(replacement.get(key)) is not type(value):
                 terms.append(ir.Compare(ir.Field("authData", "Object", (name, key)), ir.EQ, value))
+        for key, value in replacement.items():
+            if key not in entry and _lockable(value):
+                terms.append(ir.Not(ir.Exists(ir.Field("authData", "Object", (name, key)))))
     return ir.conjoin(terms) if terms else ir.TRUE
 
 

@@ -152,6 +152,7 @@ class Reader:
                 owner = self.where_ir(check.schema, check.schema.class_name, check.where)
                 if not await self.storage.count(check.schema, owner, auth.access()):
                     check.deny()
+            self.permissions.deny_auth_data_query(class_name, auth, where, request.order)
             protection = self.permissions.protection(schema, auth, where)
             self.permissions.deny_query(protection, where, request.order)
         where_node = self.where_ir(schema, class_name, where)

@@ -171,6 +171,7 @@ class Subscriptions:
         permissions = self.permissions
         op = "get" if len(where) == 1 and isinstance(where.get("objectId"), str) else "find"
         permissions.require(schema, auth, op)
+        permissions.deny_auth_data_query(class_name, auth, where)
         protection = permissions.protection(schema, auth, where)
         permissions.deny_query(protection, where, None)
         if protection is not None and watch:
