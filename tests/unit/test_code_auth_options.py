@@ -10,8 +10,8 @@ import pytest
 
 from bastion.domain.auth_providers.code_base import CodeAuthAdapter
 from bastion.domain.auth_providers.code_providers import _callback_json
-from bastion.domain.auth_providers.oauth_http import Answer
 from bastion.domain.auth_providers.registry import BUILT_IN, AuthConfigError, ProviderRegistry
+from bastion.domain.auth_providers.remote import Answer
 
 CODE = ("github", "microsoft", "linkedin", "instagram", "line", "spotify", "qq", "wechat", "weibo", "gpgames")
 CLIENT = {"clientId": "id", "clientSecret": "secret"}

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from bastion.domain.auth_providers.adapter import AuthAdapter, AuthRequest, AuthResult, is_server_obtained
-from bastion.domain.auth_providers.oauth_http import Answer, Unreachable, call, request_timeout, url_option
+from bastion.domain.auth_providers.remote import Answer, Unreachable, call, request_timeout, url_option
 from bastion.errors import Code, ParseError
 
 log = logging.getLogger("bastion.auth")

@@ -24,7 +24,7 @@ from typing import Any
 from oauthlib.oauth1 import Client
 
 from bastion.domain.auth_providers.adapter import AuthAdapter, AuthRequest, AuthResult
-from bastion.domain.auth_providers.oauth_http import Answer, Unreachable, call, request_timeout, url_option
+from bastion.domain.auth_providers.remote import Answer, Unreachable, call, request_timeout, url_option
 from bastion.errors import Code, ParseError
 
 log = logging.getLogger("bastion.auth")
