@@ -21,8 +21,9 @@ a thrown value, 141 with its message ("Auth failed. Unknown error." without one)
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ import httpx
 
 from bastion.domain.auth_providers.base import string_id
 from bastion.errors import Code, ParseError
+
+log = logging.getLogger("bastion.auth")
 
 Policy = Literal["default", "additional", "solo"]
 POLICIES: tuple[Policy, ...] = ("default", "additional", "solo")
@@ -142,6 +145,24 @@ class AuthAdapter:
 
     def validate_options(self, options: Mapping[str, Any]) -> None:
         """Check the provider's options (Parse's ``validateOptions``); raise ValueError naming the key."""
+
+    @staticmethod
+    def refuse_unknown_options(options: Mapping[str, Any], known: Iterable[str]) -> None:
+        """A misspelt key (an endpoint override above all) must stop the start, not be ignored."""
+        unknown = set(options) - set(known)
+        if unknown:
+            raise ValueError(f"unknown option(s): {', '.join(sorted(unknown))}")
+
+    def insecure_option(self, options: Mapping[str, Any]) -> bool:
+        """The provider's deprecated ``enableInsecureAuth``, honoured only with the server's
+        --enable-insecure-auth-adapters (Parse 9 honours the provider's switch alone)."""
+        flag = options.get("enableInsecureAuth", False)
+        if not isinstance(flag, bool):
+            raise ValueError("enableInsecureAuth must be true or false")
+        if flag and not self.insecure_allowed:
+            log.warning("auth provider %s: enableInsecureAuth is ignored without --enable-insecure-auth-adapters",
+                        self.name)
+        return flag and self.insecure_allowed
 
     @property
     def http(self) -> httpx.AsyncClient:

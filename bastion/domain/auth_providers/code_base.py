@@ -46,17 +46,8 @@ class CodeAuthAdapter(AuthAdapter):
     # --- options ------------------------------------------------------------------------------------
 
     def validate_options(self, options: Mapping[str, Any]) -> None:
-        unknown = set(options) - COMMON_KEYS - set(self.URLS) - self.EXTRA_OPTIONS
-        if unknown:
-            raise ValueError(f"unknown option(s): {', '.join(sorted(unknown))}")
-        flag = options.get("enableInsecureAuth", False)
-        if not isinstance(flag, bool):
-            raise ValueError("enableInsecureAuth must be true or false")
-        # Parse 9 honours the deprecated switch alone; Bastion also wants the server-wide flag.
-        self.insecure = flag and self.insecure_allowed
-        if flag and not self.insecure_allowed:
-            log.warning("auth provider %s: enableInsecureAuth is ignored without --enable-insecure-auth-adapters",
-                        self.name)
+        self.refuse_unknown_options(options, COMMON_KEYS | set(self.URLS) | self.EXTRA_OPTIONS)
+        self.insecure = self.insecure_option(options)
         for key in ("clientId", "clientSecret"):
             value = options.get(key)
             if value is not None and (not isinstance(value, str | int) or isinstance(value, bool)):

@@ -104,9 +104,7 @@ class GameCenterAdapter(AuthAdapter):
     # --- options ------------------------------------------------------------------------------------
 
     def validate_options(self, options: Mapping[str, Any]) -> None:
-        unknown = set(options) - _OPTIONS
-        if unknown:
-            raise ValueError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        self.refuse_unknown_options(options, _OPTIONS)
         bundle_id = options.get("bundleId")
         if isinstance(bundle_id, str):
             self.bundle_ids = (bundle_id,) if bundle_id else ()

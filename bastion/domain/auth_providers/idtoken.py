@@ -183,9 +183,7 @@ class JwksAdapter(AuthAdapter):
                                         now=self.now, name=context.name)
 
     def validate_options(self, options: Mapping[str, Any]) -> None:
-        unknown = set(options) - self.OPTIONS - {"module", "oauth2", "oidc"}
-        if unknown:
-            raise ValueError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        self.refuse_unknown_options(options, self.OPTIONS | {"module", "oauth2", "oidc"})
 
     def default_jwks_uri(self, options: Mapping[str, Any]) -> str:
         return self.DEFAULT_JWKS_URI

@@ -81,9 +81,7 @@ class LdapAdapter(AuthAdapter):
         self.timeout = 10.0
 
     def validate_options(self, options: Mapping[str, Any]) -> None:
-        unknown = set(options) - _OPTIONS
-        if unknown:
-            raise ValueError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        self.refuse_unknown_options(options, _OPTIONS)
         url, suffix = options.get("url"), options.get("suffix")
         if not isinstance(url, str) or not url.startswith(("ldap://", "ldaps://")):
             raise ValueError("url must start with ldap:// or ldaps://")

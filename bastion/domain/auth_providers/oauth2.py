@@ -28,9 +28,7 @@ INVALID = "OAuth2 access token is invalid for this user."
 
 class OAuth2Adapter(AuthAdapter):
     def validate_options(self, options: Mapping[str, Any]) -> None:
-        unknown = set(options) - OPTIONS
-        if unknown:
-            raise ValueError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        self.refuse_unknown_options(options, OPTIONS)
         url = options.get("tokenIntrospectionEndpointUrl")
         if not isinstance(url, str) or not url:
             raise ValueError("tokenIntrospectionEndpointUrl is required (OAuth2 token introspection endpoint URL)")

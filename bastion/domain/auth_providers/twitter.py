@@ -59,16 +59,8 @@ class TwitterAdapter(AuthAdapter):
         self.timeout = 10.0
 
     def validate_options(self, options: Mapping[str, Any]) -> None:
-        unknown = set(options) - _OPTIONS
-        if unknown:
-            raise ValueError(f"unknown option(s): {', '.join(sorted(unknown))}")
-        flag = options.get("enableInsecureAuth", False)
-        if not isinstance(flag, bool):
-            raise ValueError("enableInsecureAuth must be true or false")
-        self.insecure = flag and self.insecure_allowed
-        if flag and not self.insecure_allowed:
-            log.warning("auth provider %s: enableInsecureAuth is ignored without --enable-insecure-auth-adapters",
-                        self.name)
+        self.refuse_unknown_options(options, _OPTIONS)
+        self.insecure = self.insecure_option(options)
         key = options.get("consumer_key", options.get("consumerKey"))
         secret = options.get("consumer_secret", options.get("consumerSecret"))
         # Both flows sign their requests with the consumer's key.

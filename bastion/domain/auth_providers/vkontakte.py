@@ -39,9 +39,7 @@ class VkontakteAdapter(AuthAdapter):
         self.timeout = 10.0
 
     def validate_options(self, options: Mapping[str, Any]) -> None:
-        unknown = set(options) - _OPTIONS
-        if unknown:
-            raise ValueError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        self.refuse_unknown_options(options, _OPTIONS)
         flag = options.get("enableInsecureAuth", False)
         if not isinstance(flag, bool):
             raise ValueError("enableInsecureAuth must be true or false")
