@@ -49,7 +49,8 @@ def auth_config(s: Standins) -> dict[str, Any]:
                      "authorizationHeader": INTROSPECTION_AUTH}
     return {
         "apple": {"clientId": APPLE_CLIENTS, "jwksUri": s.url + JWKS_PATHS["apple"]},
-        "google": {"clientId": GOOGLE_CLIENT, "jwksUri": s.url + JWKS_PATHS["google"]},
+        "google": {"clientId": GOOGLE_CLIENT, "jwksUri": s.url + JWKS_PATHS["google"],
+                   "tokenInfoUrl": s.url + "/google/tokeninfo"},
         "facebook": {"appIds": FB_APP, "appSecret": "fb-app-secret", "graphApiUrl": s.url + "/graph",
                      "jwksUri": s.url + JWKS_PATHS["facebook"]},
         "keycloak": {"config": keycloak},  # the key set's address follows from the config
@@ -58,7 +59,8 @@ def auth_config(s: Standins) -> dict[str, Any]:
         "corpnoauth": {k: v for k, v in introspection.items() if k != "authorizationHeader"},
         # Slow or unreachable providers.
         "appleslow": {"module": MODULE.format("apple", "Apple"), "clientId": "x", "jwksUri": s.url + "/slow", **slow},
-        "googledown": {"module": MODULE.format("google", "Google"), "clientId": "x", "jwksUri": down, **slow},
+        "googledown": {"module": MODULE.format("google", "Google"), "clientId": "x", "jwksUri": down,
+                       "tokenInfoUrl": down + "/tokeninfo", **slow},
         "fbslow": {"module": MODULE.format("facebook", "Facebook"), "appIds": [FB_APP],
                    "graphApiUrl": s.url + "/slow/", "jwksUri": s.url + "/slow", **slow},
         "fbdown": {"module": MODULE.format("facebook", "Facebook"), "appIds": [FB_APP], "graphApiUrl": down},
@@ -238,6 +240,37 @@ def test_key_set_slow_or_down_is_a_parse_error_in_bounded_time(
     entry = {k: v.replace("{token}", token) for k, v in auth.items()}
     started = time.monotonic()
     refused(api, {provider: entry}, "Unable to find matching key for Key ID: apple-1")
+    assert time.monotonic() - started < BOUND
+
+
+# --- google access tokens (tokeninfo) ---------------------------------------------------------------
+
+
+def test_google_access_token_through_tokeninfo(api: httpx.Client, standins: Standins) -> None:
+    user = new_id()
+    token = standins.google_access_token(aud=GOOGLE_CLIENT, azp=GOOGLE_CLIENT, sub=user, expires_in="3599")
+    first = sign_in(api, {"google": {"id": user, "access_token": token}})
+    assert first.status_code == 201, first.text
+    again = sign_in(api, {"google": {"id": user, "access_token": token}})
+    assert again.status_code == 200 and again.json()["objectId"] == first.json()["objectId"], again.text
+
+
+@pytest.mark.parametrize("info", [
+    {"aud": "another-client.apps.googleusercontent.com"},  # issued to another app
+    {"sub": "someone-else"},  # another account
+    {"expires_in": "0"},  # expired
+    None,  # a token Google does not know
+])
+def test_google_access_token_refused(api: httpx.Client, standins: Standins, info: dict[str, Any] | None) -> None:
+    user = new_id()
+    token = ("ya29.unknown" if info is None
+             else standins.google_access_token(**{"aud": GOOGLE_CLIENT, "sub": user, "expires_in": "100", **info}))
+    refused(api, {"google": {"id": user, "access_token": token}}, "Google auth is invalid for this user.")
+
+
+def test_google_tokeninfo_down_is_a_parse_error_in_bounded_time(api: httpx.Client) -> None:
+    started = time.monotonic()
+    refused(api, {"googledown": {"id": "x", "access_token": "ya29.x"}}, "Google auth is invalid for this user.")
     assert time.monotonic() - started < BOUND
 
 

@@ -39,6 +39,7 @@ class Standins:
     keys: dict[str, SigningKey] = field(default_factory=lambda: {p: rsa_key(f"{p}-1") for p in JWKS_PATHS})
     graph_tokens: dict[str, dict[str, str]] = field(default_factory=dict)  # token -> {user, app}
     introspection: dict[str, dict[str, Any]] = field(default_factory=dict)  # token -> answer
+    google_tokens: dict[str, dict[str, Any]] = field(default_factory=dict)  # access token -> tokeninfo answer
     requests: list[str] = field(default_factory=list)
 
     def token(self, provider: str, claims: dict[str, Any], key: SigningKey | None = None, **header: Any) -> str:
@@ -47,6 +48,11 @@ class Standins:
     def graph_token(self, user: str, app: str) -> str:
         token = "EAAG" + secrets.token_hex(12)
         self.graph_tokens[token] = {"user": user, "app": app}
+        return token
+
+    def google_access_token(self, **info: Any) -> str:
+        token = "ya29." + secrets.token_hex(12)
+        self.google_tokens[token] = info
         return token
 
     def introspected(self, **answer: Any) -> str:
@@ -62,6 +68,9 @@ class Standins:
                 return 200, {"keys": [self.keys[provider].jwk()]}
         if path in ("/graph/me", "/graph/app"):
             return self._graph(path, query)
+        if path == "/google/tokeninfo":  # as Google's: 400 invalid_token for a token it does not know
+            info = self.google_tokens.get(query.get("access_token", ""))
+            return (200, info) if info is not None else (400, {"error": "invalid_token"})
         return 404, {"error": "not found"}
 
     def _graph(self, path: str, query: dict[str, str]) -> tuple[int, Any]:
