@@ -173,6 +173,7 @@ class Users:
             await self.before_login(user, auth, info)
         session = await self.sessions.create(user["objectId"], {"action": "login", "authProvider": "password"},
                                              auth.installation_id)
+        user["sessionToken"] = session.token  # after_login sees it, as in Parse Server
         await self.after_login(user, auth, info)
         response = self._as_self(user, auth)
         response["sessionToken"] = session.token

@@ -24,7 +24,7 @@ from bastion.domain.session_objects import SessionObjects
 
 def test_the_derived_sets() -> None:
     assert {"_User", "_Installation", "_Role", "_Session", "_Product", "_PushStatus", "_JobStatus", "_JobSchedule",
-            "_Audience", "_Idempotency"} == names.SYSTEM_CLASSES
+            "_Audience", "_Idempotency", "_AuthChallenge"} == names.SYSTEM_CLASSES
     assert {"_SCHEMA", "_Hooks", "_GlobalConfig", "_GraphQLConfig", "_JoinTable"} == names.INTERNAL_CLASSES
     assert {"_User", "_Role", "_Session", "_Installation"} == system_classes.CLIENT_READABLE
     assert {"_User", "_Role", "_Session"} == system_classes.CLIENT_QUERYABLE
