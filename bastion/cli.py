@@ -217,8 +217,9 @@ def main() -> None:
 @_setting("allow_client_class_creation", default=False,
           help="Let clients without the master key create new classes.")
 @_setting("auth", callback=_auth_option,
-          help='authData providers as JSON, Parse Server\'s `auth` option: {"<name>": {"oidc": true, '
-               '"issuer": "https://…", "clientId": "…"}} (see docs/auth-providers.md).')
+          help='Sign-in providers as JSON, Parse Server\'s `auth` option: {"apple": {"clientId": "…"}, '
+               '"mfa": {"options": ["TOTP"]}, "corp": {"oidc": true, "issuer": "https://…", "clientId": "…"}} '
+               '(the providers and their keys: docs/auth-providers.md).')
 @_setting("auth_config", metavar="FILE.json",
           help="The same providers as a JSON file (Parse Server's `auth` option, e.g. {\"google\": {\"clientId\": "
                "\"…\"}, \"mfa\": {\"enabled\": true, \"options\": [\"TOTP\"]}}).")
