@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from bastion import __version__
-from bastion.config import settings_from_env, settings_to_env
+from bastion.config import make_data_dir, settings_from_env, settings_to_env
 from bastion.logs import LEVELS, VERBOSE
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -73,6 +73,19 @@ def _check_auth(settings: Any, custom: dict[str, Any]) -> str:
         return asyncio.run(build())
     except AuthConfigError as error:
         raise click.UsageError(str(error)) from None
+
+
+def _addresses_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--master-key-ips and the like: comma-separated addresses or CIDR networks, checked now."""
+    if value is None:
+        return None
+    from bastion.keys import parse_addresses
+
+    try:
+        parse_addresses(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+    return value
 
 
 def _protected_fields_option(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any] | None:
@@ -198,6 +211,16 @@ def main() -> None:
 @_setting("app_id", help="Application id clients send (generated once if unset).")
 @_setting("master_key", help="Master key that bypasses every permission (generated once if unset).")
 @_setting("read_only_master_key", help="A master key that can read everything and write nothing.")
+@_setting("master_key_ips", default="127.0.0.1,::1", callback=_addresses_option,
+          help="Addresses or CIDR networks, comma-separated, the master key is taken from (Parse Server's "
+               "masterKeyIps); from elsewhere it is refused with 403. 0.0.0.0/0,::0 allows every address.")
+@_setting("read_only_master_key_ips", default="0.0.0.0/0,::0", callback=_addresses_option,
+          help="The same for the read-only master key (Parse Server's readOnlyMasterKeyIps).")
+@_setting("maintenance_key",
+          help="Parse Server's maintenanceKey (X-Parse-Maintenance-Key): past ACLs and class-level permissions "
+               "for data corrections, but not on master-only routes (see docs/security.md).")
+@_setting("maintenance_key_ips", default="127.0.0.1,::1", callback=_addresses_option,
+          help="The same as --master-key-ips for the maintenance key (Parse Server's maintenanceKeyIps).")
 @_setting("javascript_key", help="JavaScript key; required from clients if set.")
 @_setting("rest_key", help="REST API key; required from clients if set.")
 @_setting("client_key", help="Client key; required from clients if set.")
@@ -366,6 +389,13 @@ def serve(access_log: bool, **options: object) -> None:
     from bastion.services import check_email_settings, check_files_settings
 
     settings = settings_from_env({}, **{k: v for k, v in options.items() if v is not None})
+    try:
+        if make_data_dir(settings.data_dir):
+            click.echo(f"Warning: the data dir {settings.data_dir} is open to other users (mode "
+                       f"{settings.data_dir.stat().st_mode & 0o777:o}); chmod 700 it to keep its keys and files private.",
+                       err=True)
+    except OSError as error:
+        raise click.UsageError(f"--data-dir {settings.data_dir}: cannot be created ({error.strerror or error})") from None
     generated = settings.ensure_keys()
     try:  # a mistake in the mail or files settings stops the start, with its reason
         check_email_settings(settings)

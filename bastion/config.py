@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,12 @@ class Settings:
     app_id: str | None = None
     master_key: str | None = None
     read_only_master_key: str | None = None
+    # Parse Server's masterKeyIps, readOnlyMasterKeyIps, maintenanceKey and maintenanceKeyIps: the
+    # addresses or networks (comma-separated) each key is taken from, with Parse Server 9's defaults.
+    master_key_ips: str = "127.0.0.1,::1"
+    read_only_master_key_ips: str = "0.0.0.0/0,::0"
+    maintenance_key: str | None = None
+    maintenance_key_ips: str = "127.0.0.1,::1"
     javascript_key: str | None = None
     rest_key: str | None = None
     client_key: str | None = None
@@ -150,8 +157,11 @@ class Settings:
         generated = False
         if not stored.get("appId") or not stored.get("masterKey"):
             stored = {"appId": secrets.token_hex(12), "masterKey": secrets.token_urlsafe(30)}
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(stored, indent=2) + "\n")
+            make_data_dir(self.data_dir)
+            # Created 0600, so the key is never readable by others, not even for a moment.
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as file:
+                file.write(json.dumps(stored, indent=2) + "\n")
             path.chmod(0o600)
             generated = True
         self.app_id = self.app_id or stored["appId"]
@@ -164,6 +174,16 @@ class Settings:
         return {name: value for name, value in keys.items() if value}
 
 
+def make_data_dir(path: Path) -> bool:
+    """Creates the data dir readable by its owner only (0700; missing parents as usual). True when it
+    already existed open to others: it is left as it is (it may be a directory the operator shares
+    on purpose), and the command warns."""
+    if path.is_dir():
+        return bool(path.stat().st_mode & 0o077)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return False
+
+
 # Settings that flags and BASTION_* variables can set, with how to read them from text.
 ENV_FIELDS: dict[str, type] = {
     "host": str,
@@ -172,6 +192,10 @@ ENV_FIELDS: dict[str, type] = {
     "app_id": str,
     "master_key": str,
     "read_only_master_key": str,
+    "master_key_ips": str,
+    "read_only_master_key_ips": str,
+    "maintenance_key": str,
+    "maintenance_key_ips": str,
     "javascript_key": str,
     "rest_key": str,
     "client_key": str,

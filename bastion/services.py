@@ -279,7 +279,7 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
     # adapter (in-process unless --pubsub), so every process's subscribers get them.
     pubsub = open_pubsub(settings.pubsub)
     livequery = LiveQuery(app_id=settings.app_id, mount=settings.mount, interest=interest,
-                          authenticate=lambda keys: authenticate(keys, settings), schemas=schemas, reader=reader,
+                          authenticate=lambda keys, ip: authenticate(keys, settings, ip), schemas=schemas, reader=reader,
                           writer=writer, users=users, sessions=sessions, permissions=permissions, cloud=cloud,
                           pubsub=pubsub)
     # Tells other processes (through --pubsub) of changes to what every process caches.
@@ -294,7 +294,8 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
     # Parse Dashboard's Logs page: cloud-code lines and errors, kept in the database (secrets masked).
     script_log = ScriptLog(storage, ScriptLogOptions(max_entries=settings.script_log_max_entries,
                                                      max_age_days=settings.script_log_max_age_days),
-                           secrets=[settings.master_key, settings.read_only_master_key, settings.webhook_key])
+                           secrets=[settings.master_key, settings.read_only_master_key, settings.maintenance_key,
+                                    settings.webhook_key])
     return Services(settings=settings, storage=storage, schemas=schemas, permissions=permissions, reader=reader,
                     writer=writer, sessions=sessions, roles=roles, users=users, installations=installations,
                     objects=objects, auth_providers=auth_providers, mailer=mailer, emails=emails, files=files,

@@ -12,6 +12,7 @@ from bastion.core.acl import Access
 class Auth:
     is_master: bool = False
     is_read_only: bool = False
+    is_maintenance: bool = False  # the maintenance key: is_master too, but refused on master-only routes
     user: dict[str, Any] | None = None
     roles: list[str] = field(default_factory=list)
     installation_id: str | None = None

@@ -17,10 +17,10 @@ MASK = "********"
 # providers' access and ID tokens.
 SECRET_KEYS = frozenset(key.lower() for key in (
     "password", "sessionToken", "session_token", "authData", "_hashed_password", "masterKey", "master_key",
-    "readOnlyMasterKey", "restAPIKey", "javascriptKey", "clientKey", "webhookKey", "_perishable_token",
+    "readOnlyMasterKey", "maintenanceKey", "maintenance_key", "restAPIKey", "javascriptKey", "clientKey", "webhookKey", "_perishable_token",
     "_email_verify_token", "_password_history", "access_token", "accessToken", "id_token", "refresh_token",
     # The same secrets as request headers, and in the JS SDK's text/plain bodies (verbose request lines).
-    "x-parse-master-key", "x-parse-session-token", "x-parse-webhook-key", "_MasterKey", "_SessionToken",
+    "x-parse-master-key", "x-parse-maintenance-key", "x-parse-session-token", "x-parse-webhook-key", "_MasterKey", "_SessionToken",
 ))
 _NAMES = "|".join(re.escape(key) for key in sorted(SECRET_KEYS))
 # A secret key's value in JSON text or in a Python dict's repr (what request.log.info("%s", params)

@@ -88,6 +88,9 @@ class Installations:
                    info: CallInfo | None = None) -> SaveResult:
         """Create (``object_id`` None) or update an installation, with Parse's matching rules: a
         create may become an update of the installation it matches (``created`` False then)."""
+        if auth.is_read_only:
+            # Before the matching, which deletes duplicates (Parse Server refuses in RestWrite's constructor).
+            raise ParseError(Code.OPERATION_FORBIDDEN, DENIED)
         if not isinstance(body, dict):
             raise ParseError(Code.INVALID_JSON, "This object must be a JSON object.")
         if object_id is None and _truthy(body.get("objectId")):

@@ -192,8 +192,11 @@ class Users:
         return self._as_self(await self._check_credentials(payload, auth), auth)
 
     async def log_in_as(self, user_id: Any, auth: Auth) -> dict[str, Any]:
-        if not auth.is_master:
+        if not auth.is_master or auth.is_maintenance:
             raise ParseError(Code.OPERATION_FORBIDDEN, DENIED)  # "master key is required"
+        if auth.is_read_only:
+            # Sanitized, as Parse Server 9: "read-only masterKey isn't allowed to login as another user."
+            raise ParseError(Code.OPERATION_FORBIDDEN, DENIED)
         if not user_id:
             raise ParseError(Code.INVALID_VALUE, "userId must not be empty, null, or undefined")
         if not isinstance(user_id, str):

@@ -147,7 +147,7 @@ class RestApi:
         # As Parse Server: keys are checked before routing, so a path or method nothing serves
         # answers 403 to a stranger and 404 to a client.
         req.keys, req.context = extract_keys(headers, body)
-        req.auth = authenticate(req.keys, self.settings)
+        req.auth = authenticate(req.keys, self.settings, req.client_ip)
         if not found:
             return not_found(method, self.settings.mount + path)
         await self.services.schemas.refresh_if_stale()

@@ -120,6 +120,7 @@ def extract_keys(headers: dict[str, str], body: Any) -> tuple[Keys, dict[str, An
     keys = Keys(
         app_id=headers.get("x-parse-application-id"),
         master_key=headers.get("x-parse-master-key"),
+        maintenance_key=headers.get("x-parse-maintenance-key"),
         javascript_key=headers.get("x-parse-javascript-key"),
         rest_key=headers.get("x-parse-rest-api-key"),
         client_key=headers.get("x-parse-client-key"),

@@ -32,8 +32,8 @@ class Endpoint:
     """This process's WebSocket clients. ``authenticate`` gives what a ``connect``'s keys grant
     (``keys.authenticate`` with the app's keys); it raises Unauthorized for wrong ones."""
 
-    def __init__(self, mount: str, authenticate: Callable[[Keys], Auth], principals: PrincipalCache,
-                 subscriptions: Subscriptions, cloud: CloudRuntime) -> None:
+    def __init__(self, mount: str, authenticate: Callable[[Keys, str | None], Auth],
+                 principals: PrincipalCache, subscriptions: Subscriptions, cloud: CloudRuntime) -> None:
         self.mount = mount
         self.authenticate = authenticate
         self.principals = principals
@@ -126,7 +126,7 @@ class Endpoint:
                     client_key=request.get("clientKey"), session_token=request.get("sessionToken"),
                     installation_id=request.get("installationId"))
         try:
-            auth = self.authenticate(keys)
+            auth = self.authenticate(keys, conn.info.ip)
         except Unauthorized:
             conn.push(error_message(INVALID_KEYS, "Key in request is not valid"))
             return

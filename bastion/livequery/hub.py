@@ -73,8 +73,8 @@ class LiveQuery:
     ``pubsub`` (the channel). ``authenticate`` gives what a ``connect``'s keys grant."""
 
     def __init__(self, *, app_id: str | None, mount: str, interest: Interest,
-                 authenticate: Callable[[Keys], Auth], schemas: SchemaRegistry, reader: Reader, writer: Writer,
-                 users: Users, sessions: Sessions, permissions: Permissions, cloud: CloudRuntime,
+                 authenticate: Callable[[Keys, str | None], Auth], schemas: SchemaRegistry, reader: Reader,
+                 writer: Writer, users: Users, sessions: Sessions, permissions: Permissions, cloud: CloudRuntime,
                  pubsub: PubSub) -> None:
         self.schemas = schemas
         self.reader = reader

@@ -17,7 +17,8 @@ PERMISSION_DENIED = "Permission denied"
 
 
 def require_master(req: RequestContext) -> None:
-    if not req.auth.is_master:
+    # The maintenance key is not the master key on master-only routes (Parse Server's isMaster).
+    if not req.auth.is_master or req.auth.is_maintenance:
         # Parse Server: 403 {"error": "Permission denied"} (unsanitized: "unauthorized: master key is required").
         raise Unauthorized(PERMISSION_DENIED)
 

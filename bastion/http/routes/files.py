@@ -106,7 +106,7 @@ async def _read_upload(req: RequestContext, files: Files) -> _Upload:
 async def _create(req: RequestContext) -> Response:
     files = _files(req)
     upload = await _read_upload(req, files)
-    req.auth = authenticate(req.keys, req.services.settings)
+    req.auth = authenticate(req.keys, req.services.settings, req.client_ip)
     if req.keys.session_token and not req.auth.is_master:
         req.auth = await req.services.users.authenticate(req.auth, req.keys.session_token)
     await files.check_upload_allowed(req.auth)

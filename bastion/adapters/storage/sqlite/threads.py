@@ -5,6 +5,8 @@ on the writer; errors of a call (a refused regex, a statement too complex, a tab
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,6 +20,21 @@ from bastion.adapters.storage.sqlite.functions import TOO_COMPLEX, regex_clock, 
 from bastion.errors import Code, ParseError
 
 T = TypeVar("T")
+
+def _private_database(path: Path) -> None:
+    """The database file readable by its owner only (0600), before SQLite opens it: SQLite gives its
+    -wal and -shm files the database file's mode. A new directory is made 0700; a file an older
+    version left open to others is tightened (it is Bastion's own)."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Failures are left to SQLite's own open, whose error says more (an unwritable directory, say).
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        with contextlib.suppress(OSError):
+            if name.stat().st_mode & 0o077:
+                name.chmod(0o600)
+
 
 def _run_guarded(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
     """Run one storage call; a regex refused or a statement SQLite finds too complex is a 102."""
@@ -152,7 +169,7 @@ class SqliteThreads:
                 raise
 
     def _open_threads(self) -> None:
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        _private_database(Path(self.path))
         self._read_pool = ThreadPoolExecutor(self._readers, thread_name_prefix="sqlite-read")
         self._write_pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-write")
 
