@@ -15,9 +15,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from bastion.adapters.storage.sqlite.functions import TOO_COMPLEX, regex_clock, register_functions
-from bastion.errors import Code, ParseError
+from bastion.errors import Code, DatabaseUnavailable, ParseError
 
 T = TypeVar("T")
+# What SQLite says when another process holds the database past the busy timeout, or the file
+# cannot be reached: the database is unavailable (503, retryable), not a bug.
+_UNAVAILABLE = ("database is locked", "database is busy", "database table is locked", "unable to open database",
+                "disk I/O error")
 
 def _run_guarded(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection) -> T:
     """Run one storage call; a regex refused or a statement SQLite finds too complex is a 102."""
@@ -32,9 +36,21 @@ def _run_guarded(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection
             raise ParseError(Code.INVALID_QUERY, "The query is too complex.") from None
         if str(exc).startswith("no such table"):
             raise MissingTable(str(exc)) from None
+        if str(exc).startswith(_UNAVAILABLE):
+            raise DatabaseUnavailable() from exc
         raise
     except OverflowError:  # an integer beyond 64 bits reached a parameter
         raise ParseError(Code.INVALID_QUERY, "A number in the query is out of range.") from None
+
+
+def _begin(conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE: waits for other processes' writes up to the busy timeout, then 503."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if str(exc).startswith(_UNAVAILABLE):
+            raise DatabaseUnavailable() from exc
+        raise
 
 
 class MissingTable(Exception):
@@ -111,7 +127,7 @@ class SqliteThreads:
 
         def run() -> T:
             conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
+            _begin(conn)
             try:
                 result = _run_guarded(fn, conn)
             except BaseException:
@@ -136,7 +152,7 @@ class SqliteThreads:
             yield
             return
         async with self._tx_lock:
-            await self._on_writer(lambda conn: conn.execute("BEGIN IMMEDIATE"))
+            await self._on_writer(_begin)
             token = _TRANSACTION.set(self)
             try:
                 yield
