@@ -1,6 +1,6 @@
 """The database failing under a running Bastion: PostgreSQL gone (connections reset, then refused)
 and PostgreSQL frozen (connections held, nothing answered), through a TCP proxy the test controls
-(tests/db_proxy.py) in front of a database of its own.
+(tests/db_proxy.py) in front of a database of its own; SQLite locked by another process.
 
 Each answer is a retryable Parse error with status 503 (code 1 "Database unavailable, retry later.",
 or code 124 once --request-timeout passes), in bounded time; the log has one line when the database
@@ -10,6 +10,7 @@ succeeds: no pooled connection is handed out broken (a statement cancelled by th
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 
-from tests.conftest import Server, backend_database, start_server, stop_server
+from tests.conftest import Server, backend_database, running_server, start_server, stop_server
 from tests.db_proxy import DbProxy
 
 REQUEST_TIMEOUT_MS = 1500
@@ -110,3 +111,25 @@ def test_frozen_database_is_bounded_by_the_request_timeout(proxied: tuple[Server
     log = _log(server)
     assert "another operation" not in log and "Traceback" not in log
     assert log.count("passed the request timeout") == 1, log  # one line for them all
+
+
+def test_sqlite_locked_by_another_process_answers_503() -> None:
+    """Another process holds the write lock: a write waits at most half the request timeout, then
+    answers "Database unavailable" (its write is not left pending past the answer); reads go on."""
+    with running_server("sqlite", ["--request-timeout", "1000"]) as server, server.client(master=True) as api:
+        assert api.post("/classes/Locked", json={"n": 1}).status_code == 201
+        holder = sqlite3.connect(server.data_dir / "bastion.db", isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            started = time.monotonic()
+            response = api.post("/classes/Locked", json={"n": 2})
+            took = time.monotonic() - started
+            assert response.status_code == 503, response.text
+            assert response.json() == {"code": 1, "error": "Database unavailable, retry later."}
+            assert 0.4 < took < 1.0
+            assert len(api.get("/classes/Locked").json()["results"]) == 1  # WAL: readers are not blocked
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert api.post("/classes/Locked", json={"n": 3}).status_code == 201
+        assert sorted(row["n"] for row in api.get("/classes/Locked").json()["results"]) == [1, 3]

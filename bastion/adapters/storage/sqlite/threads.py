@@ -85,8 +85,10 @@ class SqliteThreads:
     """A pool of reader threads and one writer thread, each with its own connection: the event loop
     never waits on SQLite and writers never contend (WAL lets readers go on meanwhile)."""
 
-    def __init__(self, path: str | Path, readers: int = 4) -> None:
+    def __init__(self, path: str | Path, readers: int = 4, busy_timeout: float = 30.0) -> None:
         self.path = str(path)
+        # Seconds a statement waits for another process's write lock before "database is locked" (503).
+        self._busy_timeout = busy_timeout
         self._readers = readers
         self._read_pool: ThreadPoolExecutor | None = None
         self._write_pool: ThreadPoolExecutor | None = None
@@ -98,7 +100,7 @@ class SqliteThreads:
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=OFF")
