@@ -75,6 +75,7 @@ def test_database_down_answers_503_and_recovers(proxied: tuple[Server, DbProxy])
             assert took < 1.0
         write = api.post("/classes/Outage", json={"n": 2})
         assert write.status_code == 503 and write.json()["code"] == 1
+        time.sleep(1.5)  # the background loops (the push worker polls every second) meet it too
         proxy.up()
         _until_served(server, api)
         # Served again, on every pooled connection.
