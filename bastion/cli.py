@@ -261,6 +261,16 @@ def main() -> None:
           help="Most requests one /batch may hold without the master key (default 50; -1: no limit, "
                "Parse Server 9's default).")
 @_setting("max_body_bytes", type=int, default=20 * 1024 * 1024, help="Largest request body accepted.")
+@_setting("request_timeout", type=int, default=30_000,
+          help="Milliseconds a request may take (a frozen database included) before it is answered 503 "
+               "(code 124, retryable); 0: no deadline. File uploads are not bounded by it.")
+@_setting("header_timeout", type=int, default=20_000,
+          help="Milliseconds a client has to send a request's head once it began, or its first one once "
+               "connected; then the connection is closed (slowloris).")
+@_setting("keep_alive_timeout", type=int, default=5_000,
+          help="Milliseconds an idle keep-alive connection stays open between requests.")
+@_setting("max_connections", type=int, default=10_000,
+          help="Open connections per process; past it the longest idle one is closed to serve a new one.")
 @_setting("files", default="local",
           help="Where uploaded files live: local (<data-dir>/files), postgres (the --database, when it is "
                "PostgreSQL), postgresql://… or s3://bucket/prefix?endpoint=…&region=…&presign=1 "
@@ -384,6 +394,7 @@ def serve(access_log: bool, **options: object) -> None:
     """
     import uvicorn
 
+    from bastion.http.server import raise_open_file_limit
     from bastion.livequery import MAX_MESSAGE_BYTES
     from bastion.logs import configure
     from bastion.services import check_email_settings, check_files_settings
@@ -420,7 +431,12 @@ def serve(access_log: bool, **options: object) -> None:
         raise click.UsageError("--idempotency-ttl must be at least 1 (seconds)")
     if settings.script_log_max_entries < 0 or settings.script_log_max_age_days < 1:
         raise click.UsageError("--script-log-max-entries must be 0 or more, --script-log-max-age-days 1 or more")
+    if min(settings.request_timeout, settings.header_timeout - 1, settings.keep_alive_timeout - 1,
+           settings.max_connections - 1) < 0:
+        raise click.UsageError("--request-timeout must be 0 or more; --header-timeout, --keep-alive-timeout and "
+                               "--max-connections 1 or more")
     configure(settings.log_level)
+    raise_open_file_limit()
     os.environ.update(settings_to_env(settings))
     db = _redact(settings.database_url)
     click.echo(f"Bastion {__version__}", err=True)
@@ -459,6 +475,8 @@ def serve(access_log: bool, **options: object) -> None:
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         http="bastion.http.server:CoalescingHttpToolsProtocol",  # httptools, one send per answer
         access_log=access_log,
+        # uvicorn arms this timer after each answer (call_later: a float is fine, though typed int).
+        timeout_keep_alive=settings.keep_alive_timeout / 1000,  # type: ignore[arg-type]
         log_config=None,
         log_level=VERBOSE if settings.log_level == "verbose" else settings.log_level,
         server_header=False,

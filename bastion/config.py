@@ -57,6 +57,14 @@ class Settings:
     max_regex_length: int = 1000
     max_batch_requests: int = 50
     query_timeout_ms: int = 30_000
+    # Connections and deadlines (docs/deploy.md, "Timeouts and outages"), in milliseconds: a request
+    # head must arrive whole within header_timeout; an idle keep-alive connection is closed after
+    # keep_alive_timeout; a request is answered within request_timeout (0: no deadline). Past
+    # max_connections open connections per process, the longest idle one is closed for a new one.
+    request_timeout: int = 30_000
+    header_timeout: int = 20_000
+    keep_alive_timeout: int = 5_000
+    max_connections: int = 10_000
     session_length: int = 365 * 24 * 3600  # seconds a session lives (Parse Server's sessionLength)
     log_level: str = "info"
     # Parse Dashboard's Logs page (GET /scriptlog): how many lines the database keeps, and for how
@@ -219,6 +227,10 @@ ENV_FIELDS: dict[str, type] = {
     "max_regex_length": int,
     "max_batch_requests": int,
     "query_timeout_ms": int,
+    "request_timeout": int,
+    "header_timeout": int,
+    "keep_alive_timeout": int,
+    "max_connections": int,
     "session_length": int,
     "log_level": str,
     "script_log_max_entries": int,

@@ -76,6 +76,21 @@ class ParseError(Exception):
         return f"ParseError({self.code}, {self.message!r})"
 
 
+class DatabaseUnavailable(ParseError):
+    """The database cannot be reached now (down, restarting, refusing, locked past its bound): 503 with
+    Parse's code 1, which clients may retry; a 500 is kept for bugs."""
+
+    def __init__(self, message: str = "Database unavailable, retry later.") -> None:
+        super().__init__(Code.INTERNAL_SERVER_ERROR, message, status=503)
+
+
+class RequestTimedOut(ParseError):
+    """The request passed its deadline (--request-timeout), e.g. on a database that stopped answering."""
+
+    def __init__(self, message: str = "Request timed out, retry later.") -> None:
+        super().__init__(Code.TIMEOUT, message, status=503)
+
+
 class Unauthorized(Exception):
     """Missing or wrong keys: Parse Server answers 403 ``{"error": "unauthorized"}`` without a code."""
 

@@ -58,12 +58,15 @@ from bastion.ports.pubsub import PubSub
 from bastion.ports.storage import StorageAdapter
 
 
-def open_storage(url: str, query_timeout_ms: int = 30_000) -> StorageAdapter:
+def open_storage(url: str, query_timeout_ms: int = 30_000, request_timeout_ms: int = 0) -> StorageAdapter:
     """The storage adapter a database URL names (sqlite:///relative or sqlite:////absolute path)."""
     if url.startswith("sqlite:///"):
         from bastion.adapters.storage.sqlite import SqliteStorage
 
-        return SqliteStorage(url[len("sqlite:///"):])
+        # Another process's lock is waited for at most 30 s, and well within the request's deadline:
+        # the request is then answered "Database unavailable" (503) and its write is not left waiting.
+        busy_ms = min(30_000, request_timeout_ms // 2) if request_timeout_ms > 0 else 30_000
+        return SqliteStorage(url[len("sqlite:///"):], busy_timeout=busy_ms / 1000)
     if url.startswith(("postgresql://", "postgres://")):
         from bastion.adapters.storage.postgres import PostgresStorage
 
@@ -205,7 +208,7 @@ class Services:
 
 def build_services(settings: Settings, storage: StorageAdapter | None = None) -> Services:
     """Every service of a server on ``settings`` (``storage`` replaces the one the URL names)."""
-    storage = storage or open_storage(settings.database_url, settings.query_timeout_ms)
+    storage = storage or open_storage(settings.database_url, settings.query_timeout_ms, settings.request_timeout)
     file_url = FileUrls(settings.public_url, settings.app_id)
     schemas = SchemaRegistry(storage)
     # Cloud code's functions and triggers: always there, so that a class without triggers costs

@@ -56,7 +56,7 @@ from bastion.domain.push import (
     locale_group,
     push_locales,
 )
-from bastion.errors import Code, ParseError
+from bastion.errors import Code, DatabaseUnavailable, ParseError
 from bastion.ports import storage as ops
 from bastion.ports.push import Delivery, Device, PushAdapter
 from bastion.ports.storage import MASTER, FindQuery, StorageAdapter
@@ -201,6 +201,8 @@ class PushQueue:
             try:
                 rows = await self.storage.push_claim(self.worker_id, _now(), self.options.lease_ms,
                                                          self.options.rows_per_claim)
+            except DatabaseUnavailable:  # the storage logged the outage once; back at a later poll
+                rows = []
             except Exception:  # noqa: BLE001 - the database may be back at the next poll
                 log.exception("push queue: claiming rows failed")
                 rows = []

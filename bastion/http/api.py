@@ -7,13 +7,15 @@ sub-requests through it).
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
 from bastion.domain.idempotency import REQUEST_ID_HEADER
-from bastion.errors import Code, ParseError, Unauthorized
+from bastion.errors import Code, ParseError, RequestTimedOut, Unauthorized
 from bastion.http import request_log
 from bastion.http.context import (
     RequestContext,
@@ -85,6 +87,11 @@ class RestApi:
         self.services = services
         self.settings = services.settings
         self.max_body_bytes = services.settings.max_body_bytes
+        # --request-timeout: no request waits longer on anything (a frozen database above all).
+        timeout_ms = services.settings.request_timeout
+        self.request_timeout = timeout_ms / 1000 if timeout_ms > 0 else None
+        self._timeout_logged_at = -10.0
+        self._timeouts_unlogged = 0
         self.router = router or build_router()
 
     async def handle_http(self, scope: dict[str, Any], receive: Any, send_fn: Any) -> None:
@@ -102,8 +109,15 @@ class RestApi:
             await send_fn({"type": "http.response.body", "body": b"OK"})
             return
         verbose = request_log.enabled()  # the verbose log's level, tested once a request
+        deadline = asyncio.timeout(self.request_timeout)
         try:
-            response = await self._handle(scope, receive, method, path, verbose)
+            async with deadline:
+                response = await self._handle(scope, receive, method, path, verbose, deadline)
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            self._log_timeout(method, path)
+            response = error_response(RequestTimedOut())
         except ParseError as exc:
             response = error_response(exc)
         except Unauthorized as exc:
@@ -115,8 +129,20 @@ class RestApi:
             request_log.response(method, _url(scope), response.status, response.body)
         await send(send_fn, response)
 
+    def _log_timeout(self, method: str, path: str) -> None:
+        """A line for a request past its deadline, at most one every 10 s (a frozen database would
+        otherwise write one per request), with how many were not logged."""
+        now = time.monotonic()
+        if now - self._timeout_logged_at < 10:
+            self._timeouts_unlogged += 1
+            return
+        more = f" (and {self._timeouts_unlogged} more since the last such line)" if self._timeouts_unlogged else ""
+        log.warning("%s %s passed the request timeout (%d ms)%s", method, path[:200],
+                    self.settings.request_timeout, more)
+        self._timeout_logged_at, self._timeouts_unlogged = now, 0
+
     async def _handle(self, scope: dict[str, Any], receive: Any, method: str, path: str,
-                      verbose: bool) -> Response:
+                      verbose: bool, deadline: asyncio.Timeout) -> Response:
         headers = decode_headers(scope["headers"])
         client = scope.get("client")
         found: tuple[Route, dict[str, str]] | Literal[False] | None = None
@@ -125,9 +151,15 @@ class RestApi:
             # File uploads read their own body, chunk by chunk, straight into the files backend.
             found, routed = self.router.match(method, path), True
             if found and found[0].streams_body:
+                # An upload's body may take long on a slow link: not bounded by --request-timeout.
+                deadline.reschedule(None)
                 return await found[0].handler(RequestContext(
                     self.services, self, method, path, headers, decode_query(scope.get("query_string", b"")), None, found[1],
                     client_ip=client[0] if client else None, receive=receive))
+        length = headers.get("content-length")
+        if length and length.isdigit() and int(length) > self.max_body_bytes:
+            # Refused from its announced length, unread (uvicorn drops what the client still sends).
+            raise ParseError(Code.OBJECT_TOO_LARGE, "The request body is too large.", status=413)
         raw = await read_body(receive, self.max_body_bytes)
         # The pages of mailed links take HTML form bodies; everything else takes JSON.
         body = pages.decode_page_body(headers, raw) if path.startswith(pages.PREFIX) else decode_body(raw)

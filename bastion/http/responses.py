@@ -52,7 +52,9 @@ def not_found(method: str, path: str) -> Response:
 
 
 def error_response(error: ParseError) -> Response:
-    return Response(error.to_dict(), status=error.status)
+    # A 503 (database unavailable, deadline passed) is worth retrying: say when.
+    headers = [(b"retry-after", b"1")] if error.status == 503 else None
+    return Response(error.to_dict(), status=error.status, headers=headers)
 
 
 def unauthorized(message: str = "unauthorized") -> Response:

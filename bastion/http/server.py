@@ -11,11 +11,18 @@ Answers carry lowercase header names, as ASGI has them; Parse Server (Express) s
 ``Content-Type``, ``Location``, ``X-Parse-Job-Status-Id``, and some SDKs look headers up
 case-sensitively. The head of an answer is written here with each name so spelled (uvicorn would
 write it lowercased).
+
+Connections are bounded here too (uvicorn times out only idle keep-alive connections, after a first
+answer): a request head must arrive whole within ``--header-timeout`` (a new connection's first one
+too), else the connection is closed (408 if a head had begun: slowloris); and past
+``--max-connections`` open connections the longest idle one is closed so that a new client is served
+(uvicorn's own ``limit_concurrency`` would answer every new request 503 instead).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Generator
 from types import MethodType
 from typing import Any
@@ -31,6 +38,7 @@ from uvicorn.protocols.http.httptools_impl import (
 )
 from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
 
+from bastion.config import settings_from_env
 from bastion.errors import Code
 from bastion.http.responses import CORS_HEADERS, JSON_TYPE
 
@@ -183,12 +191,131 @@ def _write_head(cycle: RequestResponseCycle, message: HTTPResponseStartEvent) ->
     cycle.transport.write(b"".join(content))
 
 
+log = logging.getLogger("bastion")
+# Descriptors kept for what is not a client connection (database, listening sockets, files, logs).
+_RESERVED_FILES = 64
+
+
+def raise_open_file_limit() -> None:
+    """The soft limit of open files raised to the hard one, as Node does at start: with Linux's
+    default soft 1024, about a thousand idle connections would lock every new client out."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft != resource.RLIM_INFINITY and soft >= hard:
+        return
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as error:
+        log.warning("could not raise the open-file limit from %s to %s: %s", soft, target, error)
+        return
+    log.info("open-file limit raised from %s to %s", soft, target)
+
+
+class _Limits:
+    """The connection settings, read once per process from the BASTION_* variables the command set."""
+
+    loaded = False
+    header_timeout = 20.0
+    max_connections = 10_000
+
+    @classmethod
+    def load(cls) -> None:
+        settings = settings_from_env()
+        cls.header_timeout = settings.header_timeout / 1000
+        cls.max_connections = settings.max_connections
+        try:
+            import resource
+
+            files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            if files != resource.RLIM_INFINITY:  # the cap must bite before descriptors run out
+                cls.max_connections = max(1, min(cls.max_connections, files - _RESERVED_FILES))
+        except ImportError:
+            pass
+        cls.loaded = True
+
+
+# This process's idle HTTP connections, the longest idle first (a dict keeps insertion order).
+_IDLE: dict[CoalescingHttpToolsProtocol, None] = {}
+_HEAD_TIMEOUT_BODY = orjson.dumps({"code": Code.TIMEOUT, "error": "Request head not received in time."})
+
+
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol over a :class:`CoalescingTransport`, the answers' heads written
-    by :func:`send_spelled`."""
+    by :func:`send_spelled`; heads bounded in time, connections in number."""
+
+    _head_timer: asyncio.TimerHandle | None = None
+    _head_begun = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if not _Limits.loaded:
+            _Limits.load()
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+        if len(self.connections) > _Limits.max_connections and not self._shed_idle():
+            log.warning("connection refused: %d connections open, none idle", len(self.connections) - 1)
+            self._answer_and_close(503, orjson.dumps({"code": Code.INTERNAL_SERVER_ERROR,
+                                                      "error": "Too many connections, retry later."}))
+            return
+        _IDLE[self] = None
+        self._head_timer = self.loop.call_later(_Limits.header_timeout, self._head_timed_out)
+
+    def _shed_idle(self) -> bool:
+        """Closes the longest idle connection (not this one); False when none is idle."""
+        for oldest in _IDLE:
+            if oldest is not self:
+                del _IDLE[oldest]
+                oldest.transport.close()
+                return True
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        _IDLE.pop(self, None)
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        _IDLE.pop(self, None)
+        self._head_begun = True
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(_Limits.header_timeout, self._head_timed_out)
+        super().on_message_begin()
+
+    def on_headers_complete(self) -> None:
+        self._cancel_head_timer()
+        self._head_begun = False
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and not self.pipeline:
+            _IDLE[self] = None
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        _IDLE.pop(self, None)
+        if self.transport.is_closing():
+            return
+        if self._head_begun:  # as Node: a head begun and not finished in time answers 408
+            self._answer_and_close(408, _HEAD_TIMEOUT_BODY)
+        else:
+            self.transport.close()
+
+    def _answer_and_close(self, status: int, body: bytes) -> None:
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head += [b"Content-Type: application/json; charset=utf-8\r\n",
+                 b"Content-Length: ", str(len(body)).encode(), b"\r\n", b"Connection: close\r\n\r\n", body]
+        self.transport.write(b"".join(head))
+        self.transport.close()
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         # uvicorn makes a cycle for each request (pipelined ones too) and starts each here; its
@@ -200,11 +327,4 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
 
     def send_400_response(self, msg: str) -> None:
         """A request httptools cannot parse gets a Parse error body (uvicorn's own is plain text)."""
-        body = orjson.dumps({"code": Code.INVALID_JSON, "error": msg})
-        head = [STATUS_LINE[400]]
-        for name, value in self.server_state.default_headers:
-            head += [name, b": ", value, b"\r\n"]
-        head += [b"Content-Type: application/json; charset=utf-8\r\n",
-                 b"Content-Length: ", str(len(body)).encode(), b"\r\n", b"Connection: close\r\n\r\n", body]
-        self.transport.write(b"".join(head))
-        self.transport.close()
+        self._answer_and_close(400, orjson.dumps({"code": Code.INVALID_JSON, "error": msg}))

@@ -367,8 +367,8 @@ def test_too_large_uploads_leave_nothing(ruled: Server) -> None:
     before = set((ruled.data_dir / "files").iterdir())
     with ruled.client() as api:
         assert uploaded(api, "fits.txt", b"x" * 1000)
-        # As Parse Server's body parser: 413 without a code.
-        assert_error(upload(api, "big.txt", b"x" * 1001), 413, None, "request entity too large")
+        # As Parse Server's body parser, 413 "request entity too large", with Parse's code 130 added.
+        assert_error(upload(api, "big.txt", b"x" * 1001), 413, 130, "request entity too large")
         # Parse Server's streaming mode answers 130; without Content-Length (chunked) the upload is
         # refused when the stream passes the limit.
         def body() -> Iterator[bytes]:
@@ -379,9 +379,9 @@ def test_too_large_uploads_leave_nothing(ruled: Server) -> None:
                             headers={"Content-Type": "text/plain", "X-Parse-Upload-Mode": "stream"})
         assert_error(response, 400, 130, "File size exceeds maximum allowed: 1000 bytes.")
         response = api.post("/files/chunked.txt", content=body(), headers={"Content-Type": "text/plain"})
-        assert_error(response, 413, None, "request entity too large")
+        assert_error(response, 413, 130, "request entity too large")
         sdk = {"_ApplicationId": ruled.app_id, "base64": base64.b64encode(b"z" * 1001).decode()}
-        assert_error(api.post("/files/json.txt", json=sdk, headers={"X-Parse-Application-Id": ""}), 413, None,
+        assert_error(api.post("/files/json.txt", json=sdk, headers={"X-Parse-Application-Id": ""}), 413, 130,
                      "request entity too large")
     after = set((ruled.data_dir / "files").iterdir())
     assert len(after - before) == 1  # fits.txt only

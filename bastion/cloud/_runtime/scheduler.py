@@ -38,7 +38,7 @@ from bastion.core.system_classes import JOB_SCHEDULE, JOB_STATUS
 from bastion.core.types import format_iso
 from bastion.domain.read import FindRequest
 from bastion.domain.write import OBJECT_ID_ALPHABET
-from bastion.errors import ParseError
+from bastion.errors import DatabaseUnavailable, ParseError
 
 if TYPE_CHECKING:
     from bastion.cloud._runtime.data import CloudServer
@@ -220,6 +220,8 @@ class Scheduler:
                 await self.run_due(datetime.now(UTC))
             except asyncio.CancelledError:
                 raise
+            except DatabaseUnavailable:  # the storage logged the outage once
+                pass
             except Exception:  # noqa: BLE001 - one bad tick must not stop the schedule
                 log.exception("job scheduler: tick failed")
             await asyncio.sleep(self.tick)

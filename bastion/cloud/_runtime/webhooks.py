@@ -35,7 +35,7 @@ from bastion.cloud.objects import Object, encode
 from bastion.core import events
 from bastion.core.events import WebhooksChanged
 from bastion.core.system_classes import PUSH_STATUS, SESSION, USER
-from bastion.errors import Code, ParseError
+from bastion.errors import Code, DatabaseUnavailable, ParseError
 
 if TYPE_CHECKING:
     from bastion.cloud._runtime.runtime import CloudRuntime
@@ -209,6 +209,8 @@ class Webhooks:
     async def _background_load(self) -> None:
         try:
             await self.load()
+        except DatabaseUnavailable:  # the storage logged the outage once; the hooks in memory serve
+            pass
         except Exception:  # noqa: BLE001 - the hooks already in memory keep serving
             log.exception("could not re-read the webhooks")
         finally:

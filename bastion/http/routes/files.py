@@ -59,7 +59,9 @@ async def create(req: RequestContext) -> Response:
     try:
         return await _create(req)
     except _EntityTooLarge:
-        return Response({"error": "request entity too large"}, status=413)
+        # Parse Server's body parser answers this without a code; Parse's code for a file it could
+        # not save is added, so SDKs get a Parse error (its streaming mode's code for the same case).
+        return Response({"code": Code.FILE_SAVE_ERROR, "error": "request entity too large"}, status=413)
 
 
 @dataclass(slots=True)
@@ -138,14 +140,18 @@ def _too_large(req: RequestContext, files: Files) -> Exception:
 
 
 class _EntityTooLarge(Exception):
-    """Answered as Parse Server's body parser does: 413 {"error": "request entity too large"}."""
+    """Answered as Parse Server's body parser does, 413 "request entity too large", with code 130."""
 
 
 async def _json_upload(req: RequestContext) -> dict[str, Any]:
     """The JS SDK's form: without keys in the headers the body must be JSON naming the app
     (Parse Server answers anything else 403 unauthorized)."""
+    limit = req.services.settings.max_body_bytes
+    length = req.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:  # refused unread
+        raise _EntityTooLarge()
     try:
-        raw = await read_body(req.receive, req.services.settings.max_body_bytes)
+        raw = await read_body(req.receive, limit)
     except ParseError:
         raise _EntityTooLarge() from None
     try:

@@ -8,14 +8,21 @@ to the first waiter). Connections are opened lazily up to ``max_size``; a broken
 and its slot reopened on demand.
 
 A connection is only returned as idle when it is clean: outside a transaction, not cancelling a
-statement, not closed. Anything else (a task cancelled in the middle of a statement, a transaction
-left open by an error in its rollback) terminates the connection instead of repairing it, which is
-rare and always safe.
+statement, not closed, and its last error (if any) a statement's own. Anything else (a task cancelled
+in the middle of a statement, as the request deadline does; a transaction left open by an error in its
+rollback; a connection-level error, after which the protocol may still be consuming a fatal message)
+terminates the connection instead of repairing it, which is rare and always safe.
+
+A connection-level error (PostgreSQL down, restarting, refusing, out of connections) reaches the
+caller as ``DatabaseUnavailable`` (503, retryable), and the log gets one line when the database goes
+away and one when it is back, not one per request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
@@ -23,7 +30,24 @@ from typing import Any
 
 import asyncpg
 
+from bastion.errors import DatabaseUnavailable
+
 Connect = Callable[[], Awaitable[asyncpg.Connection]]
+log = logging.getLogger("bastion")
+
+# Errors that say the connection (or the server) is gone, not that a statement failed.
+_CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+                      asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.TooManyConnectionsError,
+                      asyncpg.InternalClientError)
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return True
+    # "cannot perform operation: connection is closed / another operation is in progress"; not DataError
+    # (a value it could not encode) nor an argument-count mistake, which are statements' own.
+    return (isinstance(exc, asyncpg.InterfaceError) and not isinstance(exc, asyncpg.DataError)
+            and ("connection" in str(exc) or "another operation" in str(exc)))
 
 
 class PoolClosedError(RuntimeError):
@@ -45,6 +69,7 @@ class ConnectionPool:
         self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
         self._size = 0  # connections open, or being opened, that belong to the pool
         self._closed = False
+        self._down_since: float | None = None  # when the database became unreachable, while it is
 
     async def open(self) -> None:
         connections = await asyncio.gather(*(self._connect() for _ in range(self._min_size)))
@@ -91,10 +116,28 @@ class ConnectionPool:
     async def _open_one(self) -> asyncpg.Connection:
         self._size += 1
         try:
-            return await self._connect()
-        except BaseException:
+            conn = await self._connect()
+        except BaseException as exc:
             self._slot_freed()
+            if is_connection_error(exc):
+                raise self._unavailable(exc) from exc
             raise
+        self._reachable()
+        return conn
+
+    # --- outages ----------------------------------------------------------------------------------
+
+    def _unavailable(self, exc: BaseException) -> DatabaseUnavailable:
+        """The error a caller gets for a connection-level failure; logged once per outage."""
+        if self._down_since is None and not self._closed:
+            self._down_since = time.monotonic()
+            log.error("database unavailable: %s: %s", type(exc).__name__, str(exc)[:200] or "no detail")
+        return DatabaseUnavailable()
+
+    def _reachable(self) -> None:
+        if self._down_since is not None:
+            log.warning("database reachable again after %.1f s", time.monotonic() - self._down_since)
+            self._down_since = None
 
     def _remove_waiter(self, waiter: asyncio.Future[Any]) -> None:
         with suppress(ValueError):
@@ -122,12 +165,15 @@ class ConnectionPool:
                 return
         self._idle.append(conn)
 
-    def _after_error(self, conn: asyncpg.Connection, exc: BaseException) -> None:
+    def _after_error(self, conn: asyncpg.Connection, exc: BaseException) -> BaseException:
         """After an error, the connection goes back if it is clean; a cancelled task's is not
-        trusted (its statement may still be running), so it is closed."""
-        if not isinstance(exc, Exception) and not conn.is_closed():
+        trusted (its statement may still be running), nor one that failed at the connection level
+        (its protocol may be mid-message), so those are closed. Returns what the caller raises."""
+        lost = isinstance(exc, Exception) and is_connection_error(exc)
+        if (lost or not isinstance(exc, Exception)) and not conn.is_closed():
             conn.terminate()
         self._give_back(conn)
+        return self._unavailable(exc) if lost else exc
 
     # --- statements -----------------------------------------------------------------------------
 
@@ -137,8 +183,12 @@ class ConnectionPool:
         try:
             result = await getattr(conn, method)(sql, *args)
         except BaseException as exc:
-            self._after_error(conn, exc)
-            raise
+            raised = self._after_error(conn, exc)
+            if raised is exc:
+                raise
+            raise raised from exc
+        if self._down_since is not None:
+            self._reachable()
         self._give_back(conn)
         return result
 
@@ -161,8 +211,12 @@ class ConnectionPool:
         try:
             yield conn
         except BaseException as exc:
-            self._after_error(conn, exc)
-            raise
+            raised = self._after_error(conn, exc)
+            if raised is exc:
+                raise
+            raise raised from exc
+        if self._down_since is not None:
+            self._reachable()
         self._give_back(conn)
 
     async def close(self) -> None:

@@ -70,6 +70,9 @@ _CREATED_CONCURRENTLY = (asyncpg.UniqueViolationError, asyncpg.DuplicateTableErr
 _SAVE_SCHEMA = 'UPDATE "_SCHEMA" SET "schema" = $1::jsonb WHERE "className" = $2::text'
 
 
+CONNECT_TIMEOUT = 10.0  # seconds
+
+
 def _changed(status: str) -> int:
     """How many rows a statement changed, from its command status ("UPDATE 3")."""
     return int(status.rsplit(" ", 1)[-1])
@@ -116,8 +119,9 @@ class PostgresStorage(StorageAdapter):
 
     async def open(self) -> None:
         async def connect() -> asyncpg.Connection:
+            # A server that accepts but never answers fails the connect in bounded time.
             conn = await asyncpg.connect(self.url, statement_cache_size=self._statement_cache_size,
-                                         server_settings=self._server_settings)
+                                         server_settings=self._server_settings, timeout=CONNECT_TIMEOUT)
             try:
                 await init_connection(conn)
             except BaseException:

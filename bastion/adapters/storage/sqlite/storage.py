@@ -65,8 +65,8 @@ def _hidden_type(schema: ClassSchema, column: str) -> FieldType | None:
 class SqliteStorage(SqliteThreads, StorageAdapter):
     name = "sqlite"
 
-    def __init__(self, path: str | Path, readers: int = 4) -> None:
-        super().__init__(path, readers)
+    def __init__(self, path: str | Path, readers: int = 4, busy_timeout: float = 30.0) -> None:
+        super().__init__(path, readers, busy_timeout)
         self.dialect = SqliteDialect()
         self._system = SystemTables(self.dialect)
         # The schemas this storage last read or wrote, per class: a subquery's columns, and an

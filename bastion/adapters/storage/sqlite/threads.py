@@ -17,9 +17,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from bastion.adapters.storage.sqlite.functions import TOO_COMPLEX, regex_clock, register_functions
-from bastion.errors import Code, ParseError
+from bastion.errors import Code, DatabaseUnavailable, ParseError
 
 T = TypeVar("T")
+# What SQLite says when another process holds the database past the busy timeout, or the file
+# cannot be reached: the database is unavailable (503, retryable), not a bug.
+_UNAVAILABLE = ("database is locked", "database is busy", "database table is locked", "unable to open database",
+                "disk I/O error")
 
 def _private_database(path: Path) -> None:
     """The database file readable by its owner only (0600), before SQLite opens it: SQLite gives its
@@ -49,9 +53,21 @@ def _run_guarded(fn: Callable[[sqlite3.Connection], T], conn: sqlite3.Connection
             raise ParseError(Code.INVALID_QUERY, "The query is too complex.") from None
         if str(exc).startswith("no such table"):
             raise MissingTable(str(exc)) from None
+        if str(exc).startswith(_UNAVAILABLE):
+            raise DatabaseUnavailable() from exc
         raise
     except OverflowError:  # an integer beyond 64 bits reached a parameter
         raise ParseError(Code.INVALID_QUERY, "A number in the query is out of range.") from None
+
+
+def _begin(conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE: waits for other processes' writes up to the busy timeout, then 503."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if str(exc).startswith(_UNAVAILABLE):
+            raise DatabaseUnavailable() from exc
+        raise
 
 
 class MissingTable(Exception):
@@ -86,8 +102,10 @@ class SqliteThreads:
     """A pool of reader threads and one writer thread, each with its own connection: the event loop
     never waits on SQLite and writers never contend (WAL lets readers go on meanwhile)."""
 
-    def __init__(self, path: str | Path, readers: int = 4) -> None:
+    def __init__(self, path: str | Path, readers: int = 4, busy_timeout: float = 30.0) -> None:
         self.path = str(path)
+        # Seconds a statement waits for another process's write lock before "database is locked" (503).
+        self._busy_timeout = busy_timeout
         self._readers = readers
         self._read_pool: ThreadPoolExecutor | None = None
         self._write_pool: ThreadPoolExecutor | None = None
@@ -99,7 +117,7 @@ class SqliteThreads:
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=OFF")
@@ -128,7 +146,7 @@ class SqliteThreads:
 
         def run() -> T:
             conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
+            _begin(conn)
             try:
                 result = _run_guarded(fn, conn)
             except BaseException:
@@ -153,7 +171,7 @@ class SqliteThreads:
             yield
             return
         async with self._tx_lock:
-            await self._on_writer(lambda conn: conn.execute("BEGIN IMMEDIATE"))
+            await self._on_writer(_begin)
             token = _TRANSACTION.set(self)
             try:
                 yield
