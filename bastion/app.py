@@ -8,6 +8,7 @@ from typing import Any
 from bastion.cloud._runtime.context import enter_running, leave_running
 from bastion.config import Settings
 from bastion.http.api import RestApi
+from bastion.logs import REQUEST, next_request
 from bastion.ports.storage import StorageAdapter
 from bastion.services import build_services
 
@@ -38,8 +39,10 @@ class Bastion:
         # through this server, whatever other app runs in the process.
         # (Set and reset by hand: a generator context manager costs a request several calls.)
         token = enter_running(self.services.cloud_server)
+        kind = scope["type"]
+        # Each request (and LiveQuery connection) is numbered, for the log lines written meanwhile.
+        request = REQUEST.set(next_request()) if kind != "lifespan" else None
         try:
-            kind = scope["type"]
             if kind == "http":
                 await self.api.handle_http(scope, receive, send_fn)
             elif kind == "websocket":
@@ -47,6 +50,8 @@ class Bastion:
             elif kind == "lifespan":
                 await self.lifespan(receive, send_fn)
         finally:
+            if request is not None:
+                REQUEST.reset(request)
             leave_running(token)
 
     async def lifespan(self, receive: Any, send_fn: Any) -> None:
@@ -56,7 +61,9 @@ class Bastion:
                 try:
                     await self.startup()
                 except Exception as exc:  # noqa: BLE001 - reported to the server, which exits
-                    log.exception("start-up failed")
+                    # One line (the parent process checked the settings and the database already);
+                    # the traceback with --log-level debug.
+                    log.error("start-up failed: %s: %s", type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
                     await send_fn({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send_fn({"type": "lifespan.startup.complete"})

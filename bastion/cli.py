@@ -14,18 +14,10 @@ import click
 
 from bastion import __version__
 from bastion.config import make_data_dir, settings_from_env, settings_to_env
-from bastion.logs import LEVELS, VERBOSE
+from bastion.logs import LEVELS
+from bastion.startup import CONFIG_FILE, StartupError, read_config_file, redact
 
 _F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}{':***' if ':' in creds else ''}@{host}"
-    return url
 
 
 def _auth_option(ctx: click.Context, param: click.Parameter, value: str | None) -> dict[str, Any] | None:
@@ -39,40 +31,6 @@ def _auth_option(ctx: click.Context, param: click.Parameter, value: str | None) 
     if not isinstance(auth, dict):
         raise click.BadParameter("must be a JSON object of provider names to options")
     return auth
-
-
-def _load_auth_config(path: str) -> dict[str, Any]:
-    """--auth-config FILE.json: Parse Server's `auth` option as a file."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise click.UsageError(f"--auth-config {path}: cannot be read ({error.strerror or error})") from None
-    try:
-        auth = json.loads(text)
-    except ValueError as error:
-        raise click.UsageError(f"--auth-config {path}: not valid JSON: {error}") from None
-    if not isinstance(auth, dict):
-        raise click.UsageError(f"--auth-config {path}: must be a JSON object of provider names to options")
-    return auth
-
-
-def _check_auth(settings: Any, custom: dict[str, Any]) -> str:
-    """Builds the sign-in providers once before the server starts, so a provider's bad option stops
-    the start with one line naming the provider and the key; their names otherwise."""
-    from bastion.domain.auth_providers import AuthConfigError, ProviderRegistry
-
-    async def build() -> str:
-        registry = ProviderRegistry.from_options(
-            settings.auth, enable_anonymous_users=settings.enable_anonymous_users,
-            enable_insecure_auth_adapters=settings.enable_insecure_auth_adapters, custom=custom)
-        names = ", ".join(registry.names()) or "none"
-        await registry.aclose()
-        return names
-
-    try:
-        return asyncio.run(build())
-    except AuthConfigError as error:
-        raise click.UsageError(str(error)) from None
 
 
 def _addresses_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -195,7 +153,34 @@ def _setting(name: str, *flags: str, **kwargs: Any) -> Callable[[_F], _F]:
     return click.option(name, *flags, **kwargs)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """`bastion`'s commands: a mistake in a command's options is one line (``Error: …``), without
+    the usage lines before it, so that it stands out in a service's log."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:
+            error.ctx = None
+            raise
+
+
+def _config_option(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """--config FILE (or ./bastion.toml when there is one): its settings become the defaults of the
+    other options, so flags and BASTION_* variables still win over them."""
+    path = value or (CONFIG_FILE if Path(CONFIG_FILE).is_file() else None)
+    if path is None:
+        return
+    options = {p.name: p.multiple for p in ctx.command.params
+               if isinstance(p, click.Option) and p.name and p.name != "config"}
+    try:
+        ctx.default_map = {**(ctx.default_map or {}), **read_config_file(path, options)}
+    except StartupError as error:
+        raise click.UsageError(str(error)) from None
+    ctx.meta["bastion.config"] = path
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="bastion")
 def main() -> None:
     """Bastion: a self-hosted, Parse-compatible backend (REST API for objects, queries and schemas).
@@ -206,7 +191,8 @@ def main() -> None:
 
 @main.command()
 @_setting("host", default="127.0.0.1", help="Interface to listen on (0.0.0.0 for every interface).")
-@_setting("port", default=1337, type=int, help="TCP port.")
+@_setting("port", default=1337, type=click.IntRange(0, 65535),
+          help="TCP port (0: one the system picks, printed at start).")
 @_setting("mount", default="/parse", help="Path the API is served under.")
 @_setting("app_id", help="Application id clients send (generated once if unset).")
 @_setting("master_key", help="Master key that bypasses every permission (generated once if unset).")
@@ -229,7 +215,7 @@ def main() -> None:
                "postgresql://user@host:5432/dbname.")
 @_setting("data_dir", default="./bastion-data", type=click.Path(file_okay=False),
           help="Where the SQLite database, keys and files live.")
-@_setting("workers", default=1, type=int,
+@_setting("workers", default=1, type=click.IntRange(min=1),
           help="Server processes. Use PostgreSQL when running more than one on a busy app.")
 @_setting("server_url",
           help="Public URL clients use, e.g. https://api.example.com/parse (default: from host, port, mount).")
@@ -256,26 +242,34 @@ def main() -> None:
                "class's CLP (_User's email is always hidden from other users).")
 @_setting("protected_fields_owner_exempt", default=True,
           help="A user sees all of their own _User object whatever protectedFields say.")
-@_setting("max_limit", type=int, help="Largest `limit` a query may ask for.")
-@_setting("max_batch_requests", type=int,
+@_setting("max_limit", type=click.IntRange(min=1), help="Largest `limit` a query may ask for.")
+@_setting("max_include_depth", type=click.IntRange(min=0), default=5, help="Deepest `include` path.")
+@_setting("max_or_breadth", type=click.IntRange(min=1), default=100,
+          help="Most clauses in one $or, $and or $nor.")
+@_setting("max_query_depth", type=click.IntRange(min=1), default=10,
+          help="Deepest nesting of $or, $and, $nor and subqueries.")
+@_setting("max_regex_length", type=click.IntRange(min=1), default=1000, help="Longest $regex.")
+@_setting("query_timeout_ms", type=click.IntRange(min=1), default=30_000,
+          help="PostgreSQL cancels a statement running longer, in milliseconds.")
+@_setting("max_batch_requests", type=click.IntRange(min=-1),
           help="Most requests one /batch may hold without the master key (default 50; -1: no limit, "
                "Parse Server 9's default).")
-@_setting("max_body_bytes", type=int, default=20 * 1024 * 1024, help="Largest request body accepted.")
-@_setting("request_timeout", type=int, default=30_000,
+@_setting("max_body_bytes", type=click.IntRange(min=1), default=20 * 1024 * 1024, help="Largest request body accepted.")
+@_setting("request_timeout", type=click.IntRange(min=0), default=30_000,
           help="Milliseconds a request may take (a frozen database included) before it is answered 503 "
                "(code 124, retryable); 0: no deadline. File uploads are not bounded by it.")
-@_setting("header_timeout", type=int, default=20_000,
+@_setting("header_timeout", type=click.IntRange(min=1), default=20_000,
           help="Milliseconds a client has to send a request's head once it began, or its first one once "
                "connected; then the connection is closed (slowloris).")
-@_setting("keep_alive_timeout", type=int, default=5_000,
+@_setting("keep_alive_timeout", type=click.IntRange(min=1), default=5_000,
           help="Milliseconds an idle keep-alive connection stays open between requests.")
-@_setting("max_connections", type=int, default=10_000,
+@_setting("max_connections", type=click.IntRange(min=1), default=10_000,
           help="Open connections per process; past it the longest idle one is closed to serve a new one.")
 @_setting("files", default="local",
           help="Where uploaded files live: local (<data-dir>/files), postgres (the --database, when it is "
                "PostgreSQL), postgresql://… or s3://bucket/prefix?endpoint=…&region=…&presign=1 "
                "(see docs/files.md).")
-@_setting("max_upload_bytes", type=int, default=20 * 1024 * 1024,
+@_setting("max_upload_bytes", type=click.IntRange(min=1), default=20 * 1024 * 1024,
           help="Largest file accepted (Parse Server's maxUploadSize).")
 @_setting("file_upload_enable_for_public", default=False,
           help="Let requests without a user session upload files.")
@@ -290,7 +284,7 @@ def main() -> None:
           help='File extensions clients may upload: regular expressions, as a JSON list or comma-separated; '
                '"*" allows all (default: Parse Server\'s, refusing html, svg, xml and other types a browser '
                "would run).")
-@_setting("session_length", type=int, default=365 * 24 * 3600, help="Seconds a login session stays valid.")
+@_setting("session_length", type=click.IntRange(min=1), default=365 * 24 * 3600, help="Seconds a login session stays valid.")
 @_setting("mail_url",
           help="SMTP server for verification and password-reset mails: smtp://user:pass@host:587?from="
                "app@example.com or smtps://… (default: .eml files under <data-dir>/mail, and a log line).")
@@ -302,13 +296,13 @@ def main() -> None:
 @_setting("prevent_signup_with_unverified_email", default=False,
           help="With --prevent-login-with-unverified-email: answer sign-up with 205 instead of a user "
                "without session.")
-@_setting("email_verify_token_validity", type=int,
+@_setting("email_verify_token_validity", type=click.IntRange(min=1),
           help="Seconds a verification link stays valid (default: no expiry).")
 @_setting("email_verify_token_reuse_if_valid", default=False,
           help="Resend a still valid verification token instead of a new one.")
 @_setting("email_verify_success_on_invalid_email", default=True,
           help="Answer success to verification requests for unknown or verified emails.")
-@_setting("password_reset_token_validity", type=int,
+@_setting("password_reset_token_validity", type=click.IntRange(min=1),
           help="Seconds a password-reset link stays valid (default: no expiry).")
 @_setting("password_reset_token_reuse_if_valid", default=False,
           help="Resend a still valid reset token instead of a new one.")
@@ -334,7 +328,7 @@ def main() -> None:
                "Repeatable; in BASTION_SCHEDULE separate entries with ';'. CRON has 5 fields (minute hour "
                "day-of-month month day-of-week) or 6 (seconds first). With several processes on one "
                "database each run happens once. Parse Dashboard's schedules (_JobSchedule) run too.")
-@_setting("schedule_tick_ms", type=int, default=5000,
+@_setting("schedule_tick_ms", type=click.IntRange(min=10), default=5000,
           help="How often each process looks for scheduled jobs that are due, in milliseconds.")
 @_setting("vapid_public_key",
           help="Web Push VAPID public key, base64url (default: the key pair in <data-dir>/vapid.json, "
@@ -368,47 +362,60 @@ def main() -> None:
           help="Let clients (not only the master key) send pushes with POST /push.")
 @_setting("push_worker", default=True,
           help="Deliver queued pushes from this process (--no-push-worker: only accept them).")
-@_setting("push_poll_ms", type=int, default=1000,
+@_setting("push_poll_ms", type=click.IntRange(min=10), default=1000,
           help="How often an idle push worker looks for pushes that are due, in milliseconds.")
 @_setting("idempotency_paths", callback=_idempotency_paths_option,
           help="Run write requests that carry X-Parse-Request-Id once (Parse Server's idempotencyOptions.paths): "
                "path patterns after the mount path, regular expressions matched from the start, comma-separated "
                "or a JSON list, e.g. 'functions/.*,jobs/.*,classes/.*,users,installations'. A repeated id answers "
                "159 \"Duplicate request\". Off by default (see docs/configuration.md).")
-@_setting("idempotency_ttl", type=int, default=300,
+@_setting("idempotency_ttl", type=click.IntRange(min=1), default=300,
           help="Seconds a request id of --idempotency-paths is remembered (Parse Server's idempotencyOptions.ttl).")
 @_setting("log_level", default="info", type=click.Choice(list(LEVELS)),
           help="Least severe log lines written (JSON on standard error). 'verbose' is Parse Server's: every "
                "request and answer is logged too, and kept for the Logs page.")
-@_setting("script_log_max_entries", type=int, default=10_000,
+@_setting("script_log_max_entries", type=click.IntRange(min=0), default=10_000,
           help="Log lines kept in the database for Parse Dashboard's Logs page (GET /scriptlog): cloud "
                "function and trigger runs, cloud code's request.log, warnings and errors; 0 keeps none.")
-@_setting("script_log_max_age_days", type=int, default=7,
+@_setting("script_log_max_age_days", type=click.IntRange(min=1), default=7,
           help="Days a kept log line stays before it is deleted.")
-@click.option("--access-log/--no-access-log", default=False, show_default=True, help="Log every request.")
-def serve(access_log: bool, **options: object) -> None:
+@_setting("access_log", default=False, help="Log a line per request.")
+@click.option("--config", envvar="BASTION_CONFIG", metavar="FILE.toml", is_eager=True, expose_value=False,
+              callback=_config_option, type=click.Path(dir_okay=False),
+              help="Settings from a TOML file, keys named as the options (max_body_bytes = 1048576); flags and "
+                   "BASTION_* variables win over it (default: ./bastion.toml when there is one).")
+def serve(**options: object) -> None:
     """Run the API server.
 
     With no options it serves SQLite in ./bastion-data on http://127.0.0.1:1337/parse and prints
     the keys it generated for you.
     """
-    import uvicorn
+    try:
+        _serve(options)
+    except StartupError as error:
+        raise click.ClickException(str(error)) from None
 
+
+def _serve(options: dict[str, object]) -> None:
+    from bastion import startup
     from bastion.http.server import raise_open_file_limit
-    from bastion.livequery import MAX_MESSAGE_BYTES
     from bastion.logs import configure
     from bastion.services import check_email_settings, check_files_settings
 
+    config_file = click.get_current_context().meta.get("bastion.config")
     settings = settings_from_env({}, **{k: v for k, v in options.items() if v is not None})
+    startup.check_database_url(settings.database_url)
     try:
         if make_data_dir(settings.data_dir):
             click.echo(f"Warning: the data dir {settings.data_dir} is open to other users (mode "
                        f"{settings.data_dir.stat().st_mode & 0o777:o}); chmod 700 it to keep its keys and files private.",
                        err=True)
     except OSError as error:
-        raise click.UsageError(f"--data-dir {settings.data_dir}: cannot be created ({error.strerror or error})") from None
-    generated = settings.ensure_keys()
-    try:  # a mistake in the mail or files settings stops the start, with its reason
+        raise StartupError(f"--data-dir {settings.data_dir}: cannot be created ({error.strerror or error})") from None
+    startup.check_data_dir(settings.data_dir)
+    try:
+        generated = settings.ensure_keys()
+        # a mistake in the mail or files settings stops the start, with its reason
         check_email_settings(settings)
         check_files_settings(settings)
     except ValueError as error:
@@ -417,29 +424,22 @@ def serve(access_log: bool, **options: object) -> None:
     if settings.auth_config:
         if settings.auth:
             raise click.UsageError("give the auth providers with --auth or with --auth-config, not both")
-        settings.auth = _load_auth_config(settings.auth_config)
+        settings.auth = startup.load_auth_config(settings.auth_config)
         settings.auth_config = None  # workers read the providers from BASTION_AUTH
-    sign_in = _check_auth(settings, auth_adapters)
+    sign_in = startup.check_auth(settings, auth_adapters)
     push_summary = _check_push(settings)
     if settings.schedule and not settings.cloud:
         raise click.UsageError("--schedule needs --cloud: the jobs it names are defined in cloud code")
-    if settings.schedule_tick_ms < 10:
-        raise click.UsageError("--schedule-tick-ms must be at least 10")
-    if settings.push_poll_ms < 10:
-        raise click.UsageError("--push-poll-ms must be at least 10")
-    if settings.idempotency_ttl < 1:
-        raise click.UsageError("--idempotency-ttl must be at least 1 (seconds)")
-    if settings.script_log_max_entries < 0 or settings.script_log_max_age_days < 1:
-        raise click.UsageError("--script-log-max-entries must be 0 or more, --script-log-max-age-days 1 or more")
-    if min(settings.request_timeout, settings.header_timeout - 1, settings.keep_alive_timeout - 1,
-           settings.max_connections - 1) < 0:
-        raise click.UsageError("--request-timeout must be 0 or more; --header-timeout, --keep-alive-timeout and "
-                               "--max-connections 1 or more")
+    startup.check_database(settings)
+    startup.check_pubsub(settings)
+    sock = startup.listen(settings.host, settings.port)
+    settings.port = sock.getsockname()[1]  # the system's choice for --port 0
     configure(settings.log_level)
     raise_open_file_limit()
     os.environ.update(settings_to_env(settings))
-    db = _redact(settings.database_url)
     click.echo(f"Bastion {__version__}", err=True)
+    if config_file:
+        click.echo(f"  Config file:  {Path(config_file).resolve()}", err=True)
     click.echo(f"  API:          {settings.public_url}", err=True)
     click.echo(f"  Health:       {settings.public_url}/health", err=True)
     live_url = "ws" + settings.public_url.removeprefix("http")  # https → wss
@@ -448,12 +448,12 @@ def serve(access_log: bool, **options: object) -> None:
     click.echo(f"  App id:       {settings.app_id}", err=True)
     click.echo(f"  Master key:   {settings.master_key}" + ("  (generated; kept in "
                f"{Path(settings.data_dir) / 'keys.json'})" if generated else ""), err=True)
-    click.echo(f"  Database:     {db}", err=True)
+    click.echo(f"  Database:     {redact(settings.database_url)}", err=True)
     click.echo(f"  Data dir:     {Path(settings.data_dir).resolve()}", err=True)
-    click.echo(f"  Files:        {_redact(settings.files)}", err=True)
+    click.echo(f"  Files:        {redact(settings.files)}", err=True)
     click.echo(f"  Push:         {push_summary}", err=True)
-    click.echo(f"  Pub/sub:      {_redact(settings.pubsub) if settings.pubsub else 'in-process (one process)'}",
-               err=True)
+    pubsub = redact(settings.pubsub) if settings.pubsub else "in-process (one process)"
+    click.echo(f"  Pub/sub:      {pubsub}", err=True)
     click.echo(f"  Workers:      {settings.workers}", err=True)
     click.echo(f"  Sign-in:      password, {sign_in}", err=True)
     if settings.trust_proxy:
@@ -466,30 +466,10 @@ def serve(access_log: bool, **options: object) -> None:
     if settings.idempotency_paths:
         click.echo(f"  Idempotency:  {settings.idempotency_paths} (request ids kept {settings.idempotency_ttl} s)",
                    err=True)
-    uvicorn.run(
-        "bastion.asgi:build",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers if settings.workers > 1 else None,
-        loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="bastion.http.server:CoalescingHttpToolsProtocol",  # httptools, one send per answer
-        access_log=access_log,
-        # uvicorn arms this timer after each answer (call_later: a float is fine, though typed int).
-        timeout_keep_alive=settings.keep_alive_timeout / 1000,  # type: ignore[arg-type]
-        log_config=None,
-        log_level=VERBOSE if settings.log_level == "verbose" else settings.log_level,
-        server_header=False,
-        date_header=False,
-        proxy_headers=bool(settings.trust_proxy),
-        forwarded_allow_ips=settings.trust_proxy or None,
-        # LiveQuery's WebSockets: frames past its limit are refused, no per-socket compression state,
-        # and keep-alive pings (a client that stops answering is dropped).
-        ws_max_size=MAX_MESSAGE_BYTES,
-        ws_per_message_deflate=False,
-        ws_ping_interval=20.0,
-        ws_ping_timeout=20.0,
-    )
+    warning = startup.pubsub_warning(settings)
+    if warning:
+        click.echo(f"  Warning:      {warning}", err=True)
+    sys.exit(startup.run(settings, sock))
 
 
 @main.group()

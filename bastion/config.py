@@ -67,6 +67,7 @@ class Settings:
     max_connections: int = 10_000
     session_length: int = 365 * 24 * 3600  # seconds a session lives (Parse Server's sessionLength)
     log_level: str = "info"
+    access_log: bool = False  # a line per request (uvicorn's access log)
     # Parse Dashboard's Logs page (GET /scriptlog): how many lines the database keeps, and for how
     # many days (bastion/domain/script_log.py). 0 entries: nothing is kept.
     script_log_max_entries: int = 10_000
@@ -154,14 +155,21 @@ class Settings:
     def ensure_keys(self) -> bool:
         """Fill a missing app id or master key from the data dir, generating them once.
 
-        Returns True when keys were generated now (the CLI then prints them prominently).
+        Returns True when keys were generated now (the CLI then prints them prominently); ValueError
+        when the kept keys cannot be read.
         """
         if self.app_id and self.master_key:
             return False
         path = self.data_dir / KEYS_FILE
         stored: dict[str, str] = {}
         if path.exists():
-            stored = json.loads(path.read_text())
+            try:
+                stored = json.loads(path.read_text())
+            except (OSError, UnicodeDecodeError, ValueError) as error:
+                raise ValueError(f"{path} cannot be read ({error}): fix it, or remove it to generate new keys "
+                                 "(clients then need the new ones)") from None
+            if not isinstance(stored, dict) or not all(isinstance(v, str) for v in stored.values()):
+                raise ValueError(f"{path} is not a JSON object of keys: fix it, or remove it to generate new keys")
         generated = False
         if not stored.get("appId") or not stored.get("masterKey"):
             stored = {"appId": secrets.token_hex(12), "masterKey": secrets.token_urlsafe(30)}
@@ -233,6 +241,7 @@ ENV_FIELDS: dict[str, type] = {
     "max_connections": int,
     "session_length": int,
     "log_level": str,
+    "access_log": bool,
     "script_log_max_entries": int,
     "script_log_max_age_days": int,
     "files": str,
