@@ -328,8 +328,9 @@ def main() -> None:
 @_setting("live_query_classes",
           help="LiveQuery (WebSocket on the API's port) serves every class; A,B limits it to these classes.")
 @_setting("pubsub",
-          help="Pub/sub between processes for LiveQuery events and cache invalidation: "
-               "redis://host:6379/0 (default: in-process, for one process).")
+          help="Pub/sub between processes for LiveQuery events and cache invalidation: redis://host:6379/0 "
+               "(several hosts), memory (one process only); default: the database's own (PostgreSQL "
+               "LISTEN/NOTIFY, or a polled table of the SQLite file).")
 @_setting("allow_client_push", default=False,
           help="Let clients (not only the master key) send pushes with POST /push.")
 @_setting("push_worker", default=True,
@@ -360,6 +361,7 @@ def serve(access_log: bool, **options: object) -> None:
     """
     import uvicorn
 
+    from bastion.adapters.pubsub import describe_pubsub
     from bastion.livequery import MAX_MESSAGE_BYTES
     from bastion.logs import configure
     from bastion.services import check_email_settings, check_files_settings
@@ -385,6 +387,9 @@ def serve(access_log: bool, **options: object) -> None:
         raise click.UsageError("--schedule-tick-ms must be at least 10")
     if settings.push_poll_ms < 10:
         raise click.UsageError("--push-poll-ms must be at least 10")
+    if settings.pubsub and settings.pubsub != "memory" and not settings.pubsub.startswith(
+            ("redis://", "rediss://", "unix://")):
+        raise click.UsageError("--pubsub must be redis://host:port/db or memory (unset: the database's own channel)")
     if settings.idempotency_ttl < 1:
         raise click.UsageError("--idempotency-ttl must be at least 1 (seconds)")
     if settings.script_log_max_entries < 0 or settings.script_log_max_age_days < 1:
@@ -405,8 +410,10 @@ def serve(access_log: bool, **options: object) -> None:
     click.echo(f"  Data dir:     {Path(settings.data_dir).resolve()}", err=True)
     click.echo(f"  Files:        {_redact(settings.files)}", err=True)
     click.echo(f"  Push:         {push_summary}", err=True)
-    click.echo(f"  Pub/sub:      {_redact(settings.pubsub) if settings.pubsub else 'in-process (one process)'}",
-               err=True)
+    click.echo(f"  Pub/sub:      {describe_pubsub(settings.pubsub, settings.database_url)}", err=True)
+    if settings.pubsub == "memory" and settings.workers > 1:
+        click.echo(f"  WARNING:      --pubsub memory with --workers {settings.workers}: each worker keeps its own "
+                   "caches and LiveQuery events; answers may be stale for up to 5 s", err=True)
     click.echo(f"  Workers:      {settings.workers}", err=True)
     click.echo(f"  Sign-in:      password, {sign_in}", err=True)
     if settings.trust_proxy:

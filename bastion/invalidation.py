@@ -57,6 +57,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bastion.pubsub")
 
+SETTLE_TIMEOUT = 1.0  # seconds a request waits for the re-reads another process's change asked for
+
 
 def channel_name(app_id: str) -> str:
     return f"bastion:{app_id}:invalidate"
@@ -99,8 +101,11 @@ class Invalidation:
             self.sessions.revoked.bind(self._sessions_revoked),
             self.webhooks.changed.bind(self._webhooks_changed),
         ]
+
+    def watch_interest(self) -> None:
+        """Shares which classes LiveQuery watches here (once LiveQuery started)."""
         livequery = self.livequery
-        if livequery is not None:
+        if self.pubsub is not None and livequery is not None and self.interest is None:
             self.interest = SharedInterest(self, livequery.interest)
             self.interest.start()
 
@@ -206,12 +211,27 @@ class Invalidation:
 
     def _rerun(self, name: str, job: Callable[[], Awaitable[Any]]) -> None:
         """Runs ``job`` in the background; asked again while it runs, it runs once more after (a
-        re-read that began before the change was told may not see it). The reader never waits."""
+        re-read that began before the change was told may not see it). The reader never waits;
+        requests that arrive meanwhile do (``settled``)."""
         task = self._running.get(name)
         if task is not None and not task.done():
             self._again.add(name)
             return
-        self._running[name] = asyncio.get_running_loop().create_task(self._run(name, job))
+        task = asyncio.get_running_loop().create_task(self._run(name, job))
+        self._running[name] = task
+        task.add_done_callback(lambda done: self._running.pop(name) if self._running.get(name) is done else None)
+
+    @property
+    def rereading(self) -> bool:
+        """Whether a re-read another process's message asked for is still running."""
+        return bool(self._running)
+
+    async def settled(self) -> None:
+        """Waits (at most SETTLE_TIMEOUT) for the re-reads in progress: a request that arrives after
+        another process's change was told is answered from the new state, not the old one."""
+        running = list(self._running.values())
+        if running:
+            await asyncio.wait(running, timeout=SETTLE_TIMEOUT)
 
     async def _run(self, name: str, job: Callable[[], Awaitable[Any]]) -> None:
         while True:
