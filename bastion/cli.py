@@ -367,6 +367,9 @@ def serve(access_log: bool, **options: object) -> None:
     from bastion.services import check_email_settings, check_files_settings
 
     settings = settings_from_env({}, **{k: v for k, v in options.items() if v is not None})
+    if settings.pubsub and settings.pubsub != "memory" and not settings.pubsub.startswith(
+            ("redis://", "rediss://", "unix://")):
+        raise click.UsageError("--pubsub must be redis://host:port/db or memory (unset: the database's own channel)")
     generated = settings.ensure_keys()
     try:  # a mistake in the mail or files settings stops the start, with its reason
         check_email_settings(settings)
@@ -387,9 +390,6 @@ def serve(access_log: bool, **options: object) -> None:
         raise click.UsageError("--schedule-tick-ms must be at least 10")
     if settings.push_poll_ms < 10:
         raise click.UsageError("--push-poll-ms must be at least 10")
-    if settings.pubsub and settings.pubsub != "memory" and not settings.pubsub.startswith(
-            ("redis://", "rediss://", "unix://")):
-        raise click.UsageError("--pubsub must be redis://host:port/db or memory (unset: the database's own channel)")
     if settings.idempotency_ttl < 1:
         raise click.UsageError("--idempotency-ttl must be at least 1 (seconds)")
     if settings.script_log_max_entries < 0 or settings.script_log_max_age_days < 1:
