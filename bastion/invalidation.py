@@ -1,11 +1,13 @@
 """Cache invalidation between Bastion processes, through the pub/sub adapter.
 
 Each process caches what it reads on every request: the schemas (SchemaRegistry), the role names of
-each user (Roles), resolved session tokens (Sessions) and the webhooks (Webhooks). Without a shared
-pub/sub (``--pubsub`` unset: the in-process adapter) another process's change is seen when the entry
-expires (5 s) or when a miss re-reads it, as before. With Redis, a process that changes one of them
-publishes a small JSON message on ``bastion:<app id>:invalidate`` and every other process drops or
-re-reads the cache at once:
+each user (Roles), resolved session tokens (Sessions) and the webhooks (Webhooks). A process that
+changes one of them publishes a small JSON message on ``bastion:<app id>:invalidate`` through the
+pub/sub adapter (by default the database's own channel: PostgreSQL's LISTEN/NOTIFY or SQLite's
+polled table; or Redis) and every other process drops or re-reads the cache at once; requests that
+arrive while such a re-read runs wait for it (``settled``), so they are answered from the new state.
+Only with ``--pubsub memory`` (one process) is another process's change seen when the entry expires
+(5 s) or when a miss re-reads it:
 
     {"from": "<process>", "kind": "schema", "class": "Post"}   re-read every schema
     {"from": "<process>", "kind": "roles"}                      forget every user's role names
@@ -18,11 +20,11 @@ channel tells which classes have LiveQuery subscribers where (``SharedInterest``
 an object's original state and publishes a change only for classes some process watches.
 
 Session tokens never travel: a revocation names the user. A process ignores its own messages
-(``from``). Messages published while Redis is away are lost; when the reader reconnects, the process
+(``from``). It listens before it first reads the schemas, so a change made while it starts is not
+missed. Messages published while the transport is away are lost; when it reconnects, the process
 drops all of these caches, since it may have missed some. Messages are published after the change
-is stored; a role or session write inside a batch transaction is told (as it is to this process's
-own caches) when the write is made, before the transaction commits, so a process that re-reads in
-between keeps the old value until the entry expires (5 s), as without Redis.
+is stored; those of a batch transaction's writes are held until it ends (``deferred``), so that no
+process re-reads the old value in between and keeps it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -56,6 +60,16 @@ if TYPE_CHECKING:
     from bastion.ports.pubsub import PubSub
 
 log = logging.getLogger("bastion.pubsub")
+
+class _Held:
+    """The messages held by a deferred() block (a batch transaction's) until it ends."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+        self.open = True  # a task the block started may outlive it: then its messages go out at once
+
+
+_HELD: ContextVar[_Held | None] = ContextVar("bastion_invalidation_held", default=None)
 
 SETTLE_TIMEOUT = 1.0  # seconds a request waits for the re-reads another process's change asked for
 
@@ -126,15 +140,40 @@ class Invalidation:
 
     # --- telling ----------------------------------------------------------------------------------
 
+    @asynccontextmanager
+    async def deferred(self) -> AsyncIterator[None]:
+        """Messages of the changes made inside go out when the block ends (a transaction's commit or
+        rollback: telling of a change that was rolled back only costs a re-read)."""
+        if _HELD.get() is not None or self.pubsub is None:
+            yield
+            return
+        held = _Held()
+        token = _HELD.set(held)
+        try:
+            yield
+        finally:
+            _HELD.reset(token)
+            held.open = False
+            for kind, fields in held.messages:
+                await self.publish(kind, **fields)
+
     async def publish(self, kind: str, **fields: Any) -> None:
         pubsub = self.pubsub
         if pubsub is None:
+            return
+        held = _HELD.get()
+        if held is not None and held.open:
+            held.messages.append((kind, fields))
             return
         await pubsub.publish(self.channel, orjson.dumps({"from": self.origin, "kind": kind, **fields}))
 
     def publish_soon(self, kind: str, **fields: Any) -> None:
         """``publish`` from synchronous code (the writer's ``written`` hook): in a task of its own."""
         if self.pubsub is None:
+            return
+        held = _HELD.get()
+        if held is not None and held.open:
+            held.messages.append((kind, fields))
             return
         task = asyncio.get_running_loop().create_task(self.publish(kind, **fields))
         self._tasks.add(task)

@@ -5,7 +5,7 @@ holding ``sessionToken``, ``user``, ``expiresAt``, ``createdWith`` and ``install
 are looked up on every authenticated request, so resolved sessions are cached briefly; a revocation
 made by this process drops the cached entry at once; other processes drop theirs when told through
 the pub/sub adapter (the ``revoked`` hook, bastion/invalidation.py), or else within the TTL, as with Parse
-Server's cache.
+Server's cache. Unknown tokens are not cached: a token another process just made is looked up.
 """
 
 from __future__ import annotations

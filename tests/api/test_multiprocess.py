@@ -174,6 +174,22 @@ def test_role_change_on_a_is_seen_on_b_at_once(pair: Pair) -> None:
         everywhere(pair, lambda c: len(c.get(f"/classes/{name}", headers=headers).json()["results"]) == 1)
 
 
+def test_a_role_change_in_a_batch_transaction_is_told_after_its_commit(pair: Pair) -> None:
+    name = "Mp" + secrets.token_hex(4)
+    role = "batch" + secrets.token_hex(3)
+    with pair.a.client(master=True) as ma, pair.a.client() as a:
+        user_id, token, _ = sign_up(a)
+        headers = {"X-Parse-Session-Token": token}
+        role_id = ma.post("/roles", json={"name": role, "ACL": {"*": {"read": True}}}).json()["objectId"]
+        assert ma.post(f"/classes/{name}", json={"ACL": {f"role:{role}": {"read": True}}}).status_code == 201
+        everywhere(pair, lambda c: c.get(f"/classes/{name}", headers=headers).json().get("results") == [])
+        add = {"__op": "AddRelation", "objects": [{"__type": "Pointer", "className": "_User", "objectId": user_id}]}
+        response = ma.post("/batch", json={"transaction": True, "requests": [
+            {"method": "PUT", "path": f"/parse/roles/{role_id}", "body": {"users": add}}]})
+        assert response.status_code == 200 and "success" in response.json()[0], response.text
+        everywhere(pair, lambda c: len(c.get(f"/classes/{name}", headers=headers).json()["results"]) == 1)
+
+
 def _session_cached_everywhere(pair: Pair, token: str) -> None:
     for server in pair.others:
         with server.client() as other:
