@@ -356,8 +356,9 @@ def main() -> None:
 @_setting("live_query_classes",
           help="LiveQuery (WebSocket on the API's port) serves every class; A,B limits it to these classes.")
 @_setting("pubsub",
-          help="Pub/sub between processes for LiveQuery events and cache invalidation: "
-               "redis://host:6379/0 (default: in-process, for one process).")
+          help="Pub/sub between processes for LiveQuery events and cache invalidation: redis://host:6379/0 "
+               "(several hosts), memory (one process only); default: the database's own (PostgreSQL "
+               "LISTEN/NOTIFY, or a polled table of the SQLite file).")
 @_setting("allow_client_push", default=False,
           help="Let clients (not only the master key) send pushes with POST /push.")
 @_setting("push_worker", default=True,
@@ -399,6 +400,7 @@ def serve(**options: object) -> None:
 def _serve(options: dict[str, object]) -> None:
     from bastion import startup
     from bastion.http.server import raise_open_file_limit
+    from bastion.adapters.pubsub import describe_pubsub
     from bastion.logs import configure
     from bastion.services import check_email_settings, check_files_settings
 
@@ -452,8 +454,7 @@ def _serve(options: dict[str, object]) -> None:
     click.echo(f"  Data dir:     {Path(settings.data_dir).resolve()}", err=True)
     click.echo(f"  Files:        {redact(settings.files)}", err=True)
     click.echo(f"  Push:         {push_summary}", err=True)
-    pubsub = redact(settings.pubsub) if settings.pubsub else "in-process (one process)"
-    click.echo(f"  Pub/sub:      {pubsub}", err=True)
+    click.echo(f"  Pub/sub:      {describe_pubsub(settings.pubsub, settings.database_url)}", err=True)
     click.echo(f"  Workers:      {settings.workers}", err=True)
     click.echo(f"  Sign-in:      password, {sign_in}", err=True)
     if settings.trust_proxy:

@@ -1,11 +1,13 @@
 """Cache invalidation between Bastion processes, through the pub/sub adapter.
 
 Each process caches what it reads on every request: the schemas (SchemaRegistry), the role names of
-each user (Roles), resolved session tokens (Sessions) and the webhooks (Webhooks). Without a shared
-pub/sub (``--pubsub`` unset: the in-process adapter) another process's change is seen when the entry
-expires (5 s) or when a miss re-reads it, as before. With Redis, a process that changes one of them
-publishes a small JSON message on ``bastion:<app id>:invalidate`` and every other process drops or
-re-reads the cache at once:
+each user (Roles), resolved session tokens (Sessions) and the webhooks (Webhooks). A process that
+changes one of them publishes a small JSON message on ``bastion:<app id>:invalidate`` through the
+pub/sub adapter (by default the database's own channel: PostgreSQL's LISTEN/NOTIFY or SQLite's
+polled table; or Redis) and every other process drops or re-reads the cache at once; requests that
+arrive while such a re-read runs wait for it (``settled``), so they are answered from the new state.
+Only with ``--pubsub memory`` (one process) is another process's change seen when the entry expires
+(5 s) or when a miss re-reads it:
 
     {"from": "<process>", "kind": "schema", "class": "Post"}   re-read every schema
     {"from": "<process>", "kind": "roles"}                      forget every user's role names
@@ -18,11 +20,11 @@ channel tells which classes have LiveQuery subscribers where (``SharedInterest``
 an object's original state and publishes a change only for classes some process watches.
 
 Session tokens never travel: a revocation names the user. A process ignores its own messages
-(``from``). Messages published while Redis is away are lost; when the reader reconnects, the process
+(``from``). It listens before it first reads the schemas, so a change made while it starts is not
+missed. Messages published while the transport is away are lost; when it reconnects, the process
 drops all of these caches, since it may have missed some. Messages are published after the change
-is stored; a role or session write inside a batch transaction is told (as it is to this process's
-own caches) when the write is made, before the transaction commits, so a process that re-reads in
-between keeps the old value until the entry expires (5 s), as without Redis.
+is stored; those of a batch transaction's writes are held until it ends (``deferred``), so that no
+process re-reads the old value in between and keeps it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -56,6 +60,18 @@ if TYPE_CHECKING:
     from bastion.ports.pubsub import PubSub
 
 log = logging.getLogger("bastion.pubsub")
+
+class _Held:
+    """The messages held by a deferred() block (a batch transaction's) until it ends."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, dict[str, Any]]] = []
+        self.open = True  # a task the block started may outlive it: then its messages go out at once
+
+
+_HELD: ContextVar[_Held | None] = ContextVar("bastion_invalidation_held", default=None)
+
+SETTLE_TIMEOUT = 1.0  # seconds a request waits for the re-reads another process's change asked for
 
 
 def channel_name(app_id: str) -> str:
@@ -99,8 +115,11 @@ class Invalidation:
             self.sessions.revoked.bind(self._sessions_revoked),
             self.webhooks.changed.bind(self._webhooks_changed),
         ]
+
+    def watch_interest(self) -> None:
+        """Shares which classes LiveQuery watches here (once LiveQuery started)."""
         livequery = self.livequery
-        if livequery is not None:
+        if self.pubsub is not None and livequery is not None and self.interest is None:
             self.interest = SharedInterest(self, livequery.interest)
             self.interest.start()
 
@@ -121,15 +140,40 @@ class Invalidation:
 
     # --- telling ----------------------------------------------------------------------------------
 
+    @asynccontextmanager
+    async def deferred(self) -> AsyncIterator[None]:
+        """Messages of the changes made inside go out when the block ends (a transaction's commit or
+        rollback: telling of a change that was rolled back only costs a re-read)."""
+        if _HELD.get() is not None or self.pubsub is None:
+            yield
+            return
+        held = _Held()
+        token = _HELD.set(held)
+        try:
+            yield
+        finally:
+            _HELD.reset(token)
+            held.open = False
+            for kind, fields in held.messages:
+                await self.publish(kind, **fields)
+
     async def publish(self, kind: str, **fields: Any) -> None:
         pubsub = self.pubsub
         if pubsub is None:
+            return
+        held = _HELD.get()
+        if held is not None and held.open:
+            held.messages.append((kind, fields))
             return
         await pubsub.publish(self.channel, orjson.dumps({"from": self.origin, "kind": kind, **fields}))
 
     def publish_soon(self, kind: str, **fields: Any) -> None:
         """``publish`` from synchronous code (the writer's ``written`` hook): in a task of its own."""
         if self.pubsub is None:
+            return
+        held = _HELD.get()
+        if held is not None and held.open:
+            held.messages.append((kind, fields))
             return
         task = asyncio.get_running_loop().create_task(self.publish(kind, **fields))
         self._tasks.add(task)
@@ -206,12 +250,27 @@ class Invalidation:
 
     def _rerun(self, name: str, job: Callable[[], Awaitable[Any]]) -> None:
         """Runs ``job`` in the background; asked again while it runs, it runs once more after (a
-        re-read that began before the change was told may not see it). The reader never waits."""
+        re-read that began before the change was told may not see it). The reader never waits;
+        requests that arrive meanwhile do (``settled``)."""
         task = self._running.get(name)
         if task is not None and not task.done():
             self._again.add(name)
             return
-        self._running[name] = asyncio.get_running_loop().create_task(self._run(name, job))
+        task = asyncio.get_running_loop().create_task(self._run(name, job))
+        self._running[name] = task
+        task.add_done_callback(lambda done: self._running.pop(name) if self._running.get(name) is done else None)
+
+    @property
+    def rereading(self) -> bool:
+        """Whether a re-read another process's message asked for is still running."""
+        return bool(self._running)
+
+    async def settled(self) -> None:
+        """Waits (at most SETTLE_TIMEOUT) for the re-reads in progress: a request that arrives after
+        another process's change was told is answered from the new state, not the old one."""
+        running = list(self._running.values())
+        if running:
+            await asyncio.wait(running, timeout=SETTLE_TIMEOUT)
 
     async def _run(self, name: str, job: Callable[[], Awaitable[Any]]) -> None:
         while True:

@@ -169,6 +169,10 @@ class Services:
 
     async def start(self) -> None:
         await self.storage.open()
+        # Listening before anything is read: a change another process makes while this one starts
+        # is either in what it reads or told to it afterwards, never missed.
+        await self.pubsub.open()
+        await self.invalidation.start(self.pubsub)
         await self.script_log.start()
         await self.schemas.load()
         # As Parse Server at start: _User and _Role exist (with their unique indexes) from the first
@@ -183,9 +187,8 @@ class Services:
         await self.push_queue.start()
         if self.cloud_reloader is not None:
             self.cloud_reloader.start()
-        await self.pubsub.open()
         await self.livequery.start()
-        await self.invalidation.start(self.pubsub)
+        self.invalidation.watch_interest()
 
     async def stop(self) -> None:
         await self.livequery.stop()  # clients are told to reconnect (close 1012)
@@ -279,8 +282,8 @@ def build_services(settings: Settings, storage: StorageAdapter | None = None) ->
                            enabled=settings.push_worker, open_adapters=lambda: _push_adapters(settings))
     push = PushService(storage, writer, push_queue)
     # LiveQuery (WebSocket on the API's port): writes' after-commit events go through the pub/sub
-    # adapter (in-process unless --pubsub), so every process's subscribers get them.
-    pubsub = open_pubsub(settings.pubsub)
+    # adapter (the database's own channel unless --pubsub), so every process's subscribers get them.
+    pubsub = open_pubsub(settings.pubsub, settings.database_url)
     livequery = LiveQuery(app_id=settings.app_id, mount=settings.mount, interest=interest,
                           authenticate=lambda keys, ip: authenticate(keys, settings, ip), schemas=schemas, reader=reader,
                           writer=writer, users=users, sessions=sessions, permissions=permissions, cloud=cloud,

@@ -185,9 +185,9 @@ def listen(host: str, port: int) -> socket.socket:
 
 def pubsub_warning(settings: Settings) -> str | None:
     """The banner's warning when several processes have no pub/sub between them."""
-    if settings.workers > 1 and not settings.pubsub:
-        return (f"{settings.workers} workers with in-process pub/sub: LiveQuery events and cache invalidation "
-                "stay in the process that made them; give --pubsub redis://… (see docs/configuration.md)")
+    if settings.workers > 1 and settings.pubsub == "memory":
+        return (f"--pubsub memory with {settings.workers} workers: each worker keeps its own caches and "
+                "LiveQuery events, so answers may be stale for up to 5 s (unset --pubsub: the database's channel)")
     return None
 
 

@@ -41,6 +41,7 @@ class SchemaRegistry:
         self._shared: dict[str, ClassSchema] = {}  # what every request sees (see _classes)
         self._lock = asyncio.Lock()
         self._loaded_at = 0.0
+        self._load_started = 0.0
         self._refreshing = False
         self._changes = 0  # bumped by every change, so that a refresh begun before it is dropped
         # After each change, once it is committed (other processes reload).
@@ -101,6 +102,7 @@ class SchemaRegistry:
                 schema.derived.clear()
 
     async def load(self) -> None:
+        self._load_started = time.monotonic()
         docs = await self.storage.load_schemas()
         self._classes = {doc["className"]: ClassSchema.from_storage(doc) for doc in docs}
         self._loaded_at = time.monotonic()
@@ -138,10 +140,12 @@ class SchemaRegistry:
         schema = self._classes.get(class_name)
         if schema is not None or _TRANSACTION_VIEW.get() is not None:
             return schema
-        if not force and time.monotonic() - self._loaded_at < MISS_RELOAD_INTERVAL:
+        arrived = time.monotonic()
+        if not force and arrived - self._loaded_at < MISS_RELOAD_INTERVAL:
             return None
         async with self._locked():
-            if force or time.monotonic() - self._loaded_at >= MISS_RELOAD_INTERVAL:
+            # Forced misses arriving together share one read: one begun after this call arrived.
+            if (force and self._load_started < arrived) or time.monotonic() - self._loaded_at >= MISS_RELOAD_INTERVAL:
                 self._changes += 1
                 await self.load()
         return self._classes.get(class_name)

@@ -5,7 +5,7 @@ holding ``sessionToken``, ``user``, ``expiresAt``, ``createdWith`` and ``install
 are looked up on every authenticated request, so resolved sessions are cached briefly; a revocation
 made by this process drops the cached entry at once; other processes drop theirs when told through
 the pub/sub adapter (the ``revoked`` hook, bastion/invalidation.py), or else within the TTL, as with Parse
-Server's cache.
+Server's cache. Unknown tokens are not cached: a token another process just made is looked up.
 """
 
 from __future__ import annotations
@@ -113,8 +113,12 @@ class Sessions:
         return session
 
     async def _load(self, token: str) -> Session | None:
-        schema = self.schemas.get(SESSION)
-        if schema is None or not isinstance(token, str) or not token or len(token) > 256:
+        if not isinstance(token, str) or not token or len(token) > 256:
+            return None
+        # A token made by another process may be the database's first session: this process may
+        # not know _Session yet, so it looks again rather than refuse the token.
+        schema = self.schemas.get(SESSION) or await self.schemas.get_or_reload(SESSION, force=True)
+        if schema is None:
             return None
         query = FindQuery(ir.Compare(_TOKEN, ir.EQ, token), limit=1)
         records = await self.storage.find(schema, query, MASTER)

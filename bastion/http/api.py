@@ -182,6 +182,8 @@ class RestApi:
         req.auth = authenticate(req.keys, self.settings, req.client_ip)
         if not found:
             return not_found(method, self.settings.mount + path)
+        if self.services.invalidation.rereading:  # another process's change, being read in
+            await self.services.invalidation.settled()
         await self.services.schemas.refresh_if_stale()
         self.services.cloud.webhooks.refresh_if_stale()  # other processes' webhooks, in the background
         route = found[0]

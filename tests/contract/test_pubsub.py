@@ -1,4 +1,6 @@
-"""The pub/sub contract (bastion/ports/pubsub.py), on the in-process adapter and on Redis.
+"""The pub/sub contract (bastion/ports/pubsub.py), on the in-process adapter, on Redis and on the
+databases' own channels (PostgreSQL LISTEN/NOTIFY, SQLite's polled table; more of them in
+test_pubsub_database.py).
 
 Redis runs at BASTION_TEST_REDIS (default 127.0.0.1:6379); its parameters skip, with the reason,
 when nothing answers there. Redis pub/sub channels are server-wide whatever the database number, so
@@ -11,13 +13,18 @@ import asyncio
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from bastion.adapters.pubsub import MemoryPubSub, PubSub, open_pubsub
+from bastion.adapters.pubsub.postgres import PostgresPubSub
 from bastion.adapters.pubsub.redis import RedisPubSub, safe_url
+from bastion.adapters.pubsub.sqlite import SqlitePubSub
+from tests.conftest import PG_ADMIN_URL, create_pg_database, drop_pg_database, postgres_available
 
 REDIS_URL = os.environ.get("BASTION_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -45,13 +52,33 @@ async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> Non
         await asyncio.sleep(0.01)
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def adapter(request: pytest.FixtureRequest) -> AsyncIterator[PubSub]:
+@pytest.fixture(scope="module")
+def database_urls() -> Iterator[dict[str, str | None]]:
+    """A PostgreSQL database (None when PostgreSQL does not answer) and a SQLite file, for the module."""
+    folder = Path(tempfile.mkdtemp(prefix="bastion-pubsub-"))
+    urls: dict[str, str | None] = {"sqlite": f"sqlite:///{folder / 'bastion.db'}", "postgres": None}
+    name = None if postgres_available() else create_pg_database()
+    if name is not None:
+        urls["postgres"] = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield urls
+    finally:
+        if name is not None:
+            drop_pg_database(name)
+
+
+@pytest.fixture(params=["memory", "redis", "postgres", "sqlite"])
+async def adapter(request: pytest.FixtureRequest, database_urls: dict[str, str | None]) -> AsyncIterator[PubSub]:
     if request.param == "redis":
         reason = redis_unavailable()
         if reason:
             pytest.skip(f"Redis pub/sub tests skipped: {reason}")
         pubsub: PubSub = open_pubsub(REDIS_URL)
+    elif request.param in ("postgres", "sqlite"):
+        url = database_urls[request.param]
+        if url is None:
+            pytest.skip(f"PostgreSQL pub/sub tests skipped: {postgres_available()}")
+        pubsub = open_pubsub(None, url)
     else:
         pubsub = open_pubsub(None)
     await pubsub.open()
@@ -70,6 +97,10 @@ async def test_open_pubsub_names_the_adapter() -> None:
     assert isinstance(open_pubsub(None), MemoryPubSub)
     assert isinstance(open_pubsub("memory"), MemoryPubSub)
     assert isinstance(open_pubsub("redis://127.0.0.1:6379/3"), RedisPubSub)
+    # Unset, the database's own channel; ``memory`` keeps one process to itself.
+    assert isinstance(open_pubsub(None, "postgresql://127.0.0.1/x"), PostgresPubSub)
+    assert isinstance(open_pubsub(None, "sqlite:///bastion.db"), SqlitePubSub)
+    assert isinstance(open_pubsub("memory", "postgresql://127.0.0.1/x"), MemoryPubSub)
     with pytest.raises(ValueError, match="unsupported --pubsub URL"):
         open_pubsub("amqp://somewhere")
 

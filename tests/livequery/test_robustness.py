@@ -37,8 +37,9 @@ class Local:
 @pytest.fixture
 async def local(tmp_path: Path) -> AsyncIterator[Local]:
     port = free_port()
+    # One process on its own (--pubsub memory): no other process's interest to wait for at start.
     settings = Settings(port=port, data_dir=tmp_path, app_id="local-app", master_key="local-master",
-                        javascript_key="local-js")
+                        javascript_key="local-js", pubsub="memory")
     app = Bastion(settings)
     config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", log_level="warning",
                             ws_max_size=lq_endpoint.MAX_MESSAGE_BYTES, ws_per_message_deflate=False)

@@ -58,8 +58,11 @@ async def _in_transaction(req: RequestContext, planned: list[tuple[str, str, Any
     changes), committed only when every one succeeds."""
     results: list[dict[str, Any]] = []
     try:
-        # LiveQuery events of the writes go out after the commit (and never after a rollback).
-        async with req.services.livequery.deferred(), req.services.schemas.transaction(), req.services.storage.transaction():
+        # LiveQuery events of the writes go out after the commit (and never after a rollback); other
+        # processes are told of changed roles and sessions after it too (else they could re-read
+        # and keep the old ones).
+        async with req.services.invalidation.deferred(), req.services.livequery.deferred(), \
+                req.services.schemas.transaction(), req.services.storage.transaction():
             for method, path, body in planned:
                 result = await req.api.dispatch_internal(req, method, path, body)
                 if "error" in result:
