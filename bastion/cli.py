@@ -399,8 +399,8 @@ def serve(**options: object) -> None:
 
 def _serve(options: dict[str, object]) -> None:
     from bastion import startup
-    from bastion.http.server import raise_open_file_limit
     from bastion.adapters.pubsub import describe_pubsub
+    from bastion.http.server import raise_open_file_limit
     from bastion.logs import configure
     from bastion.services import check_email_settings, check_files_settings
 
