@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from bastion import __version__
-from bastion.config import make_data_dir, settings_from_env, settings_to_env
+from bastion.config import settings_from_env, settings_to_env
 from bastion.logs import LEVELS
 from bastion.startup import CONFIG_FILE, StartupError, read_config_file, redact
 
@@ -407,14 +407,13 @@ def _serve(options: dict[str, object]) -> None:
     config_file = click.get_current_context().meta.get("bastion.config")
     settings = settings_from_env({}, **{k: v for k, v in options.items() if v is not None})
     startup.check_database_url(settings.database_url)
-    try:
-        if make_data_dir(settings.data_dir):
-            click.echo(f"Warning: the data dir {settings.data_dir} is open to other users (mode "
-                       f"{settings.data_dir.stat().st_mode & 0o777:o}); chmod 700 it to keep its keys and files private.",
-                       err=True)
-    except OSError as error:
-        raise StartupError(f"--data-dir {settings.data_dir}: cannot be created ({error.strerror or error})") from None
-    startup.check_data_dir(settings.data_dir)
+    if settings.pubsub and settings.pubsub != "memory" and not settings.pubsub.startswith(
+            ("redis://", "rediss://", "unix://")):
+        raise click.UsageError("--pubsub must be redis://host:port/db or memory (unset: the database's own channel)")
+    if startup.check_data_dir(settings.data_dir):
+        click.echo(f"Warning: the data dir {settings.data_dir} is open to other users (mode "
+                   f"{settings.data_dir.stat().st_mode & 0o777:o}); chmod 700 it to keep its keys and files private.",
+                   err=True)
     try:
         generated = settings.ensure_keys()
         # a mistake in the mail or files settings stops the start, with its reason
@@ -426,9 +425,15 @@ def _serve(options: dict[str, object]) -> None:
     if settings.auth_config:
         if settings.auth:
             raise click.UsageError("give the auth providers with --auth or with --auth-config, not both")
-        settings.auth = startup.load_auth_config(settings.auth_config)
+        try:
+            settings.auth = startup.load_auth_config(settings.auth_config)
+        except StartupError as error:
+            raise click.UsageError(str(error)) from None
         settings.auth_config = None  # workers read the providers from BASTION_AUTH
-    sign_in = startup.check_auth(settings, auth_adapters)
+    try:
+        sign_in = startup.check_auth(settings, auth_adapters)
+    except StartupError as error:  # a configuration mistake: exit 2, as a bad flag
+        raise click.UsageError(str(error)) from None
     push_summary = _check_push(settings)
     if settings.schedule and not settings.cloud:
         raise click.UsageError("--schedule needs --cloud: the jobs it names are defined in cloud code")

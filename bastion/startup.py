@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bastion.config import ENV_FIELDS, Settings
+from bastion.config import ENV_FIELDS, Settings, make_data_dir
 from bastion.logs import VERBOSE, log_config
 
 CONFIG_FILE = "bastion.toml"  # read from the working directory when no --config is given
@@ -106,15 +106,17 @@ def check_database_url(url: str) -> None:
                            "e.g. postgresql://user@host:5432/bastion)")
 
 
-def check_data_dir(data_dir: Path) -> None:
-    """The data dir exists (made now) and this process can write in it."""
+def check_data_dir(data_dir: Path) -> bool:
+    """The data dir exists (made now, 0700) and this process can write in it. True when it already
+    existed open to other users (the command warns; see config.make_data_dir)."""
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        loose = make_data_dir(data_dir)
         probe = data_dir / ".bastion-write-test"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
         raise StartupError(f"--data-dir {data_dir}: not a writable directory ({error.strerror or error})") from None
+    return loose
 
 
 def check_database(settings: Settings) -> None:

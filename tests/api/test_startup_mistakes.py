@@ -95,7 +95,7 @@ def test_a_data_dir_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
 @pytest.mark.parametrize("content", ["{not json", '["a", "list"]', '{"appId": 3}'])
 def test_a_corrupt_keys_file_is_one_line(tmp_path: Path, content: str) -> None:
     data = tmp_path / "data"
-    data.mkdir()
+    data.mkdir(mode=0o700)  # private, as Bastion makes it: no warning beside the error
     (data / "keys.json").write_text(content)
     command = [sys.executable, "-m", "bastion", "serve", "--data-dir", str(data), "--port", "0"]
     result = subprocess.run(command, cwd=tmp_path, env=clean_env(), capture_output=True, text=True, timeout=60,

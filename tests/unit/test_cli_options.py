@@ -106,23 +106,26 @@ def test_idempotency_paths_must_be_regular_expressions() -> None:
 
 def test_pubsub_is_redis_memory_or_the_database_and_the_banner_says_which(
         monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    import uvicorn
-
     result = CliRunner().invoke(main, ["serve", "--pubsub", "amqp://somewhere", "--data-dir", str(tmp_path)])
     assert result.exit_code == 2 and "--pubsub must be redis://host:port/db or memory" in result.output
     import os
+    import socket
 
     import bastion.logs
+    from bastion import startup
 
-    # The banner, not the server: no uvicorn, no logging set up, and the variables serve hands its
-    # workers stay in a copy of the environment.
-    monkeypatch.setattr(uvicorn, "run", lambda *args, **kwargs: None)
+    # The banner, not the server: no database or Redis reached, no socket served, no logging set up,
+    # and the variables serve hands its workers stay in a copy of the environment.
+    monkeypatch.setattr(startup, "check_database", lambda settings: None)
+    monkeypatch.setattr(startup, "check_pubsub", lambda settings: None)
+    monkeypatch.setattr(startup, "listen", lambda host, port: socket.socket())
+    monkeypatch.setattr(startup, "run", lambda settings, sock: 0)
     monkeypatch.setattr(bastion.logs, "configure", lambda *args, **kwargs: None)
     monkeypatch.setattr(os, "environ", dict(os.environ))
     for args, said in ((["--workers", "2"], "SQLite table, polled every 20 ms"),
                        (["--database", "postgresql://127.0.0.1/app"], "PostgreSQL LISTEN/NOTIFY"),
                        (["--pubsub", "redis://:pw@127.0.0.1:6379/2"], "Redis redis://127.0.0.1:6379/2"),
-                       (["--pubsub", "memory", "--workers", "2"], "WARNING:      --pubsub memory with --workers 2")):
+                       (["--pubsub", "memory", "--workers", "2"], "Warning:      --pubsub memory with 2 workers")):
         result = CliRunner().invoke(main, ["serve", "--data-dir", str(tmp_path), *args])
         assert result.exit_code == 0, result.output
         assert said in result.output, result.output

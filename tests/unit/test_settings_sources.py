@@ -26,6 +26,9 @@ SAMPLES = {
     "schedule": "cleanup=*/5 * * * *",
     "idempotency_paths": "functions/.*",
     "cloud": str(ROOT / "tests" / "cloud_app"),
+    "master_key_ips": "10.0.0.0/8",
+    "read_only_master_key_ips": "10.0.0.0/8",
+    "maintenance_key_ips": "10.0.0.0/8",
 }
 
 
