@@ -85,7 +85,9 @@ class PostgresPubSub(PubSub):
     async def open(self) -> None:
         """Connects; raises ConnectionError when PostgreSQL does not answer."""
         try:
-            self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=2, timeout=TIMEOUT,
+            # No floor of idle connections: during an outage asyncpg would log a traceback each
+            # time it failed to restore one.
+            self._pool = await asyncpg.create_pool(self.url, min_size=0, max_size=2, timeout=TIMEOUT,
                                                    statement_cache_size=0)
             await self._listen()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
