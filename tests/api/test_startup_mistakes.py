@@ -56,7 +56,7 @@ def assert_one_line(result: subprocess.CompletedProcess[str], *expected: str) ->
     (["--database", "sqlite://relative.db"], ["not a database URL"]),
     (["--database", f"postgresql://bastion:{SECRET}@127.0.0.1:5432"], ["names no database", ":***@"]),
     (["--database", f"postgresql://bastion:{SECRET}@127.0.0.1:notaport/app"], ["malformed URL"]),
-    (["--pubsub", "amqp://localhost"], ["unsupported --pubsub URL"]),
+    (["--pubsub", "amqp://localhost"], ["--pubsub must be redis://host:port/db or memory"]),
 ])
 def test_a_bad_flag_is_one_line(tmp_path: Path, args: list[str], expected: list[str]) -> None:
     assert_one_line(serve(tmp_path, *args), *expected)
